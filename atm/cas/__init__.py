@@ -1,0 +1,1 @@
+"""The kiosk's link to the operator's Coin ATM Server (CAS)."""

@@ -1,0 +1,88 @@
+"""What the kiosk needs from the CAS, as an interface, so the buy flow does not
+care whether an in-process stand-in or the pinned mutual-TLS client serves it.
+
+Rules every implementation keeps:
+- `send_coins` is idempotent by `request_id`: asking twice never sends twice.
+  The kiosk journals the request before the first call and may call again
+  with the same id after a crash or an outage.
+- `upload_transaction` makes the record durable locally (an outbox) and
+  returns; delivery happens later, keyed by id with a version that only goes up.
+- Failures raise CasError subclasses, never bare network exceptions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Mapping, Protocol
+
+from hal.money import Fiat, Sats
+
+
+class CasError(Exception):
+    """The CAS could not do what was asked."""
+
+
+class CasUnavailable(CasError):
+    """Not reachable now (network, TLS, timeout). Safe to retry later with the same ids."""
+
+
+class CasRefused(CasError):
+    """The CAS answered, but refused (or answered something the kiosk refuses)."""
+
+
+@dataclass(frozen=True)
+class Quote:
+    """Price of one bitcoin in `currency`, and the operator's fee for a buy."""
+
+    currency: str
+    rate: Decimal                    # fiat major units per 1 BTC
+    fee_percent: Decimal = Decimal(0)  # taken from the fiat before conversion
+    fixed_fee: Fiat | None = None
+
+    def sats_for(self, cash: Fiat) -> tuple[Sats, Fiat]:
+        """Satoshis bought with `cash`, and the fee charged. Rounded down: the
+        kiosk never promises a satoshi it cannot account for."""
+        if cash.currency != self.currency:
+            raise ValueError(f"quote is in {self.currency}, cash is {cash.currency}")
+        fee_minor = (Decimal(cash.minor) * self.fee_percent / 100).to_integral_value(rounding="ROUND_CEILING")
+        fee = Fiat(int(fee_minor), cash.currency)
+        if self.fixed_fee is not None:
+            fee = fee + self.fixed_fee
+        net = cash - fee
+        if net.minor <= 0:
+            return Sats(0), fee
+        sats = (net.major / self.rate * Decimal(100_000_000)).to_integral_value(rounding="ROUND_FLOOR")
+        return Sats(int(sats)), fee
+
+
+@dataclass(frozen=True)
+class SendResult:
+    request_id: str
+    txid: str
+
+
+@dataclass(frozen=True)
+class KioskSettings:
+    """Settings that route money or open the kiosk. From a real CAS these come only
+    from a bundle signed by the operator's key; the stand-in builds them from local
+    configuration."""
+
+    version: int
+    min_buy: Fiat
+    max_buy: Fiat
+    fee_percent: Decimal = Decimal(0)
+    technician_pin_hash: str | None = None
+    wallet: Mapping[str, Any] = field(default_factory=dict)
+
+
+class CasService(Protocol):
+    async def quote(self, currency: str) -> Quote: ...
+
+    async def send_coins(self, request_id: str, address: str, amount: Sats) -> SendResult: ...
+
+    async def upload_transaction(self, record: Mapping[str, Any]) -> None: ...
+
+    def settings(self) -> KioskSettings | None:
+        """The settings currently in force (None: none accepted yet)."""
+        ...

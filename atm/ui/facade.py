@@ -1,0 +1,39 @@
+"""What the UI server needs from the kiosk, and nothing more.
+
+The kiosk publishes a *screen*: `{"screen": NAME, "data": {...}, "seq": N}`.
+The page renders it and sends back *actions*: `{"action": NAME, ...}`. The
+kiosk validates every action against its current state; the page is never
+trusted with money. Screen names and their data are listed in docs/ui.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Mapping, Protocol
+
+
+class KioskFacade(Protocol):
+    def snapshot(self) -> dict[str, Any]:
+        """The current screen."""
+
+    def subscribe(self) -> "asyncio.Queue[dict[str, Any]]":
+        """A queue that receives every new screen from now on."""
+
+    def unsubscribe(self, queue: "asyncio.Queue[dict[str, Any]]") -> None: ...
+
+    async def handle_action(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply a customer or technician action. Returns {"ok": bool, "error": str?}.
+        Unknown or malformed actions are refused with a reason, never raised."""
+
+
+class SimulatorPanel(Protocol):
+    """Simulate mode only: the control surface of the simulated devices."""
+
+    def commands(self) -> list[dict[str, Any]]:
+        """[{"command": "insert_note", "args": {"minor": "int"}, "help": "..."}, ...]"""
+
+    async def run(self, command: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Run one control command. Returns {"ok": bool, "error"?: str, ...}."""
+
+    def state(self) -> dict[str, Any]:
+        """What each simulated device looks like now (notes inserted, paper, door...)."""

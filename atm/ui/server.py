@@ -1,0 +1,299 @@
+"""The loopback web server behind the customer screen: serves the static page,
+pushes every kiosk screen over a WebSocket and hands actions back to the kiosk.
+It never decides anything about money; in simulate mode it also exposes the
+device control panel (/sim). It binds loopback only and refuses anything else."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+from aiohttp import WSMsgType, web
+
+from atm.ui.facade import KioskFacade, SimulatorPanel
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).with_name("static")
+
+# A real action is a few hundred bytes. Anything bigger is answered with an
+# error and dropped; aiohttp's own hard limit (which closes the socket) sits far
+# above it, so an oversized message costs one error reply, not the connection.
+MAX_ACTION_BYTES = 16 * 1024
+WS_HARD_LIMIT_BYTES = 4 * 1024 * 1024
+MAX_PANEL_BODY_BYTES = 64 * 1024
+
+_LOOPBACK_NAMES = {"localhost"}
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.strip().strip("[]")
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _hostname_of(authority: str) -> str:
+    """'127.0.0.1:8080' -> '127.0.0.1', '[::1]:8080' -> '::1', 'localhost' -> 'localhost'."""
+    authority = authority.strip()
+    if authority.startswith("["):
+        return authority[1:].split("]", 1)[0]
+    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+
+
+def _dumps(obj: Any) -> str:
+    # default=str: a kiosk or panel that slips a Decimal or an enum into its
+    # data must still reach the screen rather than kill the connection.
+    return json.dumps(obj, default=str, ensure_ascii=False)
+
+
+@web.middleware
+async def _loopback_only(request: web.Request, handler):
+    """Refuse requests addressed to a non-loopback name or coming from a foreign
+    page: a DNS-rebinding site in the kiosk's browser would otherwise reach the
+    WebSocket (service PIN) or the control panel."""
+    host = request.headers.get("Host", "")
+    if host and not _is_loopback(_hostname_of(host)):
+        return web.json_response(
+            {"ok": False, "error": f"Host header {host!r} is not a loopback address; "
+                                   "open the screen at http://127.0.0.1:PORT/"},
+            status=403)
+    origin = request.headers.get("Origin")
+    if origin and origin != "null":
+        origin_host = origin.split("://", 1)[-1]
+        if not _is_loopback(_hostname_of(origin_host)):
+            return web.json_response(
+                {"ok": False, "error": f"Origin {origin!r} is not this kiosk's own page"},
+                status=403)
+    return await handler(request)
+
+
+class UiServer:
+    """Customer screen on `/`, screens over `/ws`, control panel on `/sim`."""
+
+    def __init__(self, kiosk: KioskFacade, panel: SimulatorPanel | None = None, *,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        if not _is_loopback(host):
+            raise ValueError(
+                f"UI server host {host!r} is not a loopback address: the kiosk listens on "
+                "no port outside loopback; use 127.0.0.1, ::1 or localhost")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"UI server port must be an int from 0 to 65535, got {port!r}")
+        self._kiosk = kiosk
+        self._panel = panel
+        self._host = "127.0.0.1" if host.lower() == "localhost" else host.strip("[]")
+        self._port = port
+        self._runner: web.AppRunner | None = None
+        self._sockets: set[web.WebSocketResponse] = set()
+        self.url: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def make_app(self) -> web.Application:
+        """The aiohttp application; start() serves it, tests may wrap it in TestServer."""
+        app = web.Application(middlewares=[_loopback_only], client_max_size=MAX_PANEL_BODY_BYTES)
+        app.router.add_get("/", self._index)
+        app.router.add_get("/ws", self._websocket)
+        app.router.add_get("/api/screen", self._screen)
+        app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
+        if self._panel is not None:
+            app.router.add_get("/sim", self._sim_page)
+            app.router.add_get("/sim/api", self._sim_get)
+            app.router.add_post("/sim/api", self._sim_post)
+        app.on_shutdown.append(self._close_sockets)
+        return app
+
+    async def start(self) -> str:
+        if self._runner is not None:
+            raise RuntimeError(f"UI server already running at {self.url}")
+        runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=2.0)
+        await runner.setup()
+        site = web.TCPSite(runner, self._host, self._port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise OSError(exc.errno, f"UI server cannot listen on {self._host}:{self._port}: "
+                                     f"{exc.strerror or exc}") from exc
+        self._runner = runner
+        bound_host, bound_port = runner.addresses[0][:2]  # port 0 -> the port we got
+        netloc = f"[{bound_host}]" if ":" in bound_host else bound_host
+        self.url = f"http://{netloc}:{bound_port}/"
+        log.info("customer screen at %s", self.url)
+        return self.url
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def _close_sockets(self, _app: web.Application) -> None:
+        for ws in list(self._sockets):
+            with contextlib.suppress(Exception):
+                await ws.close(code=1001, message=b"kiosk UI server stopping")
+
+    # -- pages -------------------------------------------------------------
+
+    async def _index(self, _request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC_DIR / "index.html",
+                                headers={"Cache-Control": "no-store"})
+
+    async def _sim_page(self, _request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC_DIR / "sim.html", headers={"Cache-Control": "no-store"})
+
+    async def _screen(self, _request: web.Request) -> web.Response:
+        return web.Response(text=_dumps(self._kiosk.snapshot()), content_type="application/json")
+
+    # -- customer WebSocket ------------------------------------------------
+
+    async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=WS_HARD_LIMIT_BYTES)
+        await ws.prepare(request)
+        self._sockets.add(ws)
+        send_lock = asyncio.Lock()
+        # Subscribe before taking the snapshot, so no screen falls in between.
+        queue = self._kiosk.subscribe()
+        pusher: asyncio.Task | None = None
+        try:
+            snapshot = self._kiosk.snapshot()
+            await self._send(ws, send_lock, snapshot)
+            pusher = asyncio.create_task(self._push_screens(ws, send_lock, queue,
+                                                            snapshot.get("seq")))
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    reply = await self.answer_message(msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    reply = {"reply_to": None, "ok": False,
+                             "error": "binary WebSocket message refused: send a JSON object as text"}
+                else:
+                    break
+                await self._send(ws, send_lock, reply)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception:  # a broken client must never take the server down
+            log.exception("customer WebSocket failed")
+        finally:
+            if pusher is not None:
+                pusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pusher
+            self._kiosk.unsubscribe(queue)
+            self._sockets.discard(ws)
+            with contextlib.suppress(Exception):
+                await ws.close()
+        return ws
+
+    async def _push_screens(self, ws: web.WebSocketResponse, lock: asyncio.Lock,
+                            queue: "asyncio.Queue[dict[str, Any]]", last_seq: Any) -> None:
+        while not ws.closed:
+            screen = await queue.get()
+            seq = screen.get("seq") if isinstance(screen, dict) else None
+            # The snapshot may already be newer than what was queued meanwhile.
+            if _is_int(seq) and _is_int(last_seq) and seq <= last_seq:
+                continue
+            last_seq = seq
+            try:
+                await self._send(ws, lock, screen)
+            except (ConnectionResetError, RuntimeError):
+                return
+
+    @staticmethod
+    async def _send(ws: web.WebSocketResponse, lock: asyncio.Lock, obj: Any) -> None:
+        async with lock:
+            if not ws.closed:
+                await ws.send_str(_dumps(obj))
+
+    async def answer_message(self, text: str) -> dict[str, Any]:
+        """One client message -> one reply. Never raises."""
+        if len(text) > MAX_ACTION_BYTES:
+            return _refusal(None, f"message of {len(text)} characters refused: "
+                                  f"an action is at most {MAX_ACTION_BYTES}")
+        try:
+            message = json.loads(text)
+        except ValueError as exc:
+            return _refusal(None, f"message is not JSON ({exc.msg} at character {exc.pos})")
+        if not isinstance(message, dict):
+            return _refusal(None, f"message must be a JSON object, got {type(message).__name__}")
+        action_id = message.get("id")
+        if not _is_int(action_id):
+            return _refusal(None, f"action needs an integer 'id', got {action_id!r}")
+        action = message.get("action")
+        if not isinstance(action, str) or not action:
+            return _refusal(action_id, f"message needs a non-empty string 'action', got {action!r}")
+        try:
+            result = await self._kiosk.handle_action(message)
+        except Exception as exc:
+            log.exception("kiosk raised on action %r", action)
+            return _refusal(action_id, f"the kiosk could not handle {action!r}: {type(exc).__name__}")
+        if not isinstance(result, Mapping):
+            log.error("kiosk answered action %r with %r instead of a dict", action, result)
+            return _refusal(action_id, f"the kiosk gave no answer to {action!r}")
+        ok = result.get("ok") is True
+        error = result.get("error")
+        if not ok and not error:
+            error = f"{action!r} refused"
+        return {"reply_to": action_id, "ok": ok, "error": None if ok else str(error)}
+
+    # -- simulator control panel -------------------------------------------
+
+    async def _sim_get(self, _request: web.Request) -> web.Response:
+        assert self._panel is not None
+        try:
+            body = {"commands": self._panel.commands(), "state": self._panel.state()}
+        except Exception as exc:
+            log.exception("simulator panel failed to describe itself")
+            return _json({"ok": False, "error": f"panel state unavailable: {type(exc).__name__}: {exc}"},
+                         status=500)
+        return _json(body)
+
+    async def _sim_post(self, request: web.Request) -> web.Response:
+        assert self._panel is not None
+        try:
+            body = await request.json()
+        except web.HTTPRequestEntityTooLarge:
+            return _json({"ok": False, "error": f"request body over {MAX_PANEL_BODY_BYTES} bytes"},
+                         status=413)
+        except ValueError as exc:
+            return _json({"ok": False, "error": f"POST /sim/api body is not JSON: {exc}"}, status=400)
+        if not isinstance(body, dict):
+            return _json({"ok": False, "error": "POST /sim/api body must be a JSON object "
+                                                '{"command": NAME, "args": {...}}'}, status=400)
+        command = body.get("command")
+        args = body.get("args", {})
+        if args is None:
+            args = {}
+        if not isinstance(command, str) or not command:
+            return _json({"ok": False, "error": f"'command' must be a non-empty string, got {command!r}"},
+                         status=400)
+        if not isinstance(args, dict):
+            return _json({"ok": False, "error": f"'args' must be a JSON object, got {type(args).__name__}"},
+                         status=400)
+        try:
+            result = await self._panel.run(command, args)
+        except Exception as exc:
+            log.exception("simulator command %r failed", command)
+            return _json({"ok": False, "error": f"{command!r} failed: {type(exc).__name__}: {exc}"},
+                         status=500)
+        if not isinstance(result, Mapping):
+            return _json({"ok": False, "error": f"{command!r} gave no answer"}, status=500)
+        return _json(dict(result))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _refusal(action_id: Any, error: str) -> dict[str, Any]:
+    return {"reply_to": action_id, "ok": False, "error": error}
+
+
+def _json(obj: Any, status: int = 200) -> web.Response:
+    return web.Response(text=_dumps(obj), status=status, content_type="application/json")

@@ -1,0 +1,172 @@
+"""Fixtures for the UI tests: a fake kiosk and a fake simulator panel that stand
+in for atm.kiosk (tests only), and a headless Debian Chromium driven by
+Playwright's async API. `chromium`, `browser_page` and `serve_ui` are written to
+be reused by the end-to-end tests against the real kiosk."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from pathlib import Path
+from typing import Any, Mapping
+
+import pytest
+
+from atm.ui.server import UiServer
+
+CHROMIUM_PATH = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+PORTRAIT = {"width": 1080, "height": 1920}
+LANDSCAPE = {"width": 1920, "height": 1080}
+
+
+class FakeKiosk:
+    """Implements atm.ui.facade.KioskFacade with a screen the test sets and a
+    record of every action the page sent."""
+
+    def __init__(self, screen: str = "idle", data: Mapping[str, Any] | None = None) -> None:
+        self.seq = 1
+        self.current: dict[str, Any] = {"screen": screen, "data": dict(data or IDLE), "seq": self.seq}
+        self.queues: list[asyncio.Queue] = []
+        self.actions: list[dict[str, Any]] = []
+        self._action_queue: asyncio.Queue = asyncio.Queue()
+        self.reply: dict[str, Any] = {"ok": True}
+        self.raise_on_action: Exception | None = None
+
+    def snapshot(self) -> dict[str, Any]:
+        return copy.deepcopy(self.current)
+
+    def subscribe(self) -> asyncio.Queue:
+        queue: asyncio.Queue = asyncio.Queue()
+        self.queues.append(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue) -> None:
+        self.queues.remove(queue)
+
+    async def handle_action(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        self.actions.append(dict(message))
+        self._action_queue.put_nowait(dict(message))
+        if self.raise_on_action is not None:
+            raise self.raise_on_action
+        return dict(self.reply)
+
+    def show(self, screen: str, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Publish a new screen to every subscriber, as the kiosk does."""
+        self.seq += 1
+        self.current = {"screen": screen, "data": dict(data or {}), "seq": self.seq}
+        for queue in self.queues:
+            queue.put_nowait(copy.deepcopy(self.current))
+        return self.current
+
+    async def next_action(self, timeout: float = 5.0) -> dict[str, Any]:
+        return await asyncio.wait_for(self._action_queue.get(), timeout)
+
+
+class FakePanel:
+    """Implements atm.ui.facade.SimulatorPanel: records the commands it ran."""
+
+    def __init__(self) -> None:
+        self.ran: list[tuple[str, dict[str, Any]]] = []
+        self._ran_queue: asyncio.Queue = asyncio.Queue()
+        self.door_open = False
+        self.fail_with: Exception | None = None
+
+    def commands(self) -> list[dict[str, Any]]:
+        return [
+            {"command": "insert_note", "args": {"minor": "int"}, "help": "Insert a banknote"},
+            {"command": "counterfeit_next", "args": {}, "help": "The next note is a fake"},
+            {"command": "jam", "args": {}, "help": "Jam the bill validator"},
+            {"command": "present_qr", "args": {"payload": "str"}, "help": "Show a code to the camera"},
+            {"command": "door", "args": {"open": "bool"}, "help": "Open or close the service door"},
+            {"command": "paper", "args": {"level": ["ok", "near_end", "out"]}, "help": "Printer paper"},
+        ]
+
+    async def run(self, command: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.ran.append((command, dict(args)))
+        self._ran_queue.put_nowait((command, dict(args)))
+        if command == "door":
+            self.door_open = bool(args.get("open"))
+        if command not in {c["command"] for c in self.commands()}:
+            return {"ok": False, "error": f"unknown command {command!r}"}
+        return {"ok": True}
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "validator": {"denominations": [{"minor": 500, "label": "5 EUR"}, {"minor": 2000, "label": "20 EUR"}],
+                          "notes": len([c for c, _ in self.ran if c == "insert_note"])},
+            "door": "open" if self.door_open else "closed",
+            "samples": {"regtest": "bcrt1q94c3vs4hy6cygqtz0j5lhtpj7hy9xra3cpcc0y",
+                        "bad checksum": "bcrt1q94c3vs4hy6cygqtz0j5lhtpj7hy9xra3cpcc0z"},
+        }
+
+    async def next_run(self, timeout: float = 5.0) -> tuple[str, dict[str, Any]]:
+        return await asyncio.wait_for(self._ran_queue.get(), timeout)
+
+
+IDLE = {"buy_enabled": True, "sell_enabled": False, "rate": "43,210.00 EUR/BTC",
+        "currency": "EUR", "notice": None}
+
+
+@pytest.fixture
+def fake_kiosk() -> FakeKiosk:
+    return FakeKiosk()
+
+
+@pytest.fixture
+def fake_panel() -> FakePanel:
+    return FakePanel()
+
+
+@pytest.fixture
+async def serve_ui():
+    """`url = await serve_ui(kiosk, panel=None)`: a UiServer on a free loopback
+    port, stopped when the test ends."""
+    servers: list[UiServer] = []
+
+    async def start(kiosk, panel=None) -> str:
+        server = UiServer(kiosk, panel, host="127.0.0.1", port=0)
+        servers.append(server)
+        return await server.start()
+
+    yield start
+    for server in servers:
+        await server.stop()
+
+
+@pytest.fixture
+async def chromium():
+    """Debian's Chromium under Playwright; never a downloaded browser."""
+    from playwright.async_api import async_playwright
+
+    if not Path(CHROMIUM_PATH).exists():
+        pytest.fail(f"{CHROMIUM_PATH} not found: the browser tests need Debian's chromium "
+                    "package (apt-get install chromium)")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture
+async def browser_page(chromium):
+    """A fresh portrait (1080x1920) page. Fails the test if the page threw an
+    uncaught JavaScript error."""
+    context = await chromium.new_context(viewport=PORTRAIT)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    await context.close()
+    assert not errors, f"uncaught JavaScript errors on the page: {errors}"

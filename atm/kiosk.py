@@ -1,0 +1,833 @@
+"""The kiosk application: consumes device events in order, drives the state table
+(atm.machine), keeps the journal ahead of every money step, and publishes the
+customer screen.
+
+One asyncio task consumes one queue: device events (from driver threads, via a
+thread-safe sink), UI actions, timer expiries and results of background work
+(CAS calls, printing). Transition callbacks never wait on hardware or network:
+they start a task whose result comes back through the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Mapping
+
+from transitions.core import MachineError
+
+from hal import (
+    BillValidator, CashboxChanged, CodeScanned, CodeScanner, DeviceState, DeviceStatusChanged, Event, Fiat,
+    FraudDetected, Indicators, Light, NoteCredited, NoteEscrowed, NoteRejected, NoteReturned, NoteStacked,
+    PaperState, PrinterStatusChanged, ReceiptPrinter, SensorChanged, Sensors, UnitStatus,
+)
+from hal.device import Device
+from hal.dispenser import CashDispenser
+from hal.errors import DeviceError
+from atm.cas.interface import CasError, CasService, KioskSettings, Quote
+from atm.config import Config
+from atm.journal import Journal
+from atm.machine import IGNORABLE, build_machine, state_spec
+from atm.payloads import BitcoinAddress, PayloadError, PaymentRequest, parse_payload
+from atm.pins import check_pin
+
+log = logging.getLogger("atm.kiosk")
+
+
+@dataclass
+class DeviceSet:
+    validator: BillValidator
+    scanner: CodeScanner
+    printer: ReceiptPrinter | None = None
+    dispenser: CashDispenser | None = None
+    sensors: Sensors | None = None
+    indicators: Indicators | None = None
+
+    def items(self) -> list[tuple[str, Device]]:
+        return [(kind, dev) for kind in ("validator", "scanner", "printer", "dispenser", "sensors", "indicators")
+                if (dev := getattr(self, kind)) is not None]
+
+
+# Internal events that travel through the same queue as device events.
+@dataclass(frozen=True)
+class _Timer:
+    token: int
+
+
+@dataclass(frozen=True)
+class _Action:
+    message: Mapping[str, Any]
+    reply: "asyncio.Future[dict[str, Any]]"
+
+
+@dataclass(frozen=True)
+class _Trigger:
+    name: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Health:
+    state: DeviceState = DeviceState.STARTING
+    detail: str = ""
+
+
+# UI action -> trigger, for the actions that map one to one.
+_ACTION_TRIGGERS = {"start_buy": "start_buy", "cancel": "cancel", "finish_cash": "finish_cash",
+                    "confirm": "confirm", "done": "done", "open_service": "service"}
+_REQUIRED = ("validator", "scanner")
+
+
+class Kiosk:
+    """The model of the state machine, and the UI's KioskFacade."""
+
+    def __init__(self, config: Config, journal: Journal, cas: CasService, devices: DeviceSet) -> None:
+        self.config = config
+        self.journal = journal
+        self.cas = cas
+        self.devices = devices
+        self._events: asyncio.Queue[Any] = asyncio.Queue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._subscribers: list[asyncio.Queue[dict[str, Any]]] = []
+        self._seq = 0
+        self._screen: dict[str, Any] = {"screen": "booting", "data": {}, "seq": 0}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_token = 0
+        self._timer_state: str | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._consumer: asyncio.Task[Any] | None = None
+        self._health: dict[str, _Health] = {kind: _Health() for kind, _ in devices.items()}
+        self._paper = PaperState.UNKNOWN
+        self._cashbox = UnitStatus.OK
+        self._door_open = False
+        self._active = self._load_active()
+        self._alerts: deque[str] = deque(maxlen=50)
+        self._quote: Quote | None = None
+        self._tx_id: str | None = None
+        self._address: str | None = None
+        self._scan_error: str | None = None
+        self._login_error: str | None = None
+        self._message: str | None = None
+        self._pin_attempt: str | None = None
+        self._last_receipt_printed: bool | None = None
+        self._send_lock = asyncio.Lock()
+        self.receipts: list[Any] = []          # Receipt documents printed (or attempted), newest last
+        self.ready = asyncio.Event()
+        build_machine(self)
+
+    # ---------------------------------------------------------------- start and stop
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._consumer = asyncio.create_task(self._consume(), name="kiosk-events")
+        for kind, device in self.devices.items():
+            if kind == "validator":
+                device.set_credit_recorder(self._record_credit)
+            try:
+                await asyncio.to_thread(device.open, self._sink)
+                self._health[kind] = _Health(device.state if device.state != DeviceState.STARTING
+                                             else DeviceState.ONLINE)
+            except DeviceError as exc:
+                self._health[kind] = _Health(DeviceState.OFFLINE, str(exc))
+                self.alert(f"{kind} did not start: {exc}")
+        if self.devices.sensors is not None:
+            self._door_open = bool(self.devices.sensors.read().get("door", False))
+        if self.devices.printer is not None:
+            await self._read_printer_status()
+        await self._refresh_quote()
+        await self.recover()
+        self._spawn(self._background_loop(), "kiosk-background")
+        await self._post_and_wait(_Trigger("booted"))
+        self.ready.set()
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._consumer:
+            self._consumer.cancel()
+        await asyncio.gather(*self._tasks, *( [self._consumer] if self._consumer else []), return_exceptions=True)
+        if self._timer:
+            self._timer.cancel()
+        for _, device in self.devices.items():
+            try:
+                await asyncio.to_thread(device.close)
+            except DeviceError as exc:
+                log.warning("closing %s: %s", device, exc)
+
+    def _sink(self, event: Event) -> None:
+        """Thread-safe: drivers call this from their own threads."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._events.put_nowait, event)
+
+    def _record_credit(self, event: NoteCredited) -> None:
+        """CreditRecorder: runs in the validator's thread, durable before the device is acknowledged."""
+        outcome = self.journal.record_credit(event)
+        log.info("credit %s from %s: %s (tx %s)", event.value, event.device, outcome.kind, outcome.tx_id)
+
+    def _post(self, item: Any) -> None:
+        self._events.put_nowait(item)
+
+    async def _post_and_wait(self, trigger: _Trigger) -> None:
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._post(_Action({"__trigger__": trigger}, fut))
+        await fut
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+            self.alert(f"internal error in {task.get_name()}: {task.exception()}")
+
+    # ---------------------------------------------------------------- the one consumer
+
+    async def _consume(self) -> None:
+        while True:
+            item = await self._events.get()
+            try:
+                await self._dispatch(item)
+            except Exception:          # one bad event must not stop the kiosk
+                log.exception("while handling %r", item)
+                self.alert(f"internal error while handling {type(item).__name__}")
+
+    async def _dispatch(self, item: Any) -> None:
+        if isinstance(item, _Action):
+            trig = item.message.get("__trigger__") if isinstance(item.message, Mapping) else None
+            if isinstance(trig, _Trigger):
+                await self._fire(trig.name, **trig.kwargs)
+                result: dict[str, Any] = {"ok": True}
+            else:
+                result = await self._apply_action(item.message)
+            if not item.reply.done():
+                item.reply.set_result(result)
+        elif isinstance(item, _Trigger):
+            await self._fire(item.name, **item.kwargs)
+        elif isinstance(item, _Timer):
+            if item.token == self._timer_token:
+                await self._fire("timeout")
+        elif isinstance(item, NoteEscrowed):
+            await self._on_escrow(item)
+        elif isinstance(item, NoteCredited):
+            self._message = f"{item.value} received"
+            await self._fire("credited")
+        elif isinstance(item, NoteStacked):
+            self.journal.note_stacked(item.device)
+        elif isinstance(item, NoteReturned):
+            if item.reason != "host decision":
+                self.journal.note_returned(item.device)
+            self._message = self._message or f"Note returned: {item.reason}"
+            await self._fire("credited")
+        elif isinstance(item, NoteRejected):
+            self._message = f"Note not accepted ({item.reason}). Please try another note."
+            await self._fire("credited")
+        elif isinstance(item, DeviceStatusChanged):
+            self._health[item.device if item.device in self._health else self._kind_of(item.device)] = \
+                _Health(item.state, item.detail)
+            if item.state in (DeviceState.HARDWARE_ERROR, DeviceState.OFFLINE, DeviceState.FRAUD_ATTEMPT,
+                              DeviceState.USER_ERROR):
+                self.alert(f"{item.device}: {item.state.value} {item.detail}".strip())
+            await self._fire("recheck" if self.is_healthy() else "fault")
+        elif isinstance(item, CashboxChanged):
+            self._cashbox = item.status
+            self.alert(f"{item.device}: cashbox {item.status.value}")
+            await self._fire("recheck" if self.is_healthy() else "fault")
+        elif isinstance(item, FraudDetected):
+            self.alert(f"{item.device}: fraud attempt: {item.detail}")
+            self.journal.record_fact("fraud_attempt", self._tx_id, device=item.device, detail=item.detail)
+        elif isinstance(item, CodeScanned):
+            await self._fire("scanned", text=item.text)
+        elif isinstance(item, SensorChanged):
+            await self._on_sensor(item)
+        elif isinstance(item, PrinterStatusChanged):
+            self._paper = item.paper
+            self._health["printer"] = _Health(item.state, f"paper {item.paper.value}")
+            if item.paper == PaperState.NEAR_END:
+                self.alert("printer: paper near end")
+            await self._fire("recheck" if self.is_healthy() else "fault")
+        else:
+            log.warning("ignored unknown event %r", item)
+
+    async def _fire(self, trigger: str, **kwargs: Any) -> bool:
+        try:
+            return bool(await self.trigger(trigger, **kwargs))
+        except MachineError:
+            if trigger in IGNORABLE:
+                self._publish()
+                return False
+            raise
+
+    def _kind_of(self, device_name: str) -> str:
+        for kind, device in self.devices.items():
+            if getattr(device, "name", None) == device_name:
+                return kind
+        return device_name
+
+    # ---------------------------------------------------------------- UI facade
+
+    def snapshot(self) -> dict[str, Any]:
+        return self._screen
+
+    def subscribe(self) -> "asyncio.Queue[dict[str, Any]]":
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=100)
+        self._subscribers.append(queue)
+        return queue
+
+    def unsubscribe(self, queue: "asyncio.Queue[dict[str, Any]]") -> None:
+        if queue in self._subscribers:
+            self._subscribers.remove(queue)
+
+    async def handle_action(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        if not isinstance(message, Mapping) or not isinstance(message.get("action"), str):
+            return {"ok": False, "error": "an action is an object with an \"action\" name"}
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._post(_Action(dict(message), fut))
+        return await fut
+
+    async def _apply_action(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        action = message["action"]
+        before = self.state
+        if action in _ACTION_TRIGGERS:
+            trigger = _ACTION_TRIGGERS[action]
+        elif action == "service_login":
+            pin = message.get("pin")
+            self._pin_attempt = pin if isinstance(pin, str) else ""
+            trigger = "service_login"
+        elif action == "service_action":
+            return await self._service_action(message.get("do"))
+        else:
+            return {"ok": False, "error": f"unknown action {action!r}"}
+        try:
+            moved = await self.trigger(trigger)
+        except MachineError:
+            return {"ok": False, "error": f"{action} is not available on this screen"}
+        if action == "service_login" and self.state == before:
+            return {"ok": False, "error": self._login_error or "wrong PIN"}
+        if not moved and self.state == before:
+            return {"ok": False, "error": self._why_not(action)}
+        return {"ok": True}
+
+    def _why_not(self, action: str) -> str:
+        if action == "start_buy":
+            return self._idle_notice() or "buying is not available right now"
+        if action in ("finish_cash", "cancel") and self._tx_id and self.journal.notes_in_flight(self._tx_id):
+            return "a note is still being processed; one moment"
+        if action == "finish_cash":
+            return "insert at least one note first"
+        return f"{action} is not available right now"
+
+    async def _service_action(self, do: Any) -> dict[str, Any]:
+        if not self.state.startswith("maintenance_menu"):
+            return {"ok": False, "error": "log in to the service menu first"}
+        if do == "exit":
+            await self._fire("service_exit")
+        elif do in ("enable_kiosk", "disable_kiosk"):
+            self._set_active(do == "enable_kiosk", by="technician")
+            await self._fire("refresh")
+        elif do == "collect_cash":
+            counts = self.journal.cashbox_counts()
+            self.journal.record_fact("cash_collected", None, counts={str(k): v for k, v in counts.items()})
+            self._spawn(self._print(self._collection_receipt(counts)), "print-collection")
+            self.alert(f"cash collected: {sum(counts.values())} notes")
+            await self._fire("refresh")
+        elif do == "print_test":
+            self._spawn(self._print(self._test_receipt()), "print-test")
+        else:
+            return {"ok": False, "error": f"unknown service action {do!r}"}
+        return {"ok": True}
+
+    # ---------------------------------------------------------------- guards (pure)
+
+    def settings(self) -> KioskSettings:
+        from atm.cas.standin import standin_settings
+        return self.cas.settings() or standin_settings(self.config.min_buy, self.config.max_buy,
+                                                       self.config.fee_percent, self.config.technician_pin_hash)
+
+    def is_healthy(self, event: Any = None) -> bool:
+        for kind in _REQUIRED:
+            health = self._health.get(kind)
+            if health is None or health.state not in (DeviceState.ONLINE, DeviceState.BUSY):
+                return False
+        if self._cashbox in (UnitStatus.MISSING, UnitStatus.FULL):
+            return False
+        if self.devices.printer is not None and self.config.on_paper_out == "out_of_service" \
+                and self._paper == PaperState.OUT:
+            return False
+        return not self._door_open
+
+    def is_door_open(self, event: Any = None) -> bool:
+        return self._door_open
+
+    def is_deactivated(self, event: Any = None) -> bool:
+        return not self._active
+
+    def is_active(self, event: Any = None) -> bool:
+        return self._active
+
+    def can_start_buy(self, event: Any = None) -> bool:
+        return self.is_healthy() and self._active and self._idle_notice() is None
+
+    def _idle_notice(self) -> str | None:
+        if self._quote is None:
+            return "Buying is paused: no exchange rate from the server yet."
+        reachable = getattr(self.cas, "is_reachable", None)
+        if reachable is not None and not reachable(self.config.cas_offline_stop_after_s):
+            return "Buying is paused: the kiosk cannot reach its server."
+        return None
+
+    def accept_address(self, event: Any) -> bool:
+        text = event.kwargs.get("text", "")
+        try:
+            payload = parse_payload(text, network=self.config.network)
+        except PayloadError as exc:
+            self._scan_error = str(exc)
+            log.info("scan refused (%s): %s", exc.reason, exc)
+            return False
+        if isinstance(payload, PaymentRequest):
+            payload = payload.address
+        if not isinstance(payload, BitcoinAddress):
+            self._scan_error = "That code is not a bitcoin address. Please show your wallet's receive address."
+            return False
+        self._scan_error = None
+        self._address = payload.address
+        return True
+
+    def has_credit(self, event: Any = None) -> bool:
+        return bool(self._tx_id) and self.journal.credited(self._tx_id).minor > 0
+
+    def nothing_in_flight(self, event: Any = None) -> bool:
+        return not self._tx_id or self.journal.notes_in_flight(self._tx_id) == 0
+
+    def anything_in_flight(self, event: Any = None) -> bool:
+        return not self.nothing_in_flight()
+
+    def pin_ok(self, event: Any = None) -> bool:
+        attempt, self._pin_attempt = self._pin_attempt, None
+        ok = check_pin(attempt or "", self.settings().technician_pin_hash)
+        self._login_error = None if ok else "Wrong PIN."
+        self.journal.record_fact("service_login", None, ok=ok)
+        if not ok:
+            self.alert("service menu: wrong PIN entered")
+        return ok
+
+    # ---------------------------------------------------------------- state callbacks
+
+    def on_state_changed(self, event: Any) -> None:
+        if self.state != self._timer_state:
+            self._arm_timer()
+        self._publish()
+
+    def rearm_timeout(self, event: Any = None) -> None:
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_token += 1
+        self._timer_state = self.state
+        key = state_spec(self.state).get("timeout_key")
+        if key and self._loop:
+            token = self._timer_token
+            self._timer = self._loop.call_later(getattr(self.config.timeouts, key), self._post, _Timer(token))
+
+    def refresh_screen(self, event: Any = None) -> None:
+        self._publish()
+
+    def refresh_cash(self, event: Any = None) -> None:
+        self._enable_validator()
+        self._arm_timer()               # every note gives the customer a fresh timeout
+        if not self.is_healthy() and self.nothing_in_flight():
+            self._post(_Trigger("fault"))
+        self._publish()
+
+    def enter_idle(self, event: Any) -> None:
+        self._tx_id = self._address = self._scan_error = self._message = None
+        self._light(Light.VALIDATOR, "off")
+        self._light(Light.SCANNER, "off")
+
+    def enter_scan(self, event: Any) -> None:
+        self._scan_error = None
+        self._call(self.devices.scanner.start_scanning)
+        self._light(Light.SCANNER, "blink")
+
+    def leave_scan(self, event: Any) -> None:
+        self._call(self.devices.scanner.stop_scanning)
+        self._light(Light.SCANNER, "off")
+
+    def enter_cash(self, event: Any) -> None:
+        self._tx_id = f"buy-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        self.journal.open_buy(self._tx_id, self._address or "", self.config.currency)
+        self._message = None
+        self._enable_validator()
+        self._light(Light.VALIDATOR, "blink")
+
+    def leave_cash(self, event: Any) -> None:
+        self._call(self.devices.validator.disable)
+        self._light(Light.VALIDATOR, "off")
+
+    def enter_confirm(self, event: Any) -> None:
+        self._spawn(self._refresh_quote_and_publish(), "quote")
+
+    def enter_sending(self, event: Any) -> None:
+        if self._tx_id:
+            self.journal.close_cash(self._tx_id)
+            self._spawn(self._settle(self._tx_id, notify=True), f"send-{self._tx_id}")
+
+    def enter_receipt(self, event: Any) -> None:
+        if self._tx_id:
+            self._spawn(self._print_buy_receipt(self._tx_id), f"receipt-{self._tx_id}")
+
+    def leave_buy(self, event: Any) -> None:
+        if self._tx_id and self.journal.transaction(self._tx_id)["status"] == "open":
+            # left before sending: only possible with nothing credited (the table's guards)
+            self.journal.finish(self._tx_id, "canceled")
+
+    def enter_out_of_service(self, event: Any) -> None:
+        self._light(Light.VALIDATOR, "off")
+        self._light(Light.SCANNER, "off")
+
+    def enter_login(self, event: Any) -> None:
+        self._login_error = None
+
+    def enter_menu(self, event: Any) -> None:
+        self.journal.record_fact("service_menu_opened", None)
+
+    # ---------------------------------------------------------------- money steps
+
+    def _room(self) -> Fiat:
+        settings = self.settings()
+        credited = self.journal.credited(self._tx_id) if self._tx_id else Fiat.zero(self.config.currency)
+        return settings.max_buy - credited
+
+    def _enable_validator(self) -> None:
+        if self.state != "buy_cash":
+            return
+        room = self._room()
+        accept = [d for d in self.devices.validator.denominations if d.currency == room.currency and d <= room]
+        if accept:
+            self._call(self.devices.validator.enable, accept)
+        else:
+            self._call(self.devices.validator.disable)
+
+    async def _on_escrow(self, event: NoteEscrowed) -> None:
+        if event.value is None:                 # the driver already returned it
+            self._message = "Note returned: this kiosk does not take that note."
+            self._publish()
+            return
+        validator = self.devices.validator
+        reason = None
+        if self.state != "buy_cash" or not self._tx_id:
+            reason = "not taking cash now"
+        elif event.value.currency != self.config.currency:
+            reason = f"this kiosk takes {self.config.currency} only"
+        elif event.value > self._room():
+            reason = f"it would pass the limit of {self.settings().max_buy}"
+        decision = "return" if reason else "stack"
+        self.journal.escrow_decided(event.device, event.code, event.value, decision,
+                                    self._tx_id if decision == "stack" else None)
+        try:
+            if decision == "stack":
+                await asyncio.to_thread(validator.stack)
+            else:
+                self._message = f"Note returned: {reason}."
+                await asyncio.to_thread(validator.return_note)
+        except DeviceError as exc:
+            self.alert(f"validator refused {decision}: {exc}")
+        self._publish()
+
+    async def _settle(self, tx_id: str, notify: bool = False) -> None:
+        """Send whatever this transaction's credited cash has not yet paid for.
+
+        Every send is journaled with its request id before the CAS is asked, and an
+        unconfirmed one is asked again with the same id: the CAS never sends twice."""
+        async with self._send_lock:
+            try:
+                tx = self.journal.transaction(tx_id)
+                for request in self.journal.sends_for(tx_id):
+                    if request.status == "requested":
+                        await self._deliver(request)
+                unsent = self.journal.unsent(tx_id)
+                if unsent.minor > 0 and tx["status"] != "open":
+                    quote = self._quote or await self.cas.quote(tx["currency"])
+                    sats, fee = quote.sats_for(unsent)
+                    n = len(self.journal.sends_for(tx_id)) + 1
+                    request = self.journal.request_send(tx_id, f"{tx_id}-send-{n}", tx["address"], unsent, fee,
+                                                        sats, quote.rate)
+                    await self._deliver(request)
+                if (self.journal.unsent(tx_id).minor == 0 and not self.journal.pending_sends_for(tx_id)
+                        and self.journal.notes_in_flight(tx_id) == 0
+                        and self.journal.transaction(tx_id)["status"] == "sending"):
+                    self.journal.finish(tx_id, "completed" if self.journal.credited(tx_id).minor else "canceled")
+                    await self.cas.upload_transaction(self.journal.summary(tx_id))
+            except CasError as exc:
+                log.warning("send for %s postponed: %s", tx_id, exc)
+                self._message = ("Your purchase is recorded. The coins will be sent as soon as the kiosk "
+                                 "reaches its server again; keep your receipt.")
+        if notify:
+            self._post(_Trigger("sent"))
+
+    async def _deliver(self, request: Any) -> None:
+        if request.sats.sat <= 0:
+            self.journal.send_confirmed(request.request_id, "")
+            return
+        result = await self.cas.send_coins(request.request_id, request.address, request.sats)
+        self.journal.send_confirmed(request.request_id, result.txid)
+
+    async def recover(self) -> None:
+        """Finish or park every transaction a previous run left open."""
+        for tx in self.journal.transactions(("open", "sending", "parked")):
+            tx_id = tx["id"]
+            if tx["status"] == "open":
+                in_flight = self.journal.notes_in_flight(tx_id)
+                if in_flight:
+                    self.journal.park(tx_id, f"{in_flight} note(s) were on their way to the cashbox when the kiosk "
+                                      "stopped, and the validator never confirmed them; count the cashbox")
+                if self.journal.credited(tx_id).minor == 0 and not in_flight:
+                    self.journal.finish(tx_id, "canceled")
+                    continue
+                self.journal.close_cash(tx_id)
+            self.journal.record_fact("recovered", tx_id, status=tx["status"])
+            await self._settle(tx_id)
+
+    async def _background_loop(self) -> None:
+        """Retries postponed sends and refreshes the rate, while the kiosk runs."""
+        while True:
+            await asyncio.sleep(10)
+            await self._refresh_quote()
+            for tx in self.journal.transactions(("sending", "parked", "completed", "canceled")):
+                if tx["id"] != self._tx_id and (self.journal.unsent(tx["id"]).minor > 0
+                                                or self.journal.pending_sends_for(tx["id"])):
+                    await self._settle(tx["id"])
+            if self.devices.printer is not None:
+                await self._read_printer_status()
+
+    async def _refresh_quote(self) -> None:
+        try:
+            self._quote = await self.cas.quote(self.config.currency)
+        except CasError as exc:
+            log.warning("no rate from the CAS: %s", exc)
+
+    async def _refresh_quote_and_publish(self) -> None:
+        await self._refresh_quote()
+        self._post(_Trigger("credited"))  # re-renders the confirm screen
+
+    # ---------------------------------------------------------------- printing
+
+    async def _read_printer_status(self) -> None:
+        printer = self.devices.printer
+        if printer is None:
+            return
+        try:
+            status = await asyncio.to_thread(printer.status)
+            self._paper = status.paper
+            self._health["printer"] = _Health(status.state, status.detail or f"paper {status.paper.value}")
+        except DeviceError as exc:
+            self._paper = PaperState.UNKNOWN
+            self._health["printer"] = _Health(DeviceState.OFFLINE, str(exc))
+
+    async def _print(self, receipt: Any) -> bool:
+        self.receipts.append(receipt)
+        printer = self.devices.printer
+        if printer is None:
+            return False
+        try:
+            await asyncio.to_thread(printer.print_receipt, receipt)
+            return True
+        except DeviceError as exc:
+            self.alert(f"printer: {exc}")
+            return False
+
+    async def _print_buy_receipt(self, tx_id: str) -> None:
+        from atm import receipts
+        summary = self.journal.summary(tx_id)
+        sends = self.journal.sends_for(tx_id)
+        fee = Fiat(sum(s.fee.minor for s in sends), summary["currency"])
+        rate = sends[-1].rate if sends else (self._quote.rate if self._quote else Decimal(0))
+        receipt = receipts.buy_receipt(
+            operator=receipts.OperatorInfo(self.config.operator_name, self.config.operator_contact),
+            kiosk_id=self.config.kiosk_id, tx_id=tx_id, when=_now(),
+            cash=Fiat(summary["fiat_minor"], summary["currency"]), fee=fee, rate=rate,
+            currency=summary["currency"], sats=_sats(sum(s.sats.sat for s in sends)),
+            address=summary["address"] or "", txid=(summary["txids"] or [None])[0], language=self.config.language)
+        self._last_receipt_printed = await self._print(receipt)
+        self._publish()
+
+    def _collection_receipt(self, counts: dict[int, int]) -> Any:
+        from atm import receipts
+        return receipts.cash_collection_receipt(
+            operator=receipts.OperatorInfo(self.config.operator_name, self.config.operator_contact),
+            kiosk_id=self.config.kiosk_id, when=_now(), currency=self.config.currency,
+            counts={Fiat(k, self.config.currency): v for k, v in counts.items()}, language=self.config.language)
+
+    def _test_receipt(self) -> Any:
+        from hal.printer import Receipt, TextLine
+        return Receipt((TextLine("Printer test", align="center", bold=True),
+                        TextLine(f"Kiosk {self.config.kiosk_id}"), TextLine(_now().isoformat(timespec="seconds"))))
+
+    # ---------------------------------------------------------------- sensors, commands, status
+
+    async def _on_sensor(self, event: SensorChanged) -> None:
+        self.journal.record_fact("sensor", self._tx_id, sensor=event.sensor, active=event.active)
+        if event.sensor == "door":
+            self._door_open = event.active
+            self.alert("door opened" if event.active else "door closed")
+            await self._fire("door_opened" if event.active else "recheck")
+        elif event.sensor == "service_switch" and event.active:
+            await self._fire("service")
+        elif event.sensor == "tamper" and event.active:
+            self.alert("TAMPER sensor tripped")
+            await self._fire("fault")
+
+    async def remote_command(self, name: str, args: Mapping[str, Any] | None = None) -> None:
+        """Commands from the CAS, after the CAS link checked what needs a signature."""
+        if name == "deactivate":
+            self._set_active(False, by="cas")
+            self._post(_Trigger("deactivate"))
+        elif name == "activate":
+            self._set_active(True, by="operator")
+            self._post(_Trigger("activate"))
+        else:
+            self.alert(f"ignored unknown remote command {name!r}")
+
+    def _set_active(self, active: bool, by: str) -> None:
+        self._active = active
+        self.journal.record_fact("activated" if active else "deactivated", None, by=by)
+        self.alert(f"kiosk {'activated' if active else 'deactivated'} by {by}")
+
+    def _load_active(self) -> bool:
+        last = None
+        for fact in self.journal.facts():
+            if fact["kind"] in ("activated", "deactivated"):
+                last = fact["kind"]
+        return last != "deactivated"
+
+    def alert(self, text: str) -> None:
+        stamped = f"{time.strftime('%H:%M:%S')} {text}"
+        self._alerts.append(stamped)
+        log.warning(text)
+
+    def service_status(self) -> dict[str, Any]:
+        devices = []
+        for kind, device in self.devices.items():
+            health = self._health.get(kind, _Health())
+            devices.append({"name": getattr(device, "name", kind), "kind": kind, "state": health.state.value,
+                            "detail": health.detail, "driver": type(device).__name__})
+        counts = self.journal.cashbox_counts()
+        total = sum(k * v for k, v in counts.items())
+        cas_status = getattr(self.cas, "status", None)
+        return {
+            "kiosk_id": self.config.kiosk_id, "state": self.state, "active": self._active,
+            "devices": devices,
+            "cash": {"cashbox": {"status": self._cashbox.value, "notes": {str(k): v for k, v in counts.items()},
+                                 "total": str(Fiat(total, self.config.currency))},
+                     "paper": self._paper.value},
+            "journal": {"open": len(self.journal.transactions(("open", "sending"))),
+                        "reconciliation": [{"id": r["id"], "summary": r["summary"]}
+                                           for r in self.journal.reconciliation_items()]},
+            "cas": cas_status() if cas_status else {},
+            "alerts": list(self._alerts)[::-1],
+        }
+
+    # ---------------------------------------------------------------- screens
+
+    def _publish(self) -> None:
+        self._seq += 1
+        name, data = self._screen_for(self.state)
+        self._screen = {"screen": name, "data": data, "seq": self._seq}
+        for queue in list(self._subscribers):
+            if queue.full():
+                queue.get_nowait()      # a slow page gets the latest screens, not a stalled kiosk
+            queue.put_nowait(self._screen)
+
+    def _screen_for(self, state: str) -> tuple[str, dict[str, Any]]:
+        currency = self.config.currency
+        timeout = state_spec(state).get("timeout_key")
+        timeout_s = int(getattr(self.config.timeouts, timeout)) if timeout else None
+        if state == "booting":
+            return "booting", {}
+        if state == "idle":
+            rate = f"{self._quote.rate:,.2f} {currency}/BTC" if self._quote else None
+            return "idle", {"buy_enabled": self.can_start_buy(), "sell_enabled": False, "rate": rate,
+                            "currency": currency, "notice": self._idle_notice()}
+        if state == "buy_scan":
+            return "scan_address", {"error": self._scan_error, "network": self.config.network,
+                                    "timeout_s": timeout_s}
+        if state in ("buy_cash", "buy_confirm"):
+            settings = self.settings()
+            credited = self.journal.credited(self._tx_id) if self._tx_id else Fiat.zero(currency)
+            sats, fee = self._quote.sats_for(credited) if self._quote else (_sats(0), Fiat.zero(currency))
+            data = {"address": self._address, "inserted": str(credited), "inserted_minor": credited.minor,
+                    "sats": sats.sat, "btc": f"{sats.btc:.8f}", "min": str(settings.min_buy),
+                    "max": str(settings.max_buy), "room": str(self._room()), "message": self._message,
+                    "can_finish": credited.minor > 0 and self.nothing_in_flight(),
+                    "receipt_available": self.devices.printer is not None and self._paper != PaperState.OUT,
+                    "timeout_s": timeout_s}
+            if state == "buy_cash":
+                return "insert_cash", data
+            rate = f"{self._quote.rate:,.2f} {currency}/BTC" if self._quote else ""
+            return "confirm", {"address": self._address, "cash": str(credited), "fee": str(fee),
+                               "btc": data["btc"], "sats": sats.sat, "rate": rate, "timeout_s": timeout_s,
+                               "receipt_available": data["receipt_available"]}
+        if state == "buy_sending":
+            return "sending", {"address": self._address, "btc": "", "timeout_s": timeout_s}
+        if state == "buy_receipt":
+            summary = self.journal.summary(self._tx_id) if self._tx_id else {}
+            sats = _sats(summary.get("sats", 0))
+            pending = bool(self._tx_id and self.journal.pending_sends_for(self._tx_id))
+            return "receipt", {"txid": (summary.get("txids") or [None])[0], "cash": str(Fiat(summary.get(
+                "fiat_minor", 0), currency)), "btc": f"{sats.btc:.8f}", "address": self._address,
+                "printed": bool(self._last_receipt_printed), "pending": pending,
+                "message": self._message if pending else None, "timeout_s": timeout_s}
+        if state.startswith("out_"):
+            reasons = {"out_fault": self._fault_reason(), "out_door": "The service door is open.",
+                       "out_deactivated": "This kiosk has been switched off by its operator."}
+            return "out_of_service", {"reason": reasons.get(state, "Out of service"), "timeout_s": timeout_s}
+        if state == "maintenance_login":
+            return "maintenance_login", {"error": self._login_error, "timeout_s": timeout_s}
+        if state == "maintenance_menu":
+            return "maintenance", {**self.service_status(), "timeout_s": timeout_s}
+        return "booting", {}
+
+    def _fault_reason(self) -> str:
+        for kind in _REQUIRED:
+            health = self._health.get(kind)
+            if health and health.state not in (DeviceState.ONLINE, DeviceState.BUSY):
+                return f"{kind}: {health.state.value}" + (f" ({health.detail})" if health.detail else "")
+        if self._cashbox != UnitStatus.OK:
+            return f"cashbox {self._cashbox.value}"
+        if self._paper == PaperState.OUT:
+            return "receipt printer out of paper"
+        return "a device needs attention"
+
+    # ---------------------------------------------------------------- small things
+
+    def _call(self, fn: Any, *args: Any) -> None:
+        """Device commands from callbacks: quick, non-blocking by contract; a failure is an alert."""
+        try:
+            fn(*args)
+        except DeviceError as exc:
+            self.alert(f"{getattr(fn, '__qualname__', fn)} failed: {exc}")
+
+    def _light(self, light: Light, mode: str) -> None:
+        if self.devices.indicators is not None:
+            self._call(self.devices.indicators.set_light, light, mode)
+
+
+def _now():
+    from datetime import datetime, timezone
+    return datetime.now(timezone.utc)
+
+
+def _sats(n: int):
+    from hal.money import Sats
+    return Sats(int(n))

@@ -716,6 +716,9 @@ class Kiosk:
         self._alerts.append(stamped)
         log.warning(text)
 
+    def device_health(self) -> dict[str, _Health]:
+        return dict(self._health)
+
     def service_status(self) -> dict[str, Any]:
         devices = []
         for kind, device in self.devices.items():

@@ -128,8 +128,12 @@ IGNORABLE = {"credited", "sent", "fault", "recheck", "door_opened", "deactivate"
              "scanned", "service"}
 
 
-def build_machine(model: Any) -> HierarchicalAsyncMachine:
-    return HierarchicalAsyncMachine(
+class KioskMachine(HierarchicalAsyncMachine):
+    state_cls = KioskState
+
+
+def build_machine(model: Any) -> KioskMachine:
+    return KioskMachine(
         model=model,
         states=STATES,
         transitions=TRANSITIONS,
@@ -139,7 +143,6 @@ def build_machine(model: Any) -> HierarchicalAsyncMachine:
         send_event=True,
         ignore_invalid_triggers=False,
         model_override=False,
-        state_cls=KioskState,
         after_state_change="on_state_changed",
     )
 

@@ -1,0 +1,382 @@
+"""`atm`: the kiosk's command line. `atm run` starts the kiosk (add --simulate for
+simulated hardware), `atm demo` runs a scripted buy, `atm sim` drives a running
+simulated kiosk, `atm diagram` draws the state table, `atm device ...` and
+`atm cas ...` are technicians' tools."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import getpass
+import importlib
+import json
+import logging
+import signal
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Sequence
+
+from hal.errors import ConfigurationError, DeviceError
+
+log = logging.getLogger("atm")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("transitions").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def _load_config(path: str | None, simulate: bool):
+    from atm import config as config_mod
+    from atm.app import REPO_CONFIG
+    if path is None:
+        if not simulate:
+            raise ConfigurationError("no configuration given: pass --config /etc/atm/kiosk.toml "
+                                     "(or --simulate to run on simulated hardware)")
+        path = str(REPO_CONFIG / "simulate.toml")
+    return config_mod.load(path)
+
+
+def _add_sim_choices(p: argparse.ArgumentParser) -> None:
+    from simulators.world import PRINTERS, SCANNERS, VALIDATORS
+    p.add_argument("--validator", choices=VALIDATORS, default="id003", help="simulated bill validator (default id003)")
+    p.add_argument("--printer", choices=PRINTERS, default="escpos", help="simulated printer (default escpos)")
+    p.add_argument("--scanner", choices=SCANNERS, default="camera", help="simulated scanner (default camera)")
+
+
+# ------------------------------------------------------------------------------------ run
+
+async def _run(args: argparse.Namespace) -> int:
+    from atm.app import RunningKiosk, with_devices
+    config = _load_config(args.config, args.simulate)
+    if args.ui_port is not None:
+        config = dataclasses.replace(config, ui_port=args.ui_port)
+    if args.state_dir:
+        config = dataclasses.replace(config, state_dir=Path(args.state_dir))
+    world = None
+    if args.simulate:
+        from simulators.world import SimulatedWorld
+        world = SimulatedWorld(currency=config.currency, validator=args.validator, printer=args.printer,
+                               scanner=args.scanner, network=config.network)
+        config = with_devices(config, world.start())
+    try:
+        running = RunningKiosk(config, simulate=args.simulate, world=world)
+        await running.start()
+    except BaseException:
+        if world:
+            world.stop()
+        raise
+    print(f"Customer screen: {running.url}", flush=True)
+    if args.simulate:
+        print(f"Simulator control panel: {running.url}sim", flush=True)
+        print("Drive it from a shell too, e.g.: atm sim qr "
+              f"{'bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080'} ; atm sim insert 2000", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("stopping kiosk", flush=True)
+    await running.stop()
+    if world:
+        world.stop()
+    return 0
+
+
+# ------------------------------------------------------------------------------------ demo
+
+async def _demo(args: argparse.Namespace) -> dict[str, Any]:
+    """A scripted buy on simulators: scan, insert notes, confirm, wait for the receipt."""
+    from atm.app import RunningKiosk, with_devices
+    from simulators.world import SAMPLE_ADDRESSES, SimulatedWorld
+    config = _load_config(args.config, True)
+    state_dir = Path(args.state_dir) if args.state_dir else Path(tempfile.mkdtemp(prefix="atm-demo-"))
+    config = dataclasses.replace(config, state_dir=state_dir)
+    world = SimulatedWorld(currency=config.currency, validator=args.validator, printer=args.printer,
+                           scanner=args.scanner, network=config.network)
+    config = with_devices(config, world.start())
+    running = RunningKiosk(config, simulate=True, world=world, ui=False)
+    kiosk = running.kiosk
+    notes = [int(n) for n in args.notes.split(",") if n.strip()]
+    try:
+        await running.start()
+
+        async def wait_screen(name: str, timeout: float = 20.0) -> None:
+            deadline = asyncio.get_running_loop().time() + timeout
+            while kiosk.snapshot()["screen"] != name:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise TimeoutError(f"demo: waited {timeout:.0f} s for the {name!r} screen; kiosk shows "
+                                       f"{kiosk.snapshot()['screen']!r}: {kiosk.snapshot()['data']}")
+                await asyncio.sleep(0.05)
+
+        await wait_screen("idle")
+        reply = await kiosk.handle_action({"action": "start_buy"})
+        if not reply.get("ok"):
+            raise RuntimeError(f"demo: buying is not available: {reply.get('error')}")
+        await wait_screen("scan_address")
+        address = SAMPLE_ADDRESSES[config.network]
+        for _ in range(50):             # a camera needs a few frames to see the code
+            await world.run("present_qr", {"text": address})
+            if kiosk.snapshot()["screen"] == "insert_cash":
+                break
+            await asyncio.sleep(0.2)
+        await wait_screen("insert_cash")
+        for minor in notes:
+            expected = kiosk.snapshot()["data"]["inserted_minor"] + minor
+            for _ in range(100):        # like a customer, wait until the validator takes notes again
+                result = await world.run("insert_note", {"minor": minor})
+                if result.get("ok"):
+                    break
+                await asyncio.sleep(0.1)
+            if not result.get("ok"):
+                raise RuntimeError(f"demo: the validator did not take a {minor} note: {result.get('error')}")
+            deadline = asyncio.get_running_loop().time() + 20
+            while kiosk.snapshot()["data"].get("inserted_minor") != expected:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise TimeoutError(f"demo: the {minor} note was not credited: {kiosk.snapshot()['data']}")
+                await asyncio.sleep(0.05)
+        for _ in range(100):
+            if (await kiosk.handle_action({"action": "finish_cash"})).get("ok"):
+                break
+            await asyncio.sleep(0.1)
+        await wait_screen("confirm")
+        await kiosk.handle_action({"action": "confirm"})
+        await wait_screen("receipt", timeout=40)
+        deadline = asyncio.get_running_loop().time() + 10
+        while not _receipts(world, running) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+        transactions = []
+        for tx in running.journal.transactions():
+            summary = running.journal.summary(tx["id"])
+            transactions.append({key: summary[key] for key in
+                                 ("id", "type", "status", "fiat_minor", "currency", "sats", "address")}
+                                | {"txids": summary["txids"], "notes": summary["notes"]})
+        return {"transactions": transactions, "receipts": _receipts(world, running), "state_dir": str(state_dir)}
+    finally:
+        with contextlib.suppress(Exception):
+            await running.stop()
+        world.stop()
+
+
+def _receipts(world: Any, running: Any) -> list[str]:
+    printer = world.sims.get("printer")
+    if printer is not None:
+        return list(printer.receipts())
+    return list(getattr(running.devices.printer, "printed", []))
+
+
+def _demo_main(args: argparse.Namespace) -> int:
+    try:
+        result = asyncio.run(_demo(args))
+    except (TimeoutError, RuntimeError) as exc:
+        if args.json:
+            print(json.dumps({"transactions": [], "receipts": [], "error": str(exc)}))
+        print(f"demo failed: {exc}", file=sys.stderr)
+        return 1
+    completed = any(t["status"] == "completed" and t["type"] == "buy" for t in result["transactions"])
+    if args.json:
+        print(json.dumps({"transactions": result["transactions"], "receipts": result["receipts"]}))
+    else:
+        for tx in result["transactions"]:
+            print(f"transaction {tx['id']}: {tx['status']}, {tx['fiat_minor']} {tx['currency']} minor units "
+                  f"-> {tx['sats']} sat to {tx['address']}")
+        for text in result["receipts"]:
+            print("-" * 40)
+            print(text)
+        print("-" * 40)
+        print(f"journal and logs in {result['state_dir']}")
+    return 0 if completed else 1
+
+
+# ------------------------------------------------------------------------------------ sim
+
+_SIM_SHORTCUTS = {
+    "insert": ("insert_note", "minor"), "qr": ("present_qr", "text"), "paper": ("paper", "state"),
+    "jam": ("jam", "where"), "power-cycle": ("power_cycle", "note_in"),
+}
+
+
+def _sim_args(command: str, rest: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    if command == "door":
+        if len(rest) != 1 or rest[0] not in ("open", "close", "closed"):
+            raise SystemExit("usage: atm sim door open|close")
+        return "door", {"open": rest[0] == "open"}
+    name, positional = _SIM_SHORTCUTS.get(command, (command.replace("-", "_"), None))
+    args: dict[str, Any] = {}
+    for item in rest:
+        if "=" in item:
+            key, _, value = item.partition("=")
+        elif positional and positional not in args:
+            key, value = positional, item
+        else:
+            raise SystemExit(f"atm sim {command}: expected key=value, got {item!r}")
+        args[key] = _coerce(value)
+    return name, args
+
+
+def _coerce(value: str) -> Any:
+    if value.lower() in ("true", "on", "yes"):
+        return True
+    if value.lower() in ("false", "off", "no"):
+        return False
+    if value.isdigit():
+        return int(value)
+    return value
+
+
+def _sim_main(args: argparse.Namespace) -> int:
+    base = args.url.rstrip("/")
+    try:
+        if args.sim_command in ("state", "screen"):
+            path = "/sim/api" if args.sim_command == "state" else "/api/screen"
+            with urllib.request.urlopen(base + path, timeout=5) as resp:
+                data = json.loads(resp.read())
+            print(json.dumps(data.get("state", data) if args.sim_command == "state" else data, indent=2))
+            return 0
+        command, cmd_args = _sim_args(args.sim_command, args.rest)
+        req = urllib.request.Request(base + "/sim/api", method="POST",
+                                     data=json.dumps({"command": command, "args": cmd_args}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            result = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:300]
+        print(f"atm sim: the kiosk at {base} refused: HTTP {exc.code} {detail}", file=sys.stderr)
+        return 2
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"atm sim: no simulated kiosk answers at {base} ({exc}); start one with `atm run --simulate`",
+              file=sys.stderr)
+        return 2
+    print(json.dumps(result))
+    return 0 if result.get("ok") else 1
+
+
+# ------------------------------------------------------------------------------------ others
+
+def _diagram_main(args: argparse.Namespace) -> int:
+    from atm.machine import mermaid
+    text = mermaid()
+    if args.output:
+        out = Path(args.output)
+        if out.suffix == ".md":
+            text = "# Kiosk state diagram\n\nGenerated by `atm diagram` from atm/machine.py; do not edit.\n\n" \
+                   "```mermaid\n" + text + "```\n"
+        out.write_text(text, encoding="utf-8")
+        print(f"wrote {out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _pin_hash_main(args: argparse.Namespace) -> int:
+    from atm.pins import hash_pin
+    pin = sys.stdin.readline().strip() if not sys.stdin.isatty() else getpass.getpass("Technician PIN: ")
+    try:
+        print(hash_pin(pin))
+    except ValueError as exc:
+        print(f"atm pin-hash: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _journal_main(args: argparse.Namespace) -> int:
+    from atm.journal import Journal
+    config = _load_config(args.config, args.config is None)
+    path = config.state_dir / "journal.sqlite"
+    if not path.exists():
+        print(f"atm journal: no journal at {path}", file=sys.stderr)
+        return 2
+    journal = Journal(path)
+    data = {"transactions": [journal.summary(t["id"]) for t in journal.transactions()],
+            "reconciliation": journal.reconciliation_items(),
+            "pending_sends": [dataclasses.asdict(s) for s in journal.pending_sends()]}
+    journal.close()
+    if args.json:
+        print(json.dumps(data, default=str))
+    else:
+        for tx in data["transactions"]:
+            print(f"{tx['id']}  {tx['status']:<10} {tx['fiat_minor']:>8} {tx['currency']}  {tx['sats']:>10} sat")
+        for item in data["reconciliation"]:
+            print(f"RECONCILE #{item['id']} ({item['tx_id']}): {item['summary']}")
+        print(f"{len(data['pending_sends'])} send(s) waiting for the CAS")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="atm", description=__doc__)
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="start the kiosk")
+    run.add_argument("--config", help="kiosk configuration (TOML); default with --simulate: config/simulate.toml")
+    run.add_argument("--simulate", action="store_true", help="run on simulated hardware")
+    run.add_argument("--ui-port", type=int, help="port of the customer screen on 127.0.0.1")
+    run.add_argument("--state-dir", help="where the journal lives (overrides [kiosk] state_dir)")
+    _add_sim_choices(run)
+    run.set_defaults(func=lambda a: asyncio.run(_run(a)))
+
+    demo = sub.add_parser("demo", help="run a scripted buy on simulators and print the receipt")
+    demo.add_argument("--json", action="store_true", help="print one JSON object")
+    demo.add_argument("--config", help="configuration (default config/simulate.toml)")
+    demo.add_argument("--notes", default="2000,5000", help="notes to insert, minor units (default 2000,5000)")
+    demo.add_argument("--state-dir", help="keep the journal here (default: a new temporary folder)")
+    _add_sim_choices(demo)
+    demo.set_defaults(func=_demo_main)
+
+    sim = sub.add_parser("sim", help="drive a running simulated kiosk: insert 2000 | qr TEXT | door open|close | "
+                                     "paper out | jam | state | screen | COMMAND key=value ...")
+    sim.add_argument("--url", default="http://127.0.0.1:8080", help="the kiosk's screen URL")
+    sim.add_argument("sim_command", metavar="COMMAND")
+    sim.add_argument("rest", nargs="*", metavar="ARG")
+    sim.set_defaults(func=_sim_main)
+
+    diagram = sub.add_parser("diagram", help="write the state diagram generated from the state table (Mermaid)")
+    diagram.add_argument("--output", "-o", help="file to write (.md wraps it for Markdown viewers); default stdout")
+    diagram.set_defaults(func=_diagram_main)
+
+    pin = sub.add_parser("pin-hash", help="hash a technician PIN for the configuration bundle")
+    pin.set_defaults(func=_pin_hash_main)
+
+    journal = sub.add_parser("journal", help="show transactions, sends waiting for the CAS, reconciliation items")
+    journal.add_argument("--config", help="kiosk configuration (default: the simulator's)")
+    journal.add_argument("--json", action="store_true")
+    journal.set_defaults(func=_journal_main)
+
+    from atm import device_tool
+    device_tool.register(sub)
+    try:
+        cas_check = importlib.import_module("atm.cas.check")
+    except ModuleNotFoundError as exc:
+        if exc.name != "atm.cas.check":
+            raise
+    else:
+        cas_check.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.log_level if args.command not in ("demo", "sim", "diagram", "device", "cas")
+                   or args.log_level != "INFO" else "WARNING")
+    try:
+        return int(args.func(args) or 0)
+    except ConfigurationError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except DeviceError as exc:
+        print(f"device error: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Door, tamper and service-switch inputs and bezel lights on GPIO lines, through gpiozero."""

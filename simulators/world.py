@@ -1,0 +1,193 @@
+"""A simulated kiosk's surroundings: starts the device simulators, tells the
+composition root which ports to use, and offers the control panel (insert a
+note, present a QR code, open the door...) that the UI's /sim page and
+`atm sim` drive.
+
+Choices are explicit (`SimulatedWorld(validator="id003")`); nothing here is
+ever picked up by a non-simulated kiosk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any, Mapping
+
+# Addresses a tester can present, one per network the kiosk may run on.
+SAMPLE_ADDRESSES = {
+    "regtest": "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080",
+    "test": "tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx",
+    "main": "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
+}
+
+VALIDATORS = ("id003", "ssp", "standin")
+PRINTERS = ("escpos", "standin")
+SCANNERS = ("camera", "standin")
+
+
+class SimulatedWorld:
+    def __init__(self, *, currency: str = "EUR", validator: str = "id003", printer: str = "escpos",
+                 scanner: str = "camera", network: str = "regtest") -> None:
+        if validator not in VALIDATORS or printer not in PRINTERS or scanner not in SCANNERS:
+            raise ValueError(f"unknown simulator choice: validator={validator} (one of {VALIDATORS}), "
+                             f"printer={printer} (one of {PRINTERS}), scanner={scanner} (one of {SCANNERS})")
+        self.currency = currency
+        self.network = network
+        self.choice = {"validator": validator, "printer": printer, "scanner": scanner}
+        self.sims: dict[str, Any] = {}
+        self.devices: Any = None          # the kiosk's DeviceSet, attached after composition
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> dict[str, dict[str, Any]]:
+        """Start the wire simulators; returns [devices.*] tables for the configuration."""
+        tables: dict[str, dict[str, Any]] = {}
+        v = self.choice["validator"]
+        if v == "id003":
+            from simulators.id003 import Id003Simulator
+            sim = Id003Simulator(currency=self.currency)
+            tables["validator"] = {"driver": "id003", "port": sim.start("tcp"), "poll_interval": 0.1}
+            self.sims["validator"] = sim
+        elif v == "ssp":
+            from simulators.ssp import SspSimulator
+            sim = SspSimulator(currency=self.currency)
+            tables["validator"] = {"driver": "ssp", "port": sim.start("tcp"), "poll_interval": 0.1}
+            self.sims["validator"] = sim
+        else:
+            tables["validator"] = {"driver": "standin"}
+        if self.choice["printer"] == "escpos":
+            from simulators.printer import VirtualPrinter
+            sim = VirtualPrinter(width_mm=58)
+            tables["printer"] = {"driver": "escpos", "port": sim.start("tcp"), "width_mm": 58}
+            self.sims["printer"] = sim
+        else:
+            tables["printer"] = {"driver": "standin"}
+        if self.choice["scanner"] == "camera":
+            from simulators.camera import CameraSimulator
+            sim = CameraSimulator(name="camera")
+            tables["scanner"] = {"driver": "camera", "source": sim.source_url}
+            self.sims["scanner"] = sim
+        else:
+            tables["scanner"] = {"driver": "standin"}
+        tables["dispenser"] = {"driver": "standin"}
+        tables["sensors"] = {"driver": "gpio", "pin_factory": "mock"}
+        tables["indicators"] = {"driver": "gpio", "pin_factory": "mock"}
+        return tables
+
+    def attach(self, devices: Any) -> None:
+        self.devices = devices
+
+    def stop(self) -> None:
+        for sim in self.sims.values():
+            stop = getattr(sim, "stop", None)
+            if stop:
+                stop()
+        self.sims.clear()
+
+    # -- what each control acts on -----------------------------------------------------------
+
+    def _target(self, kind: str) -> Any:
+        if kind in self.sims:
+            return self.sims[kind]
+        if self.devices is not None and getattr(self.devices, kind, None) is not None:
+            return getattr(self.devices, kind)
+        raise LookupError(f"no simulated {kind}")
+
+    # -- SimulatorPanel ----------------------------------------------------------------------
+
+    _COMMANDS: list[dict[str, Any]] = [
+        {"command": "insert_note", "args": {"minor": "int"}, "help": "insert a note of this value (minor units)"},
+        {"command": "insert_counterfeit", "args": {}, "help": "the next note is a fake"},
+        {"command": "jam", "args": {"where": "acceptor|stacker"}, "help": "jam the validator"},
+        {"command": "clear_jam", "args": {}, "help": "clear a validator jam"},
+        {"command": "stacker_full", "args": {"on": "bool"}, "help": "cashbox full"},
+        {"command": "stacker_open", "args": {"on": "bool"}, "help": "cashbox pulled out"},
+        {"command": "power_cycle", "args": {"note_in": "none|acceptor|stacker"}, "help": "power-cycle the validator"},
+        {"command": "present_qr", "args": {"text": "str", "distortion": "str"}, "help": "show a QR code to the scanner"},
+        {"command": "door", "args": {"open": "bool"}, "help": "open or close the service door"},
+        {"command": "service_switch", "args": {"on": "bool"}, "help": "the technician's service switch"},
+        {"command": "paper", "args": {"state": "ok|near_end|out"}, "help": "receipt paper level"},
+    ]
+
+    def commands(self) -> list[dict[str, Any]]:
+        return list(self._COMMANDS)
+
+    async def run(self, command: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        handler = getattr(self, f"_cmd_{command}", None)
+        if handler is None or not isinstance(args, Mapping):
+            return {"ok": False, "error": f"unknown command {command!r}; known: "
+                    + ", ".join(c["command"] for c in self._COMMANDS)}
+        try:
+            result = await asyncio.to_thread(handler, **dict(args))
+        except TypeError as exc:
+            return {"ok": False, "error": f"{command}: bad arguments ({exc})"}
+        except (LookupError, ValueError) as exc:
+            return {"ok": False, "error": f"{command}: {exc}"}
+        return {"ok": result is not False, **({"error": "the device did not take it"} if result is False else {})}
+
+    def state(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"choice": dict(self.choice), "samples": {
+            "address": SAMPLE_ADDRESSES.get(self.network), "bip21": f"bitcoin:{SAMPLE_ADDRESSES.get(self.network)}"
+            f"?label=Sample", "wrong_network": SAMPLE_ADDRESSES["main" if self.network != "main" else "test"],
+            "garbage": "hello world"}}
+        for kind in ("validator", "printer", "scanner", "dispenser"):
+            try:
+                target = self._target(kind)
+            except LookupError:
+                continue
+            reader = getattr(target, "state_info", None) or getattr(target, "state", None)
+            out[kind] = reader() if callable(reader) else str(reader)
+        if self.devices is not None and self.devices.sensors is not None:
+            out["sensors"] = self.devices.sensors.read()
+        return out
+
+    def _cmd_insert_note(self, minor: int) -> Any:
+        return self._target("validator").insert_note(int(minor))
+
+    def _cmd_insert_counterfeit(self) -> Any:
+        return self._target("validator").insert_counterfeit()
+
+    def _cmd_jam(self, where: str = "acceptor") -> Any:
+        return self._target("validator").jam(where)
+
+    def _cmd_clear_jam(self) -> Any:
+        return self._target("validator").clear_jam()
+
+    def _cmd_stacker_full(self, on: bool = True) -> Any:
+        return self._validator_switch("stacker_full", on)
+
+    def _cmd_stacker_open(self, on: bool = True) -> Any:
+        return self._validator_switch("stacker_open", on)
+
+    def _cmd_power_cycle(self, note_in: str = "none") -> Any:
+        return self._validator_switch("power_cycle", note_in)
+
+    def _validator_switch(self, name: str, value: Any) -> Any:
+        target = self._target("validator")
+        method = getattr(target, name, None)
+        if method is None:
+            raise LookupError(f"the {self.choice['validator']} validator simulator has no {name}")
+        return method(value)
+
+    def _cmd_present_qr(self, text: str, distortion: str = "none") -> Any:
+        target = self._target("scanner")
+        if "distortion" in inspect.signature(target.present).parameters:
+            return target.present(str(text), distortion=distortion)
+        return target.present(str(text))
+
+    def _cmd_door(self, open: bool = True) -> Any:
+        return self._drive("door", bool(open))
+
+    def _cmd_service_switch(self, on: bool = True) -> Any:
+        return self._drive("service_switch", bool(on))
+
+    def _drive(self, sensor: str, active: bool) -> None:
+        if self.devices is None or self.devices.sensors is None:
+            raise LookupError("no simulated sensors")
+        pin = self.devices.sensors.pin(sensor)
+        pin.drive_high() if active else pin.drive_low()
+
+    def _cmd_paper(self, state: str = "ok") -> Any:
+        if state not in ("ok", "near_end", "out"):
+            raise ValueError("paper state is ok, near_end or out")
+        return self._target("printer").paper(state)

@@ -1,0 +1,82 @@
+"""A kiosk on in-process stand-ins, for tests of the core: built the same way the
+composition root builds it, with short timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from atm.cas.standin import StandinCas, standin_settings
+from atm.config import Config, Timeouts
+from atm.journal import Journal
+from atm.kiosk import DeviceSet, Kiosk
+from atm.pins import hash_pin
+from drivers.gpio.driver import GpioIndicators, GpioSensors, make_pin_factory
+from hal import Fiat
+from simulators.standin import StandinPrinter, StandinScanner, StandinValidator
+
+# A valid regtest bech32 address (BIP173 test vector program, regtest HRP).
+REGTEST_ADDRESS = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
+PIN = "2468"
+_PIN_HASH = hash_pin(PIN, iterations=1000)
+
+
+def make_config(tmp: Path, **overrides: Any) -> Config:
+    base = Config(source="<test>", state_dir=tmp, min_buy=Fiat(500, "EUR"), max_buy=Fiat(10_000, "EUR"),
+                  fee_percent="5", technician_pin_hash=_PIN_HASH,
+                  timeouts=Timeouts(scan=30, cash=30, confirm=30, sending=30, receipt=30, maintenance=30, recheck=30))
+    return dataclasses.replace(base, **overrides)
+
+
+class Harness:
+    def __init__(self, tmp: Path, **config: Any) -> None:
+        self.config = make_config(tmp, **config)
+        self.journal = Journal(tmp / "journal.sqlite")
+        self.cas = StandinCas(tmp / "cas-ledger.sqlite",
+                              settings=standin_settings(self.config.min_buy, self.config.max_buy, "5", _PIN_HASH))
+        self.validator = StandinValidator()
+        self.scanner = StandinScanner()
+        self.printer = StandinPrinter()
+        factory = make_pin_factory("mock", simulate=True)
+        self.sensors = GpioSensors(pin_factory=factory)
+        self.indicators = GpioIndicators(pin_factory=factory)
+        self.kiosk = Kiosk(self.config, self.journal, self.cas,
+                           DeviceSet(validator=self.validator, scanner=self.scanner, printer=self.printer,
+                                     sensors=self.sensors, indicators=self.indicators))
+
+    async def __aenter__(self) -> "Harness":
+        await self.kiosk.start()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.kiosk.stop()
+        self.journal.close()
+
+    @property
+    def screen(self) -> str:
+        return self.kiosk.snapshot()["screen"]
+
+    async def wait_for(self, predicate, timeout: float = 5.0) -> None:
+        """Poll the kiosk until predicate() holds; fail with the current screen if it never does."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not predicate():
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"condition not met; kiosk state {self.kiosk.state}, "
+                                     f"screen {self.kiosk.snapshot()}")
+            await asyncio.sleep(0.01)
+
+    async def act(self, action: str, **fields: Any) -> dict[str, Any]:
+        return await self.kiosk.handle_action({"action": action, **fields})
+
+    async def insert(self, minor: int) -> None:
+        assert self.validator.insert_note(minor), f"validator would not take {minor}"
+        await self.wait_for(lambda: self.validator.state_info()["escrow"] is None)
+        await self.wait_for(lambda: self.kiosk.nothing_in_flight())
+
+    async def start_buy(self, address: str = REGTEST_ADDRESS) -> None:
+        assert (await self.act("start_buy"))["ok"]
+        await self.wait_for(lambda: self.screen == "scan_address")
+        assert self.scanner.present(address)
+        await self.wait_for(lambda: self.screen == "insert_cash")

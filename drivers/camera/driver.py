@@ -1,0 +1,299 @@
+"""The camera QR scanner: captures frames in its own thread, crops the region
+of interest, runs the decoder chain, and reports each code once per
+presentation as a CodeScanned event. A source that fails is reported offline
+and reopened with backoff; nothing here raises into the kiosk.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+
+from hal.device import DeviceInfo
+from hal.errors import ConfigurationError, PortError
+from hal.events import CodeScanned, DeviceStatusChanged, Event, EventSink
+from hal.scanner import CodeScanner
+from hal.status import DeviceState
+from drivers.camera.capture import FrameSource, open_source
+from drivers.camera.decoders import DEFAULT_ORDER, DecoderChain, FallbackBudget, build_chain
+
+log = logging.getLogger(__name__)
+
+Roi = tuple[float, float, float, float]
+
+
+def validate_roi(roi: Roi | None) -> Roi | None:
+    """(x, y, width, height) as fractions of the frame; None means the whole frame."""
+    if roi is None:
+        return None
+    if len(roi) != 4 or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in roi):
+        raise ConfigurationError(f"camera roi must be four numbers (x, y, width, height), got {roi!r}")
+    x, y, w, h = (float(v) for v in roi)
+    if not (0 <= x < 1 and 0 <= y < 1 and 0 < w <= 1 and 0 < h <= 1 and x + w <= 1 + 1e-9 and y + h <= 1 + 1e-9):
+        raise ConfigurationError(
+            f"camera roi {roi!r} must lie inside the frame: fractions with 0 <= x, y, x+width <= 1, y+height <= 1"
+        )
+    return (x, y, w, h)
+
+
+def crop(frame: np.ndarray, roi: Roi | None) -> np.ndarray:
+    if roi is None:
+        return frame
+    height, width = frame.shape[:2]
+    x, y, w, h = roi
+    x0, y0 = int(round(x * width)), int(round(y * height))
+    x1, y1 = max(x0 + 1, int(round((x + w) * width))), max(y0 + 1, int(round((y + h) * height)))
+    return frame[y0:y1, x0:x1]
+
+
+class Deduplicator:
+    """Says whether a read is a new presentation of a code or the same one
+    still in view: a code counts again only after it has been out of sight
+    (not read) for `window_s` seconds."""
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._last_seen: dict[str, float] = {}
+
+    def is_new(self, text: str, now: float) -> bool:
+        last = self._last_seen.get(text)
+        self._last_seen[text] = now
+        if len(self._last_seen) > 64:
+            horizon = now - self.window_s
+            self._last_seen = {t: seen for t, seen in self._last_seen.items() if seen >= horizon}
+        return last is None or now - last >= self.window_s
+
+    def forget(self) -> None:
+        self._last_seen.clear()
+
+
+class CameraScanner(CodeScanner):
+    """A camera (or video/image/simulated source) read as a QR scanner.
+
+    `open` checks the source once and frees it; `start_scanning` starts the
+    capture thread, `stop_scanning` joins it and releases the camera.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        name: str = "scanner",
+        width: int = 640,
+        height: int = 480,
+        fps: float = 30,
+        decoders: Sequence[str] = DEFAULT_ORDER,
+        roi: Roi | None = None,
+        dedupe_seconds: float = 3.0,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 10.0,
+        failed_reads_offline: int = 5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not source:
+            raise ConfigurationError("camera source is empty: give a device index, a file, a URL or sim://NAME")
+        if width <= 0 or height <= 0 or fps <= 0:
+            raise ConfigurationError(
+                f"camera {name}: width, height and fps must be positive, got {width}x{height} @ {fps}"
+            )
+        if dedupe_seconds < 0:
+            raise ConfigurationError(f"camera {name}: dedupe_seconds must be >= 0, got {dedupe_seconds}")
+        self.name = name
+        self.source = source
+        self.width, self.height, self.fps = width, height, fps
+        self.roi = validate_roi(roi)
+        self.dedupe_seconds = dedupe_seconds
+        self.chain: DecoderChain = build_chain(decoders)
+        self._retry_initial_s = retry_initial_s
+        self._retry_max_s = retry_max_s
+        self._failed_reads_offline = max(1, failed_reads_offline)
+        self._clock = clock
+        self._sink: EventSink | None = None
+        self._state = DeviceState.OFFLINE
+        self._detail = "not opened"
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._dedupe = Deduplicator(dedupe_seconds)
+        self._stats = {"frames": 0, "fallback_frames": 0, "codes": 0, "suppressed": 0, "source_drops": 0}
+
+    # ------------------------------------------------------------------ hal.Device
+
+    def open(self, sink: EventSink) -> None:
+        """Remember the sink and check the source once. A source that is not
+        there now is reported offline (not raised): scanning keeps retrying it."""
+        self._sink = sink
+        self._set_state(DeviceState.STARTING, f"checking {self.source}")
+        try:
+            probe = open_source(self.source, width=self.width, height=self.height, fps=self.fps)
+        except PortError as exc:
+            self._set_state(DeviceState.OFFLINE, str(exc))
+            return
+        try:
+            frame = probe.read()
+        finally:
+            probe.release()
+        if frame is None:
+            self._set_state(DeviceState.OFFLINE, f"camera source {self.source!r} opened but gave no frame")
+        else:
+            self._set_state(DeviceState.ONLINE, f"{self.source} ({frame.shape[1]}x{frame.shape[0]})")
+
+    def close(self) -> None:
+        self.stop_scanning()
+
+    @property
+    def state(self) -> DeviceState:
+        return self._state
+
+    @property
+    def detail(self) -> str:
+        return self._detail
+
+    def info(self) -> DeviceInfo:
+        return DeviceInfo(
+            model="camera",
+            extra={"source": self.source, "decoders": ",".join(self.chain.names),
+                   "mode": f"{self.width}x{self.height}@{self.fps:g}"},
+        )
+
+    # ------------------------------------------------------------------ hal.CodeScanner
+
+    def start_scanning(self) -> None:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            # A new scanning session shows the customer's code even if it was read in the last one.
+            self._dedupe.forget()
+            self._stop = threading.Event()
+            self._thread = threading.Thread(
+                target=self._run, args=(self._stop,), name=f"camera-{self.name}", daemon=True
+            )
+            self._thread.start()
+
+    def stop_scanning(self) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+            self._stop.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=10)
+            if thread.is_alive():
+                log.error("camera %s: capture thread did not stop within 10 s (source %s blocked)",
+                          self.name, self.source)
+
+    @property
+    def scanning(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def stats(self) -> dict[str, int]:
+        """Counters for the service view and the benchmark."""
+        return dict(self._stats)
+
+    # ------------------------------------------------------------------ capture thread
+
+    def _run(self, stop: threading.Event) -> None:
+        interval = 1.0 / self.fps
+        budget = FallbackBudget(interval)
+        source: FrameSource | None = None
+        backoff = self._retry_initial_s
+        failures = 0
+        next_due = self._clock()
+        try:
+            while not stop.is_set():
+                if source is None:
+                    try:
+                        source = open_source(self.source, width=self.width, height=self.height, fps=self.fps)
+                    except Exception as exc:  # noqa: BLE001 - OpenCV backends raise odd things; keep retrying
+                        self._set_state(DeviceState.OFFLINE, f"{exc}; retrying in {backoff:g} s")
+                        stop.wait(backoff)
+                        backoff = min(backoff * 2, self._retry_max_s)
+                        continue
+                    failures = 0
+                    next_due = self._clock()
+                frame = self._read(source)
+                if frame is None:
+                    failures += 1
+                    if failures >= self._failed_reads_offline:
+                        source.release()
+                        source = None
+                        self._stats["source_drops"] += 1
+                        self._set_state(
+                            DeviceState.OFFLINE,
+                            f"camera source {self.source!r} stopped delivering frames; retrying in {backoff:g} s",
+                        )
+                        stop.wait(backoff)
+                        backoff = min(backoff * 2, self._retry_max_s)
+                    else:
+                        stop.wait(interval)
+                    continue
+                failures = 0
+                backoff = self._retry_initial_s
+                if self._state is not DeviceState.ONLINE:
+                    self._set_state(DeviceState.ONLINE, f"reading {self.source}")
+                self._process(frame, budget)
+                next_due += interval
+                now = self._clock()
+                if next_due > now:
+                    stop.wait(next_due - now)
+                elif now - next_due > 1.0:
+                    # Far behind (machine stalled): start a fresh schedule rather than sprint to catch up.
+                    next_due = now
+        except Exception:  # noqa: BLE001 - the thread must end cleanly whatever happened
+            log.exception("camera %s: capture thread failed", self.name)
+            self._set_state(DeviceState.HARDWARE_ERROR, "capture thread failed; see the log")
+        finally:
+            if source is not None:
+                source.release()
+
+    def _read(self, source: FrameSource) -> np.ndarray | None:
+        try:
+            frame = source.read()
+        except Exception:  # noqa: BLE001 - a backend error is a failed read, retried like any other
+            log.exception("camera %s: reading a frame from %s failed", self.name, self.source)
+            return None
+        if frame is None or not isinstance(frame, np.ndarray) or frame.size == 0:
+            return None
+        return frame
+
+    def _process(self, frame: np.ndarray, budget: FallbackBudget) -> None:
+        region = crop(frame, self.roi)
+        started = time.perf_counter()
+        result = self.chain.decode_primary(region)
+        if result is None and len(self.chain.decoders) > 1 and budget.allow():
+            self._stats["fallback_frames"] += 1
+            result = self.chain.decode_fallbacks(region)
+        budget.spend(time.perf_counter() - started)
+        self._stats["frames"] += 1
+        if result is not None:
+            self._on_code(result.text, result.decoder)
+
+    def _on_code(self, text: str, decoder: str) -> None:
+        if not self._dedupe.is_new(text, self._clock()):
+            self._stats["suppressed"] += 1
+            return
+        self._stats["codes"] += 1
+        self._emit(CodeScanned(device=self.name, text=text, decoder=decoder))
+
+    # ------------------------------------------------------------------ events
+
+    def _set_state(self, state: DeviceState, detail: str) -> None:
+        if state is self._state and detail == self._detail:
+            return
+        changed = state is not self._state
+        self._state, self._detail = state, detail
+        if changed:
+            log.info("camera %s: %s (%s)", self.name, state.value, detail)
+            self._emit(DeviceStatusChanged(device=self.name, state=state, detail=detail))
+
+    def _emit(self, event: Event) -> None:
+        sink = self._sink
+        if sink is None:
+            return
+        try:
+            sink(event)
+        except Exception:  # noqa: BLE001 - the application's sink failing must not kill capture
+            log.exception("camera %s: event sink raised on %r", self.name, event)

@@ -1,0 +1,302 @@
+"""Receipts the kiosk prints: buy, sell, redeem code, and the technician's cash-collection report.
+
+Each builder returns a hal.printer.Receipt (blocks only; the printer driver fits
+them to its paper). Texts come from a small catalogue per language; amounts are
+formatted from integers (Fiat minor units, satoshis), never through floats.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Mapping
+
+from hal.money import Fiat, Sats, minor_digits
+from hal.printer import Block, PairLine, QrBlock, Receipt, Rule, TextLine
+
+log = logging.getLogger(__name__)
+
+CATALOGUES: dict[str, dict[str, str]] = {
+    "en": {
+        "decimal": ".", "thousands": ",",
+        "buy_title": "Bitcoin purchase",
+        "sell_title": "Bitcoin sale",
+        "redeem_title": "Cash redeem code",
+        "collection_title": "Cash collection report",
+        "date": "Date",
+        "kiosk": "Kiosk",
+        "transaction": "Transaction",
+        "cash_in": "Cash inserted",
+        "cash_out": "Cash paid out",
+        "cash_to_collect": "Cash to collect",
+        "fee": "Fee",
+        "rate": "Rate",
+        "bitcoin_sent": "Bitcoin sent",
+        "bitcoin_received": "Bitcoin received",
+        "address": "Your bitcoin address",
+        "deposit_address": "Deposit address",
+        "txid": "Bitcoin transaction",
+        "pending": "pending",
+        "redeem_code": "Redeem code",
+        "redeem_hint": "Scan or type this code at the kiosk to collect your cash.",
+        "expires": "Valid until",
+        "cashbox": "Cashbox",
+        "technician": "Technician",
+        "period_start": "From",
+        "period_end": "Until",
+        "notes": "notes",
+        "total_notes": "Notes in total",
+        "total": "Total",
+        "collection_qr": "Collection summary",
+        "keep": "Keep this receipt.",
+        "thanks": "Thank you!",
+    },
+    "de": {
+        "decimal": ",", "thousands": ".",
+        "buy_title": "Bitcoin-Kauf",
+        "sell_title": "Bitcoin-Verkauf",
+        "redeem_title": "Bargeld-Abholcode",
+        "collection_title": "Kassenleerung",
+        "date": "Datum",
+        "kiosk": "Automat",
+        "transaction": "Vorgang",
+        "cash_in": "Eingezahlt",
+        "cash_out": "Ausgezahlt",
+        "cash_to_collect": "Abzuholen",
+        "fee": "Gebühr",
+        "rate": "Kurs",
+        "bitcoin_sent": "Gesendete Bitcoin",
+        "bitcoin_received": "Erhaltene Bitcoin",
+        "address": "Ihre Bitcoin-Adresse",
+        "deposit_address": "Einzahlungsadresse",
+        "txid": "Bitcoin-Transaktion",
+        "pending": "ausstehend",
+        "redeem_code": "Abholcode",
+        "redeem_hint": "Scannen oder tippen Sie diesen Code am Automaten, um Ihr Bargeld abzuholen.",
+        "expires": "Gültig bis",
+        "cashbox": "Geldkassette",
+        "technician": "Techniker",
+        "period_start": "Von",
+        "period_end": "Bis",
+        "notes": "Scheine",
+        "total_notes": "Scheine gesamt",
+        "total": "Summe",
+        "collection_qr": "Zusammenfassung der Leerung",
+        "keep": "Bitte bewahren Sie diesen Beleg auf.",
+        "thanks": "Vielen Dank!",
+    },
+    "es": {
+        "decimal": ",", "thousands": ".",
+        "buy_title": "Compra de bitcoin",
+        "sell_title": "Venta de bitcoin",
+        "redeem_title": "Código de cobro",
+        "collection_title": "Informe de recaudación",
+        "date": "Fecha",
+        "kiosk": "Cajero",
+        "transaction": "Operación",
+        "cash_in": "Efectivo ingresado",
+        "cash_out": "Efectivo entregado",
+        "cash_to_collect": "Efectivo a cobrar",
+        "fee": "Comisión",
+        "rate": "Tipo de cambio",
+        "bitcoin_sent": "Bitcoin enviados",
+        "bitcoin_received": "Bitcoin recibidos",
+        "address": "Su dirección bitcoin",
+        "deposit_address": "Dirección de depósito",
+        "txid": "Transacción bitcoin",
+        "pending": "pendiente",
+        "redeem_code": "Código de cobro",
+        "redeem_hint": "Escanee o escriba este código en el cajero para cobrar su efectivo.",
+        "expires": "Válido hasta",
+        "cashbox": "Cajetín",
+        "technician": "Técnico",
+        "period_start": "Desde",
+        "period_end": "Hasta",
+        "notes": "billetes",
+        "total_notes": "Billetes en total",
+        "total": "Total",
+        "collection_qr": "Resumen de la recaudación",
+        "keep": "Conserve este recibo.",
+        "thanks": "¡Gracias!",
+    },
+}
+
+
+@dataclass(frozen=True)
+class OperatorInfo:
+    """Who runs the kiosk, as printed at the top of every receipt."""
+
+    name: str
+    contact: str
+
+
+def catalogue(language: str) -> dict[str, str]:
+    """The texts for `language`; an unknown language prints in English (and says so in the log)."""
+    if language not in CATALOGUES:
+        log.warning("receipt language %r has no catalogue (have %s); printing in English",
+                    language, ", ".join(sorted(CATALOGUES)))
+        return CATALOGUES["en"]
+    return CATALOGUES[language]
+
+
+# --- formatting (integers in, text out) ------------------------------------
+
+def _group(digits: str, separator: str) -> str:
+    head = len(digits) % 3 or 3
+    return separator.join([digits[:head]] + [digits[i:i + 3] for i in range(head, len(digits), 3)])
+
+
+def _format_minor(minor: int, digits: int, texts: Mapping[str, str]) -> str:
+    sign = "-" if minor < 0 else ""
+    whole, fraction = divmod(abs(minor), 10 ** digits)
+    text = sign + _group(str(whole), texts["thousands"])
+    if digits:
+        text += texts["decimal"] + str(fraction).zfill(digits)
+    return text
+
+
+def format_fiat(amount: Fiat, texts: Mapping[str, str]) -> str:
+    return f"{_format_minor(amount.minor, minor_digits(amount.currency), texts)} {amount.currency}"
+
+
+def format_sats(amount: Sats, texts: Mapping[str, str]) -> str:
+    return f"{_format_minor(amount.sat, 8, texts)} BTC"
+
+
+def format_rate(rate: Decimal, currency: str, texts: Mapping[str, str]) -> str:
+    """Price of one bitcoin, rounded to the currency's minor unit."""
+    if not isinstance(rate, Decimal):
+        raise TypeError(f"rate must be a Decimal, got {type(rate).__name__} {rate!r}")
+    if not rate.is_finite() or rate < 0:
+        raise ValueError(f"rate must be a finite, non-negative Decimal, got {rate!r}")
+    digits = minor_digits(currency)
+    minor = int(rate.scaleb(digits).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+    return f"{_format_minor(minor, digits, texts)} {currency}/BTC"
+
+
+def format_when(when: datetime) -> str:
+    text = when.strftime("%Y-%m-%d %H:%M:%S")
+    zone = when.tzname()
+    return f"{text} {zone}" if zone else text
+
+
+# --- shared parts ------------------------------------------------------------
+
+def _header(operator: OperatorInfo, title: str, texts: Mapping[str, str],
+            when: datetime, kiosk_id: str, tx_id: str) -> list[Block]:
+    return [
+        TextLine(operator.name, align="center", bold=True, large=True),
+        TextLine(operator.contact, align="center"),
+        Rule("="),
+        TextLine(title, align="center", bold=True),
+        Rule(),
+        PairLine(texts["date"], format_when(when)),
+        PairLine(texts["kiosk"], kiosk_id),
+        PairLine(texts["transaction"], tx_id),
+        Rule(),
+    ]
+
+
+def _footer(texts: Mapping[str, str]) -> list[Block]:
+    return [Rule(), TextLine(texts["keep"], align="center"), TextLine(texts["thanks"], align="center", bold=True)]
+
+
+def _amounts(texts: Mapping[str, str], cash_label: str, cash: Fiat, fee: Fiat, rate: Decimal,
+             currency: str, sats_label: str, sats: Sats) -> list[Block]:
+    for name, amount in (("cash", cash), ("fee", fee)):
+        if amount.currency != currency:
+            raise ValueError(f"receipt {name} is in {amount.currency}, but the receipt currency is {currency}")
+    return [
+        PairLine(texts[cash_label], format_fiat(cash, texts)),
+        PairLine(texts["fee"], format_fiat(fee, texts)),
+        PairLine(texts["rate"], format_rate(rate, currency, texts)),
+        PairLine(texts[sats_label], format_sats(sats, texts)),
+        Rule(),
+    ]
+
+
+def _code_with_qr(label: str, code: str) -> list[Block]:
+    return [TextLine(label, bold=True), TextLine(code), QrBlock(code)]
+
+
+def _txid(texts: Mapping[str, str], txid: str | None) -> list[Block]:
+    return [TextLine(texts["txid"], bold=True), TextLine(txid or texts["pending"])]
+
+
+# --- the receipts ----------------------------------------------------------
+
+def buy_receipt(*, operator: OperatorInfo, kiosk_id: str, tx_id: str, when: datetime, cash: Fiat, fee: Fiat,
+                rate: Decimal, currency: str, sats: Sats, address: str, txid: str | None,
+                language: str = "en") -> Receipt:
+    """Cash in, bitcoin out to the customer's address."""
+    texts = catalogue(language)
+    return Receipt(tuple(
+        _header(operator, texts["buy_title"], texts, when, kiosk_id, tx_id)
+        + _amounts(texts, "cash_in", cash, fee, rate, currency, "bitcoin_sent", sats)
+        + _code_with_qr(texts["address"], address)
+        + _txid(texts, txid)
+        + _footer(texts)))
+
+
+def sell_receipt(*, operator: OperatorInfo, kiosk_id: str, tx_id: str, when: datetime, cash: Fiat, fee: Fiat,
+                 rate: Decimal, currency: str, sats: Sats, address: str, txid: str | None,
+                 language: str = "en") -> Receipt:
+    """Bitcoin in to the kiosk's deposit address, cash out."""
+    texts = catalogue(language)
+    return Receipt(tuple(
+        _header(operator, texts["sell_title"], texts, when, kiosk_id, tx_id)
+        + _amounts(texts, "cash_out", cash, fee, rate, currency, "bitcoin_received", sats)
+        + _code_with_qr(texts["deposit_address"], address)
+        + _txid(texts, txid)
+        + _footer(texts)))
+
+
+def redeem_receipt(*, operator: OperatorInfo, kiosk_id: str, tx_id: str, when: datetime, cash: Fiat, fee: Fiat,
+                   rate: Decimal, currency: str, sats: Sats, redeem_code: str, expires: datetime | None = None,
+                   language: str = "en") -> Receipt:
+    """A sale whose cash waits for the customer: the code collects it later."""
+    texts = catalogue(language)
+    validity = [PairLine(texts["expires"], format_when(expires))] if expires is not None else []
+    return Receipt(tuple(
+        _header(operator, texts["redeem_title"], texts, when, kiosk_id, tx_id)
+        + _amounts(texts, "cash_to_collect", cash, fee, rate, currency, "bitcoin_received", sats)
+        + _code_with_qr(texts["redeem_code"], redeem_code)
+        + validity
+        + [TextLine(texts["redeem_hint"])]
+        + _footer(texts)))
+
+
+def cash_collection_receipt(*, operator: OperatorInfo, kiosk_id: str, collection_id: str, when: datetime,
+                            cashbox_id: str, technician: str, period_start: datetime, period_end: datetime,
+                            counts: Mapping[Fiat, int], currency: str, language: str = "en") -> Receipt:
+    """What the technician took out of the cashbox: notes per denomination and the totals."""
+    texts = catalogue(language)
+    total = Fiat.zero(currency)
+    notes = 0
+    lines: list[Block] = []
+    for denomination in sorted(counts, key=lambda d: d.minor, reverse=True):
+        count = counts[denomination]
+        if denomination.currency != currency:
+            raise ValueError(f"cash collection: denomination {denomination} is not in {currency}")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"cash collection: count for {denomination} must be a whole number >= 0, got {count!r}")
+        subtotal = denomination * count
+        total, notes = total + subtotal, notes + count
+        lines.append(PairLine(f"{count} x {format_fiat(denomination, texts)}", format_fiat(subtotal, texts)))
+    summary = (f"collection:{collection_id}?kiosk={kiosk_id}&cashbox={cashbox_id}"
+               f"&notes={notes}&total={total.minor}&currency={currency}")
+    return Receipt(tuple(
+        _header(operator, texts["collection_title"], texts, when, kiosk_id, collection_id)
+        + [PairLine(texts["cashbox"], cashbox_id),
+           PairLine(texts["technician"], technician),
+           PairLine(texts["period_start"], format_when(period_start)),
+           PairLine(texts["period_end"], format_when(period_end)),
+           Rule()]
+        + lines
+        + [Rule(),
+           PairLine(texts["total_notes"], f"{notes} {texts['notes']}"),
+           TextLine(f"{texts['total']}: {format_fiat(total, texts)}", align="right", bold=True),
+           QrBlock(summary, caption=texts["collection_qr"])]
+        + _footer(texts)))

@@ -1,0 +1,341 @@
+"""EscposPrinter against the virtual printer over the wire: status through DLE EOT, printing, failures."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from drivers.escpos.driver import EscposPrinter, PaperOutError, PrinterOfflineError, parse_usb_url
+from hal.errors import ConfigurationError, DeviceError, DeviceTimeout, PortError
+from hal.events import PrinterStatusChanged
+from hal.printer import QrBlock, Receipt, TextLine
+from hal.status import DeviceState, PaperState
+from simulators.printer import VirtualPrinter
+
+ADDRESS = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"
+
+
+@pytest.fixture
+def virtual():
+    printer = VirtualPrinter(80)
+    printer.start("tcp")
+    yield printer
+    printer.stop()
+
+
+@pytest.fixture
+def events():
+    return []
+
+
+def make_printer(url, events, **kwargs):
+    printer = EscposPrinter(url, status_timeout=kwargs.pop("status_timeout", 0.3), **kwargs)
+    printer.open(events.append)
+    return printer
+
+
+@pytest.fixture
+def silent_peer():
+    """A loopback socket that takes bytes and never answers: a one-way network printer."""
+    server = socket.create_server(("127.0.0.1", 0))
+    received = bytearray()
+    stop = threading.Event()
+
+    def serve():
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(0.1)
+                while not stop.is_set():
+                    try:
+                        data = conn.recv(65536)
+                    except socket.timeout:
+                        continue
+                    if not data:
+                        break
+                    received.extend(data)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"socket://127.0.0.1:{server.getsockname()[1]}", received
+    stop.set()
+    thread.join(timeout=5)
+    server.close()
+
+
+@pytest.mark.parametrize("switch, state, paper", [
+    ("ok", DeviceState.ONLINE, PaperState.OK),
+    ("near_end", DeviceState.ONLINE, PaperState.NEAR_END),
+    ("out", DeviceState.USER_ERROR, PaperState.OUT),
+])
+def test_paper_switch_reaches_the_driver_through_dle_eot(virtual, events, switch, state, paper):
+    virtual.paper(switch)
+    printer = make_printer(virtual.url, events)
+    try:
+        status = printer.status()
+    finally:
+        printer.close()
+    assert (status.state, status.paper) == (state, paper)
+    assert virtual.state()["status_requests"] >= 2
+
+
+def test_offline_printer_reports_offline_and_refuses_to_print(virtual, events):
+    virtual.set_offline(True)
+    printer = make_printer(virtual.url, events)
+    try:
+        assert printer.status().state is DeviceState.OFFLINE
+        with pytest.raises(PrinterOfflineError, match="offline"):
+            printer.print_receipt(Receipt((TextLine("hello"),)))
+    finally:
+        printer.close()
+    assert virtual.receipts() == []
+
+
+def test_paper_out_refuses_to_print_with_a_message_naming_the_port(virtual, events):
+    virtual.paper("out")
+    printer = make_printer(virtual.url, events)
+    try:
+        with pytest.raises(PaperOutError, match=virtual.url):
+            printer.print_receipt(Receipt((TextLine("hello"),)))
+    finally:
+        printer.close()
+    assert virtual.receipts() == []
+
+
+def test_near_end_still_prints(virtual, events):
+    virtual.paper("near_end")
+    printer = make_printer(virtual.url, events)
+    try:
+        printer.print_receipt(Receipt((TextLine("still printing"),)))
+    finally:
+        printer.close()
+    assert virtual.wait_for_receipts(1)
+    assert "still printing" in virtual.receipts()[0]
+
+
+def test_status_change_is_emitted_once_per_change(virtual, events):
+    printer = make_printer(virtual.url, events)
+    try:
+        printer.status()
+        virtual.paper("near_end")
+        printer.status()
+        printer.status()
+        virtual.paper("out")
+        printer.status()
+    finally:
+        printer.close()
+    seen = [(e.state, e.paper) for e in events if isinstance(e, PrinterStatusChanged)]
+    assert seen == [(DeviceState.ONLINE, PaperState.OK), (DeviceState.ONLINE, PaperState.NEAR_END),
+                    (DeviceState.USER_ERROR, PaperState.OUT)]
+    assert all(e.device == "printer" for e in events)
+
+
+def test_auto_link_that_never_answers_is_online_with_unknown_paper_and_still_prints(virtual, events):
+    virtual.answer_status(False)
+    printer = make_printer(virtual.url, events, link="auto")
+    try:
+        status = printer.status()
+        printer.print_receipt(Receipt((TextLine("blind"),)))
+    finally:
+        printer.close()
+    assert (status.state, status.paper) == (DeviceState.ONLINE, PaperState.UNKNOWN)
+    assert "one-way" in status.detail
+    assert virtual.wait_for_receipts(1)
+
+
+def test_auto_link_that_answered_before_and_falls_silent_is_offline(virtual, events):
+    printer = make_printer(virtual.url, events, link="auto")
+    try:
+        assert printer.status().paper is PaperState.OK
+        virtual.answer_status(False)
+        status = printer.status()
+        with pytest.raises(DeviceTimeout, match="does not answer"):
+            printer.print_receipt(Receipt((TextLine("x"),)))
+    finally:
+        printer.close()
+    assert (status.state, status.paper) == (DeviceState.OFFLINE, PaperState.UNKNOWN)
+
+
+def test_two_way_link_without_answer_is_offline_and_does_not_print(virtual, events):
+    virtual.answer_status(False)
+    printer = make_printer(virtual.url, events, link="two-way")
+    try:
+        status = printer.status()
+        with pytest.raises(DeviceTimeout):
+            printer.print_receipt(Receipt((TextLine("x"),)))
+    finally:
+        printer.close()
+    assert (status.state, status.paper) == (DeviceState.OFFLINE, PaperState.UNKNOWN)
+    assert virtual.receipts() == []
+
+
+def test_one_way_link_never_asks_and_reports_unknown_paper(silent_peer, events):
+    url, received = silent_peer
+    printer = make_printer(url, events, link="one-way")
+    try:
+        status = printer.status()
+        printer.print_receipt(Receipt((TextLine("hello one way"),)))
+    finally:
+        printer.close()
+    assert (status.state, status.paper) == (DeviceState.ONLINE, PaperState.UNKNOWN)
+    assert b"\x10\x04" not in bytes(received)
+
+
+def test_one_way_link_with_paper_out_loses_the_receipt_which_is_why_paper_is_unknown(virtual, events):
+    virtual.paper("out")
+    virtual.answer_status(False)
+    printer = make_printer(virtual.url, events, link="one-way")
+    try:
+        assert printer.status().paper is PaperState.UNKNOWN
+        printer.print_receipt(Receipt((TextLine("lost"),)))
+    finally:
+        printer.close()
+    assert not virtual.wait_for_receipts(1, timeout=0.3)
+
+
+def test_silent_network_peer_on_auto_is_never_ok_paper(silent_peer, events):
+    url, _ = silent_peer
+    printer = make_printer(url, events, link="auto", status_timeout=0.2)
+    try:
+        status = printer.status()
+    finally:
+        printer.close()
+    assert status.paper is PaperState.UNKNOWN
+
+
+def test_image_qr_round_trips_through_the_virtual_printer(virtual, events):
+    printer = make_printer(virtual.url, events)
+    try:
+        printer.print_receipt(Receipt((QrBlock(ADDRESS, caption="address"),)))
+    finally:
+        printer.close()
+    assert virtual.wait_for_receipts(1)
+    assert f"[QR: {ADDRESS}]" in virtual.receipts()[0]
+
+
+def test_native_qr_round_trips_through_the_virtual_printer(virtual, events):
+    printer = make_printer(virtual.url, events, native_qr=True)
+    try:
+        printer.print_receipt(Receipt((QrBlock("bitcoin:" + ADDRESS + "?amount=0.001"),)))
+    finally:
+        printer.close()
+    assert virtual.wait_for_receipts(1)
+    assert f"[QR: bitcoin:{ADDRESS}?amount=0.001]" in virtual.receipts()[0]
+
+
+def test_printer_works_over_a_pty(events):
+    virtual = VirtualPrinter(58)
+    url = virtual.start("pty")
+    try:
+        virtual.paper("near_end")
+        printer = make_printer(url, events, width_mm=58)
+        try:
+            status = printer.status()
+            printer.print_receipt(Receipt((TextLine("over a pty"),)))
+        finally:
+            printer.close()
+        assert virtual.wait_for_receipts(1)
+    finally:
+        virtual.stop()
+    assert status.paper is PaperState.NEAR_END
+    assert virtual.receipts()[0] == "over a pty\n"
+
+
+def test_port_that_does_not_open_is_a_port_error_naming_it(events):
+    printer = EscposPrinter("socket://127.0.0.1:1")
+    with pytest.raises(PortError, match="socket://127.0.0.1:1"):
+        printer.open(events.append)
+
+
+def test_missing_tty_is_a_port_error(events):
+    with pytest.raises(PortError, match="/dev/ttyNOPRINTER"):
+        EscposPrinter("/dev/ttyNOPRINTER").open(events.append)
+
+
+def test_printing_before_open_is_a_port_error():
+    with pytest.raises(PortError, match="not open"):
+        EscposPrinter("socket://127.0.0.1:1").print_receipt(Receipt((TextLine("x"),)))
+
+
+def test_status_before_open_is_offline_with_unknown_paper():
+    status = EscposPrinter("socket://127.0.0.1:1").status()
+    assert (status.state, status.paper) == (DeviceState.OFFLINE, PaperState.UNKNOWN)
+
+
+def test_printer_that_goes_away_reports_offline_and_refuses_to_print(events):
+    virtual = VirtualPrinter(80)
+    url = virtual.start("tcp")
+    printer = make_printer(url, events, link="two-way")
+    try:
+        virtual.stop()
+        status = printer.status()
+        with pytest.raises(DeviceError):
+            printer.print_receipt(Receipt((TextLine("x"),)))
+    finally:
+        printer.close()
+    assert (status.state, status.paper) == (DeviceState.OFFLINE, PaperState.UNKNOWN)
+
+
+def test_close_is_safe_twice_and_leaves_the_printer_offline(virtual, events):
+    printer = make_printer(virtual.url, events)
+    printer.close()
+    printer.close()
+    assert printer.state is DeviceState.OFFLINE
+
+
+def test_poll_thread_reports_paper_running_out(virtual):
+    changed = threading.Event()
+    seen = []
+
+    def sink(event):
+        seen.append(event)
+        if event.paper is PaperState.OUT:
+            changed.set()
+
+    printer = EscposPrinter(virtual.url, status_timeout=0.3, poll_interval=0.05)
+    printer.open(sink)
+    try:
+        virtual.paper("out")
+        assert changed.wait(timeout=5)
+    finally:
+        printer.close()
+    assert seen[0].paper is PaperState.OK
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    ({"width_mm": 76}, "width_mm"),
+    ({"link": "sometimes"}, "link"),
+    ({"poll_interval": 0}, "poll_interval"),
+])
+def test_bad_settings_are_configuration_errors_naming_the_setting(kwargs, word):
+    with pytest.raises(ConfigurationError, match=word):
+        EscposPrinter("socket://127.0.0.1:1", **kwargs)
+
+
+def test_usb_url_gives_vendor_and_product_ids():
+    assert parse_usb_url("usb://04b8:0202") == (0x04B8, 0x0202)
+
+
+@pytest.mark.parametrize("url", ["usb://", "usb://04b8", "usb://zz:01", "usb://04b8:0202:1", "usb://12345:1"])
+def test_malformed_usb_url_is_a_configuration_error_with_an_example(url):
+    with pytest.raises(ConfigurationError, match="usb://VID:PID"):
+        parse_usb_url(url)
+
+
+def test_usb_printer_without_pyusb_is_a_port_error_naming_the_package(events):
+    try:
+        import usb  # noqa: F401
+        has_pyusb = True
+    except ImportError:
+        has_pyusb = False
+    printer = EscposPrinter("usb://04b8:0202")
+    with pytest.raises(PortError) as caught:
+        printer.open(events.append)
+    if not has_pyusb:
+        assert "pyusb" in str(caught.value)

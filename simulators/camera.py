@@ -250,6 +250,9 @@ class CameraSimulator:
             self._release_video()
         unregister_sim_source(self.name)
 
+    # The simulated world stops every simulator through stop().
+    stop = close
+
     def __enter__(self) -> "CameraSimulator":
         return self
 

@@ -174,6 +174,8 @@ class DecoderChain:
         return self.decode_with(frame, self.decoders[1:])
 
     def decode_with(self, frame: np.ndarray, decoders: Iterable[Decoder]) -> Decoded | None:
+        if frame.size == 0:
+            return None
         gray = to_gray(frame)
         for decoder in decoders:
             started = time.perf_counter()

@@ -45,7 +45,8 @@ def crop(frame: np.ndarray, roi: Roi | None) -> np.ndarray:
         return frame
     height, width = frame.shape[:2]
     x, y, w, h = roi
-    x0, y0 = int(round(x * width)), int(round(y * height))
+    # Keep at least one pixel so a tiny frame yields a tiny region, never an empty array.
+    x0, y0 = min(int(round(x * width)), width - 1), min(int(round(y * height)), height - 1)
     x1, y1 = max(x0 + 1, int(round((x + w) * width))), max(y0 + 1, int(round((y + h) * height)))
     return frame[y0:y1, x0:x1]
 
@@ -119,7 +120,8 @@ class CameraScanner(CodeScanner):
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._dedupe = Deduplicator(dedupe_seconds)
-        self._stats = {"frames": 0, "fallback_frames": 0, "codes": 0, "suppressed": 0, "source_drops": 0}
+        self._stats = {"frames": 0, "fallback_frames": 0, "codes": 0, "suppressed": 0, "source_drops": 0,
+                       "frame_errors": 0}
 
     # ------------------------------------------------------------------ hal.Device
 
@@ -234,7 +236,13 @@ class CameraScanner(CodeScanner):
                 backoff = self._retry_initial_s
                 if self._state is not DeviceState.ONLINE:
                     self._set_state(DeviceState.ONLINE, f"reading {self.source}")
-                self._process(frame, budget)
+                try:
+                    self._process(frame, budget)
+                except Exception:  # noqa: BLE001 - one bad frame must not end scanning
+                    self._stats["frame_errors"] += 1
+                    if self._stats["frame_errors"] in (1, 10, 100, 1000):
+                        log.exception("camera %s: a frame from %s could not be processed (%d so far)",
+                                      self.name, self.source, self._stats["frame_errors"])
                 next_due += interval
                 now = self._clock()
                 if next_due > now:

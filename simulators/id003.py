@@ -357,7 +357,7 @@ class Id003Simulator:
                 "returned": list(self._returned), "rejected": list(self._rejected),
                 "jam": self._jam, "stacker_full": self._stacker_full, "stacker_open": self._stacker_open,
                 "stalled": self._stalled, "connected": self._conn is not None or self._master is not None,
-                "acks_received": self.acks_received,
+                "acks_received": self.acks_received, "faults_pending": len(self._faults),
             }
 
     # -- transport --------------------------------------------------------------------

@@ -1,0 +1,501 @@
+"""Id003Validator against the ID-003 simulator over a real pty pair (and TCP where
+the transport matters): money flow, refusals, device errors, line faults, watchdog."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from drivers.id003.driver import Id003Validator
+from hal.errors import ConfigurationError, DeviceError, DeviceTimeout, PortError, ProtocolError
+from hal.events import (
+    CashboxChanged,
+    DeviceStatusChanged,
+    FraudDetected,
+    NoteCredited,
+    NoteEscrowed,
+    NoteRejected,
+    NoteReturned,
+    NoteStacked,
+)
+from hal.money import Fiat
+from hal.status import DeviceState, UnitStatus
+from simulators.id003 import Id003Simulator
+
+EUR = "EUR"
+
+
+def status_event(state: DeviceState, text: str = ""):
+    return lambda e: isinstance(e, DeviceStatusChanged) and e.state == state and text in e.detail
+
+
+# -- money flow ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("transport", ["pty", "tcp"], indirect=True)
+def test_note_is_credited_only_after_vend_valid_and_after_the_recorder_returned(sim, log, make_driver):
+    seen_by_recorder = []
+    driver = make_driver()
+
+    def recorder(event):
+        # At this moment the device must be holding VEND VALID, un-acknowledged,
+        # and the application must not have seen a credit yet.
+        seen_by_recorder.append((sim.state()["state"], sim.state()["acks_received"], len(log.of(NoteCredited))))
+
+    driver.set_credit_recorder(recorder)
+    assert sim.insert_note(1000)
+    credited = log.wait_for(lambda e: isinstance(e, NoteCredited))
+    log.wait_for(lambda e: isinstance(e, NoteStacked))
+    assert credited.value == Fiat(1000, EUR) and credited.code == "0x62"
+    assert seen_by_recorder == [("vend_valid", 0, 0)]
+    kinds = [type(e) for e in log.events if isinstance(e, (NoteEscrowed, NoteCredited, NoteStacked))]
+    assert kinds == [NoteEscrowed, NoteCredited, NoteStacked]
+    assert sim.state()["stacked"] == [1000]
+    assert sim.state()["acks_received"] == 1
+
+
+def test_nothing_is_credited_while_the_note_waits_in_escrow(sim, log, make_driver, credits, wait_until):
+    log.on_event = lambda e: None          # the application never answers
+    make_driver(escrow_timeout=30)
+    sim.insert_note(2000)
+    log.wait_for(lambda e: isinstance(e, NoteEscrowed))
+    wait_until(lambda: sim.state()["state"] == "escrow", what="note held in escrow")
+    assert credits == [] and log.of(NoteCredited) == []
+
+
+def test_failing_recorder_withholds_the_ack_until_the_credit_is_durable(sim, log, make_driver, wait_until):
+    driver = make_driver()
+    calls = []
+
+    def flaky_recorder(event):
+        calls.append(event)
+        if len(calls) < 3:
+            raise OSError("journal disk full")
+
+    driver.set_credit_recorder(flaky_recorder)
+    sim.insert_note(500)
+    log.wait_for(lambda e: isinstance(e, NoteCredited))
+    assert len(calls) == 3
+    log.wait_for(lambda e: isinstance(e, NoteStacked))
+    assert sim.state()["acks_received"] == 1
+    assert len(log.of(NoteCredited)) == 1
+    assert sim.state()["stacked"] == [500]
+
+
+def test_vend_valid_is_never_acknowledged_without_a_recorder(sim, log, make_driver):
+    driver = make_driver()
+    driver.set_credit_recorder(None)
+    sim.insert_note(500)
+    log.wait_for(status_event(DeviceState.ONLINE, "no credit recorder"))
+    assert sim.state()["state"] == "vend_valid"
+    assert sim.state()["acks_received"] == 0
+    assert log.of(NoteCredited) == []
+
+
+def test_escrow_code_missing_from_the_configured_table_is_returned_never_stacked(sim, log, make_driver, credits, wait_until):
+    make_driver(currency=EUR, denominations={"0x62": 1000})
+    sim.insert_note(500)                   # escrow code 0x61: not in the table
+    escrowed = log.wait_for(lambda e: isinstance(e, NoteEscrowed))
+    returned = log.wait_for(lambda e: isinstance(e, NoteReturned))
+    assert escrowed.value is None and escrowed.code == "0x61"
+    assert returned.reason == "unknown denomination"
+    wait_until(lambda: sim.state()["returned"] == [500], what="note back to the customer")
+    assert sim.state()["stacked"] == [] and credits == []
+
+
+def test_escrow_code_the_device_did_not_assign_is_returned(log, credits, wait_until):
+    simulator = Id003Simulator(step_s=0.02, unassigned=(0x63,))
+    url = simulator.start("pty")
+    driver = Id003Validator(url, poll_interval=0.02, reply_timeout=0.15)
+    driver.set_credit_recorder(credits.append)
+    try:
+        driver.open(log)
+        assert Fiat(2000, EUR) not in driver.denominations
+        driver.enable()
+        wait_until(lambda: not simulator.state()["inhibited"])
+        simulator.insert_note(2000)
+        returned = log.wait_for(lambda e: isinstance(e, NoteReturned))
+        assert returned.reason == "unknown denomination"
+        wait_until(lambda: simulator.state()["returned"] == [2000])
+        assert simulator.state()["stacked"] == [] and credits == []
+    finally:
+        driver.close()
+        simulator.stop()
+
+
+def test_note_that_would_pass_the_limit_is_returned_by_the_application(sim, log, make_driver, credits, wait_until):
+    limit = 1500
+    driver = make_driver()
+    pending = []
+
+    def kiosk(event):
+        if isinstance(event, NoteEscrowed) and event.value is not None:
+            room = limit - sum(c.value.minor for c in credits) - sum(pending)
+            if event.value.minor <= room:
+                pending.append(event.value.minor)
+                driver.stack()
+            else:
+                driver.return_note()
+        elif isinstance(event, NoteCredited):
+            pending.clear()
+
+    log.on_event = kiosk
+    sim.insert_note(1000)
+    log.wait_for(lambda e: isinstance(e, NoteStacked))
+    wait_until(lambda: sim.state()["state"] == "idle")
+    sim.insert_note(1000)
+    returned = log.wait_for(lambda e: isinstance(e, NoteReturned))
+    assert returned.value == Fiat(1000, EUR) and returned.reason == "returned on request"
+    wait_until(lambda: sim.state()["returned"] == [1000])
+    assert [c.value.minor for c in credits] == [1000]
+    assert sim.state()["stacked"] == [1000]
+
+
+def test_enable_with_an_accept_list_returns_other_values_without_asking(sim, log, make_driver, credits, wait_until):
+    driver = make_driver(enable=False)
+    driver.enable(accept=[Fiat(1000, EUR)])
+    wait_until(lambda: not sim.state()["inhibited"])
+    sim.insert_note(500)
+    returned = log.wait_for(lambda e: isinstance(e, NoteReturned))
+    assert returned.value == Fiat(500, EUR) and "not accepted" in returned.reason
+    assert log.of(NoteEscrowed) == []
+    wait_until(lambda: sim.state()["returned"] == [500])
+    assert credits == []
+
+
+def test_enable_refuses_an_accept_list_in_another_currency(make_driver):
+    driver = make_driver(enable=False)
+    with pytest.raises(ValueError, match="EUR"):
+        driver.enable(accept=[Fiat(1000, "USD")])
+
+
+def test_escrow_without_a_decision_is_returned_after_the_escrow_timeout(sim, log, make_driver, credits, wait_until):
+    log.on_event = lambda e: None
+    driver = make_driver(escrow_timeout=0.3)
+    sim.insert_note(5000)
+    returned = log.wait_for(lambda e: isinstance(e, NoteReturned))
+    assert "no stack/return decision" in returned.reason
+    wait_until(lambda: sim.state()["returned"] == [5000])
+    assert credits == []
+    with pytest.raises(DeviceError, match="no note waiting"):
+        driver.stack()
+
+
+def test_stack_without_a_note_in_escrow_is_a_device_error(make_driver):
+    driver = make_driver()
+    with pytest.raises(DeviceError, match="no note waiting"):
+        driver.stack()
+
+
+def test_note_the_device_does_not_recognise_is_rejected_with_its_reason(sim, log, make_driver, credits):
+    make_driver()
+    sim.insert_note(700)
+    rejected = log.wait_for(lambda e: isinstance(e, NoteRejected))
+    assert rejected.reason == "denomination not recognised" and rejected.code == "0x76"
+    assert credits == []
+
+
+def test_disable_inhibits_the_acceptor(sim, make_driver, wait_until):
+    driver = make_driver()
+    driver.disable()
+    wait_until(lambda: sim.state()["inhibited"], what="acceptor inhibited")
+    assert not sim.insert_note(1000)
+
+
+def test_acceptor_stays_inhibited_until_enabled(sim, make_driver):
+    driver = make_driver(enable=False)
+    assert driver.state == DeviceState.ONLINE
+    assert sim.state()["inhibited"]
+    assert not sim.insert_note(1000)
+
+
+# -- identity and tables ------------------------------------------------------------------
+
+def test_open_reads_version_and_denominations_from_the_device(make_driver):
+    driver = make_driver(enable=False)
+    info = driver.info()
+    assert info.model == "JCM-SIM(EUR)-100-SS"
+    assert info.firmware.startswith("ID003-05V100")
+    assert info.serial == ""
+    assert driver.currency == EUR
+    assert [d.minor for d in driver.denominations] == [500, 1000, 2000, 5000, 10000, 20000]
+    assert driver.escrow_table["0x66"] == Fiat(20000, EUR)
+
+
+def test_configured_denominations_override_the_device_table(make_driver):
+    driver = make_driver(enable=False, currency=EUR, denominations={"97": 700, "0x62": 1000})
+    assert driver.escrow_table == {"0x61": Fiat(700, EUR), "0x62": Fiat(1000, EUR)}
+    assert driver.info().extra["denominations_from"] == "configuration"
+
+
+@pytest.mark.parametrize("table, words", [
+    ({"abc": 500}, "'abc'"),
+    ({"0x61": 5.0}, "'0x61'"),
+    ({"0x61": -5}, "positive integer"),
+])
+def test_bad_configured_denominations_name_the_key(table, words):
+    with pytest.raises(ConfigurationError, match=words):
+        Id003Validator("socket://127.0.0.1:9", currency=EUR, denominations=table)
+
+
+def test_configured_denominations_need_a_currency():
+    with pytest.raises(ConfigurationError, match="currency"):
+        Id003Validator("socket://127.0.0.1:9", denominations={"0x61": 500})
+
+
+# -- device errors ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("where, words", [("acceptor", "acceptor jam"), ("stacker", "stacker jam")])
+def test_jam_is_a_hardware_error_until_cleared(sim, log, make_driver, where, words):
+    driver = make_driver()
+    sim.jam(where)
+    event = log.wait_for(status_event(DeviceState.HARDWARE_ERROR, words))
+    assert event.code == ("0x45" if where == "acceptor" else "0x46")
+    assert driver.state == DeviceState.HARDWARE_ERROR
+    sim.clear_jam()
+    log.wait_for(lambda e: e.at > event.at and isinstance(e, DeviceStatusChanged) and e.state == DeviceState.ONLINE)
+
+
+def test_stacker_full_reports_the_cashbox_full_and_a_user_error(sim, log, make_driver):
+    make_driver()
+    sim.stacker_full(True)
+    log.wait_for(lambda e: isinstance(e, CashboxChanged) and e.status == UnitStatus.FULL)
+    log.wait_for(status_event(DeviceState.USER_ERROR, "stacker full"))
+    sim.stacker_full(False)
+    log.wait_for(lambda e: isinstance(e, CashboxChanged) and e.status == UnitStatus.OK)
+
+
+def test_stacker_open_reports_the_cashbox_missing_and_a_user_error(sim, log, make_driver):
+    make_driver()
+    sim.stacker_open(True)
+    log.wait_for(lambda e: isinstance(e, CashboxChanged) and e.status == UnitStatus.MISSING)
+    event = log.wait_for(status_event(DeviceState.USER_ERROR, "cashbox"))
+    assert event.code == "0x44"
+
+
+def test_cheated_raises_fraud_and_credits_nothing(sim, log, make_driver, credits):
+    make_driver()
+    sim.insert_counterfeit()
+    fraud = log.wait_for(lambda e: isinstance(e, FraudDetected))
+    assert "cheat" in fraud.detail
+    log.wait_for(status_event(DeviceState.FRAUD_ATTEMPT))
+    assert len(log.of(FraudDetected)) == 1
+    assert credits == []
+
+
+def test_pause_is_reported_busy_until_the_second_note_is_removed(sim, log, make_driver):
+    make_driver()
+    sim.pause(True)
+    event = log.wait_for(status_event(DeviceState.BUSY, "pause"))
+    sim.pause(False)
+    log.wait_for(lambda e: e.at > event.at and isinstance(e, DeviceStatusChanged) and e.state == DeviceState.ONLINE)
+
+
+def test_failure_is_a_hardware_error_with_its_code_named(sim, log, make_driver):
+    make_driver()
+    sim.fail(0xA2)
+    event = log.wait_for(status_event(DeviceState.HARDWARE_ERROR, "stack motor failure"))
+    assert event.code == "0x49/0xA2"
+
+
+# -- power-up and reset mid-note -------------------------------------------------------------
+
+def test_power_up_with_a_bill_in_the_acceptor_at_open_returns_it(sim, log, credits):
+    sim.power_cycle(note_in="acceptor")
+    driver = Id003Validator(sim.url, poll_interval=0.02, reply_timeout=0.15)
+    driver.set_credit_recorder(credits.append)
+    try:
+        driver.open(log)
+        status = log.wait_for(lambda e: isinstance(e, DeviceStatusChanged) and e.code == "0x41")
+        assert status.state == DeviceState.STARTING and "acceptor" in status.detail
+        returned = log.wait_for(lambda e: isinstance(e, NoteReturned))
+        assert returned.reason == "power-up with a bill in the acceptor"
+        assert credits == []
+    finally:
+        driver.close()
+
+
+def test_power_up_with_a_bill_in_the_stacker_at_open_is_reported_not_credited(sim, log, credits, wait_until):
+    sim.power_cycle(note_in="stacker")
+    driver = Id003Validator(sim.url, poll_interval=0.02, reply_timeout=0.15)
+    driver.set_credit_recorder(credits.append)
+    try:
+        driver.open(log)
+        status = log.wait_for(lambda e: isinstance(e, DeviceStatusChanged) and e.code == "0x42")
+        assert "reconcile with the journal" in status.detail
+        wait_until(lambda: sim.state()["cashbox"] == 1, what="note stacked by the reset")
+        assert credits == [] and log.of(NoteCredited) == []
+    finally:
+        driver.close()
+
+
+def test_power_loss_after_the_credit_leaves_one_credit_and_says_it_was_acknowledged(sim, log, make_driver, credits, wait_until):
+    driver = make_driver()
+
+    def recorder_then_power_loss(event):
+        credits.append(event)
+        sim.power_cycle(note_in="stacker")
+
+    driver.set_credit_recorder(recorder_then_power_loss)
+    sim.insert_note(2000)
+    status = log.wait_for(lambda e: isinstance(e, DeviceStatusChanged) and e.code == "0x42")
+    assert "vend valid acknowledged" in status.detail and "0x63" in status.detail
+    wait_until(lambda: sim.state()["cashbox"] == 1 and sim.state()["state"] == "idle")
+    assert len(credits) == 1 and len(log.of(NoteCredited)) == 1
+
+
+def test_device_reset_mid_note_returns_it_and_the_driver_reinitialises(sim, log, make_driver, credits, wait_until):
+    log.on_event = lambda e: None
+    make_driver(escrow_timeout=30)
+    sim.insert_note(1000)
+    log.wait_for(lambda e: isinstance(e, NoteEscrowed))
+    sim.power_cycle(note_in="acceptor")
+    status = log.wait_for(lambda e: isinstance(e, DeviceStatusChanged) and e.code == "0x41")
+    assert "last note 0x62 (10.00 EUR), vend valid NOT acknowledged" in status.detail
+    returned = log.wait_for(lambda e: isinstance(e, NoteReturned))
+    assert returned.value == Fiat(1000, EUR)
+    # Re-initialised and enabled again, as the application left it.
+    wait_until(lambda: sim.state()["state"] == "idle" and not sim.state()["inhibited"], what="re-enabled")
+    assert credits == []
+
+
+# -- line faults ------------------------------------------------------------------------------
+
+def test_no_answer_goes_offline_and_recovers_when_the_device_answers(sim, log, make_driver):
+    driver = make_driver()
+    sim.fault_next_reply("drop", count=6)
+    offline = log.wait_for(status_event(DeviceState.OFFLINE, "unanswered"))
+    assert sim.url in offline.detail
+    log.wait_for(lambda e: e.at > offline.at and isinstance(e, DeviceStatusChanged) and e.state == DeviceState.ONLINE)
+    assert driver.state == DeviceState.ONLINE
+
+
+@pytest.mark.parametrize("transport", ["pty", "tcp"], indirect=True)
+@pytest.mark.parametrize("kind", ["corrupt", "truncate", "double", "delay"])
+def test_spoiled_replies_during_a_note_still_credit_it_exactly_once(sim, log, make_driver, credits, kind):
+    make_driver()
+    sim.insert_note(1000)
+    sim.fault_next_reply(kind, count=4, delay_s=0.2)
+    log.wait_for(lambda e: isinstance(e, NoteStacked))
+    assert len(log.of(NoteCredited)) == 1
+    assert [c.value for c in credits] == [Fiat(1000, EUR)] * len(credits)
+    assert sim.state()["stacked"] == [1000]
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "truncate"])
+def test_bad_frames_are_counted_and_never_acted_on(sim, log, make_driver, kind, wait_until):
+    driver = make_driver()
+    log.on_event = lambda e: None
+    sim.fault_next_reply(kind, count=2)
+    sim.insert_note(1000)
+    wait_until(lambda: sim.state()["faults_pending"] == 0, what="spoiled replies sent")
+    escrowed = log.wait_for(lambda e: isinstance(e, NoteEscrowed))
+    assert escrowed.value == Fiat(1000, EUR)
+    assert driver.bad_frames >= 2
+    # Exactly one announcement for the one note, whatever the line did.
+    assert len(log.of(NoteEscrowed)) == 1
+
+
+# -- watchdog -----------------------------------------------------------------------------------
+
+def test_watchdog_resets_an_acceptor_stuck_accepting(sim, log, make_driver, wait_until):
+    make_driver(stuck_timeout=0.4)
+    sim.stall(True)
+    sim.insert_note(1000)
+    fired = log.wait_for(status_event(DeviceState.HARDWARE_ERROR, "stuck in accepting"))
+    assert fired.code == "0x12"
+    wait_until(lambda: sim.state()["returned"] == [1000], what="note returned by the reset")
+    log.wait_for(lambda e: e.at > fired.at and isinstance(e, DeviceStatusChanged) and e.state == DeviceState.ONLINE)
+    assert not sim.state()["stalled"]
+
+
+def test_watchdog_resets_an_acceptor_stuck_stacking(sim, log, make_driver, credits, wait_until):
+    driver = make_driver(stuck_timeout=0.4)
+
+    def stack_then_hang(event):
+        if isinstance(event, NoteEscrowed):
+            sim.stall(True)
+            driver.stack()
+
+    log.on_event = stack_then_hang
+    sim.insert_note(1000)
+    fired = log.wait_for(status_event(DeviceState.HARDWARE_ERROR, "stuck in stacking"))
+    assert "reset sent" in fired.detail
+    wait_until(lambda: sim.state()["state"] == "idle")
+    assert credits == []
+
+
+def test_watchdog_does_not_fire_on_a_device_that_keeps_moving(sim, log, make_driver, credits, wait_until):
+    make_driver(stuck_timeout=1.0)
+    for _ in range(3):
+        sim_count = len(credits)
+        wait_until(lambda: sim.insert_note(500), what="acceptor ready for a note")
+        wait_until(lambda: len(credits) == sim_count + 1, what="credit")
+    assert not [e for e in log.of(DeviceStatusChanged) if e.state == DeviceState.HARDWARE_ERROR]
+
+
+# -- open and close ---------------------------------------------------------------------------------
+
+def test_close_is_idempotent_and_leaves_the_acceptor_inhibited(sim, make_driver):
+    driver = make_driver()
+    driver.close()
+    driver.close()
+    assert sim.state()["inhibited"]
+
+
+def test_open_on_a_port_that_does_not_open_names_the_port(EventLog):
+    driver = Id003Validator("/dev/ttyNOPE-id003", reply_timeout=0.05)
+    with pytest.raises(PortError, match="/dev/ttyNOPE-id003"):
+        driver.open(EventLog())
+
+
+def _peer(behaviour):
+    """A loopback TCP peer that accepts one connection and either stays silent or sends garbage."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    stop = threading.Event()
+
+    def serve():
+        server.settimeout(2)
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return
+        conn.settimeout(0.05)
+        with conn:
+            while not stop.is_set():
+                try:
+                    data = conn.recv(64)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                if not data:
+                    return
+                if behaviour == "garbage":
+                    conn.sendall(b"\xfc\x07\x11\x00\x00\x00\x00\xff\x00garbage")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return f"socket://127.0.0.1:{server.getsockname()[1]}", stop, server, thread
+
+
+@pytest.mark.parametrize("behaviour, error, words", [
+    ("silent", DeviceTimeout, "no answer"),
+    ("garbage", ProtocolError, "not ID-003 frames"),
+])
+def test_open_against_a_bad_peer_raises_a_typed_error_a_technician_can_act_on(behaviour, error, words, EventLog):
+    url, stop, server, thread = _peer(behaviour)
+    driver = Id003Validator(url, reply_timeout=0.1)
+    try:
+        with pytest.raises(error, match=words) as raised:
+            driver.open(EventLog())
+        assert url in str(raised.value)
+        assert driver.state != DeviceState.ONLINE
+    finally:
+        stop.set()
+        server.close()
+        thread.join(timeout=2)
+        driver.close()

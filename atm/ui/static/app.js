@@ -293,16 +293,20 @@
     for (const [key, inner] of Object.entries(value)) {
       let shown;
       if (inner !== null && typeof inner === "object" && !Array.isArray(inner)) {
-        shown = el("dd", {}, ...Object.entries(inner).map(([k, v]) =>
-          el("span", { class: k === "status" || k === "state" ? "state-" + text(v) : null,
-            text: k + ": " + text(v) + "  " })));
+        const parts = Object.entries(inner).map(([k, v]) => el("span", { class: statusClass(v),
+          text: k.replace(/_/g, " ") + ": " + text(v, "-") }));
+        shown = el("dd", {}, ...parts.flatMap((part, i) => (i ? [" · ", part] : [part])));
       } else {
-        shown = el("dd", { class: key === "status" || key === "state" ? "state-" + text(inner) : null,
-          text: text(inner) });
+        shown = el("dd", { class: statusClass(inner), text: text(inner, "-") });
       }
       list.append(el("dt", { text: key.replace(/_/g, " ") }), shown);
     }
     return list;
+  }
+
+  // Words from the shared status vocabulary get their colour wherever they appear.
+  function statusClass(value) {
+    return typeof value === "string" && /^[A-Za-z_]+$/.test(value) ? "state-" + value : null;
   }
 
   function pleaseWait() {

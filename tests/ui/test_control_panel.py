@@ -1,0 +1,95 @@
+"""The simulator control panel (/sim) in headless Chromium against a fake panel:
+every listed command becomes a form, each control posts the right command with
+typed args, and the device state on the page follows the panel."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import expect
+
+pytestmark = pytest.mark.browser
+
+
+async def _open_panel(page, serve_ui, kiosk, panel):
+    url = await serve_ui(kiosk, panel)
+    await page.goto(url + "sim")
+    await expect(page.locator("form.command")).to_have_count(len(panel.commands()))
+    return page
+
+
+def _form(page, command):
+    return page.locator(f'form[data-command="{command}"]')
+
+
+async def test_every_panel_command_is_listed_with_its_help(browser_page, serve_ui, fake_kiosk, fake_panel):
+    page = await _open_panel(browser_page, serve_ui, fake_kiosk, fake_panel)
+    for entry in fake_panel.commands():
+        await expect(_form(page, entry["command"])).to_contain_text(entry["help"])
+
+
+async def test_a_denomination_button_inserts_that_note(browser_page, serve_ui, fake_kiosk, fake_panel):
+    page = await _open_panel(browser_page, serve_ui, fake_kiosk, fake_panel)
+    await _form(page, "insert_note").get_by_role("button", name="20 EUR").click()
+    assert await fake_panel.next_run() == ("insert_note", {"minor": 2000})
+    await expect(page.locator("#result")).to_have_attribute("data-ok", "true")
+
+
+async def test_a_typed_amount_is_posted_as_an_integer(browser_page, serve_ui, fake_kiosk, fake_panel):
+    page = await _open_panel(browser_page, serve_ui, fake_kiosk, fake_panel)
+    form = _form(page, "insert_note")
+    await form.locator('input[name="minor"]').fill("1000")
+    await form.locator('[data-run="insert_note"]').click()
+    command, args = await fake_panel.next_run()
+    assert (command, args) == ("insert_note", {"minor": 1000})
+    assert type(args["minor"]) is int
+
+
+async def test_a_command_without_args_posts_empty_args(browser_page, serve_ui, fake_kiosk, fake_panel):
+    page = await _open_panel(browser_page, serve_ui, fake_kiosk, fake_panel)
+    await _form(page, "jam").locator('[data-run="jam"]').click()
+    assert await fake_panel.next_run() == ("jam", {})
+
+
+async def test_a_sample_button_presents_that_qr_payload(browser_page, serve_ui, fake_kiosk, fake_panel):
+    page = await _open_panel(browser_page, serve_ui, fake_kiosk, fake_panel)
+    await _form(page, "present_qr").get_by_role("button", name="regtest").click()
+    assert await fake_panel.next_run() == ("present_qr", {"payload": fake_panel.state()["samples"]["regtest"]})
+
+
+async def test_a_typed_qr_payload_is_presented_as_typed(browser_page, serve_ui, fake_kiosk, fake_panel):
+    page = await _open_panel(browser_page, serve_ui, fake_kiosk, fake_panel)
+    form = _form(page, "present_qr")
+    await form.locator('input[name="payload"]').fill("bitcoin:bcrt1qxyz?amount=0.1&req-foo=1")
+    await form.locator('[data-run="present_qr"]').click()
+    assert await fake_panel.next_run() == ("present_qr", {"payload": "bitcoin:bcrt1qxyz?amount=0.1&req-foo=1"})
+
+
+async def test_choice_buttons_post_the_chosen_value(browser_page, serve_ui, fake_kiosk, fake_panel):
+    page = await _open_panel(browser_page, serve_ui, fake_kiosk, fake_panel)
+    await _form(page, "paper").get_by_role("button", name="near_end").click()
+    assert await fake_panel.next_run() == ("paper", {"level": "near_end"})
+
+
+async def test_opening_the_door_shows_up_in_the_device_state(browser_page, serve_ui, fake_kiosk, fake_panel):
+    page = await _open_panel(browser_page, serve_ui, fake_kiosk, fake_panel)
+    await expect(page.locator("#state")).to_contain_text('"door": "closed"')
+    form = _form(page, "door")
+    await form.locator('input[name="open"]').check()
+    await form.locator('[data-run="door"]').click()
+    assert await fake_panel.next_run() == ("door", {"open": True})
+    await expect(page.locator("#state")).to_contain_text('"door": "open"')
+
+
+async def test_the_state_refreshes_without_a_click(browser_page, serve_ui, fake_kiosk, fake_panel):
+    page = await _open_panel(browser_page, serve_ui, fake_kiosk, fake_panel)
+    await expect(page.locator("#state")).to_contain_text('"door": "closed"')
+    fake_panel.door_open = True  # changed behind the page's back, as a device would
+    await expect(page.locator("#state")).to_contain_text('"door": "open"')
+
+
+async def test_a_failing_command_shows_its_error(browser_page, serve_ui, fake_kiosk, fake_panel):
+    page = await _open_panel(browser_page, serve_ui, fake_kiosk, fake_panel)
+    fake_panel.fail_with = RuntimeError("validator simulator is not running")
+    await _form(page, "jam").locator('[data-run="jam"]').click()
+    await expect(page.locator("#result")).to_have_attribute("data-ok", "false")
+    await expect(page.locator("#result")).to_contain_text("validator simulator is not running")

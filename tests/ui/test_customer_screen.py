@@ -1,0 +1,324 @@
+"""The customer screen in headless Chromium against a fake kiosk: every screen
+draws its data, every button sends the action the kiosk expects, and hostile
+or unknown data never breaks the page."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import expect
+
+from atm.ui.server import UiServer
+
+PORTRAIT = {"width": 1080, "height": 1920}
+LANDSCAPE = {"width": 1920, "height": 1080}
+
+pytestmark = pytest.mark.browser
+
+ADDRESS = "bcrt1q94c3vs4hy6cygqtz0j5lhtpj7hy9xra3cpcc0y"
+
+INSERT_CASH = {
+    "address": ADDRESS, "inserted": "20.00 EUR", "inserted_minor": 2000, "sats": 46284, "btc": "0.00046284",
+    "min": "5.00 EUR", "max": "1,000.00 EUR", "room": "980.00 EUR", "message": None, "can_finish": True,
+    "receipt_available": True, "timeout_s": 120,
+}
+CONFIRM = {"address": ADDRESS, "cash": "20.00 EUR", "fee": "1.00 EUR", "btc": "0.00043970", "sats": 43970,
+           "rate": "43,210.00 EUR/BTC", "timeout_s": 60}
+RECEIPT = {"txid": "f" * 64, "cash": "20.00 EUR", "btc": "0.00043970", "address": ADDRESS, "printed": True,
+           "message": None}
+MAINTENANCE = {
+    "devices": [
+        {"name": "bill_validator", "kind": "validator", "state": "online", "detail": "ID-003, 4 notes in cashbox",
+         "driver": "id003"},
+        {"name": "printer", "kind": "printer", "state": "hardwareError", "detail": "paper out", "driver": "escpos"},
+    ],
+    "cash": {"cashbox": {"notes": 4, "value": "80.00 EUR", "status": "ok"}, "last_collection": "2026-11-25"},
+    "journal": {"open": 1, "reconciliation": [{"id": "tx-42", "summary": "20.00 EUR credited, send not confirmed"}]},
+    "cas": {"link": "offline", "queued_uploads": 3},
+    "alerts": ["Printer out of paper"],
+}
+
+
+async def _show(page, serve_ui, kiosk, screen, data):
+    kiosk.show(screen, data)
+    await page.goto(await serve_ui(kiosk))
+    await expect(page.locator("#screen")).to_have_attribute("data-screen", screen)
+    await expect(page.locator("#connection")).to_be_hidden()
+
+
+def _field(page, name):
+    return page.locator(f'#screen [data-field="{name}"]')
+
+
+def _button(page, action):
+    return page.locator(f'#screen [data-action="{action}"]')
+
+
+# -- each screen draws its data -----------------------------------------------
+
+async def test_idle_shows_the_rate_notice_and_buy_only_when_sell_is_off(browser_page, serve_ui, fake_kiosk):
+    await _show(browser_page, serve_ui, fake_kiosk, "idle",
+                {"buy_enabled": True, "sell_enabled": False, "rate": "43,210.00 EUR/BTC", "currency": "EUR",
+                 "notice": "Fees are lower on Sundays"})
+    await expect(_field(browser_page, "rate")).to_have_text("43,210.00 EUR/BTC")
+    await expect(_field(browser_page, "notice")).to_have_text("Fees are lower on Sundays")
+    await expect(_button(browser_page, "start_buy")).to_be_enabled()
+    await expect(_button(browser_page, "start_sell")).to_have_count(0)
+
+
+async def test_idle_offers_sell_when_enabled_and_greys_out_buy_when_disabled(browser_page, serve_ui, fake_kiosk):
+    await _show(browser_page, serve_ui, fake_kiosk, "idle",
+                {"buy_enabled": False, "sell_enabled": True, "rate": "43,210.00 EUR/BTC", "currency": "EUR",
+                 "notice": None})
+    await expect(_button(browser_page, "start_buy")).to_be_disabled()
+    await expect(_button(browser_page, "start_sell")).to_be_enabled()
+    await expect(_field(browser_page, "notice")).to_have_count(0)
+
+
+async def test_scan_address_asks_for_the_wallet_qr_and_shows_the_error(browser_page, serve_ui, fake_kiosk):
+    await _show(browser_page, serve_ui, fake_kiosk, "scan_address",
+                {"error": "That is a mainnet address; this kiosk sells regtest coins", "network": "regtest"})
+    await expect(browser_page.locator("#screen h1")).to_have_text("Show your wallet QR code to the camera")
+    await expect(_field(browser_page, "network")).to_contain_text("regtest")
+    error = _field(browser_page, "error")
+    await expect(error).to_have_text("That is a mainnet address; this kiosk sells regtest coins")
+    color = await error.evaluate("node => getComputedStyle(node).color")
+    assert color == "rgb(255, 107, 107)"  # the --error red
+    await expect(_button(browser_page, "cancel")).to_be_enabled()
+
+
+async def test_insert_cash_shows_amounts_limits_and_only_finish_once_cash_is_in(browser_page, serve_ui, fake_kiosk):
+    await _show(browser_page, serve_ui, fake_kiosk, "insert_cash",
+                dict(INSERT_CASH, message="Note returned: it would pass the limit"))
+    for field, expected in [("inserted", "20.00 EUR"), ("btc", "0.00046284 BTC"), ("address", ADDRESS),
+                            ("min", "5.00 EUR"), ("max", "1,000.00 EUR"), ("room", "980.00 EUR"),
+                            ("message", "Note returned: it would pass the limit")]:
+        await expect(_field(browser_page, field)).to_have_text(expected)
+    await expect(_field(browser_page, "sats")).to_contain_text("46284")
+    await expect(_field(browser_page, "receipt_available")).to_have_text("A receipt will be printed.")
+    await expect(_field(browser_page, "countdown")).to_contain_text("s left")
+    await expect(_button(browser_page, "finish_cash")).to_be_enabled()
+    await expect(_button(browser_page, "cancel")).to_have_count(0)
+
+
+async def test_insert_cash_below_the_minimum_keeps_finish_disabled_and_says_why(browser_page, serve_ui, fake_kiosk):
+    await _show(browser_page, serve_ui, fake_kiosk, "insert_cash",
+                dict(INSERT_CASH, inserted="2.00 EUR", inserted_minor=200, can_finish=False, receipt_available=False))
+    await expect(_button(browser_page, "finish_cash")).to_be_disabled()
+    await expect(_button(browser_page, "cancel")).to_have_count(0)
+    await expect(_field(browser_page, "below_min")).to_have_text("Insert at least 5.00 EUR to finish.")
+    await expect(_field(browser_page, "receipt_available")).to_contain_text("No printed receipt")
+
+
+async def test_insert_cash_with_nothing_inserted_offers_cancel(browser_page, serve_ui, fake_kiosk):
+    await _show(browser_page, serve_ui, fake_kiosk, "insert_cash",
+                dict(INSERT_CASH, inserted="0.00 EUR", inserted_minor=0, sats=0, btc="0.00000000", can_finish=False))
+    await expect(_button(browser_page, "cancel")).to_have_text("Cancel")
+    await expect(_button(browser_page, "finish_cash")).to_be_disabled()
+
+
+async def test_confirm_shows_the_whole_deal(browser_page, serve_ui, fake_kiosk):
+    await _show(browser_page, serve_ui, fake_kiosk, "confirm", CONFIRM)
+    for field, expected in [("address", ADDRESS), ("cash", "20.00 EUR"), ("fee", "1.00 EUR"),
+                            ("btc", "0.00043970 BTC"), ("sats", "43970"), ("rate", "43,210.00 EUR/BTC")]:
+        await expect(_field(browser_page, field)).to_have_text(expected)
+    await expect(_button(browser_page, "confirm")).to_be_enabled()
+
+
+async def test_sending_shows_a_spinner_and_no_buttons(browser_page, serve_ui, fake_kiosk):
+    await _show(browser_page, serve_ui, fake_kiosk, "sending", {"address": ADDRESS, "btc": "0.00043970"})
+    await expect(browser_page.locator("#screen .spinner")).to_be_visible()
+    await expect(_field(browser_page, "btc")).to_have_text("0.00043970 BTC")
+    await expect(browser_page.locator("#screen button")).to_have_count(0)
+
+
+async def test_receipt_shows_the_txid_and_whether_paper_came_out(browser_page, serve_ui, fake_kiosk):
+    await _show(browser_page, serve_ui, fake_kiosk, "receipt", dict(RECEIPT, message="Keep this receipt"))
+    await expect(_field(browser_page, "txid")).to_have_text("f" * 64)
+    await expect(_field(browser_page, "printed")).to_have_text("Please take your receipt.")
+    await expect(_field(browser_page, "message")).to_have_text("Keep this receipt")
+    await expect(_button(browser_page, "done")).to_be_enabled()
+
+
+async def test_receipt_without_txid_says_the_send_is_pending(browser_page, serve_ui, fake_kiosk):
+    await _show(browser_page, serve_ui, fake_kiosk, "receipt", dict(RECEIPT, txid=None, printed=False))
+    await expect(_field(browser_page, "txid")).to_contain_text("pending")
+    await expect(_field(browser_page, "printed")).to_have_text("No receipt was printed.")
+
+
+async def test_out_of_service_shows_the_reason_and_no_buttons(browser_page, serve_ui, fake_kiosk):
+    await _show(browser_page, serve_ui, fake_kiosk, "out_of_service", {"reason": "Service door open"})
+    await expect(_field(browser_page, "reason")).to_have_text("Service door open")
+    await expect(browser_page.locator("button")).to_have_count(0)
+
+
+async def test_booting_and_unknown_screens_show_a_neutral_wait(browser_page, serve_ui, fake_kiosk):
+    await _show(browser_page, serve_ui, fake_kiosk, "booting", {})
+    await expect(browser_page.locator("#screen h1")).to_have_text("Starting up…")
+    fake_kiosk.show("sell_choose_amount", {"amounts": [1, 2]})
+    await expect(browser_page.locator("#screen")).to_have_attribute("data-screen", "sell_choose_amount")
+    await expect(browser_page.locator("#screen h1")).to_have_text("Please wait")
+    await expect(browser_page.locator("#screen button")).to_have_count(0)
+
+
+async def test_data_of_the_wrong_shape_falls_back_to_please_wait(browser_page, serve_ui, fake_kiosk):
+    await _show(browser_page, serve_ui, fake_kiosk, "maintenance", {"devices": [None, 7], "journal": "corrupt"})
+    await expect(browser_page.locator("#screen h1")).to_have_text("Please wait")
+
+
+async def test_a_toast_on_any_screen_is_shown(browser_page, serve_ui, fake_kiosk):
+    await _show(browser_page, serve_ui, fake_kiosk, "idle", {"buy_enabled": True, "rate": "1 EUR/BTC"})
+    fake_kiosk.show("idle", {"buy_enabled": True, "rate": "1 EUR/BTC", "toast": "Rates updated"})
+    await expect(browser_page.locator("#toast")).to_have_text("Rates updated")
+    await expect(browser_page.locator("#toast")).to_be_visible()
+
+
+async def test_scanned_text_that_looks_like_html_is_shown_as_text(browser_page, serve_ui, fake_kiosk):
+    hostile = '<img src=x onerror="document.title=\'owned\'">bc1q'
+    await _show(browser_page, serve_ui, fake_kiosk, "confirm", dict(CONFIRM, address=hostile))
+    await expect(_field(browser_page, "address")).to_have_text(hostile)
+    await expect(browser_page.locator("#screen img")).to_have_count(0)
+    assert await browser_page.title() == "Bitcoin ATM"
+
+
+async def test_new_screens_replace_the_old_one_live(browser_page, serve_ui, fake_kiosk):
+    await _show(browser_page, serve_ui, fake_kiosk, "insert_cash", dict(INSERT_CASH, inserted="5.00 EUR"))
+    fake_kiosk.show("insert_cash", dict(INSERT_CASH, inserted="25.00 EUR", inserted_minor=2500))
+    await expect(_field(browser_page, "inserted")).to_have_text("25.00 EUR")
+    assert await browser_page.locator("#screen").get_attribute("data-seq") == str(fake_kiosk.seq)
+
+
+# -- buttons send the right actions -------------------------------------------
+
+@pytest.mark.parametrize("screen, data, action", [
+    ("idle", {"buy_enabled": True, "sell_enabled": True, "rate": "1 EUR/BTC"}, "start_buy"),
+    ("idle", {"buy_enabled": True, "sell_enabled": True, "rate": "1 EUR/BTC"}, "start_sell"),
+    ("scan_address", {"error": None, "network": "test"}, "cancel"),
+    ("insert_cash", INSERT_CASH, "finish_cash"),
+    ("insert_cash", dict(INSERT_CASH, inserted_minor=0, can_finish=False), "cancel"),
+    ("confirm", CONFIRM, "confirm"),
+    ("receipt", RECEIPT, "done"),
+    ("maintenance_login", {"error": None}, "cancel"),
+])
+async def test_each_button_sends_its_action(browser_page, serve_ui, fake_kiosk, screen, data, action):
+    await _show(browser_page, serve_ui, fake_kiosk, screen, data)
+    await _button(browser_page, action).click()
+    sent = await fake_kiosk.next_action()
+    assert set(sent) == {"action", "id"}
+    assert sent["action"] == action
+    assert isinstance(sent["id"], int)
+
+
+async def test_each_action_carries_a_new_id(browser_page, serve_ui, fake_kiosk):
+    await _show(browser_page, serve_ui, fake_kiosk, "scan_address", {"error": None, "network": "main"})
+    await _button(browser_page, "cancel").click()
+    first = await fake_kiosk.next_action()
+    await expect(_button(browser_page, "cancel")).to_be_enabled()  # re-enabled by the reply
+    await _button(browser_page, "cancel").click()
+    second = await fake_kiosk.next_action()
+    assert second["id"] > first["id"]
+
+
+async def test_a_refused_action_shows_the_kiosks_reason(browser_page, serve_ui, fake_kiosk):
+    fake_kiosk.reply = {"ok": False, "error": "The rate expired; please start again"}
+    await _show(browser_page, serve_ui, fake_kiosk, "confirm", CONFIRM)
+    await _button(browser_page, "confirm").click()
+    await expect(browser_page.locator("#toast")).to_have_text("The rate expired; please start again")
+    await expect(browser_page.locator("#toast")).to_have_class("error")
+
+
+async def test_the_pin_pad_hides_digits_and_sends_the_pin(browser_page, serve_ui, fake_kiosk):
+    await _show(browser_page, serve_ui, fake_kiosk, "maintenance_login", {"error": "Wrong PIN, 2 tries left"})
+    await expect(_field(browser_page, "error")).to_have_text("Wrong PIN, 2 tries left")
+    await expect(_button(browser_page, "service_login")).to_be_disabled()
+    for key in ["1", "2", "9", "back", "3", "4"]:
+        await browser_page.locator(f'[data-key="{key}"]').click()
+    await expect(_field(browser_page, "pin")).to_have_text("••••")
+    await _button(browser_page, "service_login").click()
+    assert await fake_kiosk.next_action() == {"action": "service_login", "pin": "1234", "id": 1}
+
+
+async def test_the_pin_can_be_typed_on_a_keyboard(browser_page, serve_ui, fake_kiosk):
+    await _show(browser_page, serve_ui, fake_kiosk, "maintenance_login", {"error": None})
+    await browser_page.keyboard.type("5678")
+    await browser_page.keyboard.press("Enter")
+    sent = await fake_kiosk.next_action()
+    assert (sent["action"], sent["pin"]) == ("service_login", "5678")
+
+
+async def test_maintenance_shows_devices_alerts_cash_and_reconciliation(browser_page, serve_ui, fake_kiosk):
+    await _show(browser_page, serve_ui, fake_kiosk, "maintenance", MAINTENANCE)
+    page = browser_page
+    await expect(_field(page, "alerts")).to_have_text("Printer out of paper")
+    printer = page.locator('[data-device="printer"]')
+    await expect(printer).to_contain_text("paper out")
+    await expect(printer.locator('[data-field="state"]')).to_have_text("hardwareError")
+    await expect(printer.locator('[data-field="state"]')).to_have_class("state-hardwareError")
+    await expect(page.locator('[data-device="bill_validator"]')).to_contain_text("id003")
+    await expect(_field(page, "cash")).to_contain_text("80.00 EUR")
+    await expect(_field(page, "journal_open")).to_have_text("Open transactions: 1")
+    await expect(_field(page, "reconciliation")).to_contain_text("tx-42")
+    await expect(_field(page, "reconciliation")).to_contain_text("send not confirmed")
+    await expect(_field(page, "cas")).to_contain_text("queued uploads")
+
+
+@pytest.mark.parametrize("label, what", [
+    ("Exit service", "exit"), ("Enable kiosk", "enable_kiosk"), ("Disable kiosk", "disable_kiosk"),
+    ("Print test page", "print_test"),
+])
+async def test_service_buttons_send_service_action(browser_page, serve_ui, fake_kiosk, label, what):
+    await _show(browser_page, serve_ui, fake_kiosk, "maintenance", MAINTENANCE)
+    await browser_page.get_by_role("button", name=label).click()
+    sent = await fake_kiosk.next_action()
+    assert (sent["action"], sent["do"]) == ("service_action", what)
+
+
+async def test_collect_cash_needs_a_second_tap(browser_page, serve_ui, fake_kiosk):
+    await _show(browser_page, serve_ui, fake_kiosk, "maintenance", MAINTENANCE)
+    button = browser_page.get_by_role("button", name="Collect cash")
+    await button.click()
+    await expect(browser_page.get_by_role("button", name="Tap again: collect cash")).to_be_visible()
+    assert fake_kiosk.actions == []
+    await browser_page.get_by_role("button", name="Tap again: collect cash").click()
+    sent = await fake_kiosk.next_action()
+    assert (sent["action"], sent["do"]) == ("service_action", "collect_cash")
+
+
+# -- layout and connection ------------------------------------------------------
+
+@pytest.mark.parametrize("viewport", [PORTRAIT, LANDSCAPE], ids=["portrait", "landscape"])
+@pytest.mark.parametrize("screen, data", [("insert_cash", INSERT_CASH), ("confirm", CONFIRM),
+                                          ("maintenance_login", {"error": None})])
+async def test_buttons_are_large_and_inside_the_screen(browser_page, serve_ui, fake_kiosk, viewport, screen, data):
+    await browser_page.set_viewport_size(viewport)
+    await _show(browser_page, serve_ui, fake_kiosk, screen, data)
+    buttons = browser_page.locator("#screen [data-action]")
+    assert await buttons.count() >= 1
+    for index in range(await buttons.count()):
+        await buttons.nth(index).scroll_into_view_if_needed()
+        box = await buttons.nth(index).bounding_box()
+        assert box["height"] >= 60 and box["width"] >= 120, (screen, box)
+        assert 0 <= box["x"] and box["x"] + box["width"] <= viewport["width"], (screen, box)
+    overflow = await browser_page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+    assert overflow is False
+
+
+async def test_the_page_reconnects_after_the_server_comes_back(browser_page, fake_kiosk):
+    server = UiServer(fake_kiosk)
+    url = await server.start()
+    port = int(url.rsplit(":", 1)[1].strip("/"))
+    replacement = None
+    try:
+        await browser_page.goto(url)
+        await expect(browser_page.locator("#screen")).to_have_attribute("data-screen", "idle")
+        await server.stop()
+        await expect(browser_page.locator("#connection")).to_be_visible()
+        await expect(browser_page.locator("#connection")).to_contain_text("Reconnecting")
+        fake_kiosk.show("out_of_service", {"reason": "Restarted"})
+        replacement = UiServer(fake_kiosk, port=port)
+        await replacement.start()
+        await expect(_field(browser_page, "reason")).to_have_text("Restarted", timeout=15000)
+        await expect(browser_page.locator("#connection")).to_be_hidden()
+    finally:
+        await server.stop()
+        if replacement is not None:
+            await replacement.stop()

@@ -28,6 +28,7 @@ CATALOGUES: dict[str, dict[str, str]] = {
         "date": "Date",
         "kiosk": "Kiosk",
         "transaction": "Transaction",
+        "collection": "Collection",
         "cash_in": "Cash inserted",
         "cash_out": "Cash paid out",
         "cash_to_collect": "Cash to collect",
@@ -62,6 +63,7 @@ CATALOGUES: dict[str, dict[str, str]] = {
         "date": "Datum",
         "kiosk": "Automat",
         "transaction": "Vorgang",
+        "collection": "Leerung",
         "cash_in": "Eingezahlt",
         "cash_out": "Ausgezahlt",
         "cash_to_collect": "Abzuholen",
@@ -96,6 +98,7 @@ CATALOGUES: dict[str, dict[str, str]] = {
         "date": "Fecha",
         "kiosk": "Cajero",
         "transaction": "Operación",
+        "collection": "Recaudación",
         "cash_in": "Efectivo ingresado",
         "cash_out": "Efectivo entregado",
         "cash_to_collect": "Efectivo a cobrar",
@@ -185,7 +188,7 @@ def format_when(when: datetime) -> str:
 # --- shared parts ------------------------------------------------------------
 
 def _header(operator: OperatorInfo, title: str, texts: Mapping[str, str],
-            when: datetime, kiosk_id: str, tx_id: str) -> list[Block]:
+            when: datetime, kiosk_id: str, tx_id: str, id_label: str = "transaction") -> list[Block]:
     return [
         TextLine(operator.name, align="center", bold=True, large=True),
         TextLine(operator.contact, align="center"),
@@ -194,7 +197,7 @@ def _header(operator: OperatorInfo, title: str, texts: Mapping[str, str],
         Rule(),
         PairLine(texts["date"], format_when(when)),
         PairLine(texts["kiosk"], kiosk_id),
-        PairLine(texts["transaction"], tx_id),
+        PairLine(texts[id_label], tx_id),
         Rule(),
     ]
 
@@ -288,7 +291,7 @@ def cash_collection_receipt(*, operator: OperatorInfo, kiosk_id: str, collection
     summary = (f"collection:{collection_id}?kiosk={kiosk_id}&cashbox={cashbox_id}"
                f"&notes={notes}&total={total.minor}&currency={currency}")
     return Receipt(tuple(
-        _header(operator, texts["collection_title"], texts, when, kiosk_id, collection_id)
+        _header(operator, texts["collection_title"], texts, when, kiosk_id, collection_id, "collection")
         + [PairLine(texts["cashbox"], cashbox_id),
            PairLine(texts["technician"], technician),
            PairLine(texts["period_start"], format_when(period_start)),

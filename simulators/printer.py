@@ -429,6 +429,7 @@ class VirtualPrinter:
         self._answering = True
         self._parser = EscposStreamParser(self.columns, self._can_print)
         self._status_requests = 0
+        self._bytes_received = 0
         self._on_receipt = on_receipt
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -462,6 +463,7 @@ class VirtualPrinter:
                 "answering_status": self._answering,
                 "receipts_printed": len(self._parser.receipts),
                 "status_requests": self._status_requests,
+                "bytes_received": self._bytes_received,
                 "overflowed_lines": self._parser.overflowed_lines,
                 "url": self.url,
             }
@@ -485,6 +487,7 @@ class VirtualPrinter:
         """Process bytes as if received on the wire; returns the printer's answer bytes."""
         with self._lock:
             before = len(self._parser.receipts)
+            self._bytes_received += len(data)
             requests = self._parser.feed(data)
             self._status_requests += len(requests)
             answer = b"".join(self._answer(n) for n in requests) if self._answering else b""

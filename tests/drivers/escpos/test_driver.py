@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import pytest
 
+from drivers.escpos.frames import encode_receipt
 from drivers.escpos.driver import EscposPrinter, PaperOutError, PrinterOfflineError, parse_usb_url
 from hal.errors import ConfigurationError, DeviceError, DeviceTimeout, PortError
 from hal.events import PrinterStatusChanged
@@ -15,6 +17,15 @@ from hal.status import DeviceState, PaperState
 from simulators.printer import VirtualPrinter
 
 ADDRESS = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"
+
+
+def wait_until(condition, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
 
 
 @pytest.fixture
@@ -193,10 +204,16 @@ def test_one_way_link_with_paper_out_loses_the_receipt_which_is_why_paper_is_unk
     printer = make_printer(virtual.url, events, link="one-way")
     try:
         assert printer.status().paper is PaperState.UNKNOWN
-        printer.print_receipt(Receipt((TextLine("lost"),)))
+        lost = Receipt((TextLine("lost"),))
+        printer.print_receipt(lost)
+        sent = len(encode_receipt(lost, 80))
+        assert wait_until(lambda: virtual.state()["bytes_received"] >= sent)
+        virtual.paper("ok")
+        printer.print_receipt(Receipt((TextLine("after the new roll"),)))
     finally:
         printer.close()
-    assert not virtual.wait_for_receipts(1, timeout=0.3)
+    assert virtual.wait_for_receipts(1)
+    assert virtual.receipts() == ["after the new roll\n"]
 
 
 def test_silent_network_peer_on_auto_is_never_ok_paper(silent_peer, events):

@@ -1,0 +1,523 @@
+"""CasClient: the kiosk's side of the CAS link (protocol 1, docs/cas-protocol.md).
+
+It polls the pinned CAS, takes settings only from operator-signed bundles, obeys
+remote commands by the rules in atm.cas.commands, sends coins idempotently, checks
+sell addresses against the signed xpub, and uploads transactions and events from a
+durable outbox. Every refusal is logged, kept in status() and queued as an alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Mapping
+
+from atm.cas.bundle import BundleError, ConfigBundle, verify_bundle
+from atm.cas.commands import CommandError, decide
+from atm.cas.errors import AddressRefused, AnswerMalformed, AnswerTimeout, NotConfigured, PinMismatch
+from atm.cas.interface import CasError, CasRefused, CasUnavailable, KioskSettings, Quote, SendResult
+from atm.cas.signing import DocumentError, key_id, parse_public_key, strict_json
+from atm.cas.state import (BUNDLE_FILE, CERT_FILE, DB_FILE, KEY_FILE, PAIRING_FILE, PairingRecord, Store,
+                           atomic_write, load_pairing, save_pairing)
+from atm.cas.transport import CasTransport
+from atm.cas.wallet import WalletError, address_derives_from_xpub
+from atm.cas.wire import (PROTOCOL_VERSION, InvoiceStatus, PollAnswer, SellInvoice, parse_config_answer,
+                          parse_invoice_status, parse_poll, parse_send, parse_sell_invoice, parse_upload_ack)
+from hal.money import Fiat, Sats
+
+log = logging.getLogger("atm.cas")
+
+TX = "tx"
+EVENT = "event"
+EVENT_KINDS = ("alert", "fault", "door", "cash_counts", "info")
+# Identical refusals within this window are logged but not stored or alerted again,
+# so a hostile server repeating itself cannot flood the journal or the CAS.
+REFUSAL_REPEAT_S = 60.0
+
+
+class CasClient:
+    """Implements atm.cas.interface.CasService against a paired CAS.
+
+    Build it with CasClient.from_state(state_dir); then `await start()` runs the poll
+    and upload tasks until `await stop()`."""
+
+    def __init__(self, state_dir: Path, record: PairingRecord, *, poll_interval_s: float = 5.0,
+                 timeout_s: float = 10.0, upload_batch: int = 200, backoff_base_s: float = 0.5,
+                 backoff_cap_s: float = 60.0, rate_max_age_s: float = 120.0,
+                 max_answer_bytes: int | None = None, rng: random.Random | None = None) -> None:
+        self.state_dir = Path(state_dir)
+        self._record = record
+        self.poll_interval_s = poll_interval_s
+        self.timeout_s = timeout_s
+        self.upload_batch = upload_batch
+        self.backoff_base_s = backoff_base_s
+        self.backoff_cap_s = backoff_cap_s
+        self.rate_max_age_s = rate_max_age_s
+        self._max_answer_bytes = max_answer_bytes
+        self._rng = rng or random.Random()
+        self._store = Store(self.state_dir / DB_FILE)
+        self._transport: CasTransport | None = None
+        self._bundle: ConfigBundle | None = None
+        self._rates: dict[str, Decimal] = {}
+        self._rates_at = 0.0
+        self._texts: dict[str, str] = {}
+        self._pin_state = "unknown"
+        self._last_error = ""
+        self._recent_refusals: dict[tuple[str, str], float] = {}
+        self._pending_acks: list[dict[str, str]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._work = asyncio.Event()
+        self._stopping = False
+        self.paired = True
+        self.on_command: Callable[[str, dict], Awaitable[None]] | None = None
+        self.on_settings: Callable[[KioskSettings], None] | None = None
+        self._load_bundle()
+
+    # ---- construction and lifecycle -------------------------------------------------
+
+    @classmethod
+    def from_state(cls, state_dir: Path, **options: Any) -> "CasClient":
+        """A client for the kiosk paired in state_dir; NotPaired (with what to do) if it is not."""
+        state_dir = Path(state_dir)
+        return cls(state_dir, load_pairing(state_dir), **options)
+
+    async def start(self) -> None:
+        if self._tasks:
+            return
+        self._stopping = False
+        self._tasks = [asyncio.create_task(self._poll_loop(), name="cas-poll"),
+                       asyncio.create_task(self._upload_loop(), name="cas-upload")]
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._tasks = []
+        if self._transport is not None:
+            await self._transport.close()
+            self._transport = None
+        self._store.close()
+
+    @property
+    def kiosk_id(self) -> str:
+        return self._record.kiosk_id
+
+    def _get_transport(self) -> CasTransport:
+        if self._transport is None:
+            options: dict[str, Any] = {}
+            if self._max_answer_bytes is not None:
+                options["max_answer_bytes"] = self._max_answer_bytes
+            self._transport = CasTransport(self._record.cas_url, self._record.cas_pins,
+                                           cert_path=self.state_dir / CERT_FILE, key_path=self.state_dir / KEY_FILE,
+                                           kiosk_id=self.kiosk_id, timeout_s=self.timeout_s, **options)
+        return self._transport
+
+    async def _request(self, method: str, path: str, body: Any = None) -> Any:
+        """Every request goes through here, so contact time, pin state and refusals stay true."""
+        if not self.paired:
+            raise CasRefused("this kiosk was unpaired by a signed operator command; pair it again")
+        try:
+            answer = await self._get_transport().request(method, path, body)
+        except PinMismatch as exc:
+            self._pin_state = "mismatch"
+            self._last_error = str(exc)
+            self._refuse("pin", "pin-mismatch", str(exc))
+            raise
+        except AnswerMalformed as exc:
+            self._pin_state = "ok"
+            self._last_error = str(exc)
+            self._refuse("answer", "malformed", str(exc))
+            raise
+        except AnswerTimeout as exc:
+            # Connected (the pin was checked in the handshake) but no answer in time:
+            # a stalling server is refused and reported like any other misbehaviour.
+            self._pin_state = "ok" if self._get_transport().last_pin_ok else self._pin_state
+            self._last_error = str(exc)
+            self._refuse("answer", "slow", str(exc))
+            raise
+        except CasUnavailable as exc:
+            self._last_error = str(exc)
+            if self._get_transport().last_pin_ok:
+                self._pin_state = "ok"
+            raise
+        except CasRefused as exc:
+            # The pinned server answered: it is reachable, it just said no.
+            self._pin_state = "ok"
+            self._mark_contact()
+            self._last_error = str(exc)
+            raise
+        self._pin_state = "ok"
+        self._last_error = ""
+        self._mark_contact()
+        return answer
+
+    def _mark_contact(self) -> None:
+        self._store.put("last_contact", repr(time.time()))
+
+    # ---- refusals and events --------------------------------------------------------
+
+    def _refuse(self, what: str, reason: str, detail: str) -> None:
+        log.warning("CAS %s refused (%s): %s", what, reason, detail)
+        now = time.monotonic()
+        last = self._recent_refusals.get((what, reason))
+        if last is not None and now - last < REFUSAL_REPEAT_S:
+            return
+        self._recent_refusals[(what, reason)] = now
+        self._store.log_refusal(what, reason, detail)
+        self._enqueue_event("alert", {"what": what, "reason": reason, "detail": detail[:500]})
+
+    def _enqueue_event(self, kind: str, detail: Mapping[str, Any]) -> str:
+        event_id = str(uuid.uuid4())
+        self._store.enqueue(EVENT, event_id, 1, {"id": event_id, "kind": kind, "at": int(time.time()),
+                                                 "detail": dict(detail)})
+        self._work.set()
+        return event_id
+
+    async def report_event(self, kind: str, detail: Mapping[str, Any]) -> str:
+        """Journal a device fault, door, cash count or info event for upload; returns its id."""
+        if kind not in EVENT_KINDS:
+            raise ValueError(f"event kind {kind!r}: expected one of {EVENT_KINDS}")
+        return self._enqueue_event(kind, detail)
+
+    # ---- configuration bundles ------------------------------------------------------
+
+    def _load_bundle(self) -> None:
+        path = self.state_dir / BUNDLE_FILE
+        if not path.exists():
+            return
+        try:
+            saved = strict_json(path.read_bytes(), str(path))
+            signer = parse_public_key(saved["signer"], f"{path} signer")
+            bundle = verify_bundle(saved["document"], signer, kiosk_id=self.kiosk_id, current_version=None)
+            # The signer must be the trusted operator key, or the bundle must be the
+            # one that rotated to the trusted key (signed by the previous key).
+            if saved["signer"] != self._record.operator_key and bundle.operator_key != self._record.operator_key:
+                raise BundleError(f"{path}: signed by a key that is not the trusted operator key", "bad-signature")
+        except (DocumentError, KeyError, TypeError, OSError) as exc:
+            reason = getattr(exc, "reason", "malformed")
+            self._refuse("bundle", reason, f"stored bundle {path} not used: {exc}")
+            return
+        self._bundle = bundle
+
+    def bundle(self) -> ConfigBundle | None:
+        return self._bundle
+
+    def settings(self) -> KioskSettings | None:
+        """Settings from the operator-signed bundle in force; None until one is accepted."""
+        return None if self._bundle is None else self._bundle.kiosk_settings()
+
+    def _accept_bundle(self, doc: Any) -> bool:
+        current = self._bundle.version if self._bundle is not None else self._stored_version_floor()
+        try:
+            bundle = verify_bundle(doc, parse_public_key(self._record.operator_key), kiosk_id=self.kiosk_id,
+                                   current_version=current)
+        except BundleError as exc:
+            self._refuse("bundle", exc.reason, str(exc))
+            return False
+        atomic_write(self.state_dir / BUNDLE_FILE, json.dumps(
+            {"document": doc, "signer": self._record.operator_key}, sort_keys=True).encode("utf-8"))
+        self._store.put("bundle_version_floor", str(bundle.version))
+        if bundle.cas_pins is not None or bundle.operator_key is not None:
+            self._record = PairingRecord(
+                kiosk_id=self._record.kiosk_id, cas_url=self._record.cas_url,
+                cas_pins=bundle.cas_pins or self._record.cas_pins,
+                operator_key=bundle.operator_key or self._record.operator_key,
+                paired_at=self._record.paired_at, kiosk_cert_pin=self._record.kiosk_cert_pin)
+            save_pairing(self.state_dir, self._record)
+            if bundle.cas_pins is not None and self._transport is not None:
+                old, self._transport = self._transport, None
+                asyncio.get_running_loop().create_task(old.close())
+        self._bundle = bundle
+        log.info("CAS configuration version %d accepted (operator key %s)", bundle.version,
+                 key_id(parse_public_key(self._record.operator_key)))
+        if self.on_settings is not None:
+            self.on_settings(bundle.kiosk_settings())
+        return True
+
+    def _stored_version_floor(self) -> int | None:
+        # Survives a deleted or corrupted bundle.json, so removing the file cannot
+        # reopen the door to an older bundle.
+        floor = self._store.get("bundle_version_floor")
+        return int(floor) if floor is not None else None
+
+    # ---- polling --------------------------------------------------------------------
+
+    async def poll_once(self) -> PollAnswer:
+        """One poll: rates, configuration version, commands. Raises CasError subclasses."""
+        body = {"protocol": PROTOCOL_VERSION, "config_version": self._bundle.version if self._bundle else None,
+                "ack_commands": list(self._pending_acks), "outbox": self._store.queue_length(),
+                "remote_state": self._store.get("remote_state", "active")}
+        raw = await self._request("POST", "/v1/poll", body)
+        try:
+            answer = parse_poll(raw)
+        except AnswerMalformed as exc:
+            self._refuse("answer", "malformed", str(exc))
+            raise
+        self._pending_acks = [ack for ack in self._pending_acks if ack not in body["ack_commands"]]
+        self._rates, self._rates_at, self._texts = dict(answer.rates), time.monotonic(), dict(answer.texts)
+        for doc in answer.commands:
+            await self._handle_command(doc)
+        current = self._bundle.version if self._bundle else None
+        if answer.config_version is not None and answer.config_version != current and answer.config_version > 0:
+            await self.fetch_config()
+        self._work.set()
+        return answer
+
+    async def fetch_config(self) -> bool:
+        """Fetch the CAS's bundle and accept it if it is valid and newer; True if accepted."""
+        raw = await self._request("GET", "/v1/config")
+        try:
+            doc = parse_config_answer(raw)
+        except AnswerMalformed as exc:
+            self._refuse("answer", "malformed", str(exc))
+            raise
+        if doc is None:
+            return False
+        return self._accept_bundle(doc)
+
+    async def _poll_loop(self) -> None:
+        failures = 0
+        while not self._stopping:
+            try:
+                await self.poll_once()
+                failures = 0
+                delay = self.poll_interval_s
+            except CasError as exc:
+                failures += 1
+                delay = max(self.poll_interval_s, self._backoff(failures))
+                log.info("CAS poll failed (%s); next try in %.1f s", exc, delay)
+            except Exception:  # a bug here must not stop the kiosk from retrying
+                log.exception("CAS poll crashed; retrying")
+                failures += 1
+                delay = self._backoff(failures)
+            await asyncio.sleep(delay)
+
+    def _backoff(self, failures: int) -> float:
+        ceiling = min(self.backoff_cap_s, self.backoff_base_s * (2 ** min(failures, 16)))
+        # Jitter keeps a fleet of kiosks from hammering a CAS that just came back.
+        return ceiling * (0.5 + 0.5 * self._rng.random())
+
+    # ---- remote commands ------------------------------------------------------------
+
+    def _handled_ids(self) -> list[str]:
+        return json.loads(self._store.get("handled_commands", "[]"))
+
+    async def _handle_command(self, doc: Any) -> None:
+        command_id = doc.get("payload", {}).get("id") if isinstance(doc, dict) and isinstance(doc.get("payload"), dict) else None
+        if not isinstance(command_id, str) or not 0 < len(command_id) <= 100:
+            self._refuse("command", "malformed", "a remote command without a usable 'id' was ignored")
+            return
+        handled = self._handled_ids()
+        if command_id in handled:
+            self._pending_acks.append({"id": command_id, "result": "done"})
+            return
+        try:
+            command = decide(doc, parse_public_key(self._record.operator_key), kiosk_id=self.kiosk_id,
+                             last_sequence=int(self._store.get("command_sequence", "0")))
+        except DocumentError as exc:
+            reason = getattr(exc, "reason", "malformed")
+            self._refuse("command", reason, f"command {command_id}: {exc}")
+            result = "refused"
+        else:
+            if command.sequence is not None:
+                self._store.put("command_sequence", str(command.sequence))
+            if command.name in ("deactivate", "activate"):
+                self._store.put("remote_state", "deactivated" if command.name == "deactivate" else "active")
+            log.warning("CAS remote command %s obeyed (%s)", command.name,
+                        "operator-signed" if command.signed else "unsigned: deactivate is always obeyed")
+            if self.on_command is not None:
+                try:
+                    await self.on_command(command.name, dict(command.args))
+                except Exception:
+                    log.exception("kiosk failed to carry out remote command %s", command.name)
+            if command.name == "unpair":
+                self._unpair()
+            result = "done"
+        self._store.put("handled_commands", json.dumps((handled + [command_id])[-200:]))
+        self._pending_acks.append({"id": command_id, "result": result})
+
+    def _unpair(self) -> None:
+        path = self.state_dir / PAIRING_FILE
+        if path.exists():
+            path.rename(self.state_dir / f"{PAIRING_FILE}.unpaired-{int(time.time())}")
+        self.paired = False
+        self._stopping = True
+
+    # ---- money ----------------------------------------------------------------------
+
+    def _require_bundle(self) -> ConfigBundle:
+        if self._bundle is None:
+            raise NotConfigured("no operator-signed configuration is in force; the kiosk cannot sell or buy yet")
+        return self._bundle
+
+    async def quote(self, currency: str) -> Quote:
+        bundle = self._require_bundle()
+        if currency != bundle.currency:
+            raise CasRefused(f"quote in {currency}: the signed configuration is for {bundle.currency}")
+        if currency not in self._rates or time.monotonic() - self._rates_at > self.rate_max_age_s:
+            await self.poll_once()
+        rate = self._rates.get(currency)
+        if rate is None:
+            raise CasRefused(f"the CAS gives no {currency} rate")
+        return Quote(currency=currency, rate=rate, fee_percent=bundle.fee_percent,
+                     fixed_fee=bundle.fixed_fee if bundle.fixed_fee.minor else None)
+
+    async def send_coins(self, request_id: str, address: str, amount: Sats) -> SendResult:
+        """Ask the CAS to send `amount` to `address`. Idempotent by request_id on the
+        server; CasUnavailable means: nothing known, call again later with the same id."""
+        bundle = self._require_bundle()
+        if "BTC" not in bundle.coins:
+            raise NotConfigured("the signed configuration does not enable BTC")
+        if not isinstance(amount, Sats) or amount.sat <= 0:
+            raise ValueError(f"send {request_id}: amount must be positive Sats, got {amount!r}")
+        raw = await self._request("POST", "/v1/sends", {"protocol": PROTOCOL_VERSION, "id": request_id,
+                                                         "address": address, "sats": amount.sat})
+        try:
+            return parse_send(raw, request_id)
+        except AnswerMalformed as exc:
+            self._refuse("answer", "malformed", str(exc))
+            raise
+
+    async def sell_invoice(self, invoice_id: str, cash: Fiat, amount: Sats) -> SellInvoice:
+        """A deposit address for a sell; refused (AddressRefused, alerted) unless it derives
+        from the operator's signed xpub and asks exactly `amount`."""
+        bundle = self._require_bundle()
+        if bundle.wallet is None:
+            raise NotConfigured("the signed configuration has no wallet xpub, so the kiosk cannot buy bitcoin back")
+        raw = await self._request("POST", "/v1/sell-invoices", {
+            "protocol": PROTOCOL_VERSION, "id": invoice_id, "fiat_minor": cash.minor, "currency": cash.currency,
+            "sats": amount.sat})
+        try:
+            invoice = parse_sell_invoice(raw, invoice_id)
+        except AnswerMalformed as exc:
+            self._refuse("answer", "malformed", str(exc))
+            raise
+        try:
+            ours = address_derives_from_xpub(invoice.address, bundle.wallet.xpub, bundle.wallet.network, invoice.index)
+        except WalletError as exc:
+            ours = False
+            detail = str(exc)
+        else:
+            detail = f"address {invoice.address} is not 0/{invoice.index} of the signed xpub"
+        if not ours:
+            self._refuse("sell-address", "foreign-address", f"sell invoice {invoice_id}: {detail}")
+            raise AddressRefused(f"sell invoice {invoice_id}: {detail}; refused")
+        if invoice.sats != amount.sat:
+            detail = f"sell invoice {invoice_id}: CAS asks {invoice.sats} sat, the kiosk quoted {amount.sat}"
+            self._refuse("sell-invoice", "wrong-amount", detail)
+            raise CasRefused(detail)
+        return invoice
+
+    async def sell_invoice_status(self, invoice_id: str) -> InvoiceStatus:
+        raw = await self._request("GET", f"/v1/sell-invoices/{invoice_id}")
+        try:
+            return parse_invoice_status(raw, invoice_id)
+        except AnswerMalformed as exc:
+            self._refuse("answer", "malformed", str(exc))
+            raise
+
+    # ---- outbox ---------------------------------------------------------------------
+
+    async def upload_transaction(self, record: Mapping[str, Any]) -> None:
+        """Make `record` durable in the outbox; it is uploaded later, keyed by its id and version."""
+        tx_id, version = record.get("id"), record.get("version")
+        if not isinstance(tx_id, str) or not tx_id:
+            raise ValueError("transaction record needs a non-empty string 'id'")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise ValueError(f"transaction {tx_id}: 'version' must be a non-negative integer")
+        self._store.enqueue(TX, tx_id, version, dict(record))
+        self._work.set()
+
+    def queue_length(self) -> int:
+        return self._store.queue_length()
+
+    async def flush_once(self) -> int:
+        """Upload one batch of events and transactions; returns how many the server acknowledged."""
+        acknowledged = 0
+        for kind, path, field in ((EVENT, "/v1/events", "events"), (TX, "/v1/transactions", "transactions")):
+            batch = self._store.pending(kind, self.upload_batch)
+            if not batch:
+                continue
+            if kind == TX:
+                items = [{"id": key, "version": version, "record": body} for key, version, body in batch]
+            else:
+                items = [body for _key, _version, body in batch]
+            raw = await self._request("POST", path, {"protocol": PROTOCOL_VERSION, field: items})
+            try:
+                held = parse_upload_ack(raw)
+            except AnswerMalformed as exc:
+                self._refuse("answer", "malformed", str(exc))
+                raise
+            self._store.acknowledge(kind, held)
+            acknowledged += len(held)
+        return acknowledged
+
+    async def _upload_loop(self) -> None:
+        failures = 0
+        while not self._stopping:
+            if self._store.queue_length() == 0:
+                self._work.clear()
+                try:
+                    await asyncio.wait_for(self._work.wait(), timeout=self.poll_interval_s)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            try:
+                await self.flush_once()
+                failures = 0
+            except CasError as exc:
+                failures += 1
+                delay = self._backoff(failures)
+                log.info("CAS upload failed (%s); %d queued; next try in %.1f s", exc,
+                         self._store.queue_length(), delay)
+                self._work.clear()
+                try:
+                    await asyncio.wait_for(self._work.wait(), timeout=delay)
+                except asyncio.TimeoutError:
+                    pass
+            except Exception:
+                log.exception("CAS upload crashed; retrying")
+                failures += 1
+                await asyncio.sleep(self._backoff(failures))
+
+    # ---- service view ---------------------------------------------------------------
+
+    def last_contact(self) -> float | None:
+        value = self._store.get("last_contact")
+        return float(value) if value is not None else None
+
+    def is_reachable(self, max_offline_s: float) -> bool:
+        """False once the CAS has not answered for longer than max_offline_s: the kiosk
+        then starts no new buys (and finishes the ones in progress)."""
+        last = self.last_contact()
+        return last is not None and time.time() - last <= max_offline_s
+
+    def status(self) -> dict[str, Any]:
+        bundle = self._bundle
+        max_offline = bundle.max_offline_s if bundle is not None else 300
+        return {
+            "paired": self.paired,
+            "kiosk_id": self.kiosk_id,
+            "cas_url": self._record.cas_url,
+            "pin": self._pin_state,
+            "pin_ok": self._pin_state == "ok",
+            "operator_key_id": key_id(parse_public_key(self._record.operator_key)),
+            "config_version": bundle.version if bundle is not None else None,
+            "last_contact": self.last_contact(),
+            "reachable": self.is_reachable(max_offline),
+            "queue_length": self._store.queue_length(),
+            "remote_state": self._store.get("remote_state", "active"),
+            "last_error": self._last_error,
+            "refusals": self._store.refusals(),
+        }

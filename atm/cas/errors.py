@@ -1,0 +1,58 @@
+"""Typed errors of the CAS link, below the three of atm.cas.interface.
+
+The kiosk only needs to tell "retry later with the same id" (CasUnavailable and
+its subclasses) from "the answer was refused" (CasRefused and its subclasses).
+"""
+
+from __future__ import annotations
+
+from atm.cas.interface import CasError, CasRefused, CasUnavailable
+
+
+class NotPaired(CasError):
+    """The state dir holds no pairing: a technician must scan the operator's pairing code."""
+
+
+class PairingCodeError(CasError):
+    """The text given as a pairing code is not one (wrong prefix, encoding, field or value)."""
+
+
+class PairingFailed(CasError):
+    """Pairing did not complete; the message says which step and why."""
+
+
+class PinMismatch(CasUnavailable):
+    """The server's public key is not the pinned one: nothing was sent to it.
+
+    A subclass of CasUnavailable because the kiosk's answer is the same as for an
+    outage: keep every id, send nothing, retry later (the real CAS may come back)."""
+
+
+class AnswerMalformed(CasUnavailable):
+    """The server answered something that is not the protocol (bad JSON, missing or
+    wrong-typed field, too large). Nothing in it was used; retrying with the same id
+    is safe because every request is idempotent."""
+
+
+class AnswerTimeout(CasUnavailable):
+    """The server accepted the connection but did not answer in time."""
+
+
+class BundleRefused(CasRefused):
+    """A configuration bundle was refused (signature, version, kiosk id, content)."""
+
+
+class CommandRefused(CasRefused):
+    """A remote command was refused (unsigned where a signature is needed, replayed, unknown)."""
+
+
+class AddressRefused(CasRefused):
+    """A sell deposit address does not derive from the operator's signed xpub."""
+
+
+class NotConfigured(CasRefused):
+    """No operator-signed configuration has been accepted yet, so nothing that routes money may run."""
+
+
+class KeyFileError(CasError):
+    """A key or certificate file is missing, unreadable, has loose permissions or the wrong content."""

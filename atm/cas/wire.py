@@ -1,0 +1,187 @@
+"""Parsers for the CAS's answers (protocol version 1, docs/cas-protocol.md).
+
+Every answer is untrusted input: each parser takes decoded JSON and returns a typed
+value or raises AnswerMalformed naming the field, never another exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Mapping
+
+from atm.cas.errors import AnswerMalformed
+from atm.cas.interface import SendResult
+from atm.cas.signing import DocumentError, strict_json
+
+PROTOCOL_VERSION = 1
+PROTOCOL_HEADER = "X-ATM-Protocol"
+MAX_ANSWER_BYTES = 256 * 1024
+MAX_COMMANDS = 32
+MAX_TEXTS = 64
+
+
+def decode_answer(data: bytes, what: str, limit: int = MAX_ANSWER_BYTES) -> Any:
+    try:
+        return strict_json(data, what, limit)
+    except DocumentError as exc:
+        raise AnswerMalformed(f"CAS answer to {exc}") from None
+
+
+def _obj(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise AnswerMalformed(f"CAS answer to {what}: expected a JSON object, got {type(value).__name__}")
+    proto = value.get("protocol")
+    if proto != PROTOCOL_VERSION:
+        raise AnswerMalformed(f"CAS answer to {what}: protocol {proto!r}, this kiosk speaks {PROTOCOL_VERSION}")
+    return value
+
+
+def _field(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
+    value = obj.get(key)
+    if isinstance(value, bool) and kind is not bool:
+        raise AnswerMalformed(f"CAS answer to {what}: {key!r} must be {kind}, got a boolean")
+    if not isinstance(value, kind):
+        raise AnswerMalformed(f"CAS answer to {what}: {key!r} must be {kind}, got {type(value).__name__}")
+    return value
+
+
+def _short_text(value: Any, key: str, what: str, max_len: int = 200) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= max_len or not value.isprintable():
+        raise AnswerMalformed(f"CAS answer to {what}: {key!r} must be printable text of 1..{max_len} characters")
+    return value
+
+
+def parse_rate(value: Any, where: str) -> Decimal:
+    if not isinstance(value, str):
+        raise AnswerMalformed(f"CAS answer: rate {where} must be a decimal string, got {type(value).__name__}")
+    try:
+        rate = Decimal(value)
+    except (InvalidOperation, ValueError):
+        raise AnswerMalformed(f"CAS answer: rate {where} {value[:40]!r} is not a number") from None
+    if not rate.is_finite() or rate <= 0 or rate > Decimal(10) ** 12:
+        raise AnswerMalformed(f"CAS answer: rate {where} {value[:40]!r} is not a positive price")
+    return rate
+
+
+@dataclass(frozen=True)
+class PollAnswer:
+    config_version: int | None
+    rates: Mapping[str, Decimal]
+    commands: tuple[Any, ...] = ()
+    texts: Mapping[str, str] = field(default_factory=dict)
+    server_time: int | None = None
+
+
+def parse_poll(value: Any) -> PollAnswer:
+    obj = _obj(value, "poll")
+    version = obj.get("config_version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
+        raise AnswerMalformed("CAS answer to poll: 'config_version' must be a non-negative integer or null")
+    rates_raw = _field(obj, "rates", dict, "poll")
+    rates = {}
+    for currency, text in rates_raw.items():
+        if not (isinstance(currency, str) and len(currency) == 3 and currency.isascii() and currency.isupper()):
+            raise AnswerMalformed(f"CAS answer to poll: rate currency {currency[:10]!r} is not an ISO 4217 code")
+        rates[currency] = parse_rate(text, currency)
+    commands = obj.get("commands", [])
+    if not isinstance(commands, list) or len(commands) > MAX_COMMANDS:
+        raise AnswerMalformed(f"CAS answer to poll: 'commands' must be a list of at most {MAX_COMMANDS}")
+    texts_raw = obj.get("texts", {})
+    if not isinstance(texts_raw, dict) or len(texts_raw) > MAX_TEXTS:
+        raise AnswerMalformed(f"CAS answer to poll: 'texts' must be an object of at most {MAX_TEXTS} entries")
+    texts = {}
+    for key, text in texts_raw.items():
+        texts[_short_text(key, "texts key", "poll", 64)] = _short_text(text, f"texts.{key}", "poll", 500)
+    server_time = obj.get("server_time")
+    if server_time is not None and (isinstance(server_time, bool) or not isinstance(server_time, int)):
+        raise AnswerMalformed("CAS answer to poll: 'server_time' must be an integer")
+    return PollAnswer(config_version=version, rates=rates, commands=tuple(commands), texts=texts,
+                      server_time=server_time)
+
+
+def parse_send(value: Any, request_id: str) -> SendResult:
+    obj = _obj(value, "send")
+    answered_id = _field(obj, "id", str, "send")
+    if answered_id != request_id:
+        raise AnswerMalformed(f"CAS answer to send {request_id}: it answered for {answered_id[:80]!r}")
+    txid = _field(obj, "txid", str, "send")
+    if len(txid) != 64 or any(c not in "0123456789abcdef" for c in txid):
+        raise AnswerMalformed(f"CAS answer to send {request_id}: txid must be 64 lower-case hex digits")
+    return SendResult(request_id=request_id, txid=txid)
+
+
+def parse_upload_ack(value: Any) -> dict[str, int]:
+    """{id: version the server now holds} from a transactions or events upload answer."""
+    obj = _obj(value, "upload")
+    results = _field(obj, "stored", list, "upload")
+    held: dict[str, int] = {}
+    for item in results:
+        if not isinstance(item, dict):
+            raise AnswerMalformed("CAS answer to upload: each 'stored' entry must be an object")
+        key = _field(item, "id", str, "upload")
+        version = _field(item, "version", int, "upload")
+        held[key] = version
+    return held
+
+
+@dataclass(frozen=True)
+class SellInvoice:
+    id: str
+    address: str
+    index: int
+    sats: int
+    expires_at: int
+
+
+def parse_sell_invoice(value: Any, invoice_id: str) -> SellInvoice:
+    obj = _obj(value, "sell invoice")
+    answered = _field(obj, "id", str, "sell invoice")
+    if answered != invoice_id:
+        raise AnswerMalformed(f"CAS answer to sell invoice {invoice_id}: it answered for {answered[:80]!r}")
+    address = _short_text(obj.get("address"), "address", "sell invoice", 100)
+    index = _field(obj, "index", int, "sell invoice")
+    sats = _field(obj, "sats", int, "sell invoice")
+    if sats <= 0:
+        raise AnswerMalformed(f"CAS answer to sell invoice {invoice_id}: 'sats' must be positive")
+    expires_at = _field(obj, "expires_at", int, "sell invoice")
+    return SellInvoice(id=invoice_id, address=address, index=index, sats=sats, expires_at=expires_at)
+
+
+INVOICE_STATES = ("unpaid", "seen", "confirmed", "underpaid", "overpaid", "late", "expired")
+
+
+@dataclass(frozen=True)
+class InvoiceStatus:
+    id: str
+    state: str
+    received_sats: int
+    confirmations: int
+
+
+def parse_invoice_status(value: Any, invoice_id: str) -> InvoiceStatus:
+    obj = _obj(value, "sell invoice status")
+    answered = _field(obj, "id", str, "sell invoice status")
+    if answered != invoice_id:
+        raise AnswerMalformed(f"CAS answer to sell invoice status {invoice_id}: it answered for {answered[:80]!r}")
+    state = _field(obj, "state", str, "sell invoice status")
+    if state not in INVOICE_STATES:
+        raise AnswerMalformed(f"CAS answer to sell invoice status: state {state[:40]!r} is not one of {INVOICE_STATES}")
+    received = _field(obj, "received_sats", int, "sell invoice status")
+    confirmations = _field(obj, "confirmations", int, "sell invoice status")
+    if received < 0 or confirmations < 0:
+        raise AnswerMalformed("CAS answer to sell invoice status: amounts and confirmations must not be negative")
+    return InvoiceStatus(id=invoice_id, state=state, received_sats=received, confirmations=confirmations)
+
+
+def parse_pair_answer(value: Any, kiosk_id: str) -> None:
+    obj = _obj(value, "pairing")
+    answered = _field(obj, "kiosk_id", str, "pairing")
+    if answered != kiosk_id:
+        raise AnswerMalformed(f"CAS answer to pairing: registered kiosk {answered[:80]!r}, expected {kiosk_id!r}")
+
+
+def parse_config_answer(value: Any) -> Any | None:
+    """The bundle document the CAS holds (None when it holds none). Judged by atm.cas.bundle."""
+    obj = _obj(value, "config")
+    return obj.get("bundle")

@@ -14,6 +14,7 @@ import os
 import select
 import socket
 import sys
+import termios
 import threading
 import time
 import tty
@@ -62,6 +63,7 @@ class Id003Simulator:
         self._conn: socket.socket | None = None
         self._master: int | None = None
         self._slave: int | None = None
+        self._fresh_termios: list = []
         self._url = ""
         self._faults: collections.deque[tuple[str, float]] = collections.deque()
         self.frames_received = 0
@@ -381,6 +383,7 @@ class Id003Simulator:
             self._master, self._slave = os.openpty()
             # Raw from the start: no echo, no line discipline before the host configures it.
             tty.setraw(self._slave)
+            self._fresh_termios = termios.tcgetattr(self._slave)
             self._url = os.ttyname(self._slave)
             target = self._serve_pty
         else:
@@ -446,6 +449,7 @@ class Id003Simulator:
             with self._lock:
                 self._tick()
             if not ready:
+                self._restore_pty_settings()
                 continue
             try:
                 data = read()
@@ -469,6 +473,19 @@ class Id003Simulator:
                         reply = self._handle(item)
                 if reply is not None:
                     self._send(write, reply)
+
+    def _restore_pty_settings(self) -> None:
+        # Some kernels refuse to turn PARENB on again on a pty whose last user left it
+        # cleared (EINVAL from tcsetattr), so a second 8E1 open would fail. While the
+        # line is quiet, put back the raw settings the pty started with; they are
+        # equivalent for a pty, so a host that has it open does not notice.
+        if self._slave is None:
+            return
+        try:
+            if termios.tcgetattr(self._slave) != self._fresh_termios:
+                termios.tcsetattr(self._slave, termios.TCSANOW, self._fresh_termios)
+        except termios.error:
+            pass
 
     def _send(self, write, reply: Frame) -> None:
         raw = reply.encode()

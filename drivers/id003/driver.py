@@ -9,6 +9,7 @@ money totals; the application owns the books.
 from __future__ import annotations
 
 import logging
+import termios
 import threading
 import time
 from dataclasses import dataclass
@@ -242,7 +243,7 @@ class Id003Validator(BillValidator):
             self._ser = serial.serial_for_url(self.port, baudrate=9600, bytesize=serial.EIGHTBITS,
                                               parity=serial.PARITY_EVEN, stopbits=serial.STOPBITS_ONE,
                                               timeout=min(0.05, self.reply_timeout), write_timeout=1.0)
-        except (serial.SerialException, ValueError, OSError) as exc:
+        except (serial.SerialException, ValueError, OSError, termios.error) as exc:
             self._ser = None
             raise PortError(f"validator {self.name}: port {self.port!r} did not open ({exc}); check the URL or "
                             f"device path, that the cable is plugged in and no other program holds the port") from exc

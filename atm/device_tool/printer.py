@@ -29,6 +29,8 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     parser.add_argument("--baudrate", type=int, default=19200, help="serial speed (default 19200)")
     parser.add_argument("--link", choices=("auto", "two-way", "one-way"), default="auto",
                         help="whether the printer answers status requests (default auto)")
+    parser.add_argument("--status-timeout", type=float, default=0.5, metavar="S",
+                        help="seconds to wait for each status answer (default 0.5)")
     parser.add_argument("--native-qr", action="store_true", help="use the printer's own QR command, not an image")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.set_defaults(func=run)
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     status: PrinterStatus | None = None
     try:
         printer = EscposPrinter(args.port, name="printer", width_mm=args.width_mm, baudrate=args.baudrate,
-                                link=args.link, native_qr=args.native_qr)
+                                link=args.link, native_qr=args.native_qr, status_timeout=args.status_timeout)
         printer.open(lambda event: None)
     except (DeviceError, ConfigurationError) as exc:
         result["error"] = f"cannot open the printer: {exc}"

@@ -73,7 +73,8 @@ class FakeKiosk:
 class FakePanel:
     """Implements atm.ui.facade.SimulatorPanel: records the commands it ran."""
 
-    def __init__(self) -> None:
+    def __init__(self, denominations: list | None = None) -> None:
+        self.denominations = denominations
         self.ran: list[tuple[str, dict[str, Any]]] = []
         self._ran_queue: asyncio.Queue = asyncio.Queue()
         self.door_open = False
@@ -83,8 +84,10 @@ class FakePanel:
         return [
             {"command": "insert_note", "args": {"minor": "int"}, "help": "Insert a banknote"},
             {"command": "counterfeit_next", "args": {}, "help": "The next note is a fake"},
-            {"command": "jam", "args": {}, "help": "Jam the bill validator"},
-            {"command": "present_qr", "args": {"payload": "str"}, "help": "Show a code to the camera"},
+            {"command": "jam", "args": {"where": "acceptor|stacker"}, "help": "Jam the bill validator"},
+            {"command": "clear_jam", "args": {}, "help": "Clear a validator jam"},
+            {"command": "present_qr", "args": {"text": "str", "distortion": "str"},
+             "help": "Show a code to the camera"},
             {"command": "door", "args": {"open": "bool"}, "help": "Open or close the service door"},
             {"command": "paper", "args": {"level": ["ok", "near_end", "out"]}, "help": "Printer paper"},
         ]
@@ -101,9 +104,11 @@ class FakePanel:
         return {"ok": True}
 
     def state(self) -> dict[str, Any]:
+        validator: dict[str, Any] = {"notes": len([c for c, _ in self.ran if c == "insert_note"])}
+        if self.denominations is not None:
+            validator["denominations"] = self.denominations
         return {
-            "validator": {"denominations": [{"minor": 500, "label": "5 EUR"}, {"minor": 2000, "label": "20 EUR"}],
-                          "notes": len([c for c, _ in self.ran if c == "insert_note"])},
+            "validator": validator,
             "door": "open" if self.door_open else "closed",
             "samples": {"regtest": "bcrt1q94c3vs4hy6cygqtz0j5lhtpj7hy9xra3cpcc0y",
                         "bad checksum": "bcrt1q94c3vs4hy6cygqtz0j5lhtpj7hy9xra3cpcc0z"},
@@ -124,7 +129,7 @@ def fake_kiosk() -> FakeKiosk:
 
 @pytest.fixture
 def fake_panel() -> FakePanel:
-    return FakePanel()
+    return FakePanel(denominations=[{"minor": 500, "label": "5 EUR"}, {"minor": 2000, "label": "20 EUR"}])
 
 
 @pytest.fixture

@@ -44,30 +44,48 @@ async def test_a_typed_amount_is_posted_as_an_integer(browser_page, serve_ui, fa
     assert type(args["minor"]) is int
 
 
+async def test_without_denominations_in_the_state_common_notes_are_offered(browser_page, serve_ui, fake_kiosk,
+                                                                          fake_panel):
+    panel = fake_panel
+    panel.denominations = None
+    page = await _open_panel(browser_page, serve_ui, fake_kiosk, panel)
+    buttons = _form(page, "insert_note").locator("[data-value]")
+    await expect(buttons).to_have_count(7)
+    await buttons.filter(has_text="50.00").click()
+    assert await panel.next_run() == ("insert_note", {"minor": 5000})
+
+
 async def test_a_command_without_args_posts_empty_args(browser_page, serve_ui, fake_kiosk, fake_panel):
     page = await _open_panel(browser_page, serve_ui, fake_kiosk, fake_panel)
-    await _form(page, "jam").locator('[data-run="jam"]').click()
-    assert await fake_panel.next_run() == ("jam", {})
+    await _form(page, "clear_jam").locator('[data-run="clear_jam"]').click()
+    assert await fake_panel.next_run() == ("clear_jam", {})
 
 
 async def test_a_sample_button_presents_that_qr_payload(browser_page, serve_ui, fake_kiosk, fake_panel):
     page = await _open_panel(browser_page, serve_ui, fake_kiosk, fake_panel)
-    await _form(page, "present_qr").get_by_role("button", name="regtest").click()
-    assert await fake_panel.next_run() == ("present_qr", {"payload": fake_panel.state()["samples"]["regtest"]})
+    form = _form(page, "present_qr")
+    await expect(form.get_by_role("button", name="regtest")).to_have_count(1)  # once, not per text field
+    await form.get_by_role("button", name="regtest").click()
+    assert await fake_panel.next_run() == ("present_qr", {"text": fake_panel.state()["samples"]["regtest"]})
 
 
 async def test_a_typed_qr_payload_is_presented_as_typed(browser_page, serve_ui, fake_kiosk, fake_panel):
     page = await _open_panel(browser_page, serve_ui, fake_kiosk, fake_panel)
     form = _form(page, "present_qr")
-    await form.locator('input[name="payload"]').fill("bitcoin:bcrt1qxyz?amount=0.1&req-foo=1")
+    await form.locator('input[name="text"]').fill("bitcoin:bcrt1qxyz?amount=0.1&req-foo=1")
+    await form.locator('input[name="distortion"]').fill("blur")
     await form.locator('[data-run="present_qr"]').click()
-    assert await fake_panel.next_run() == ("present_qr", {"payload": "bitcoin:bcrt1qxyz?amount=0.1&req-foo=1"})
+    assert await fake_panel.next_run() == (
+        "present_qr", {"text": "bitcoin:bcrt1qxyz?amount=0.1&req-foo=1", "distortion": "blur"})
 
 
-async def test_choice_buttons_post_the_chosen_value(browser_page, serve_ui, fake_kiosk, fake_panel):
+@pytest.mark.parametrize("command, arg, choice", [("paper", "level", "near_end"), ("jam", "where", "stacker")])
+async def test_choice_buttons_post_the_chosen_value(browser_page, serve_ui, fake_kiosk, fake_panel,
+                                                    command, arg, choice):
+    # Choices come as a list (paper) or as "a|b" text (jam): both become buttons.
     page = await _open_panel(browser_page, serve_ui, fake_kiosk, fake_panel)
-    await _form(page, "paper").get_by_role("button", name="near_end").click()
-    assert await fake_panel.next_run() == ("paper", {"level": "near_end"})
+    await _form(page, command).get_by_role("button", name=choice, exact=True).click()
+    assert await fake_panel.next_run() == (command, {arg: choice})
 
 
 async def test_opening_the_door_shows_up_in_the_device_state(browser_page, serve_ui, fake_kiosk, fake_panel):
@@ -90,6 +108,6 @@ async def test_the_state_refreshes_without_a_click(browser_page, serve_ui, fake_
 async def test_a_failing_command_shows_its_error(browser_page, serve_ui, fake_kiosk, fake_panel):
     page = await _open_panel(browser_page, serve_ui, fake_kiosk, fake_panel)
     fake_panel.fail_with = RuntimeError("validator simulator is not running")
-    await _form(page, "jam").locator('[data-run="jam"]').click()
+    await _form(page, "clear_jam").locator('[data-run="clear_jam"]').click()
     await expect(page.locator("#result")).to_have_attribute("data-ok", "false")
     await expect(page.locator("#result")).to_contain_text("validator simulator is not running")

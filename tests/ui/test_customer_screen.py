@@ -31,7 +31,8 @@ MAINTENANCE = {
          "driver": "id003"},
         {"name": "printer", "kind": "printer", "state": "hardwareError", "detail": "paper out", "driver": "escpos"},
     ],
-    "cash": {"cashbox": {"notes": 4, "value": "80.00 EUR", "status": "ok"}, "last_collection": "2026-11-25"},
+    "kiosk_id": "atm-7", "active": False,
+    "cash": {"cashbox": {"notes": {"500": 2, "2000": 2}, "total": "50.00 EUR", "status": "ok"}, "paper": "low"},
     "journal": {"open": 1, "reconciliation": [{"id": "tx-42", "summary": "20.00 EUR credited, send not confirmed"}]},
     "cas": {"link": "offline", "queued_uploads": 3},
     "alerts": ["Printer out of paper"],
@@ -129,6 +130,11 @@ async def test_sending_shows_a_spinner_and_no_buttons(browser_page, serve_ui, fa
     await expect(browser_page.locator("#screen .spinner")).to_be_visible()
     await expect(_field(browser_page, "btc")).to_have_text("0.00043970 BTC")
     await expect(browser_page.locator("#screen button")).to_have_count(0)
+
+
+async def test_sending_before_the_amount_is_known_shows_no_dangling_unit(browser_page, serve_ui, fake_kiosk):
+    await _show(browser_page, serve_ui, fake_kiosk, "sending", {"address": ADDRESS, "btc": ""})
+    await expect(_field(browser_page, "btc")).to_have_text("")
 
 
 async def test_receipt_shows_the_txid_and_whether_paper_came_out(browser_page, serve_ui, fake_kiosk):
@@ -254,7 +260,10 @@ async def test_maintenance_shows_devices_alerts_cash_and_reconciliation(browser_
     await expect(printer.locator('[data-field="state"]')).to_have_text("hardwareError")
     await expect(printer.locator('[data-field="state"]')).to_have_class("state-hardwareError")
     await expect(page.locator('[data-device="bill_validator"]')).to_contain_text("id003")
-    await expect(_field(page, "cash")).to_contain_text("80.00 EUR")
+    await expect(_field(page, "kiosk")).to_have_text("Kiosk atm-7 · disabled by the operator or a technician")
+    await expect(_field(page, "cash")).to_contain_text("notes: 500: 2, 2000: 2")
+    await expect(_field(page, "cash")).to_contain_text("total: 50.00 EUR")
+    await expect(_field(page, "cash").locator(".state-low")).to_have_text("low")
     await expect(_field(page, "journal_open")).to_have_text("Open transactions: 1")
     await expect(_field(page, "reconciliation")).to_contain_text("tx-42")
     await expect(_field(page, "reconciliation")).to_contain_text("send not confirmed")

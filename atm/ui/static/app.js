@@ -41,7 +41,15 @@
 
   function text(value, fallback) {
     if (value === null || value === undefined || value === "") return fallback === undefined ? "" : fallback;
-    return typeof value === "object" ? JSON.stringify(value) : String(value);
+    if (Array.isArray(value)) return value.map((v) => text(v)).join(", ");
+    if (typeof value === "object") {
+      return Object.entries(value).map(([k, v]) => k + ": " + text(v, "-")).join(", ");
+    }
+    return String(value);
+  }
+
+  function btc(value) {
+    return value === null || value === undefined || value === "" ? "" : String(value) + " BTC";
   }
 
   function actionButton(label, action, options) {
@@ -135,7 +143,7 @@
       return [
         el("h1", { text: inserted ? "Insert more notes or finish" : "Insert your banknotes" }),
         el("p", { class: "big", "data-field": "inserted", text: text(d.inserted, "0") }),
-        el("p", {}, "You get ", el("strong", { "data-field": "btc", text: text(d.btc) + " BTC" }),
+        el("p", {}, "You get ", el("strong", { "data-field": "btc", text: btc(d.btc) }),
           el("span", { class: "muted", "data-field": "sats", text: " (" + text(d.sats, "0") + " sats)" })),
         facts([
           ["To", text(d.address), "address", "mono"],
@@ -160,7 +168,7 @@
           ["To", text(d.address), "address", "mono"],
           ["Cash", text(d.cash), "cash"],
           ["Fee", text(d.fee), "fee"],
-          ["You get", text(d.btc) + " BTC", "btc"],
+          ["You get", btc(d.btc), "btc"],
           ["Satoshis", text(d.sats), "sats"],
           ["Rate", text(d.rate), "rate"],
         ]),
@@ -173,7 +181,7 @@
       return [el("section", { class: "centered" },
         el("h1", { text: "Sending your bitcoin…" }),
         el("div", { class: "spinner", "aria-hidden": "true" }),
-        el("p", { "data-field": "btc", text: text(d.btc) + " BTC" }),
+        el("p", { "data-field": "btc", text: btc(d.btc) }),
         el("p", { class: "mono muted", "data-field": "address", text: text(d.address) }))];
     },
 
@@ -182,7 +190,7 @@
         el("h1", { text: "Thank you" }),
         facts([
           ["Cash", text(d.cash), "cash"],
-          ["Sent", text(d.btc) + " BTC", "btc"],
+          ["Sent", btc(d.btc), "btc"],
           ["To", text(d.address), "address", "mono"],
           ["Transaction", text(d.txid, "pending: it will be sent shortly"), "txid", "mono"],
         ]),
@@ -250,8 +258,13 @@
         el("td", { text: text(dev.detail) }),
         el("td", { class: "muted", text: text(dev.driver) })));
 
+      const identity = [];
+      if (d.kiosk_id !== undefined) identity.push("Kiosk " + text(d.kiosk_id));
+      if (typeof d.active === "boolean") identity.push(d.active ? "enabled" : "disabled by the operator or a technician");
       return [
         el("h1", { text: "Service menu" }),
+        identity.length ? el("p", { class: d.active === false ? "error" : "muted", "data-field": "kiosk",
+          text: identity.join(" · ") }) : null,
         alerts.length
           ? el("ul", { class: "alerts", "data-field": "alerts" }, ...alerts.map((a) => el("li", { text: text(a) })))
           : el("p", { class: "ok", "data-field": "alerts", text: "No alerts." }),

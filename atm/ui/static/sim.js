@@ -40,9 +40,13 @@
     return undefined;
   }
 
+  // Used when the state names no denominations: common note values in minor
+  // units. The simulated validator still decides whether it takes the note.
+  const FALLBACK_DENOMINATIONS = [500, 1000, 2000, 5000, 10000, 20000, 50000];
+
   function denominationsIn(state) {
-    const raw = findKey(state, "denominations");
-    if (!Array.isArray(raw)) return [];
+    let raw = findKey(state, "denominations");
+    if (!Array.isArray(raw)) raw = FALLBACK_DENOMINATIONS;
     return raw.map((item) => {
       if (typeof item === "number") return { value: item, label: formatMinor(item) };
       if (item && typeof item === "object" && typeof item.minor === "number") {
@@ -78,6 +82,7 @@
       return argKind(spec.type);
     }
     const name = String(spec || "str").toLowerCase();
+    if (name.includes("|")) return { kind: "choice", choices: String(spec).split("|") };  // "ok|near_end|out"
     if (name.startsWith("int")) return { kind: "int" };
     if (name.startsWith("bool")) return { kind: "bool" };
     return { kind: "str" };
@@ -114,6 +119,7 @@
       entry.help ? el("p", { class: "help", text: String(entry.help) }) : null);
     form.addEventListener("submit", (event) => event.preventDefault());
     const readers = {};
+    let samplesShown = false;
 
     for (const arg of argNames) {
       const kind = argKind(specs[arg]);
@@ -138,7 +144,7 @@
         input = el("input", { type: "text", name: arg, autocomplete: "off", spellcheck: "false" });
         readers[arg] = () => input.value;
       }
-      form.append(el("label", {}, arg + " (" + (Array.isArray(specs[arg]) ? "choice" : kind.kind) + ")", input));
+      form.append(el("label", {}, arg + " (" + kind.kind + ")", input));
 
       if (kind.kind === "int" && argNames.length === 1 && denominations.length
           && /minor|denomination|value|amount|note/i.test(arg + " " + name)) {
@@ -146,7 +152,8 @@
           el("button", { type: "button", "data-arg": arg, "data-value": String(d.value), text: d.label,
             onclick: () => run(name, { [arg]: d.value }) }))));
       }
-      if (kind.kind === "str" && samples.length && /qr|code|scan|payload/i.test(arg + " " + name)) {
+      if (kind.kind === "str" && !samplesShown && samples.length && /qr|code|scan|payload/i.test(arg + " " + name)) {
+        samplesShown = true;
         form.append(el("div", { class: "choices" }, ...samples.map((s) =>
           el("button", { type: "button", "data-sample": s.label, title: s.payload, text: s.label,
             onclick: () => { input.value = s.payload; run(name, { [arg]: s.payload }); } }))));

@@ -1,0 +1,624 @@
+"""An ITL SSP / eSSP note validator (NV200-like), the device side of the wire, byte for byte.
+
+Reachable as `socket://127.0.0.1:PORT` or a pty path; reuses drivers.ssp.frames/crypto so
+both sides share one codec. Controls (insert a note, jam, pull the cashbox, power-cycle,
+spoil the next reply) are thread-safe and meant for tests, the demo and the control panel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import select
+import socket
+import threading
+import time
+import tty
+from dataclasses import dataclass
+from typing import Sequence
+
+from drivers.ssp import crypto
+from drivers.ssp.frames import (
+    ENCRYPTED_PACKET,
+    Command,
+    Event,
+    Frame,
+    FrameDecoder,
+    PollEvent,
+    Reply,
+    SetupInfo,
+    encode_frame,
+    encode_poll_events,
+    encode_setup_reply,
+    MessageError,
+    parse_inhibits,
+    parse_poll_events,
+)
+
+FAULT_KINDS = ("drop", "corrupt", "delay", "truncate", "double")
+_PERSISTENT = {Event.SAFE_JAM, Event.UNSAFE_JAM, Event.STACKER_FULL, Event.CASHBOX_REMOVED, Event.DISABLED}
+
+
+@dataclass
+class _Note:
+    channel: int          # 0 = not a note the device recognises
+    strimming: bool = False
+
+
+class _Transport:
+    """Bytes in and out of the simulator, over a TCP listener (one client at a time) or a pty."""
+
+    def __init__(self, kind: str, port: int = 0) -> None:
+        self.kind = kind
+        self._client: socket.socket | None = None
+        if kind == "tcp":
+            self._server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._server.bind(("127.0.0.1", port))
+            self._server.listen(1)
+            self.url = f"socket://127.0.0.1:{self._server.getsockname()[1]}"
+        elif kind == "pty":
+            self._master, self._slave = os.openpty()
+            tty.setraw(self._slave)
+            tty.setraw(self._master)
+            self.url = os.ttyname(self._slave)
+        else:
+            raise ValueError(f"transport must be 'tcp' or 'pty', got {kind!r}")
+
+    def read(self, timeout: float) -> bytes:
+        if self.kind == "pty":
+            ready, _, _ = select.select([self._master], [], [], timeout)
+            if not ready:
+                return b""
+            try:
+                return os.read(self._master, 4096)
+            except OSError:
+                return b""
+        waiting = [self._server] + ([self._client] if self._client else [])
+        ready, _, _ = select.select(waiting, [], [], timeout)
+        data = b""
+        if self._server in ready:
+            conn, _ = self._server.accept()
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._client:
+                self._client.close()
+            self._client = conn
+            return b""
+        if self._client and self._client in ready:
+            try:
+                data = self._client.recv(4096)
+            except OSError:
+                data = b""
+            if not data:
+                self._client.close()
+                self._client = None
+        return data
+
+    def write(self, data: bytes) -> None:
+        if self.kind == "pty":
+            try:
+                os.write(self._master, data)
+            except OSError:
+                pass
+        elif self._client:
+            try:
+                self._client.sendall(data)
+            except OSError:
+                self._client.close()
+                self._client = None
+
+    def close(self) -> None:
+        if self.kind == "pty":
+            for fd in (self._master, self._slave):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        else:
+            if self._client:
+                self._client.close()
+            self._server.close()
+
+
+class SspSimulator:
+    """The device. Timings are short (tens of ms) so tests run fast; all are attributes."""
+
+    def __init__(self, currency: str = "EUR", channels: Sequence[int] = (500, 1000, 2000, 5000, 10000, 20000),
+                 serial_number: int = 12345678, model: str = "NV200", *, address: int = 0,
+                 firmware: str = "0420", fixed_key: int = crypto.DEFAULT_FIXED_KEY,
+                 step_s: float = 0.03, boot_s: float = 0.15, delay_s: float = 0.8,
+                 escrow_timeout_s: float = 10.0, stacker_capacity: int = 1000,
+                 honour_inhibits: bool = True) -> None:
+        self.currency = currency
+        self.channels = tuple(int(c) for c in channels)
+        self.serial_number = serial_number
+        self.model = model
+        self.address = address
+        self.firmware = firmware
+        self.fixed_key = fixed_key
+        self.step_s = step_s
+        self.boot_s = boot_s
+        self.delay_s = delay_s
+        self.escrow_timeout_s = escrow_timeout_s
+        self.stacker_capacity = stacker_capacity
+        # False models a unit whose dataset ignores the inhibit mask, so a host can meet a
+        # channel it never enabled and has no value for.
+        self.honour_inhibits = honour_inhibits
+        self._lock = threading.RLock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._transport: _Transport | None = None
+        self._decoder = FrameDecoder()
+        self._faults: collections.deque[tuple[str, int | None]] = collections.deque()
+        self._delayed: list[tuple[float, bytes]] = []
+        self.rx_log: list[dict] = []
+        self.tx_log: list[dict] = []
+        self.cashbox: collections.Counter[int] = collections.Counter()
+        self._stacker_full = False
+        self._cashbox_open = False
+        self._jam: str | None = None
+        self._stuck: str | None = None
+        self._power_on()
+        self._booting_until = 0.0
+
+    # ------------------------------------------------------------------ life cycle
+
+    def _power_on(self) -> None:
+        self._enabled = False
+        self._inhibits: set[int] = set()
+        self._last_seq: int | None = None
+        self._last_reply: bytes | None = None
+        self._last_plain = b""
+        self._protocol = 4
+        self._generator: int | None = None
+        self._modulus: int | None = None
+        self._session: crypto.EsspSession | None = None
+        self._events: list[PollEvent] = []
+        self._phase = "idle"
+        self._note: _Note | None = None
+        self._phase_since = time.monotonic()
+        self._escrow_reported = False
+        self._escrow_touched = 0.0
+        self._last_reject = 0x00
+        self._stage = 0
+
+    def start(self, transport: str = "tcp", port: int = 0) -> str:
+        """Start serving; returns a pyserial URL (`socket://127.0.0.1:PORT` or a pty path).
+        `port` 0 lets the system pick a free loopback port."""
+        if self._thread:
+            raise RuntimeError("simulator already started")
+        self._transport = _Transport(transport, port)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="ssp-simulator", daemon=True)
+        self._thread.start()
+        return self._transport.url
+
+    @property
+    def url(self) -> str:
+        if not self._transport:
+            raise RuntimeError("simulator not started")
+        return self._transport.url
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=2)
+            self._thread = None
+        if self._transport:
+            self._transport.close()
+            self._transport = None
+
+    def __enter__(self) -> "SspSimulator":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        assert self._transport
+        while not self._stop.is_set():
+            chunk = self._transport.read(0.005)
+            with self._lock:
+                now = time.monotonic()
+                if chunk and now >= self._booting_until:
+                    for frame in self._decoder.feed(chunk):
+                        self._on_frame(frame)
+                    self._decoder.take_errors()
+                elif now < self._booting_until:
+                    self._decoder.reset()
+                self._tick(now)
+                due = [d for d in self._delayed if d[0] <= now]
+                self._delayed = [d for d in self._delayed if d[0] > now]
+            for _, data in due:
+                self._transport.write(data)
+
+    # ------------------------------------------------------------------ controls
+
+    def insert_note(self, minor: int) -> None:
+        """A customer pushes a note of `minor` units into the bezel."""
+        with self._lock:
+            channel = self.channels.index(minor) + 1 if minor in self.channels else 0
+            self._begin_note(_Note(channel))
+
+    def insert_counterfeit(self, strimming: bool = False) -> None:
+        """A note the device does not recognise; with strimming=True someone also pulls it
+        back on a string, which the device reports as a fraud attempt."""
+        with self._lock:
+            self._begin_note(_Note(1 if strimming else 0, strimming=strimming))
+
+    def jam(self, where: str = "acceptor") -> None:
+        """Jam the note path: 'acceptor' = unsafe jam (note reachable at the bezel),
+        'stacker' = safe jam (note inside, out of the customer's reach)."""
+        if where not in ("acceptor", "stacker"):
+            raise ValueError(f"jam where must be 'acceptor' or 'stacker', got {where!r}")
+        with self._lock:
+            self._jam = where
+
+    def clear_jam(self) -> None:
+        with self._lock:
+            self._jam = None
+            self._phase_since = time.monotonic()
+
+    def stacker_full(self, on: bool = True) -> None:
+        with self._lock:
+            self._stacker_full = on
+
+    def stacker_open(self, on: bool = True) -> None:
+        """Pull out (on) or put back (off) the cashbox."""
+        with self._lock:
+            if self._cashbox_open and not on:
+                self._events.append(PollEvent(Event.CASHBOX_REPLACED))
+            self._cashbox_open = on
+
+    def stick(self, phase: str = "stacking") -> None:
+        """Freeze the device in a transient phase ('reading', 'stacking', 'rejecting'), reporting
+        it on every poll, until a reset: what a worn belt or a blocked sensor looks like."""
+        if phase not in ("reading", "stacking", "rejecting"):
+            raise ValueError(f"stick phase must be reading, stacking or rejecting, got {phase!r}")
+        with self._lock:
+            self._stuck = phase
+            if self._note is None:
+                self._note = _Note(1)
+            self._phase = phase
+
+    def power_cycle(self, note_in: str = "none") -> None:
+        """Cut and restore power. With note_in='acceptor' a note was in the bezel and is given
+        back at power-up; with 'stacker' it was in the stacker and goes into the cashbox."""
+        if note_in not in ("none", "acceptor", "stacker"):
+            raise ValueError(f"note_in must be none, acceptor or stacker, got {note_in!r}")
+        with self._lock:
+            self._reboot(note_in)
+
+    def fault_next_reply(self, kind: str, count: int = 1, carrying: str | None = None) -> None:
+        """Spoil the next `count` replies: drop, corrupt (bad CRC), delay (by delay_s),
+        truncate (half a frame) or double (sent twice). With `carrying` (an event name such as
+        "CREDIT") only replies that carry that poll event are spoiled."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"fault kind must be one of {', '.join(FAULT_KINDS)}, got {kind!r}")
+        code = None
+        if carrying is not None:
+            try:
+                code = Event[carrying].value
+            except KeyError:
+                raise ValueError(f"carrying must be an SSP event name such as CREDIT, got {carrying!r}") from None
+        with self._lock:
+            self._faults.extend([(kind, code)] * count)
+
+    def state(self) -> dict:
+        with self._lock:
+            return {
+                "model": self.model,
+                "serial_number": self.serial_number,
+                "currency": self.currency,
+                "channels": list(self.channels),
+                "powered": time.monotonic() >= self._booting_until,
+                "enabled": self._enabled,
+                "inhibits": sorted(self._inhibits),
+                "protocol_version": self._protocol,
+                "encrypted": self._session is not None,
+                "phase": self._phase,
+                "note_channel": self._note.channel if self._note else None,
+                "jam": self._jam,
+                "stuck": self._stuck,
+                "stacker_full": self._stacker_full,
+                "cashbox_open": self._cashbox_open,
+                "cashbox": {str(ch): n for ch, n in sorted(self.cashbox.items())},
+                "cashbox_total_minor": sum(self.channels[ch - 1] * n for ch, n in self.cashbox.items()
+                                           if 0 < ch <= len(self.channels)),
+                "pending_events": [e.name for e in self._events],
+                "pending_faults": [kind for kind, _ in self._faults],
+                "last_reject_code": self._last_reject,
+                "rx_log": [dict(entry) for entry in self.rx_log],
+                "tx_log": [dict(entry) for entry in self.tx_log],
+            }
+
+    # ------------------------------------------------------------------ note flow
+
+    def _begin_note(self, note: _Note) -> None:
+        if self._phase != "idle" or self._jam:
+            return
+        self._note = note
+        self._enter("reading")
+
+    def _enter(self, phase: str) -> None:
+        self._phase = phase
+        self._phase_since = time.monotonic()
+        self._stage = 0
+        if phase == "reading":
+            self._events.append(PollEvent(Event.READ, b"\x00"))
+        elif phase == "stacking":
+            self._events.append(PollEvent(Event.STACKING))
+        elif phase == "rejecting":
+            self._events.append(PollEvent(Event.REJECTING))
+
+    def _reject(self, code: int) -> None:
+        self._last_reject = code
+        self._enter("rejecting")
+
+    def _tick(self, now: float) -> None:
+        if now < self._booting_until or self._jam:
+            return
+        elapsed = now - self._phase_since
+        if self._stuck == self._phase:
+            if elapsed >= self.step_s:
+                self._phase_since = now
+                self._events.append(PollEvent({"reading": Event.READ, "stacking": Event.STACKING,
+                                               "rejecting": Event.REJECTING}[self._phase],
+                                              b"\x00" if self._phase == "reading" else b""))
+            return
+        if self._phase == "reading" and elapsed >= self.step_s and self._note:
+            note = self._note
+            if note.strimming:
+                self._events.append(PollEvent(Event.FRAUD_ATTEMPT, bytes([note.channel])))
+                self._reject(0x0E)
+            elif note.channel == 0:
+                self._reject(0x02)
+            elif not self._enabled:
+                self._reject(0x0C)
+            elif note.channel not in self._inhibits and self.honour_inhibits:
+                self._reject(0x06)
+            elif self._stacker_full:
+                self._reject(0x0D)
+            else:
+                self._phase = "escrow"
+                self._phase_since = now
+                self._escrow_reported = False
+                self._escrow_touched = now
+                self._events.append(PollEvent(Event.READ, bytes([note.channel])))
+        elif self._phase == "escrow" and self._escrow_reported and now - self._escrow_touched > self.escrow_timeout_s:
+            self._reject(0x13)
+        elif self._phase == "stacking" and elapsed >= self.step_s and self._note:
+            if self._stage == 0:
+                self._events.append(PollEvent(Event.CREDIT, bytes([self._note.channel])))
+                self._events.append(PollEvent(Event.STACKING))
+                self._stage = 1
+                self._phase_since = now
+            else:
+                self._events.append(PollEvent(Event.STACKED))
+                self.cashbox[self._note.channel] += 1
+                if sum(self.cashbox.values()) >= self.stacker_capacity:
+                    self._stacker_full = True
+                self._note = None
+                self._phase = "idle"
+        elif self._phase == "rejecting" and elapsed >= self.step_s:
+            self._events.append(PollEvent(Event.REJECTED))
+            self._note = None
+            self._phase = "idle"
+
+    def _reboot(self, note_in: str) -> None:
+        channel = self._note.channel if self._note and self._note.channel else 1
+        self._power_on()
+        self._stuck = None
+        self._booting_until = time.monotonic() + self.boot_s
+        self._delayed.clear()
+        self._events.append(PollEvent(Event.SLAVE_RESET))
+        if note_in == "acceptor":
+            self._events.append(PollEvent(Event.NOTE_CLEARED_FROM_FRONT, bytes([channel])))
+        elif note_in == "stacker":
+            self._events.append(PollEvent(Event.NOTE_CLEARED_INTO_CASHBOX, bytes([channel])))
+            self.cashbox[channel] += 1
+
+    # ------------------------------------------------------------------ commands
+
+    def _on_frame(self, frame: Frame) -> None:
+        if frame.address != self.address:
+            return
+        command = frame.data[0]
+        repeat = (command != Command.SYNC and self._last_seq is not None and frame.seq == self._last_seq
+                  and self._last_reply is not None)
+        self.rx_log.append({"raw": frame.encode().hex(" "), "seq": frame.seq, "command": command, "repeat": repeat})
+        del self.rx_log[:-300]
+        if repeat:
+            assert self._last_reply is not None
+            self._send(frame.seq, self._last_reply, self._last_plain, repeat=True)
+            return
+        data = frame.data
+        encrypted = command == ENCRYPTED_PACKET
+        if encrypted:
+            if self._session is None:
+                self._last_seq, self._last_reply, self._last_plain = frame.seq, bytes([Reply.KEY_NOT_SET]), b""
+                self._send(frame.seq, self._last_reply, b"")
+                return
+            try:
+                data = self._session.open_expected(data)
+            except crypto.EncryptionError:
+                # A real unit discards a packet it cannot open; the host times out and resends.
+                return
+        plain = reply = self._execute(data)
+        if encrypted and self._session is not None:
+            reply = self._session.seal(reply)
+            self._session.counter += 1
+        self._last_seq = frame.seq
+        self._last_reply = reply
+        self._last_plain = plain if data[:1] == bytes([Command.POLL]) else b""
+        self._send(frame.seq, reply, self._last_plain)
+        if data[:1] == bytes([Command.RESET]):
+            self._reboot("acceptor" if self._phase in ("reading", "escrow", "rejecting") and self._note
+                         else "stacker" if self._phase == "stacking" and self._note else "none")
+
+    def _send(self, seq: int, data: bytes, poll_reply: bytes, repeat: bool = False) -> None:
+        """`poll_reply` is the plaintext of a poll reply (empty for other commands), used to
+        aim a fault at the reply that carries a given event."""
+        raw = encode_frame(seq, self.address, data)
+        fault = None
+        if self._faults:
+            kind, code = self._faults[0]
+            if code is None or code in _event_codes(poll_reply):
+                fault = kind
+                self._faults.popleft()
+        self.tx_log.append({"seq": seq, "data": poll_reply.hex(" ") if poll_reply else data.hex(" "),
+                            "poll": bool(poll_reply), "repeat": repeat, "fault": fault})
+        del self.tx_log[:-300]
+        if fault == "drop":
+            return
+        if fault == "corrupt":
+            raw = raw[:-1] + bytes([raw[-1] ^ 0x01 if raw[-1] ^ 0x01 != 0x7F else raw[-1] ^ 0x02])
+        elif fault == "truncate":
+            raw = raw[:max(1, len(raw) // 2)]
+        elif fault == "double":
+            raw = raw + raw
+        elif fault == "delay":
+            self._delayed.append((time.monotonic() + self.delay_s, raw))
+            return
+        assert self._transport
+        self._transport.write(raw)
+
+    def _execute(self, data: bytes) -> bytes:
+        ok = bytes([Reply.OK])
+        command, args = data[0], data[1:]
+        if command == Command.SYNC:
+            return ok
+        if command == Command.RESET:
+            return ok
+        if command == Command.HOST_PROTOCOL_VERSION:
+            if len(args) != 1:
+                return bytes([Reply.WRONG_PARAMETERS])
+            if not 1 <= args[0] <= 7:
+                return bytes([Reply.FAIL])
+            self._protocol = args[0]
+            return ok
+        if command == Command.SETUP_REQUEST:
+            return encode_setup_reply(self._setup_info())
+        if command == Command.SERIAL_NUMBER:
+            return ok + self.serial_number.to_bytes(4, "big")
+        if command == Command.GET_FIRMWARE_VERSION:
+            return ok + f"{self.model} {self.firmware[:2]}.{self.firmware[2:]} SIM".encode("ascii")
+        if command == Command.UNIT_DATA:
+            info = self._setup_info()
+            return (ok + bytes([info.unit_type]) + self.firmware.encode("ascii") + self.currency.encode("ascii")
+                    + (1).to_bytes(3, "big") + bytes([self._protocol]))
+        if command == Command.SET_INHIBITS:
+            if len(args) < 2:
+                return bytes([Reply.WRONG_PARAMETERS])
+            self._inhibits = parse_inhibits(args)
+            return ok
+        if command == Command.ENABLE:
+            self._enabled = True
+            return ok
+        if command == Command.DISABLE:
+            self._enabled = False
+            return ok
+        if command == Command.POLL:
+            return self._poll()
+        if command == Command.HOLD:
+            if self._phase == "escrow" and self._escrow_reported:
+                self._escrow_touched = time.monotonic()
+                return ok
+            return bytes([Reply.CANNOT_PROCESS])
+        if command == Command.REJECT:
+            if self._phase == "escrow" and self._escrow_reported:
+                self._reject(0x08)
+                return ok
+            return bytes([Reply.CANNOT_PROCESS])
+        if command == Command.LAST_REJECT_CODE:
+            return ok + bytes([self._last_reject])
+        if command in (Command.SET_GENERATOR, Command.SET_MODULUS):
+            if len(args) != 8:
+                return bytes([Reply.WRONG_PARAMETERS])
+            value = int.from_bytes(args, "little")
+            if not crypto.is_probable_prime(value):
+                return bytes([Reply.PARAMETER_OUT_OF_RANGE])
+            if command == Command.SET_GENERATOR:
+                self._generator = value
+            else:
+                self._modulus = value
+            return ok
+        if command == Command.REQUEST_KEY_EXCHANGE:
+            if len(args) != 8:
+                return bytes([Reply.WRONG_PARAMETERS])
+            if self._generator is None or self._modulus is None:
+                return bytes([Reply.CANNOT_PROCESS])
+            try:
+                slave = crypto.KeyExchange.new_slave(self._generator, self._modulus)
+                negotiated = slave.shared_key(int.from_bytes(args, "little"))
+            except crypto.KeyExchangeError:
+                return bytes([Reply.PARAMETER_OUT_OF_RANGE])
+            self._session = crypto.EsspSession(crypto.aes_key(negotiated, self.fixed_key))
+            return ok + crypto.u64(slave.intermediate)
+        return bytes([Reply.UNKNOWN_COMMAND])
+
+    def _poll(self) -> bytes:
+        if self._phase == "escrow" and self._escrow_reported:
+            # A poll, not a hold, while a note waits in escrow: the host wants it stacked.
+            self._enter("stacking")
+        events = list(self._events)
+        self._events.clear()
+        if any(e.code == Event.READ and e.channel for e in events):
+            self._escrow_reported = True
+            self._escrow_touched = time.monotonic()
+        if self._jam == "acceptor":
+            events.append(PollEvent(Event.UNSAFE_JAM))
+        elif self._jam == "stacker":
+            events.append(PollEvent(Event.SAFE_JAM))
+        if self._stacker_full:
+            events.append(PollEvent(Event.STACKER_FULL))
+        if self._cashbox_open:
+            events.append(PollEvent(Event.CASHBOX_REMOVED))
+        if not self._enabled and self._phase == "idle" and not events:
+            events.append(PollEvent(Event.DISABLED))
+        return encode_poll_events(events[:100])
+
+    def _setup_info(self) -> SetupInfo:
+        real = 100 if all(v % 100 == 0 for v in self.channels) else 1
+        return SetupInfo(unit_type=0x00, firmware=self.firmware, currency=self.currency,
+                         protocol_version=self._protocol,
+                         channel_values=self.channels, real_value_multiplier=real)
+
+
+def _event_codes(poll_reply: bytes) -> set[int]:
+    if len(poll_reply) < 1:
+        return set()
+    try:
+        return {e.code for e in parse_poll_events(poll_reply[1:])}
+    except MessageError:
+        return set()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m simulators.ssp", description=__doc__.splitlines()[0])
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--tcp", type=int, metavar="PORT", help="listen on 127.0.0.1:PORT")
+    where.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal and print its path")
+    parser.add_argument("--currency", default="EUR")
+    parser.add_argument("--channels", default="500,1000,2000,5000,10000,20000",
+                        help="channel values in minor units, channel 1 first")
+    args = parser.parse_args(argv)
+    sim = SspSimulator(currency=args.currency, channels=[int(c) for c in args.channels.split(",")])
+    if args.tcp is not None:
+        url = sim.start("tcp", args.tcp)
+    else:
+        url = sim.start("pty")
+    print(f"SSP validator simulator ({sim.model}, {sim.currency}) on {url}; Ctrl-C stops it", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

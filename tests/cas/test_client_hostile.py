@@ -1,0 +1,141 @@
+"""Every hostile mode of the simulated CAS is refused, logged, shown in status() and
+alerted to the CAS once it behaves, with nothing paid and no setting changed."""
+
+from __future__ import annotations
+
+import pytest
+
+from atm.cas.errors import AddressRefused, AnswerMalformed, AnswerTimeout, PinMismatch
+from hal.money import Fiat, Sats
+
+from .conftest import FAST, wait_until
+
+
+async def _settle_and_collect_alerts(operator, client):
+    """Let the honest CAS back in and flush the queued alerts to it."""
+    operator.cas.clear_hostile()
+    await client.poll_once()
+    while client.queue_length():
+        await client.flush_once()
+    return operator.cas.alerts()
+
+
+async def _assert_nothing_changed(operator, client, version=1, check_sends=True):
+    settings = client.settings()
+    assert settings is not None and settings.version == version
+    assert settings.wallet["xpub"] == operator.xpub
+    assert settings.max_buy == Fiat(100_000, "EUR")
+    if check_sends:
+        assert operator.cas.sends == {}
+
+
+@pytest.mark.parametrize("mode, reason, what", [
+    ("unsigned-bundle", "unsigned", "bundle"),
+    ("foreign-signed-bundle", "bad-signature", "bundle"),
+])
+async def test_forged_bundle_is_refused_and_alerted(operator, client, mode, reason, what):
+    await client.poll_once()
+    operator.cas.set_hostile(mode)
+    await client.poll_once()
+    await _assert_nothing_changed(operator, client)
+    refusals = client.status()["refusals"]
+    assert [(r["what"], r["reason"]) for r in refusals] == [(what, reason)]
+    alerts = await _settle_and_collect_alerts(operator, client)
+    assert [(a["detail"]["what"], a["detail"]["reason"]) for a in alerts] == [(what, reason)]
+
+
+async def test_rolled_back_bundle_is_refused_and_alerted(operator, client):
+    operator.publish(max_buy_minor=200_000)
+    await client.poll_once()
+    assert client.settings().version == 2
+    operator.cas.set_hostile("old-bundle")
+    await client.poll_once()
+    assert client.settings().version == 2 and client.settings().max_buy == Fiat(200_000, "EUR")
+    alerts = await _settle_and_collect_alerts(operator, client)
+    assert [a["detail"]["reason"] for a in alerts] == ["old-version"]
+
+
+async def test_other_certificate_is_refused_before_any_request_and_alerted_later(operator, client):
+    await client.poll_once()
+    operator.cas.set_hostile("other-certificate")
+    before = len(operator.cas.request_log)
+    fresh = operator.client(**FAST)
+    try:
+        with pytest.raises(PinMismatch):
+            await fresh.poll_once()
+        with pytest.raises(PinMismatch):
+            await fresh.send_coins("buy-1", "bcrt1qexample", Sats(10_000))
+        await fresh.upload_transaction({"id": "tx-1", "version": 1, "state": "done"})
+        with pytest.raises(PinMismatch):
+            await fresh.flush_once()
+        assert len(operator.cas.request_log) == before
+        status = fresh.status()
+        assert status["pin"] == "mismatch" and status["refusals"][0]["reason"] == "pin-mismatch"
+        alerts = await _settle_and_collect_alerts(operator, fresh)
+    finally:
+        await fresh.stop()
+    assert "pin-mismatch" in [a["detail"]["reason"] for a in alerts]
+    assert operator.cas.sends == {}
+    assert operator.cas.transactions["tx-1"]["version"] == 1
+
+
+async def test_sell_address_not_from_the_signed_xpub_is_refused_and_alerted(operator, client):
+    await client.poll_once()
+    operator.cas.set_hostile("foreign-sell-address")
+    with pytest.raises(AddressRefused):
+        await client.sell_invoice("sell-1", Fiat(10_000, "EUR"), Sats(16_000))
+    alerts = await _settle_and_collect_alerts(operator, client)
+    assert [a["detail"]["reason"] for a in alerts] == ["foreign-address"]
+
+
+async def test_unsigned_activate_is_refused_while_deactivate_is_obeyed(operator, client):
+    obeyed = []
+
+    async def on_command(name, args):
+        obeyed.append(name)
+
+    client.on_command = on_command
+    operator.cas.queue_command("kiosk-1", {"payload": {"name": "deactivate", "id": "d-1"}})
+    await client.poll_once()
+    operator.cas.set_hostile("unsigned-activate")
+    await client.poll_once()
+    assert obeyed == ["deactivate"]
+    assert client.status()["remote_state"] == "deactivated"
+    alerts = await _settle_and_collect_alerts(operator, client)
+    assert [a["detail"]["reason"] for a in alerts] == ["unsigned"]
+
+
+@pytest.mark.parametrize("mode, error, reason", [
+    ("oversized", AnswerMalformed, "malformed"),
+    ("malformed", AnswerMalformed, "malformed"),
+    ("slow", AnswerTimeout, "slow"),
+])
+async def test_broken_answers_are_refused_without_paying_and_alerted(operator, tmp_path, mode, error, reason):
+    client = operator.client(**{**FAST, "timeout_s": 0.5})
+    try:
+        await client.poll_once()
+        operator.cas.set_hostile(mode, slow_s=5.0)
+        with pytest.raises(error):
+            await client.poll_once()
+        with pytest.raises(error):
+            await client.send_coins("buy-9", "bcrt1qexample", Sats(1000))
+        with pytest.raises(error):
+            await client.sell_invoice("sell-9", Fiat(1000, "EUR"), Sats(1600))
+        # The server may have acted on the send before spoiling its answer; the kiosk
+        # took nothing from it and will ask again with the same id.
+        await _assert_nothing_changed(operator, client, check_sends=False)
+        assert client.status()["refusals"][0]["reason"] == reason
+        alerts = await _settle_and_collect_alerts(operator, client)
+        result = await client.send_coins("buy-9", "bcrt1qexample", Sats(1000))
+        assert list(operator.cas.sends) == ["buy-9"]
+        assert result.txid == operator.cas.sends["buy-9"]["txid"]
+    finally:
+        await client.stop()
+    assert reason in [a["detail"]["reason"] for a in alerts]
+
+
+async def test_every_hostile_mode_has_a_test_here():
+    from simulators.cas.server import HOSTILE_MODES
+    import inspect, sys
+    source = inspect.getsource(sys.modules[__name__])
+    assert [m for m in HOSTILE_MODES if f'"{m}"' not in source] == []

@@ -1,0 +1,97 @@
+"""`atm-operator`: key, pairing code (text and QR), signed bundles and commands, verify."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+
+from atm.cas.pairing import parse_pairing_code
+from atm.cas.signing import load_operator_key, public_key_text
+from atm.operator_cli import main
+
+
+@pytest.fixture
+def key_path(tmp_path, capsys):
+    path = tmp_path / "operator.key"
+    assert main(["keygen", "--out", str(path)]) == 0
+    capsys.readouterr()
+    return path
+
+
+def test_keygen_writes_a_private_key_file_and_the_public_key(key_path):
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    pub = (key_path.parent / "operator.key.pub").read_text().strip()
+    assert pub == public_key_text(load_operator_key(key_path))
+
+
+def test_keygen_refuses_to_overwrite_a_key(key_path, capsys):
+    assert main(["keygen", "--out", str(key_path)]) == 2
+    assert "refusing to overwrite" in capsys.readouterr().err
+
+
+def test_pairing_code_text_and_qr_carry_the_same_offer(tmp_path, key_path, capsys):
+    png = tmp_path / "pair.png"
+    assert main(["pairing-code", "--key", str(key_path), "--cas-url", "https://cas.example:8443",
+                 "--cas-pin", "ab" * 32, "--kiosk-id", "kiosk-3", "--png", str(png)]) == 0
+    captured = capsys.readouterr()
+    text = captured.out.strip()
+    offer = parse_pairing_code(text)
+    assert (offer.cas_url, offer.cas_pin, offer.kiosk_id) == ("https://cas.example:8443", "ab" * 32, "kiosk-3")
+    assert offer.operator_key == public_key_text(load_operator_key(key_path))
+    assert offer.token in captured.err
+    import zxingcpp
+    from PIL import Image
+    decoded = zxingcpp.read_barcodes(Image.open(png))
+    assert [d.text for d in decoded] == [text]
+
+
+def write_settings(tmp_path, **changes):
+    settings = {"currency": "EUR", "min_buy_minor": 500, "max_buy_minor": 50_000, "fee_percent": "3"}
+    settings.update(changes)
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps(settings))
+    return path
+
+
+def test_signed_bundle_verifies_and_a_tampered_one_does_not(tmp_path, key_path, capsys):
+    out = tmp_path / "bundle.json"
+    assert main(["sign-bundle", "--key", str(key_path), "--kiosk-id", "kiosk-3", "--version", "7",
+                 "--settings", str(write_settings(tmp_path)), "--out", str(out)]) == 0
+    pub = str(key_path.parent / "operator.key.pub")
+    capsys.readouterr()
+    assert main(["verify", str(out), "--pub", pub, "--kiosk-id", "kiosk-3"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["ok"], result["signature"], result["version"]) == (True, "valid", 7)
+    doc = json.loads(out.read_text())
+    doc["payload"]["settings"]["fee_percent"] = "0"
+    out.write_text(json.dumps(doc))
+    assert main(["verify", str(out), "--pub", pub]) == 1
+    assert json.loads(capsys.readouterr().out)["signature"] == "invalid"
+
+
+def test_bundle_a_kiosk_would_refuse_is_not_signed(tmp_path, key_path, capsys):
+    out = tmp_path / "bundle.json"
+    code = main(["sign-bundle", "--key", str(key_path), "--kiosk-id", "kiosk-3", "--version", "1",
+                 "--settings", str(write_settings(tmp_path, fee_percent=2.5)), "--out", str(out)])
+    assert code == 2 and not out.exists()
+    assert "decimals must be strings" in capsys.readouterr().err
+
+
+def test_signed_command_verifies_for_its_kiosk_only(tmp_path, key_path, capsys):
+    out = tmp_path / "cmd.json"
+    assert main(["sign-command", "--key", str(key_path), "--kiosk-id", "kiosk-3", "--name", "activate",
+                 "--sequence", "4", "--out", str(out)]) == 0
+    pub = str(key_path.parent / "operator.key.pub")
+    capsys.readouterr()
+    assert main(["verify", str(out), "--pub", pub, "--kiosk-id", "kiosk-3"]) == 0
+    assert json.loads(capsys.readouterr().out)["sequence"] == 4
+    assert main(["verify", str(out), "--pub", pub, "--kiosk-id", "kiosk-4"]) == 1
+
+
+def test_unsigned_document_is_reported_missing(tmp_path, key_path, capsys):
+    path = tmp_path / "doc.json"
+    path.write_text(json.dumps({"payload": {"type": "atm-command", "name": "activate"}}))
+    assert main(["verify", str(path), "--pub", str(key_path.parent / "operator.key.pub")]) == 1
+    assert json.loads(capsys.readouterr().out)["signature"] == "missing"

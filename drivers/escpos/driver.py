@@ -22,6 +22,7 @@ from hal.status import DeviceState, PaperState
 log = logging.getLogger(__name__)
 
 LinkKind = Literal["auto", "two-way", "one-way"]
+_WRITE_CHUNK = 1024
 _LINKS = ("auto", "two-way", "one-way")
 
 
@@ -53,7 +54,10 @@ class _SerialLink:
 
     def write(self, data: bytes) -> None:
         try:
-            self._serial.write(data)
+            # In pieces, so write_timeout catches a printer that stopped taking
+            # data without cutting short a long receipt on a slow line.
+            for start in range(0, len(data), _WRITE_CHUNK):
+                self._serial.write(data[start:start + _WRITE_CHUNK])
             self._serial.flush()
         except serial.SerialTimeoutException as exc:
             raise DeviceTimeout(f"printer on {self._port} did not take the data in time"

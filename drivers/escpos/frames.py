@@ -238,8 +238,10 @@ def _encode_qr(printer: Dummy, data: str, width_mm: int, native: bool) -> None:
         size = _qr_module_size(data, DOTS[width_mm])
     except segno.DataOverflowError as exc:
         raise ReceiptLayoutError(f"QR payload of {len(data)} characters is too long for a QR code") from exc
+    # Centred by justification (ESC a 1), not by padding the image to the paper
+    # width: half the bytes, which matters at 19200 baud.
+    printer.set(align="center")
     if native:
-        printer.set(align="center")
         printer.qr(data, ec=QR_ECLEVEL_M, size=size, native=True)
         printer.text("\n")
         return
@@ -247,7 +249,7 @@ def _encode_qr(printer: Dummy, data: str, width_mm: int, native: bool) -> None:
         attempt = Dummy(profile=printer.profile)
         attempt.charcode(CODEPAGE_NAME)  # else its newlines would switch the printer to PC437
         try:
-            attempt.qr(data, ec=QR_ECLEVEL_M, size=size, center=True)
+            attempt.qr(data, ec=QR_ECLEVEL_M, size=size, center=False)
         except ImageWidthError:
             # qrcode may pick a larger version than segno did; shrink the modules.
             if size == 1:

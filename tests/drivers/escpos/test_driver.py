@@ -356,3 +356,22 @@ def test_usb_printer_without_pyusb_is_a_port_error_naming_the_package(events):
         printer.open(events.append)
     if not has_pyusb:
         assert "pyusb" in str(caught.value)
+
+
+def test_printer_that_stops_taking_data_is_a_timeout_not_a_hang(events):
+    import os
+    import tty
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    try:
+        # Nobody reads the master side: the pty buffer fills like a printer holding flow control.
+        printer = make_printer(os.ttyname(slave), events, link="one-way", write_timeout=0.5)
+        try:
+            with pytest.raises(DeviceTimeout, match="did not take the data"):
+                printer.print_receipt(Receipt(tuple(TextLine("x" * 40) for _ in range(2000))))
+        finally:
+            printer.close()
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -8,6 +8,7 @@ DLE EOT. python-escpos stays behind this class: its status calls fail open
 from __future__ import annotations
 
 import logging
+import string
 import threading
 from typing import Literal, Protocol
 
@@ -90,7 +91,7 @@ def parse_usb_url(port: str) -> tuple[int, int]:
     body = port[len(prefix):] if port.lower().startswith(prefix) else None
     parts = body.split(":") if body is not None else []
     try:
-        if len(parts) != 2 or not all(1 <= len(p) <= 4 for p in parts):
+        if len(parts) != 2 or not all(1 <= len(p) <= 4 and all(c in string.hexdigits for c in p) for p in parts):
             raise ValueError
         return int(parts[0], 16), int(parts[1], 16)
     except ValueError:

@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from hypothesis import given, strategies as st
 
 from drivers.escpos.frames import encode_receipt
 from drivers.escpos.driver import EscposPrinter, PaperOutError, PrinterOfflineError, parse_usb_url
@@ -339,7 +340,8 @@ def test_usb_url_gives_vendor_and_product_ids():
     assert parse_usb_url("usb://04b8:0202") == (0x04B8, 0x0202)
 
 
-@pytest.mark.parametrize("url", ["usb://", "usb://04b8", "usb://zz:01", "usb://04b8:0202:1", "usb://12345:1"])
+@pytest.mark.parametrize("url", ["usb://", "usb://04b8", "usb://zz:01", "usb://04b8:0202:1", "usb://12345:1",
+                                 "usb://+1:02", "usb:// 1:02"])
 def test_malformed_usb_url_is_a_configuration_error_with_an_example(url):
     with pytest.raises(ConfigurationError, match="usb://VID:PID"):
         parse_usb_url(url)
@@ -375,3 +377,12 @@ def test_printer_that_stops_taking_data_is_a_timeout_not_a_hang(events):
     finally:
         os.close(master)
         os.close(slave)
+
+
+@given(st.text(max_size=30))
+def test_any_port_text_parses_as_usb_ids_or_fails_with_a_configuration_error(text):
+    try:
+        vendor, product = parse_usb_url("usb://" + text)
+    except ConfigurationError:
+        return
+    assert 0 <= vendor <= 0xFFFF and 0 <= product <= 0xFFFF

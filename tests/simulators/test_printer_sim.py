@@ -220,3 +220,22 @@ def test_standalone_printer_writes_png_and_text_per_receipt(tmp_path):
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=10)
     assert process.returncode == 0
+
+
+def test_tcp_printer_takes_the_next_connection_after_one_closes():
+    with VirtualPrinter(58) as printer:
+        url = printer.start("tcp")
+        port = int(url.rsplit(":", 1)[1])
+        for text in (b"first", b"second"):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+                conn.sendall(text + b"\n\x1dV\x00")
+                conn.sendall(DLE_EOT_1)
+                assert conn.recv(1) == frames.encode_printer_status(False)  # answered: this connection was served
+    assert printer.receipts() == ["first\n", "second\n"]
+
+
+def test_starting_a_running_printer_again_is_refused():
+    with VirtualPrinter(80) as printer:
+        url = printer.start("tcp")
+        with pytest.raises(RuntimeError, match=url):
+            printer.start("tcp")

@@ -271,6 +271,11 @@ class SspSimulator:
                 self._events.append(PollEvent(Event.CASHBOX_REPLACED))
             self._cashbox_open = on
 
+    def disable_self(self) -> None:
+        """The unit switches itself off (as some firmware does after an internal fault)."""
+        with self._lock:
+            self._enabled = False
+
     def stick(self, phase: str = "stacking") -> None:
         """Freeze the device in a transient phase ('reading', 'stacking', 'rejecting'), reporting
         it on every poll, until a reset: what a worn belt or a blocked sensor looks like."""

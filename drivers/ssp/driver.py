@@ -159,6 +159,19 @@ class SspValidator(BillValidator):
         with self._lock:
             return [Fiat(v, self._currency) for _, v in sorted(self._channels.items())] if self._currency else []
 
+    @property
+    def currency(self) -> str | None:
+        """The unit's currency (from setup request), or the configured one before open."""
+        return self._currency or None
+
+    @property
+    def escrow_table(self) -> dict[str, Fiat]:
+        """Channel number (as the NoteEscrowed code) -> note value, as used for decisions."""
+        with self._lock:
+            if not self._currency:
+                return {}
+            return {str(ch): Fiat(v, self._currency) for ch, v in sorted(self._channels.items())}
+
     def info(self) -> DeviceInfo:
         setup = self._setup
         unit = UNIT_TYPES.get(setup.unit_type, f"unit type 0x{setup.unit_type:02X}") if setup else ""
@@ -572,6 +585,16 @@ class SspValidator(BillValidator):
             self._set_status(DeviceState.USER_ERROR, "cashbox removed: put the cashbox back", "0xE3")
         elif code == Event.CASHBOX_REPLACED:
             self._emit(CashboxChanged(device=self.name, status=UnitStatus.OK))
+        elif code == Event.DISABLED:
+            applied = self._applied
+            if applied is not None and applied[0] and self._escrow is None:
+                # The unit turned itself off although the kiosk wants notes: say so and
+                # switch it back on at the next cycle.
+                log.warning("%s: validator reports disabled while it should accept; enabling again", self.name)
+                self._emit(DeviceStatusChanged(device=self.name, state=self._state, code="0xE8",
+                                               detail="validator disabled itself; enabling it again"))
+                with self._applied_event:
+                    self._applied = None
         elif code == Event.FRAUD_ATTEMPT:
             detail = f"fraud attempt on channel {event.channel} (note pulled back on a string or similar)"
             self._emit(FraudDetected(device=self.name, detail=detail))

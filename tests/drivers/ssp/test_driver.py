@@ -482,3 +482,21 @@ def test_a_failing_sink_does_not_stop_the_driver(make_driver, sim, wait_until) -
         wait_until(lambda: "NoteStacked" in seen, what="stacked despite failing sink")
     finally:
         drv.close()
+
+
+def test_unit_that_disables_itself_is_enabled_again(make_driver, sim, events, wait_until) -> None:
+    drv = make_driver()
+    drv.enable()
+    enables = sum(c["command"] == Command.ENABLE for c in commands(sim))
+    sim.disable_self()
+    said = events.wait_for(DeviceStatusChanged, lambda e: e.code == "0xE8")
+    assert "enabling it again" in said.detail
+    wait_until(lambda: sim.state()["enabled"], what="enabled again")
+    assert sum(c["command"] == Command.ENABLE for c in commands(sim)) == enables + 1
+    accept_one(drv, events, sim, 2000)
+
+
+def test_escrow_table_and_currency_are_what_the_unit_reported(make_driver) -> None:
+    drv = make_driver()
+    assert drv.currency == EUR
+    assert drv.escrow_table["1"] == Fiat(500, EUR) and drv.escrow_table["6"] == Fiat(20000, EUR)

@@ -152,6 +152,10 @@ class EscposPrinter(ReceiptPrinter):
         frames.columns_for(width_mm)
         if link not in _LINKS:
             raise ConfigurationError(f"printer {name}: link must be one of {', '.join(_LINKS)}, got {link!r}")
+        if not status_timeout > 0:
+            raise ConfigurationError(f"printer {name}: status_timeout must be positive seconds, got {status_timeout!r}")
+        if port.lower().startswith("usb://"):
+            parse_usb_url(port)  # a malformed URL is a configuration error now, not at open
         if poll_interval is not None and poll_interval <= 0:
             raise ConfigurationError(f"printer {name}: poll_interval must be positive seconds, got {poll_interval!r}")
         self.name = name

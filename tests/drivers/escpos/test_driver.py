@@ -330,6 +330,7 @@ def test_poll_thread_reports_paper_running_out(virtual):
     ({"width_mm": 76}, "width_mm"),
     ({"link": "sometimes"}, "link"),
     ({"poll_interval": 0}, "poll_interval"),
+    ({"status_timeout": 0}, "status_timeout"),
 ])
 def test_bad_settings_are_configuration_errors_naming_the_setting(kwargs, word):
     with pytest.raises(ConfigurationError, match=word):
@@ -386,3 +387,8 @@ def test_any_port_text_parses_as_usb_ids_or_fails_with_a_configuration_error(tex
     except ConfigurationError:
         return
     assert 0 <= vendor <= 0xFFFF and 0 <= product <= 0xFFFF
+
+
+def test_malformed_usb_port_is_refused_when_the_printer_is_configured():
+    with pytest.raises(ConfigurationError, match="usb://VID:PID"):
+        EscposPrinter("usb://epson")

@@ -39,7 +39,7 @@ FAULT_KINDS = ("drop", "corrupt", "delay", "truncate", "double")
 
 # Phases whose status must reach the host at least once before the device moves on,
 # the way a real acceptor holds an event until it has been polled.
-_MUST_REPORT = frozenset({"stacked", "returning", "rejecting", "cheated"})
+_MUST_REPORT = frozenset({"stacked", "rejecting", "cheated"})
 
 
 class Id003Simulator:
@@ -421,11 +421,14 @@ class Id003Simulator:
 
     def _serve_tcp(self) -> None:
         assert self._listener is not None
-        self._listener.settimeout(0.05)
+        self._listener.settimeout(0.01)
         while not self._stop.is_set():
             try:
                 conn, _ = self._listener.accept()
             except (socket.timeout, OSError):
+                # The mechanism keeps moving with no host connected.
+                with self._lock:
+                    self._tick()
                 continue
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._conn = conn

@@ -1,0 +1,198 @@
+"""`atm device status|accept` against the ID-003 simulator (pty and TCP), and the
+error paths a technician meets: a port that does not open, a silent peer, garbage."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+
+from atm.device_tool.validator import EXIT_GARBAGE, EXIT_OK, EXIT_PORT, EXIT_SILENT, event_dict, main
+from hal.events import NoteCredited, NoteReturned
+from hal.money import Fiat
+from simulators.id003 import Id003Simulator
+
+
+def wait_until(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        threading.Event().wait(0.01)
+    return True
+
+
+@pytest.fixture(params=["pty", "tcp"])
+def sim(request):
+    simulator = Id003Simulator(step_s=0.02)
+    simulator.start(request.param)
+    yield simulator
+    simulator.stop()
+
+
+def feed_notes(sim: Id003Simulator, notes: list[int]) -> threading.Thread:
+    """A customer: each note goes in when the acceptor is enabled and idle."""
+
+    def customer():
+        for minor in notes:
+            if not wait_until(lambda: sim.insert_note(minor)):
+                return
+
+    thread = threading.Thread(target=customer, daemon=True)
+    thread.start()
+    return thread
+
+
+def run_json(capsys, argv: list[str]) -> tuple[int, dict]:
+    code = main(argv)
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+def test_status_reports_identity_denominations_and_state(sim, capsys):
+    code, result = run_json(capsys, ["status", "--driver", "id003", "--port", sim.url, "--json"])
+    assert code == EXIT_OK
+    assert result["driver"] == "id003"
+    assert result["device"] == {"model": "JCM-SIM(EUR)-100-SS", "firmware": "ID003-05V100-00 26NOV26", "serial": ""}
+    assert result["currency"] == "EUR"
+    assert result["denominations"] == [500, 1000, 2000, 5000, 10000, 20000]
+    assert result["table"]["0x61"] == 500
+    assert result["state"] == "online"
+
+
+def test_status_in_text_names_the_model_and_the_notes(sim, capsys):
+    assert main(["status", "--driver", "id003", "--port", sim.url]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "JCM-SIM(EUR)-100-SS" in out and "200.00 EUR" in out and "online" in out
+
+
+def test_accept_stops_after_the_count_of_credited_notes(sim, capsys):
+    feed_notes(sim, [1000, 2000, 500])
+    code, result = run_json(capsys, ["accept", "--driver", "id003", "--port", sim.url, "--count", "2",
+                                     "--timeout", "20", "--json"])
+    assert code == EXIT_OK
+    assert result["credited"] == [1000, 2000]
+    assert result["total_minor"] == 3000
+    assert result["ended"] == "count"
+    assert result["currency"] == "EUR"
+    assert result["device"]["model"] == "JCM-SIM(EUR)-100-SS"
+    assert sim.state()["stacked"] == [1000, 2000]
+    types = [e["type"] for e in result["events"]]
+    assert types.count("NoteCredited") == 2
+    assert types.index("NoteEscrowed") < types.index("NoteCredited")
+
+
+def test_accept_returns_the_note_that_would_pass_the_maximum(sim, capsys):
+    feed_notes(sim, [1000, 1000])
+    code, result = run_json(capsys, ["accept", "--driver", "id003", "--port", sim.url, "--count", "5",
+                                     "--max-total", "1500", "--timeout", "20", "--json"])
+    assert code == EXIT_OK
+    assert result["credited"] == [1000]
+    assert result["returned"] == [1000]
+    assert result["ended"] == "max-total"
+    assert wait_until(lambda: sim.state()["returned"] == [1000])
+    assert sim.state()["stacked"] == [1000]
+
+
+def test_accept_ends_at_the_timeout_with_nothing_inserted(sim, capsys):
+    code, result = run_json(capsys, ["accept", "--driver", "id003", "--port", sim.url, "--count", "1",
+                                     "--timeout", "0.5", "--json"])
+    assert code == EXIT_OK
+    assert result["credited"] == [] and result["total_minor"] == 0 and result["ended"] == "timeout"
+    assert sim.state()["inhibited"]
+
+
+def test_accept_in_text_prints_the_total(sim, capsys):
+    feed_notes(sim, [5000])
+    assert main(["accept", "--driver", "id003", "--port", sim.url, "--timeout", "20"]) == EXIT_OK
+    assert "50.00 EUR" in capsys.readouterr().out
+
+
+def test_accept_returns_a_note_with_no_configured_value(sim, capsys):
+    feed_notes(sim, [500, 1000])
+    code, result = run_json(capsys, ["accept", "--driver", "id003", "--port", sim.url, "--currency", "EUR",
+                                     "--denomination", "0x62=1000", "--timeout", "20", "--json"])
+    assert code == EXIT_OK
+    assert result["credited"] == [1000]
+    assert sim.state()["stacked"] == [1000]
+    assert {"type": "NoteReturned", "value": None, "reason": "unknown denomination"} in result["events"]
+
+
+def test_port_that_does_not_open_exits_with_a_message_naming_it(capsys):
+    code = main(["accept", "--driver", "id003", "--port", "/dev/ttyNOPE-tool", "--json"])
+    err = capsys.readouterr().err
+    assert code == EXIT_PORT
+    assert "/dev/ttyNOPE-tool" in err and "did not open" in err
+
+
+class Peer:
+    """A loopback TCP peer that stays silent or answers every request with garbage."""
+
+    def __init__(self, garbage: bool):
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(1)
+        self.server.settimeout(0.1)
+        self.url = f"socket://127.0.0.1:{self.server.getsockname()[1]}"
+        self.garbage = garbage
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                continue
+            conn.settimeout(0.05)
+            with conn:
+                while not self.stop.is_set():
+                    try:
+                        data = conn.recv(64)
+                    except socket.timeout:
+                        continue
+                    except OSError:
+                        break
+                    if not data:
+                        break
+                    if self.garbage:
+                        conn.sendall(b"\x7f\x80\x01\xf0\x23\x80 this is not id003 \xfc\x09")
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(timeout=2)
+        self.server.close()
+
+
+@pytest.mark.parametrize("garbage, exit_code, words", [
+    (False, EXIT_SILENT, "did not answer"),
+    (True, EXIT_GARBAGE, "not its protocol"),
+])
+@pytest.mark.parametrize("command", ["status", "accept"])
+def test_bad_peer_exits_non_zero_with_a_message_a_technician_can_act_on(capsys, garbage, exit_code, words, command):
+    peer = Peer(garbage)
+    try:
+        code = main([command, "--driver", "id003", "--port", peer.url, "--json"])
+    finally:
+        peer.close()
+    captured = capsys.readouterr()
+    assert code == exit_code
+    assert words in captured.err and peer.url in captured.err
+    assert captured.out == ""
+
+
+def test_bad_denomination_option_is_a_clear_error(sim, capsys):
+    code = main(["status", "--driver", "id003", "--port", sim.url, "--currency", "EUR", "--denomination", "0x61"])
+    assert code != EXIT_OK
+    assert "CODE=MINOR" in capsys.readouterr().err
+
+
+def test_events_serialise_money_as_minor_units():
+    assert event_dict(NoteCredited(device="validator", value=Fiat(2000, "EUR"), code="0x63")) == {
+        "type": "NoteCredited", "value": 2000, "code": "0x63"}
+    assert event_dict(NoteReturned(device="validator", value=None, reason="x")) == {
+        "type": "NoteReturned", "value": None, "reason": "x"}

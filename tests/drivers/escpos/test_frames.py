@@ -194,3 +194,24 @@ def test_image_qr_is_a_raster_no_wider_than_the_paper():
 def test_qr_payload_too_long_for_any_qr_is_a_layout_error():
     with pytest.raises(frames.ReceiptLayoutError, match="too long"):
         frames.encode_receipt(Receipt((QrBlock("x" * 5000),)), 80)
+
+
+def _cp858_printable(char: str) -> bool:
+    try:
+        char.encode("cp858")
+    except UnicodeEncodeError:
+        return False
+    return char.isprintable()
+
+
+cp858_text = st.text(alphabet=st.characters(codec="cp858").filter(_cp858_printable), max_size=150)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(cp858_text, min_size=1, max_size=5), st.sampled_from([58, 80]), st.booleans())
+def test_every_printable_character_arrives_on_paper_in_order(texts, width, large):
+    receipt = Receipt(tuple(TextLine(text, large=large) for text in texts))
+    parser = EscposStreamParser(frames.columns_for(width))
+    parser.feed(frames.encode_receipt(receipt, width))
+    printed = "".join(receipt_text(r, frames.columns_for(width)) for r in parser.receipts)
+    assert "".join(printed.split()) == "".join("".join(texts).split())

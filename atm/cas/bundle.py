@@ -56,6 +56,7 @@ class ConfigBundle:
     wallet: WalletPolicy | None
     technician_pin_hash: str | None
     max_offline_s: int
+    rate_bounds: Mapping[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
     cas_pins: tuple[str, ...] | None = None        # a signed pin change, else None
     operator_key: str | None = None                # a signed operator key rotation, else None
     payload: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -143,6 +144,16 @@ def parse_payload(payload: Mapping[str, Any]) -> ConfigBundle:
     max_offline = _get(settings, "max_offline_s", int, "settings", required=False, default=DEFAULT_MAX_OFFLINE_S)
     if max_offline < 0:
         raise BundleError("bundle settings.max_offline_s: must not be negative")
+    rate_bounds = {}
+    bounds_raw = _get(settings, "rate_bounds", dict, "settings", required=False, default={})
+    for cur, pair in bounds_raw.items():
+        where = f"settings.rate_bounds.{cur}"
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise BundleError(f"bundle {where}: expected [lowest, highest] as decimal strings")
+        low, high = _decimal(pair[0], where), _decimal(pair[1], where)
+        if not Decimal(0) < low <= high:
+            raise BundleError(f"bundle {where}: need 0 < lowest <= highest, got {low}..{high}")
+        rate_bounds[cur] = (low, high)
     wallet = None
     wallet_raw = _get(settings, "wallet", (dict, type(None)), "settings", required=False)
     if wallet_raw is not None:
@@ -173,7 +184,7 @@ def parse_payload(payload: Mapping[str, Any]) -> ConfigBundle:
     return ConfigBundle(kiosk_id=kiosk_id, version=version, issued_at=issued_at, currency=currency,
                         min_buy=min_buy, max_buy=max_buy, fee_percent=fee_percent, fixed_fee=fixed_fee,
                         coins=tuple(coins_raw), wallet=wallet, technician_pin_hash=pin_hash,
-                        max_offline_s=max_offline, cas_pins=cas_pins, operator_key=operator_key,
+                        max_offline_s=max_offline, rate_bounds=rate_bounds, cas_pins=cas_pins, operator_key=operator_key,
                         payload=payload)
 
 

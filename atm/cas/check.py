@@ -34,8 +34,8 @@ def state_dir_from_config(config: Path | None) -> Path:
         data = tomllib.loads(config.read_text("utf-8"))
     except OSError as exc:
         raise CasError(f"{config}: cannot read the kiosk config ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CasError(f"{config}: not valid TOML ({exc})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise CasError(f"{config}: not valid UTF-8 TOML ({exc})") from None
     cas = data.get("cas", {})
     kiosk = data.get("kiosk", {})
     if not isinstance(cas, dict) or not isinstance(kiosk, dict):

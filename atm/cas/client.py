@@ -20,7 +20,8 @@ from typing import Any, Awaitable, Callable, Mapping
 
 from atm.cas.bundle import BundleError, ConfigBundle, verify_bundle
 from atm.cas.commands import CommandError, decide
-from atm.cas.errors import AddressRefused, AnswerMalformed, AnswerTimeout, NotConfigured, PinMismatch
+from atm.cas.errors import (AddressRefused, AnswerMalformed, AnswerTimeout, NotConfigured, PinMismatch,
+                            RateRefused, RecordRefused)
 from atm.cas.interface import CasError, CasRefused, CasUnavailable, KioskSettings, Quote, SendResult
 from atm.cas.signing import DocumentError, key_id, parse_public_key, strict_json
 from atm.cas.state import (BUNDLE_FILE, CERT_FILE, DB_FILE, KEY_FILE, PAIRING_FILE, PairingRecord, Store,
@@ -72,7 +73,8 @@ class CasClient:
         self._recent_refusals: dict[tuple[str, str], float] = {}
         self._pending_acks: list[dict[str, str]] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._work = asyncio.Event()
+        self._work = asyncio.Event()      # something new to upload
+        self._contact = asyncio.Event()   # the CAS answered a poll: end any upload backoff early
         self._stopping = False
         self.paired = True
         self.on_command: Callable[[str, dict], Awaitable[None]] | None = None
@@ -264,6 +266,7 @@ class CasClient:
         except AnswerMalformed as exc:
             self._refuse("answer", "malformed", str(exc))
             raise
+        self._contact.set()
         self._pending_acks = [ack for ack in self._pending_acks if ack not in body["ack_commands"]]
         self._rates, self._rates_at, self._texts = dict(answer.rates), time.monotonic(), dict(answer.texts)
         for doc in answer.commands:
@@ -370,6 +373,13 @@ class CasClient:
         rate = self._rates.get(currency)
         if rate is None:
             raise CasRefused(f"the CAS gives no {currency} rate")
+        bounds = bundle.rate_bounds.get(currency)
+        if bounds is not None and not bounds[0] <= rate <= bounds[1]:
+            # Rates may come unsigned, but a server that could set any rate could sell
+            # the operator's coins for nothing: the operator signs the sane range.
+            detail = f"{currency} rate {rate} is outside the signed range {bounds[0]}..{bounds[1]}"
+            self._refuse("rate", "rate-out-of-bounds", detail)
+            raise RateRefused(detail)
         return Quote(currency=currency, rate=rate, fee_percent=bundle.fee_percent,
                      fixed_fee=bundle.fixed_fee if bundle.fixed_fee.minor else None)
 
@@ -433,9 +443,9 @@ class CasClient:
         """Make `record` durable in the outbox; it is uploaded later, keyed by its id and version."""
         tx_id, version = record.get("id"), record.get("version")
         if not isinstance(tx_id, str) or not tx_id:
-            raise ValueError("transaction record needs a non-empty string 'id'")
+            raise RecordRefused("transaction record needs a non-empty string 'id'")
         if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-            raise ValueError(f"transaction {tx_id}: 'version' must be a non-negative integer")
+            raise RecordRefused(f"transaction {tx_id}: 'version' must be a non-negative integer")
         self._store.enqueue(TX, tx_id, version, dict(record))
         self._work.set()
 
@@ -481,9 +491,11 @@ class CasClient:
                 delay = self._backoff(failures)
                 log.info("CAS upload failed (%s); %d queued; next try in %.1f s", exc,
                          self._store.queue_length(), delay)
-                self._work.clear()
+                # New records must not shorten the backoff (that would hammer a CAS that
+                # is down); a successful poll may, since the CAS is evidently back.
+                self._contact.clear()
                 try:
-                    await asyncio.wait_for(self._work.wait(), timeout=delay)
+                    await asyncio.wait_for(self._contact.wait(), timeout=delay)
                 except asyncio.TimeoutError:
                     pass
             except Exception:

@@ -56,3 +56,11 @@ class NotConfigured(CasRefused):
 
 class KeyFileError(CasError):
     """A key or certificate file is missing, unreadable, has loose permissions or the wrong content."""
+
+
+class RecordRefused(CasRefused, ValueError):
+    """A transaction record the outbox cannot key (no string id, no integer version)."""
+
+
+class RateRefused(CasRefused):
+    """The CAS's exchange rate lies outside the bounds the operator signed."""

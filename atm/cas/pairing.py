@@ -121,15 +121,20 @@ async def pair(code_text: str, state_dir: Path, *, timeout_s: float = 15.0) -> P
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     key_path, cert_path = state_dir / KEY_FILE, state_dir / CERT_FILE
-    cert_pin = write_key_and_certificate(key_path, cert_path, f"atm-kiosk {offer.kiosk_id}")
+    # New key and certificate go to side files until the CAS has registered them, so a
+    # failed attempt (wrong server, used token) leaves an existing pairing working.
+    new_key, new_cert = state_dir / (KEY_FILE + ".new"), state_dir / (CERT_FILE + ".new")
+    cert_pin = write_key_and_certificate(new_key, new_cert, f"atm-kiosk {offer.kiosk_id}")
     # No client certificate on this one request: the CAS does not know it yet; the
     # one-time token is what authenticates the kiosk, the pin the server.
     transport = CasTransport(offer.cas_url, [offer.cas_pin], kiosk_id=offer.kiosk_id, timeout_s=timeout_s)
+    registered = False
     try:
         answer = await transport.request("POST", "/v1/pair", {
             "protocol": PROTOCOL_VERSION, "kiosk_id": offer.kiosk_id, "token": offer.token,
-            "certificate": cert_path.read_text("ascii")})
+            "certificate": new_cert.read_text("ascii")})
         parse_pair_answer(answer, offer.kiosk_id)
+        registered = True
     except PinMismatch as exc:
         raise PairingFailed(f"pairing refused: {exc}. The token was not sent. Check the network: something "
                             f"other than the operator's CAS answered at {offer.cas_url}") from None
@@ -137,6 +142,11 @@ async def pair(code_text: str, state_dir: Path, *, timeout_s: float = 15.0) -> P
         raise PairingFailed(f"pairing with {offer.cas_url} failed: {exc}") from None
     finally:
         await transport.close()
+        if not registered:
+            new_key.unlink(missing_ok=True)
+            new_cert.unlink(missing_ok=True)
+    new_key.replace(key_path)
+    new_cert.replace(cert_path)
     record = PairingRecord(kiosk_id=offer.kiosk_id, cas_url=offer.cas_url, cas_pins=(offer.cas_pin,),
                            operator_key=offer.operator_key, paired_at=int(time.time()), kiosk_cert_pin=cert_pin)
     save_pairing(state_dir, record)

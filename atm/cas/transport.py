@@ -60,7 +60,9 @@ class CasTransport:
         headers = {"Content-Type": "application/json"} if data is not None else None
         what = f"{method} {path}"
         try:
-            async with session.request(method, url, data=data, headers=headers) as resp:
+            # No redirects: an answer must come from the pinned server itself, and a 307 would
+            # carry the request body somewhere else.
+            async with session.request(method, url, data=data, headers=headers, allow_redirects=False) as resp:
                 declared = resp.content_length
                 if declared is not None and declared > self.max_answer_bytes:
                     raise AnswerMalformed(f"CAS answer to {what}: {declared} bytes announced, limit {self.max_answer_bytes}")

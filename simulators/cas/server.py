@@ -40,6 +40,7 @@ HOSTILE_MODES = (
     "oversized",              # answers far larger than any real one
     "slow",                   # answers later than any client waits
     "malformed",              # answers that are not the protocol
+    "redirect",               # answers 307 to another server (redirect_to), which would get the body
 )
 OVERSIZED_BYTES = 2 * 1024 * 1024
 KIOSK: web.RequestKey["KioskRecord | None"] = web.RequestKey("kiosk", object)  # type: ignore[arg-type]
@@ -116,6 +117,7 @@ class CasSimulator:
         self.commands: dict[str, list[dict[str, Any]]] = {}
         self.command_acks: list[dict[str, Any]] = []
         self.drop_answers: set[str] = set()
+        self.redirect_to = "http://127.0.0.1:9/"
         self.request_log: list[dict[str, Any]] = []
         self.sends: dict[str, dict[str, Any]] = {}
         self.send_requests: Counter[str] = Counter()
@@ -275,6 +277,8 @@ class CasSimulator:
         modes = self.hostile.modes
         if "slow" in modes:
             await asyncio.sleep(self.hostile.slow_s)
+        if "redirect" in modes:
+            return web.Response(status=307, headers={"Location": self.redirect_to + request.path.lstrip("/")})
         if "malformed" in modes:
             return web.Response(body=b'{"protocol": 1, "rates": {"EUR": 12.5e3', content_type="application/json")
         response = await handler(request)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from atm.cas.errors import NotConfigured, NotPaired, PinMismatch
+from atm.cas.errors import NotConfigured, NotPaired, PinMismatch, RateRefused
 from atm.cas.interface import CasRefused
 from atm.cas.signing import generate_operator_key, public_key_text
 from atm.cas.tls import make_key_and_certificate, spki_pin_of_pem
@@ -158,3 +158,26 @@ async def test_from_state_on_an_empty_dir_says_to_pair(tmp_path):
     from atm.cas.client import CasClient
     with pytest.raises(NotPaired, match="pairing code"):
         CasClient.from_state(tmp_path / "nothing")
+
+
+async def test_rate_outside_the_signed_bounds_is_refused_and_alerted(operator, client):
+    operator.publish(rate_bounds={"EUR": ["30000", "120000"]})
+    await client.poll_once()
+    assert (await client.quote("EUR")).rate == 60000
+    operator.cas.set_rate("EUR", "1")
+    await client.poll_once()
+    with pytest.raises(RateRefused, match="outside the signed range"):
+        await client.quote("EUR")
+    assert client.status()["refusals"][0]["reason"] == "rate-out-of-bounds"
+
+
+async def test_failed_re_pairing_leaves_the_existing_pairing_working(operator, client):
+    from atm.cas.errors import PairingFailed
+    from atm.cas.pairing import pair
+    before = (operator.state_dir / "kiosk.key").read_bytes()
+    with pytest.raises(PairingFailed):
+        await pair(operator.pairing_code, operator.state_dir)  # token already used
+    assert (operator.state_dir / "kiosk.key").read_bytes() == before
+    assert sorted(p.name for p in operator.state_dir.glob("*.new")) == []
+    await client.poll_once()
+    assert client.status()["pin"] == "ok"

@@ -139,3 +139,26 @@ async def test_every_hostile_mode_has_a_test_here():
     import inspect, sys
     source = inspect.getsource(sys.modules[__name__])
     assert [m for m in HOSTILE_MODES if f'"{m}"' not in source] == []
+
+
+async def test_redirect_is_not_followed_so_no_body_reaches_another_server(operator, client):
+    received = []
+
+    async def listener(reader, writer):
+        received.append(await reader.read(65536))
+        writer.close()
+
+    import asyncio
+    server = await asyncio.start_server(listener, "127.0.0.1", 0)
+    try:
+        operator.cas.redirect_to = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+        await client.poll_once()
+        operator.cas.set_hostile("redirect")
+        with pytest.raises(AnswerMalformed, match="HTTP 307"):
+            await client.send_coins("buy-3", "bcrt1qexample", Sats(1000))
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert received == []
+    alerts = await _settle_and_collect_alerts(operator, client)
+    assert [a["detail"]["reason"] for a in alerts] == ["malformed"]

@@ -473,7 +473,7 @@ class SspSimulator:
                 fault = kind
                 self._faults.popleft()
         self.tx_log.append({"seq": seq, "data": poll_reply.hex(" ") if poll_reply else data.hex(" "),
-                            "poll": bool(poll_reply), "repeat": repeat, "fault": fault})
+                            "poll": bool(poll_reply), "repeat": repeat, "fault": fault, "t": time.monotonic()})
         del self.tx_log[:-300]
         if fault == "drop":
             return

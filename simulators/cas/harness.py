@@ -9,6 +9,8 @@ Usage:
                                            "max_buy_minor": 100_000, "fee_percent": "5"},
                                  rates={"EUR": "60000"}) as op:
         client = op.client(poll_interval_s=1.0)   # a CasClient on op.state_dir
+        client.on_command = kiosk_remote_command  # async (name, args); "deactivate" always
+        client.on_settings = kiosk_new_settings    # (KioskSettings) when a signed bundle is accepted
         await client.start()
         ...                                        # op.cas is the simulator (controls, hostile modes)
         await client.stop()
@@ -18,11 +20,16 @@ CAS never sees the private half), makes a regtest wallet whose xpub goes into th
 signed settings, starts the CAS simulator on 127.0.0.1 with TLS on a free port, makes
 a pairing code and pairs the kiosk (state dir: workdir/kiosk-cas), publishes bundle
 version 1 signed by the operator key, and sets the rates. On exit it stops the simulator.
+Settings values may be Decimal or float (fees); they are signed as decimal strings.
+Later: `op.publish(max_buy_minor=...)` signs and serves the next version,
+`op.cas.queue_command(kiosk_id, op.sign_command("activate"))` sends a signed command,
+`op.cas.set_hostile("unsigned-bundle", ...)` plays a compromised CAS (see HOSTILE_MODES).
 """
 
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 import secrets
 import time
 from pathlib import Path
@@ -42,13 +49,22 @@ DEFAULT_SETTINGS: dict[str, Any] = {"currency": "EUR", "min_buy_minor": 500, "ma
                                     "fee_percent": "5", "coins": ["BTC"], "max_offline_s": 300}
 
 
+def _signable(value: Any) -> Any:
+    # Signed documents carry decimals as strings (no floats); callers may hand over
+    # the kiosk config's Decimal or float values for fees and rates.
+    if isinstance(value, (Decimal, float)):
+        return str(Decimal(str(value)).normalize())
+    return value
+
+
 class SimulatedOperator:
     def __init__(self, workdir: Path, *, kiosk_id: str = "kiosk-1", settings: Mapping[str, Any] | None = None,
                  rates: Mapping[str, str] | None = None, network: str = "regtest", pair_kiosk: bool = True) -> None:
         self.workdir = Path(workdir)
         self.kiosk_id = kiosk_id
         self.network = network
-        self.settings: dict[str, Any] = {**DEFAULT_SETTINGS, **(settings or {})}
+        self.settings: dict[str, Any] = {key: _signable(value) for key, value in
+                                         {**DEFAULT_SETTINGS, **(settings or {})}.items()}
         self.rates = dict(rates or {self.settings["currency"]: "60000"})
         self.pair_kiosk = pair_kiosk
         self.state_dir = self.workdir / "kiosk-cas"
@@ -106,7 +122,7 @@ class SimulatedOperator:
 
     def publish(self, *, trust: Mapping[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
         """Sign the next bundle version (settings updated by `changes`) and put it on the CAS."""
-        self.settings.update(changes)
+        self.settings.update({key: _signable(value) for key, value in changes.items()})
         self.version += 1
         doc = self.sign_bundle(version=self.version, trust=trust)
         self.cas.publish_bundle(doc)

@@ -85,3 +85,30 @@ def test_backoff_grows_with_failures_within_jitter_and_cap(tmp_path):
     assert all(4.0 <= d <= 8.0 for d in delays[1])
     assert all(15.0 <= d <= 30.0 for d in delays[2])
     assert len(set(delays[2])) > 1
+
+
+async def test_events_reported_during_an_outage_reach_the_cas_afterwards(operator, client):
+    await operator.cas.go_down()
+    event_id = await client.report_event("door", {"door": "open"})
+    with pytest.raises(ValueError, match="event kind"):
+        await client.report_event("party", {})
+    await client.start()
+    await operator.cas.come_back()
+    await wait_until(lambda: event_id in operator.cas.events, what="door event upload")
+    assert operator.cas.events[event_id]["detail"] == {"door": "open"}
+
+
+async def test_background_poll_recovers_after_an_outage_and_runs_commands(operator, client):
+    obeyed = []
+
+    async def on_command(name, args):
+        obeyed.append(name)
+
+    client.on_command = on_command
+    await operator.cas.go_down()
+    await client.start()
+    operator.cas.queue_command("kiosk-1", {"payload": {"name": "deactivate", "id": "d-9"}})
+    await operator.cas.come_back()
+    await wait_until(lambda: obeyed == ["deactivate"], what="deactivate from the background poll")
+    await wait_until(lambda: operator.cas.commands["kiosk-1"] == [], what="command acknowledged")
+    assert client.settings().version == 1

@@ -248,13 +248,22 @@ def run_accept(args: argparse.Namespace) -> int:
                     ended = "max-total"
                     break
         driver.disable()
-        # A note already sent to the stacker is the customer's money: wait for its credit.
+        # A note already sent to the stacker is the customer's money: wait for its
+        # credit. One that reached escrow after the end goes back to the customer.
         settle = time.monotonic() + SETTLE_S
-        while in_flight and time.monotonic() < settle:
-            event = session.next_event(0.2)
+        quiet_until = time.monotonic() + 0.5
+        while time.monotonic() < settle and (in_flight or time.monotonic() < quiet_until):
+            event = session.next_event(0.1)
             if isinstance(event, NoteCredited) and event.value is not None:
                 in_flight = max(0, in_flight - event.value.minor)
-        session.drain()
+            elif isinstance(event, NoteEscrowed) and event.value is not None:
+                try:
+                    driver.return_note()
+                except DeviceError:
+                    pass
+                quiet_until = time.monotonic() + 0.5
+            elif isinstance(event, NoteReturned) and event.value is not None:
+                returned.append(event.value.minor)
         state = driver.state
     finally:
         driver.close()

@@ -69,6 +69,7 @@ def test_status_in_text_names_the_model_and_the_notes(sim, capsys):
     assert "JCM-SIM(EUR)-100-SS" in out and "200.00 EUR" in out and "online" in out
 
 
+@pytest.mark.slow
 def test_accept_stops_after_the_count_of_credited_notes(sim, capsys):
     feed_notes(sim, [1000, 2000, 500])
     code, result = run_json(capsys, ["accept", "--driver", "id003", "--port", sim.url, "--count", "2",
@@ -189,6 +190,52 @@ def test_bad_denomination_option_is_a_clear_error(sim, capsys):
     code = main(["status", "--driver", "id003", "--port", sim.url, "--currency", "EUR", "--denomination", "0x61"])
     assert code != EXIT_OK
     assert "CODE=MINOR" in capsys.readouterr().err
+
+
+def test_a_note_escrowed_after_the_count_is_returned_not_left_in_escrow(sim, capsys):
+    taken = []
+
+    def second_note_right_after_the_first():
+        # The customer pushes a second note the moment the acceptor is idle again,
+        # before the tool's next poll can inhibit it.
+        wait_until(lambda: sim.state()["state"] in ("stacking", "vend_valid", "stacked"))
+        wait_until(lambda: sim.state()["state"] == "idle")
+        taken.append(sim.insert_note(2000))
+
+    feed_notes(sim, [1000])
+    threading.Thread(target=second_note_right_after_the_first, daemon=True).start()
+    code, result = run_json(capsys, ["accept", "--driver", "id003", "--port", sim.url, "--count", "1",
+                                     "--timeout", "20", "--json"])
+    assert code == EXIT_OK
+    assert taken == [True]
+    assert result["credited"] == [1000]
+    assert result["returned"] == [2000]
+    assert wait_until(lambda: sim.state()["returned"] == [2000])
+    assert sim.state()["stacked"] == [1000]
+
+
+@pytest.mark.parametrize("transport", ["tcp", "pty"])
+def test_the_same_tool_drives_an_ssp_validator(capsys, transport):
+    from simulators.ssp import SspSimulator
+    simulator = SspSimulator()
+    url = simulator.start(transport)
+    try:
+        code, status = run_json(capsys, ["status", "--driver", "ssp", "--port", url, "--json"])
+        assert code == EXIT_OK
+        assert status["device"]["serial"] != "" and status["currency"] == "EUR"
+        assert 1000 in status["denominations"]
+
+        def customer():
+            if wait_until(lambda: simulator.state()["enabled"]):
+                simulator.insert_note(1000)
+
+        threading.Thread(target=customer, daemon=True).start()
+        code, result = run_json(capsys, ["accept", "--driver", "ssp", "--port", url, "--count", "1",
+                                         "--timeout", "20", "--json"])
+        assert code == EXIT_OK
+        assert result["credited"] == [1000] and result["total_minor"] == 1000 and result["ended"] == "count"
+    finally:
+        simulator.stop()
 
 
 def test_events_serialise_money_as_minor_units():

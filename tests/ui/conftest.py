@@ -1,30 +1,19 @@
 """Fixtures for the UI tests: a fake kiosk and a fake simulator panel that stand
-in for atm.kiosk (tests only), and a headless Debian Chromium driven by
-Playwright's async API. `chromium`, `browser_page` and `serve_ui` are written to
-be reused by the end-to-end tests against the real kiosk."""
+in for atm.kiosk (tests only), plus the browser fixtures of browser_fixtures.py
+(`chromium`, `browser_page`, `serve_ui`), which the end-to-end tests reuse."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import sys
 from pathlib import Path
 from typing import Any, Mapping
 
 import pytest
 
-from atm.ui.server import UiServer
-
-CHROMIUM_PATH = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-PORTRAIT = {"width": 1080, "height": 1920}
-LANDSCAPE = {"width": 1920, "height": 1080}
+sys.path.insert(0, str(Path(__file__).parent))
+from browser_fixtures import browser_page, chromium, serve_ui  # noqa: E402,F401  (fixtures)
 
 
 class FakeKiosk:
@@ -130,48 +119,3 @@ def fake_kiosk() -> FakeKiosk:
 @pytest.fixture
 def fake_panel() -> FakePanel:
     return FakePanel(denominations=[{"minor": 500, "label": "5 EUR"}, {"minor": 2000, "label": "20 EUR"}])
-
-
-@pytest.fixture
-async def serve_ui():
-    """`url = await serve_ui(kiosk, panel=None)`: a UiServer on a free loopback
-    port, stopped when the test ends."""
-    servers: list[UiServer] = []
-
-    async def start(kiosk, panel=None) -> str:
-        server = UiServer(kiosk, panel, host="127.0.0.1", port=0)
-        servers.append(server)
-        return await server.start()
-
-    yield start
-    for server in servers:
-        await server.stop()
-
-
-@pytest.fixture
-async def chromium():
-    """Debian's Chromium under Playwright; never a downloaded browser."""
-    from playwright.async_api import async_playwright
-
-    if not Path(CHROMIUM_PATH).exists():
-        pytest.fail(f"{CHROMIUM_PATH} not found: the browser tests need Debian's chromium "
-                    "package (apt-get install chromium)")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
-
-
-@pytest.fixture
-async def browser_page(chromium):
-    """A fresh portrait (1080x1920) page. Fails the test if the page threw an
-    uncaught JavaScript error."""
-    context = await chromium.new_context(viewport=PORTRAIT)
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    await context.close()
-    assert not errors, f"uncaught JavaScript errors on the page: {errors}"

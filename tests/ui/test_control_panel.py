@@ -79,6 +79,15 @@ async def test_a_typed_qr_payload_is_presented_as_typed(browser_page, serve_ui, 
         "present_qr", {"text": "bitcoin:bcrt1qxyz?amount=0.1&req-foo=1", "distortion": "blur"})
 
 
+async def test_an_empty_field_is_left_out_so_the_commands_default_applies(browser_page, serve_ui, fake_kiosk,
+                                                                          fake_panel):
+    page = await _open_panel(browser_page, serve_ui, fake_kiosk, fake_panel)
+    form = _form(page, "present_qr")
+    await form.locator('input[name="text"]').fill("bcrt1q94c3vs4hy6cygqtz0j5lhtpj7hy9xra3cpcc0y")
+    await form.locator('[data-run="present_qr"]').click()
+    assert await fake_panel.next_run() == ("present_qr", {"text": "bcrt1q94c3vs4hy6cygqtz0j5lhtpj7hy9xra3cpcc0y"})
+
+
 @pytest.mark.parametrize("command, arg, choice", [("paper", "level", "near_end"), ("jam", "where", "stacker")])
 async def test_choice_buttons_post_the_chosen_value(browser_page, serve_ui, fake_kiosk, fake_panel,
                                                     command, arg, choice):

@@ -5,12 +5,10 @@ or unknown data never breaks the page."""
 from __future__ import annotations
 
 import pytest
+from browser_fixtures import LANDSCAPE, PORTRAIT  # tests/ui is on sys.path (conftest.py)
 from playwright.async_api import expect
 
 from atm.ui.server import UiServer
-
-PORTRAIT = {"width": 1080, "height": 1920}
-LANDSCAPE = {"width": 1920, "height": 1080}
 
 pytestmark = pytest.mark.browser
 

@@ -142,7 +142,8 @@
         readers[arg] = () => input.checked;
       } else {
         input = el("input", { type: "text", name: arg, autocomplete: "off", spellcheck: "false" });
-        readers[arg] = () => input.value;
+        // Empty means "not given": the command's own default applies.
+        readers[arg] = () => (input.value === "" ? undefined : input.value);
       }
       form.append(el("label", {}, arg + " (" + kind.kind + ")", input));
 

@@ -276,6 +276,12 @@ class SspSimulator:
         with self._lock:
             self._enabled = False
 
+    def queue_event(self, code: int, data: bytes = b"") -> None:
+        """Put a raw event into the next poll reply: how a host meets firmware that reports
+        something its codec does not know."""
+        with self._lock:
+            self._events.append(PollEvent(code, bytes(data)))
+
     def stick(self, phase: str = "stacking") -> None:
         """Freeze the device in a transient phase ('reading', 'stacking', 'rejecting'), reporting
         it on every poll, until a reset: what a worn belt or a blocked sensor looks like."""

@@ -23,6 +23,7 @@ from drivers.ssp.frames import (
     CommandRefused,
     Event,
     FrameDecoder,
+    MessageError,
     PollEvent,
     Reply,
     SetupInfo,
@@ -73,7 +74,6 @@ class _Escrow:
     since: float
     decision: str | None = None       # None (hold), "stack", "return"
     reason: str = ""
-    decided_at: float = 0.0
     sent: bool = False                 # the decision has reached the device
 
 
@@ -249,7 +249,7 @@ class SspValidator(BillValidator):
             if escrow is None or escrow.decision is not None:
                 log.warning("%s: %s asked but no note waits for a decision", self.name, decision)
                 return
-            escrow.decision, escrow.reason, escrow.decided_at = decision, reason, time.monotonic()
+            escrow.decision, escrow.reason = decision, reason
         self._wake.set()
 
     def _target(self) -> tuple[bool, frozenset[int]]:
@@ -341,7 +341,7 @@ class SspValidator(BillValidator):
                     return self._unwrap(frame.data, exchange)
                 if self._decoder.take_errors():
                     garbage = True
-            raise _NoReply(garbage or bool(self._decoder._body))
+            raise _NoReply(garbage or self._decoder.in_frame)
         except (serial.SerialException, OSError) as exc:
             raise PortError(f"SSP validator port {self.port} failed: {exc}") from exc
 
@@ -482,7 +482,6 @@ class SspValidator(BillValidator):
         if escrow.decision is None and now - escrow.since > self.escrow_timeout:
             with self._lock:
                 escrow.decision, escrow.reason = "return", f"no decision within {self.escrow_timeout:g} s"
-                escrow.decided_at = now
         if escrow.decision is None:
             try:
                 self._command(bytes([Command.HOLD]))
@@ -512,6 +511,10 @@ class SspValidator(BillValidator):
             unknown = None
         except UnknownEventError as exc:
             events, unknown = exc.parsed, exc
+        except MessageError as exc:
+            # Asking again would get the same bytes back: report it and move on.
+            self._report_unreadable(f"validator sent a poll reply this driver cannot read: {exc}")
+            return
         skip, self._skip_events = self._skip_events, 0
         persistent: set[int] = set()
         for index, event in enumerate(events):
@@ -529,7 +532,8 @@ class SspValidator(BillValidator):
         for action in deferred:
             action()
         if unknown is not None:
-            self._set_status(DeviceState.HARDWARE_ERROR, f"validator sent an event this driver does not know: {unknown}")
+            self._report_unreadable(f"validator sent an event this driver does not know (firmware newer than "
+                                    f"the driver?); events after it in that reply are lost: {unknown}")
         if all(e.code == Event.DISABLED for e in events):
             # An idle unit says nothing (or only "disabled"); keep watching only while a
             # decision we sent has not shown up yet.
@@ -538,6 +542,11 @@ class SspValidator(BillValidator):
                 self._transient = None
         if any(e.code == Event.SLAVE_RESET for e in events):
             self._need_init = True
+
+    def _report_unreadable(self, detail: str) -> None:
+        # The unit itself may be fine, so the state stays; the detail goes to the technician.
+        log.error("%s: %s", self.name, detail)
+        self._emit(DeviceStatusChanged(device=self.name, state=self._state, detail=detail, code="unreadable"))
 
     def _value(self, channel: int) -> Fiat | None:
         value = self._channels.get(channel)
@@ -584,6 +593,7 @@ class SspValidator(BillValidator):
                 self._emit(CashboxChanged(device=self.name, status=UnitStatus.MISSING))
             self._set_status(DeviceState.USER_ERROR, "cashbox removed: put the cashbox back", "0xE3")
         elif code == Event.CASHBOX_REPLACED:
+            self._conditions.discard(Event.CASHBOX_REMOVED)     # reported here, not again as "cleared"
             self._emit(CashboxChanged(device=self.name, status=UnitStatus.OK))
         elif code == Event.DISABLED:
             applied = self._applied

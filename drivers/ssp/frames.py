@@ -327,6 +327,11 @@ class FrameDecoder:
         self._pending_stx = False
         self._body = bytearray()
 
+    @property
+    def in_frame(self) -> bool:
+        """True while part of a frame has arrived and the rest has not (a truncated reply)."""
+        return self._in_frame
+
     def take_errors(self) -> list[SspError]:
         errors, self.errors = self.errors, []
         return errors

@@ -283,6 +283,7 @@ def test_cashbox_removed_and_replaced(make_driver, sim, events, wait_until) -> N
     sim.stacker_open(False)
     events.wait_for(CashboxChanged, lambda e: e.status == UnitStatus.OK and e.at > removed.at)
     wait_until(lambda: drv.state == DeviceState.ONLINE, what="online after cashbox back")
+    assert [e.status for e in events.of(CashboxChanged)] == [UnitStatus.MISSING, UnitStatus.OK]
 
 
 def test_counterfeit_is_rejected_with_the_devices_reason(make_driver, sim, events) -> None:
@@ -500,3 +501,16 @@ def test_escrow_table_and_currency_are_what_the_unit_reported(make_driver) -> No
     drv = make_driver()
     assert drv.currency == EUR
     assert drv.escrow_table["1"] == Fiat(500, EUR) and drv.escrow_table["6"] == Fiat(20000, EUR)
+
+
+def test_unknown_event_is_reported_and_the_events_before_it_still_count(make_driver, sim, events) -> None:
+    drv = make_driver()
+    sim.stacker_open(True)
+    events.wait_for(CashboxChanged, lambda e: e.status == UnitStatus.MISSING)
+    sim.stacker_open(False)
+    sim.queue_event(0x42)
+    replaced = events.wait_for(CashboxChanged, lambda e: e.status == UnitStatus.OK)
+    report = events.wait_for(DeviceStatusChanged, lambda e: e.code == "unreadable")
+    assert report.at >= replaced.at and "0x42" in report.detail and "does not know" in report.detail
+    drv.enable()
+    accept_one(drv, events, sim, 500)

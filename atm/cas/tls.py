@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import ipaddress
 import ssl
 from pathlib import Path
 from typing import Callable, Iterable
@@ -50,7 +51,6 @@ def make_key_and_certificate(common_name: str, *, days: int = 3650,
                .not_valid_before(now - datetime.timedelta(minutes=5))
                .not_valid_after(now + datetime.timedelta(days=days)))
     if san_ip is not None:
-        import ipaddress
         builder = builder.add_extension(
             x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(san_ip))]), critical=False)
     cert = builder.sign(key, hashes.SHA256())
@@ -109,6 +109,9 @@ def pinned_client_context(pins: Iterable[str], *, cert_path: Path | None = None,
     # not even the system store, can vouch for a different key.
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
+    # The pin is checked once per handshake; a TLS 1.2 renegotiation could bring a
+    # second certificate after that check, so it is not allowed.
+    ctx.options |= ssl.OP_NO_RENEGOTIATION
     if cert_path is not None and key_path is not None:
         try:
             check_private_mode(key_path)

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import os
+import socket
 import ssl
 import time
 from collections import Counter
@@ -169,11 +170,14 @@ class CasSimulator:
 
     async def _listen(self) -> None:
         assert self._runner is not None
-        self._site = web.TCPSite(self._runner, "127.0.0.1", self._port, ssl_context=self._ctx,
-                                 reuse_address=True)
+        # Bound here rather than by aiohttp so the port is known (port 0 = a free one)
+        # and an outage can end on the same port.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self._port))
+        self._port = sock.getsockname()[1]
+        self._site = web.SockSite(self._runner, sock, ssl_context=self._ctx)
         await self._site.start()
-        server = self._site._server  # aiohttp exposes the bound port only here
-        self._port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def go_down(self) -> None:
         """An outage: stop listening and drop open connections; all state is kept."""

@@ -121,7 +121,7 @@ class CameraScanner(CodeScanner):
         self._stop = threading.Event()
         self._dedupe = Deduplicator(dedupe_seconds)
         self._stats = {"frames": 0, "fallback_frames": 0, "codes": 0, "suppressed": 0, "source_drops": 0,
-                       "frame_errors": 0}
+                       "frame_errors": 0, "decode_us": 0}
 
     # ------------------------------------------------------------------ hal.Device
 
@@ -274,8 +274,10 @@ class CameraScanner(CodeScanner):
         if result is None and len(self.chain.decoders) > 1 and budget.allow():
             self._stats["fallback_frames"] += 1
             result = self.chain.decode_fallbacks(region)
-        budget.spend(time.perf_counter() - started)
+        spent = time.perf_counter() - started
+        budget.spend(spent)
         self._stats["frames"] += 1
+        self._stats["decode_us"] += int(spent * 1_000_000)
         if result is not None:
             self._on_code(result.text, result.decoder)
 

@@ -235,17 +235,18 @@ class SspSimulator:
 
     # ------------------------------------------------------------------ controls
 
-    def insert_note(self, minor: int) -> None:
-        """A customer pushes a note of `minor` units into the bezel."""
+    def insert_note(self, minor: int) -> bool:
+        """A customer pushes a note of `minor` units into the bezel. False when the bezel
+        cannot take it now (another note on its way, a jam, no power)."""
         with self._lock:
             channel = self.channels.index(minor) + 1 if minor in self.channels else 0
-            self._begin_note(_Note(channel))
+            return self._begin_note(_Note(channel))
 
-    def insert_counterfeit(self, strimming: bool = False) -> None:
+    def insert_counterfeit(self, strimming: bool = False) -> bool:
         """A note the device does not recognise; with strimming=True someone also pulls it
         back on a string, which the device reports as a fraud attempt."""
         with self._lock:
-            self._begin_note(_Note(1 if strimming else 0, strimming=strimming))
+            return self._begin_note(_Note(1 if strimming else 0, strimming=strimming))
 
     def jam(self, where: str = "acceptor") -> None:
         """Jam the note path: 'acceptor' = unsafe jam (note reachable at the bezel),
@@ -346,11 +347,12 @@ class SspSimulator:
 
     # ------------------------------------------------------------------ note flow
 
-    def _begin_note(self, note: _Note) -> None:
-        if self._phase != "idle" or self._jam:
-            return
+    def _begin_note(self, note: _Note) -> bool:
+        if self._phase != "idle" or self._jam or time.monotonic() < self._booting_until:
+            return False
         self._note = note
         self._enter("reading")
+        return True
 
     def _enter(self, phase: str) -> None:
         self._phase = phase

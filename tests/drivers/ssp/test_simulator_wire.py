@@ -127,3 +127,27 @@ def test_serial_parser_raises_only_message_errors(payload: bytes) -> None:
         assert len(payload) != 4
     else:
         assert number.to_bytes(4, "big") == payload
+
+
+def test_bezel_refuses_a_second_note_while_one_is_on_its_way(host) -> None:
+    sim, _ = host
+    assert sim.insert_note(500) is True
+    assert sim.insert_note(1000) is False
+    assert sim.state()["note_channel"] == 1
+
+
+def test_jammed_unit_takes_no_note(host) -> None:
+    sim, _ = host
+    sim.jam("acceptor")
+    assert sim.insert_counterfeit() is False
+    sim.clear_jam()
+    assert sim.insert_counterfeit() is True
+
+
+@pytest.mark.parametrize("call", [lambda s: s.jam("middle"), lambda s: s.power_cycle("bezel"),
+                                  lambda s: s.fault_next_reply("explode"), lambda s: s.stick("holding"),
+                                  lambda s: s.fault_next_reply("drop", carrying="NOPE")])
+def test_controls_refuse_unknown_choices_with_the_allowed_ones(host, call) -> None:
+    sim, _ = host
+    with pytest.raises(ValueError, match="must be"):
+        call(sim)

@@ -59,7 +59,8 @@ _LIGHTNING_MULTIPLIERS = {
 _LIGHTNING_MIN_DATA_CHARS = 7 + 104 + 6
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
-_AMOUNT = re.compile(r"^(\d*)(?:\.(\d*))?$")
+# ASCII digits only: \d would also take Arabic-Indic and other Unicode digits.
+_AMOUNT = re.compile(r"([0-9]*)(?:\.([0-9]*))?")
 _BASE58_CHARS = frozenset(base58.B58_DIGITS)
 
 AddressKind = Literal["p2pkh", "p2sh", "p2wpkh", "p2wsh", "p2tr", "witness"]
@@ -364,7 +365,7 @@ def _parse_bip21(rest: str, network: str, lightning: bool) -> Payload:
 
 
 def _parse_btc_amount(raw: str) -> int:
-    match = _AMOUNT.match(raw)
+    match = _AMOUNT.fullmatch(raw)
     if match is None or not (match.group(1) or match.group(2)):
         raise PayloadError(
             "bad_amount",

@@ -69,7 +69,9 @@ class OpencvSource:
         self._capture = cv2.VideoCapture(target)
         if not self._capture.isOpened():
             self._capture.release()
-            raise PortError(f"cannot open camera source {self.description!r}: OpenCV could not open it")
+            hint = (f" (/dev/video{target}): is it plugged in, and may this user open it (group 'video')?"
+                    if isinstance(target, int) else "")
+            raise PortError(f"cannot open camera source {self.description!r}: OpenCV could not open it{hint}")
         if isinstance(target, int):
             # Ask the device for the configured mode; a camera may pick the nearest it supports.
             self._capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)

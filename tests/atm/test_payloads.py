@@ -217,10 +217,14 @@ def test_bip21_amount_becomes_exact_integer_satoshis(amount, sats):
 @pytest.mark.parametrize(
     "amount",
     ["0.123456789", "-1", "1e3", "1E-3", "", ".", "1,5", "+1", "0x10", "0", "0.00000000", "21000000.00000001",
-     "1 000", "%31"],
+     "1 000", "%31", "\u0661", "\uff11"],
 )
 def test_bip21_amount_that_is_not_a_plain_positive_decimal_is_refused(amount):
     assert reason_of(f"bitcoin:{P2WPKH}?amount={amount}") == "bad_amount"
+
+
+def test_bip21_amount_followed_by_a_line_break_inside_the_uri_is_refused():
+    assert reason_of(f"bitcoin:{P2WPKH}?amount=1\n&label=x") == "bad_amount"
 
 
 def test_bip21_unknown_required_parameter_makes_the_uri_invalid():

@@ -160,9 +160,20 @@ class CasClient:
             self._last_error = str(exc)
             raise
         self._pin_state = "ok"
+        return answer
+
+    def _parse(self, parser: Callable[..., Any], raw: Any, *args: Any) -> Any:
+        """Parse an answer; only a well-formed answer counts as contact with the CAS, so a
+        server that answers junk cannot keep the kiosk starting buys it cannot finish."""
+        try:
+            value = parser(raw, *args)
+        except AnswerMalformed as exc:
+            self._last_error = str(exc)
+            self._refuse("answer", "malformed", str(exc))
+            raise
         self._last_error = ""
         self._mark_contact()
-        return answer
+        return value
 
     def _mark_contact(self) -> None:
         self._store.put("last_contact", repr(time.time()))
@@ -260,12 +271,7 @@ class CasClient:
         body = {"protocol": PROTOCOL_VERSION, "config_version": self._bundle.version if self._bundle else None,
                 "ack_commands": list(self._pending_acks), "outbox": self._store.queue_length(),
                 "remote_state": self._store.get("remote_state", "active")}
-        raw = await self._request("POST", "/v1/poll", body)
-        try:
-            answer = parse_poll(raw)
-        except AnswerMalformed as exc:
-            self._refuse("answer", "malformed", str(exc))
-            raise
+        answer = self._parse(parse_poll, await self._request("POST", "/v1/poll", body))
         self._contact.set()
         self._pending_acks = [ack for ack in self._pending_acks if ack not in body["ack_commands"]]
         self._rates, self._rates_at, self._texts = dict(answer.rates), time.monotonic(), dict(answer.texts)
@@ -279,12 +285,7 @@ class CasClient:
 
     async def fetch_config(self) -> bool:
         """Fetch the CAS's bundle and accept it if it is valid and newer; True if accepted."""
-        raw = await self._request("GET", "/v1/config")
-        try:
-            doc = parse_config_answer(raw)
-        except AnswerMalformed as exc:
-            self._refuse("answer", "malformed", str(exc))
-            raise
+        doc = self._parse(parse_config_answer, await self._request("GET", "/v1/config"))
         if doc is None:
             return False
         return self._accept_bundle(doc)
@@ -393,11 +394,7 @@ class CasClient:
             raise ValueError(f"send {request_id}: amount must be positive Sats, got {amount!r}")
         raw = await self._request("POST", "/v1/sends", {"protocol": PROTOCOL_VERSION, "id": request_id,
                                                          "address": address, "sats": amount.sat})
-        try:
-            return parse_send(raw, request_id)
-        except AnswerMalformed as exc:
-            self._refuse("answer", "malformed", str(exc))
-            raise
+        return self._parse(parse_send, raw, request_id)
 
     async def sell_invoice(self, invoice_id: str, cash: Fiat, amount: Sats) -> SellInvoice:
         """A deposit address for a sell; refused (AddressRefused, alerted) unless it derives
@@ -408,11 +405,7 @@ class CasClient:
         raw = await self._request("POST", "/v1/sell-invoices", {
             "protocol": PROTOCOL_VERSION, "id": invoice_id, "fiat_minor": cash.minor, "currency": cash.currency,
             "sats": amount.sat})
-        try:
-            invoice = parse_sell_invoice(raw, invoice_id)
-        except AnswerMalformed as exc:
-            self._refuse("answer", "malformed", str(exc))
-            raise
+        invoice = self._parse(parse_sell_invoice, raw, invoice_id)
         try:
             ours = address_derives_from_xpub(invoice.address, bundle.wallet.xpub, bundle.wallet.network, invoice.index)
         except WalletError as exc:
@@ -431,11 +424,7 @@ class CasClient:
 
     async def sell_invoice_status(self, invoice_id: str) -> InvoiceStatus:
         raw = await self._request("GET", f"/v1/sell-invoices/{invoice_id}")
-        try:
-            return parse_invoice_status(raw, invoice_id)
-        except AnswerMalformed as exc:
-            self._refuse("answer", "malformed", str(exc))
-            raise
+        return self._parse(parse_invoice_status, raw, invoice_id)
 
     # ---- outbox ---------------------------------------------------------------------
 
@@ -464,11 +453,7 @@ class CasClient:
             else:
                 items = [body for _key, _version, body in batch]
             raw = await self._request("POST", path, {"protocol": PROTOCOL_VERSION, field: items})
-            try:
-                held = parse_upload_ack(raw)
-            except AnswerMalformed as exc:
-                self._refuse("answer", "malformed", str(exc))
-                raise
+            held = self._parse(parse_upload_ack, raw)
             self._store.acknowledge(kind, held)
             acknowledged += len(held)
         return acknowledged

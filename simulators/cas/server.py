@@ -118,6 +118,7 @@ class CasSimulator:
         self.commands: dict[str, list[dict[str, Any]]] = {}
         self.command_acks: list[dict[str, Any]] = []
         self.drop_answers: set[str] = set()
+        self._malformed_count = 0
         self.redirect_to = "http://127.0.0.1:9/"
         self.request_log: list[dict[str, Any]] = []
         self.sends: dict[str, dict[str, Any]] = {}
@@ -284,7 +285,13 @@ class CasSimulator:
         if "redirect" in modes:
             return web.Response(status=307, headers={"Location": self.redirect_to + request.path.lstrip("/")})
         if "malformed" in modes:
-            return web.Response(body=b'{"protocol": 1, "rates": {"EUR": 12.5e3', content_type="application/json")
+            # Alternate between answers that are not JSON and JSON of the wrong shape,
+            # so both the decoder and the field checks are exercised.
+            self._malformed_count += 1
+            if self._malformed_count % 2:
+                return web.Response(body=b'{"protocol": 1, "rates": {"EUR": 12.5e3', content_type="application/json")
+            return self._json({"rates": "cheap", "id": 7, "txid": None, "stored": "all", "bundle": 1,
+                               "address": ["x"], "state": "paid"})
         response = await handler(request)
         if request.path in self.drop_answers and request.transport is not None:
             # The work is done and kept, but the answer never reaches the kiosk, as

@@ -162,3 +162,13 @@ async def test_redirect_is_not_followed_so_no_body_reaches_another_server(operat
     assert received == []
     alerts = await _settle_and_collect_alerts(operator, client)
     assert [a["detail"]["reason"] for a in alerts] == ["malformed"]
+
+
+async def test_junk_answers_do_not_count_as_contact(operator, client):
+    await client.poll_once()
+    last = client.last_contact()
+    operator.cas.set_hostile("malformed")
+    for _ in range(3):
+        with pytest.raises(AnswerMalformed):
+            await client.poll_once()
+    assert client.last_contact() == last

@@ -221,6 +221,8 @@ class SspValidator(BillValidator):
         self._close_port()
 
     def enable(self, accept: Iterable[Fiat] | None = None) -> None:
+        """Ask for notes (only `accept` values); the poll thread tells the unit at its next
+        cycle. Does not wait: the kiosk calls this from its event loop."""
         with self._lock:
             if accept is None:
                 self._accept = None
@@ -228,12 +230,24 @@ class SspValidator(BillValidator):
                 wanted = {(f.minor, f.currency) for f in accept}
                 self._accept = {ch for ch, v in self._channels.items() if (v, self._currency) in wanted}
             self._want_enabled = True
-        self._wait_applied()
+        self._wake.set()
 
     def disable(self) -> None:
         with self._lock:
             self._want_enabled = False
-        self._wait_applied()
+        self._wake.set()
+
+    def wait_applied(self, timeout: float = 5.0) -> bool:
+        """Block until the unit carries the enable state and inhibit mask last asked for
+        (True), or `timeout` passes (False). For bench tools and tests, not the kiosk loop."""
+        deadline = time.monotonic() + timeout
+        with self._applied_event:
+            while self._applied != self._target():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._thread:
+                    return self._applied == self._target()
+                self._applied_event.wait(min(remaining, 0.1))
+        return True
 
     def stack(self) -> None:
         self._decide("stack", "")
@@ -255,19 +269,6 @@ class SspValidator(BillValidator):
     def _target(self) -> tuple[bool, frozenset[int]]:
         channels = set(self._channels) if self._accept is None else self._accept
         return self._want_enabled, frozenset(channels)
-
-    def _wait_applied(self) -> None:
-        self._wake.set()
-        if not self._thread or threading.current_thread() is self._thread:
-            return
-        deadline = time.monotonic() + self.reply_timeout * (self.retries + 1) + 2 * self.poll_interval + 1
-        with self._applied_event:
-            while self._applied != self._target() and self._thread and not self._need_init:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    log.warning("%s: enable/disable not confirmed by the device yet", self.name)
-                    return
-                self._applied_event.wait(remaining)
 
     # ------------------------------------------------------------------ wire
 

@@ -51,6 +51,8 @@ def main() -> None:
     driver.set_credit_recorder(recorder)
     driver.open(sink)
     driver.enable()
+    if not driver.wait_applied(10):
+        raise SystemExit("validator did not take the enable command")
     journal(journal_path, "ready")
     while True:
         time.sleep(60)

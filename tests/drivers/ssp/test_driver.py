@@ -118,6 +118,7 @@ def test_note_is_credited_only_at_the_credit_event_after_the_recorder_returned(m
     drv.set_credit_recorder(recorder)
     drv.open(events)
     drv.enable()
+    assert drv.wait_applied()
     sim.insert_note(2000)
     escrowed = events.wait_for(NoteEscrowed)
     assert escrowed.value == Fiat(2000, EUR) and escrowed.code == "3"
@@ -149,6 +150,7 @@ def test_failing_recorder_gets_the_same_reply_again_and_the_note_is_credited_onc
     drv.set_credit_recorder(recorder)
     drv.open(events)
     drv.enable()
+    assert drv.wait_applied()
     accept_one(drv, events, sim, 5000)
     assert calls == [Fiat(5000, EUR)] * 3
     assert [e.value for e in events.of(NoteCredited)] == [Fiat(5000, EUR)]
@@ -166,6 +168,7 @@ def test_several_events_in_one_poll_reply_are_handled_in_order(make_driver, sim,
     # Slow polling lets the unit queue credit, stacking and stacked into one reply.
     drv = make_driver(poll_interval=0.25)
     drv.enable()
+    assert drv.wait_applied()
     sim.insert_note(1000)
     events.wait_for(NoteEscrowed)
     drv.stack()
@@ -180,6 +183,7 @@ def test_several_events_in_one_poll_reply_are_handled_in_order(make_driver, sim,
 def test_enable_with_a_subset_inhibits_the_other_channels(make_driver, sim, events) -> None:
     drv = make_driver()
     drv.enable([Fiat(1000, EUR), Fiat(5000, EUR)])
+    assert drv.wait_applied()
     assert sim.state()["enabled"] and sim.state()["inhibits"] == [2, 4]
     sim.insert_note(500)
     rejected = events.wait_for(NoteRejected)
@@ -190,14 +194,17 @@ def test_enable_with_a_subset_inhibits_the_other_channels(make_driver, sim, even
 def test_disable_stops_the_unit(make_driver, sim, events) -> None:
     drv = make_driver()
     drv.enable()
+    assert drv.wait_applied()
     assert sim.state()["enabled"]
     drv.disable()
+    assert drv.wait_applied()
     assert not sim.state()["enabled"]
 
 
 def test_unknown_channel_is_returned_by_the_driver_and_never_stacked(make_driver, sim, events, wait_until) -> None:
     drv = make_driver(denominations={"1": 500, "2": 1000})
     drv.enable()
+    assert drv.wait_applied()
     assert sim.state()["inhibits"] == [1, 2]
     sim.honour_inhibits = False
     sim.insert_note(5000)                     # channel 4: the device takes it, our table has no value
@@ -217,6 +224,7 @@ def test_unknown_channel_is_returned_by_the_driver_and_never_stacked(make_driver
 def test_return_note_gives_the_note_back(make_driver, sim, events) -> None:
     drv = make_driver()
     drv.enable()
+    assert drv.wait_applied()
     sim.insert_note(10000)
     events.wait_for(NoteEscrowed)
     drv.return_note()
@@ -229,6 +237,7 @@ def test_return_note_gives_the_note_back(make_driver, sim, events) -> None:
 def test_no_decision_in_time_returns_the_note(make_driver, sim, events) -> None:
     drv = make_driver(escrow_timeout=0.3)
     drv.enable()
+    assert drv.wait_applied()
     sim.insert_note(500)
     events.wait_for(NoteEscrowed)
     returned = events.wait_for(NoteReturned)
@@ -239,6 +248,7 @@ def test_no_decision_in_time_returns_the_note(make_driver, sim, events) -> None:
 def test_decision_after_the_note_left_is_ignored(make_driver, sim, events) -> None:
     drv = make_driver()
     drv.enable()
+    assert drv.wait_applied()
     accept_one(drv, events, sim, 500)
     drv.stack()
     drv.return_note()
@@ -289,6 +299,7 @@ def test_cashbox_removed_and_replaced(make_driver, sim, events, wait_until) -> N
 def test_counterfeit_is_rejected_with_the_devices_reason(make_driver, sim, events) -> None:
     drv = make_driver()
     drv.enable()
+    assert drv.wait_applied()
     sim.insert_counterfeit()
     rejected = events.wait_for(NoteRejected)
     assert rejected.reason.startswith("note not recognised") and rejected.code == "0x02"
@@ -298,6 +309,7 @@ def test_counterfeit_is_rejected_with_the_devices_reason(make_driver, sim, event
 def test_strimming_attempt_reports_fraud(make_driver, sim, events) -> None:
     drv = make_driver()
     drv.enable()
+    assert drv.wait_applied()
     sim.insert_counterfeit(strimming=True)
     fraud = events.wait_for(FraudDetected)
     assert "fraud attempt on channel 1" in fraud.detail
@@ -310,6 +322,7 @@ def test_strimming_attempt_reports_fraud(make_driver, sim, events) -> None:
 def test_power_cycle_with_a_note_in_the_acceptor_returns_it_and_reinitialises(make_driver, sim, events, wait_until) -> None:
     drv = make_driver()
     drv.enable([Fiat(500, EUR), Fiat(2000, EUR)])
+    assert drv.wait_applied()
     sim.insert_note(2000)
     events.wait_for(NoteEscrowed)
     sim.power_cycle(note_in="acceptor")
@@ -351,6 +364,7 @@ def test_lost_reply_is_asked_for_again_with_the_same_frame_and_sequence_bit(make
 def test_silent_unit_goes_offline_then_recovers_by_resending_the_same_frame(make_driver, sim, events) -> None:
     drv = make_driver(retries=2)
     drv.enable()
+    assert drv.wait_applied()
     start = len(commands(sim))
     sim.fault_next_reply("drop", count=6)
     offline = events.wait_for(DeviceStatusChanged, lambda e: e.state == DeviceState.OFFLINE)
@@ -367,6 +381,7 @@ def test_silent_unit_goes_offline_then_recovers_by_resending_the_same_frame(make
 def test_spoiled_credit_reply_neither_loses_nor_doubles_the_credit(make_driver, sim, events, kind) -> None:
     drv = make_driver(reply_timeout=0.3)
     drv.enable()
+    assert drv.wait_applied()
     sim.fault_next_reply(kind, carrying="CREDIT")
     accept_one(drv, events, sim, 20000)
     assert [e.value for e in events.of(NoteCredited)] == [Fiat(20000, EUR)]
@@ -380,6 +395,7 @@ def test_doubled_replies_are_not_taken_for_the_next_answer(make_driver, sim, eve
     drv = make_driver()
     sim.fault_next_reply("double", count=5)
     drv.enable()
+    assert drv.wait_applied()
     accept_one(drv, events, sim, 1000)
     assert len(events.of(NoteCredited)) == 1 and drv.state == DeviceState.ONLINE
 
@@ -391,6 +407,7 @@ def test_doubled_replies_are_not_taken_for_the_next_answer(make_driver, sim, eve
 def test_watchdog_resets_a_unit_stuck_in_a_transient_state(make_driver, sim, events, phase, cleared) -> None:
     drv = make_driver(stuck_timeout=0.4)
     drv.enable()
+    assert drv.wait_applied()
     sim.stick(phase)
     fired = events.wait_for(DeviceStatusChanged, lambda e: e.code == "watchdog")
     assert fired.state == DeviceState.HARDWARE_ERROR
@@ -408,6 +425,7 @@ def test_watchdog_resets_a_unit_stuck_in_a_transient_state(make_driver, sim, eve
 def test_watchdog_stays_quiet_during_normal_notes(make_driver, sim, events) -> None:
     drv = make_driver(stuck_timeout=0.5)
     drv.enable()
+    assert drv.wait_applied()
     for minor in (500, 1000, 2000):
         accept_one(drv, events, sim, minor)
     assert [e for e in events.of(DeviceStatusChanged) if e.code == "watchdog"] == []
@@ -421,6 +439,7 @@ def test_encrypted_session_end_to_end(make_driver, sim, events) -> None:
     drv = make_driver(encrypted=True)
     assert sim.state()["encrypted"]
     drv.enable()
+    assert drv.wait_applied()
     accept_one(drv, events, sim, 10000)
     log = commands(sim)
     exchange = max(i for i, c in enumerate(log) if c["command"] == Command.REQUEST_KEY_EXCHANGE)
@@ -432,6 +451,7 @@ def test_encrypted_session_end_to_end(make_driver, sim, events) -> None:
 def test_encrypted_session_survives_a_power_cycle_by_exchanging_keys_again(make_driver, sim, events, wait_until) -> None:
     drv = make_driver(encrypted=True)
     drv.enable()
+    assert drv.wait_applied()
     sim.power_cycle()
     reset = events.wait_for(DeviceStatusChanged, lambda e: e.code == "0xF1")
     events.wait_for(DeviceStatusChanged, lambda e: e.at > reset.at and e.state == DeviceState.ONLINE)
@@ -445,6 +465,7 @@ def test_encrypted_session_survives_a_power_cycle_by_exchanging_keys_again(make_
 def test_encrypted_lost_reply_is_resent_with_the_same_counter(make_driver, sim, events) -> None:
     drv = make_driver(encrypted=True)
     drv.enable()
+    assert drv.wait_applied()
     sim.fault_next_reply("drop", carrying="CREDIT")
     accept_one(drv, events, sim, 2000)
     assert len(events.of(NoteCredited)) == 1
@@ -456,6 +477,7 @@ def test_encrypted_lost_reply_is_resent_with_the_same_counter(make_driver, sim, 
 def test_close_disables_the_unit_and_can_be_called_twice(make_driver, sim, events) -> None:
     drv = make_driver()
     drv.enable()
+    assert drv.wait_applied()
     poller = next(t for t in threading.enumerate() if t.name == "ssp-validator")
     assert sim.state()["enabled"]
     drv.close()
@@ -477,6 +499,7 @@ def test_a_failing_sink_does_not_stop_the_driver(make_driver, sim, wait_until) -
     drv.open(sink)
     try:
         drv.enable()
+        assert drv.wait_applied()
         sim.insert_note(500)
         wait_until(lambda: "NoteEscrowed" in seen, what="escrow despite failing sink")
         drv.stack()
@@ -488,6 +511,7 @@ def test_a_failing_sink_does_not_stop_the_driver(make_driver, sim, wait_until) -
 def test_unit_that_disables_itself_is_enabled_again(make_driver, sim, events, wait_until) -> None:
     drv = make_driver()
     drv.enable()
+    assert drv.wait_applied()
     enables = sum(c["command"] == Command.ENABLE for c in commands(sim))
     sim.disable_self()
     said = events.wait_for(DeviceStatusChanged, lambda e: e.code == "0xE8")
@@ -513,4 +537,15 @@ def test_unknown_event_is_reported_and_the_events_before_it_still_count(make_dri
     report = events.wait_for(DeviceStatusChanged, lambda e: e.code == "unreadable")
     assert report.at >= replaced.at and "0x42" in report.detail and "does not know" in report.detail
     drv.enable()
+    assert drv.wait_applied()
     accept_one(drv, events, sim, 500)
+
+
+def test_enable_does_not_wait_for_the_device_and_is_applied_when_it_answers(make_driver, sim, events,
+                                                                            wait_until) -> None:
+    drv = make_driver(retries=1)
+    sim.fault_next_reply("drop", count=8)
+    drv.enable()                               # returns although the unit is not answering
+    assert drv.wait_applied(0.01) is False and not sim.state()["enabled"]
+    assert drv.wait_applied(10)
+    wait_until(lambda: sim.state()["enabled"], what="enabled once the unit answers")

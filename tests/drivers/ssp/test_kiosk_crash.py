@@ -75,6 +75,7 @@ def restart(sim, events, make_driver, journal: Path):
     drv.set_credit_recorder(recorder)
     drv.open(events)
     drv.enable()
+    assert drv.wait_applied()
     return drv, recorded
 
 

@@ -446,9 +446,14 @@ class Id003Validator(BillValidator):
             except PortError as exc:
                 self._miss(str(exc))
                 return
+        bad_before = self.bad_frames
         reply = self._status_request()
         if reply is None:
-            self._miss(f"no answer from the validator on {self.port}")
+            if self.bad_frames > bad_before:
+                self._miss(f"corrupt or truncated replies from the validator on {self.port} "
+                           f"(last: {self.last_protocol_error})")
+            else:
+                self._miss(f"no answer from the validator on {self.port}")
             return
         self._misses = 0
         self._on_status(reply)
@@ -677,7 +682,15 @@ class Id003Validator(BillValidator):
         before the reset, crediting a pending VEND VALID and returning an escrow no
         one decided on."""
         deadline = time.monotonic() + self.init_timeout
-        while time.monotonic() < deadline and not self._stop.is_set():
+        status: int | None = None
+        while not self._stop.is_set():
+            if time.monotonic() > deadline:
+                # Never reset over a note we could not settle: a reset would stack an
+                # uncredited note or lose track of one.
+                raise DeviceError(
+                    f"validator {self.name} on {self.port} still holds a note "
+                    f"({status_name(status) if status is not None else 'no answer'}) after "
+                    f"{self.init_timeout:g} s at start-up; check the credit journal and the acceptor, then retry")
             reply = self._status_request()
             if reply is None:
                 continue

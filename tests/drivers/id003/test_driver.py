@@ -499,3 +499,50 @@ def test_open_against_a_bad_peer_raises_a_typed_error_a_technician_can_act_on(be
         server.close()
         thread.join(timeout=2)
         driver.close()
+
+
+# -- host restart mid-note -------------------------------------------------------------------------
+
+def _leave_note_at_vend_valid(sim, log, make_driver, wait_until):
+    """A first host that stacks a note but can never journal its credit, then goes away."""
+    first = make_driver()
+
+    def broken_recorder(event):
+        raise OSError("journal unavailable")
+
+    first.set_credit_recorder(broken_recorder)
+    sim.insert_note(1000)
+    wait_until(lambda: sim.state()["state"] == "vend_valid", what="note at vend valid")
+    first.close()
+
+
+def test_open_refuses_to_reset_over_a_note_whose_credit_cannot_be_recorded(sim, log, make_driver, wait_until,
+                                                                          EventLog):
+    _leave_note_at_vend_valid(sim, log, make_driver, wait_until)
+    second = Id003Validator(sim.url, poll_interval=0.02, reply_timeout=0.15, init_timeout=0.5)
+    second.set_credit_recorder(lambda event: (_ for _ in ()).throw(OSError("still unavailable")))
+    with pytest.raises(DeviceError, match="still holds a note"):
+        second.open(EventLog())
+    second.close()
+    assert sim.state()["state"] == "vend_valid"
+    assert sim.state()["acks_received"] == 0 and sim.state()["stacked"] == []
+
+
+def test_restart_at_vend_valid_credits_through_the_recorder_without_inventing_a_value(sim, log, make_driver,
+                                                                                     wait_until, EventLog):
+    _leave_note_at_vend_valid(sim, log, make_driver, wait_until)
+    recorded = []
+    second = Id003Validator(sim.url, poll_interval=0.02, reply_timeout=0.15)
+    second.set_credit_recorder(recorded.append)
+    events = EventLog()
+    try:
+        second.open(events)
+        credited = events.wait_for(lambda e: isinstance(e, NoteCredited))
+        # ID-003 does not repeat the denomination at VEND VALID: the value is the
+        # journal's to supply, never a guess.
+        assert credited.value is None and credited.code == ""
+        assert recorded == [credited]
+        wait_until(lambda: sim.state()["stacked"] == [1000], what="note stacked after the ACK")
+        assert sim.state()["acks_received"] == 1
+    finally:
+        second.close()

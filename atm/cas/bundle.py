@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from atm.cas.interface import KioskSettings
+from atm.cas.wallet import WalletError, parse_xpub
 from atm.cas.signing import (DocumentError, SignatureInvalid, SignatureMissing, parse_public_key,
                              strict_json, verify_document)
 from hal.money import Fiat
@@ -166,7 +167,6 @@ def parse_payload(payload: Mapping[str, Any]) -> ConfigBundle:
             if handling[key] not in PAYMENT_HANDLING:
                 raise BundleError(f"bundle settings.wallet.{key}: expected one of {PAYMENT_HANDLING}, got {handling[key]!r}")
         xpub = _get(wallet_raw, "xpub", str, "settings.wallet")
-        from atm.cas.wallet import WalletError, parse_xpub
         try:
             parse_xpub(xpub, network)
         except WalletError as exc:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping
 
 from atm.cas.bundle import BundleError, ConfigBundle, verify_bundle
-from atm.cas.commands import CommandError, decide
+from atm.cas.commands import decide
 from atm.cas.errors import (AddressRefused, AnswerMalformed, AnswerTimeout, NotConfigured, PinMismatch,
                             RateRefused, RecordRefused)
 from atm.cas.interface import CasError, CasRefused, CasUnavailable, KioskSettings, Quote, SendResult

@@ -62,12 +62,11 @@ def check_cas_url(url: Any) -> str:
         raise PairingCodeError("CAS URL: expected text like https://cas.example:8443")
     try:
         parts = urlsplit(url)
-        port = parts.port
+        parts.port  # reading it raises ValueError for a port that is not a number in 0-65535
     except ValueError as exc:
         raise PairingCodeError(f"CAS URL {url[:100]!r}: {exc}") from None
     if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/") or parts.query or parts.username:
         raise PairingCodeError(f"CAS URL {url[:100]!r}: expected https://HOST[:PORT] with nothing after it")
-    del port
     return url.rstrip("/")
 
 

@@ -8,7 +8,7 @@ import pytest
 from atm.cas.errors import AddressRefused, AnswerMalformed, AnswerTimeout, PinMismatch
 from hal.money import Fiat, Sats
 
-from .conftest import FAST, wait_until
+from .conftest import FAST
 
 
 async def _settle_and_collect_alerts(operator, client):

@@ -216,7 +216,7 @@ class CameraScanner(CodeScanner):
                         continue
                     failures = 0
                     next_due = self._clock()
-                frame = self._read(source)
+                frame = self._read(source, log_errors=failures == 0)
                 if frame is None:
                     failures += 1
                     if failures >= self._failed_reads_offline:
@@ -257,11 +257,13 @@ class CameraScanner(CodeScanner):
             if source is not None:
                 source.release()
 
-    def _read(self, source: FrameSource) -> np.ndarray | None:
+    def _read(self, source: FrameSource, *, log_errors: bool) -> np.ndarray | None:
         try:
             frame = source.read()
         except Exception:  # noqa: BLE001 - a backend error is a failed read, retried like any other
-            log.exception("camera %s: reading a frame from %s failed", self.name, self.source)
+            # Only the first failure of a run gets a traceback: a dead camera fails 30 times a second.
+            if log_errors:
+                log.exception("camera %s: reading a frame from %s failed", self.name, self.source)
             return None
         if frame is None or not isinstance(frame, np.ndarray) or frame.size == 0:
             return None

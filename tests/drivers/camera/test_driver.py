@@ -5,7 +5,6 @@ stops and frees the source, and survives a source that disappears."""
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -282,3 +281,55 @@ def test_a_frame_that_cannot_be_processed_is_counted_and_scanning_goes_on(camera
     camera_sim.present(BIP21)
     assert recorder.wait_for(lambda events: len(recorder.codes()) == 1)
     assert scanner.stats()["frame_errors"] >= 1
+
+
+class CountingSource:
+    """A frame source that records opens and releases, and can be told to fail."""
+
+    def __init__(self, log: dict, frame: np.ndarray) -> None:
+        self.description = "counting"
+        self._log = log
+        self._frame = frame
+        log["opened"] += 1
+
+    def read(self):
+        if self._log["explode"]:
+            raise OSError("USB transfer failed")
+        return self._frame
+
+    def release(self) -> None:
+        self._log["released"] += 1
+
+
+@pytest.fixture
+def counting_source():
+    from drivers.camera.capture import register_sim_source, unregister_sim_source
+
+    log = {"opened": 0, "released": 0, "explode": False}
+    frame = render_frame(BIP21)
+    register_sim_source("counting", lambda: CountingSource(log, frame))
+    yield "sim://counting", log
+    unregister_sim_source("counting")
+
+
+def test_every_opened_source_is_released_after_stop(counting_source, recorder, scanners, wait_until):
+    url, log = counting_source
+    scanner = started(scanners, recorder, url)
+    assert recorder.wait_for(lambda events: len(recorder.codes()) == 1)
+    scanner.stop_scanning()
+    assert log["opened"] == log["released"] == 2     # the probe in open() and the capture thread's
+
+
+def test_a_source_whose_reads_raise_is_dropped_reopened_and_released(counting_source, recorder, scanners,
+                                                                     wait_until):
+    url, log = counting_source
+    scanner = started(scanners, recorder, url)
+    assert recorder.wait_for(lambda events: len(recorder.codes()) == 1)
+    log["explode"] = True
+    assert recorder.wait_for(lambda events: recorder.states()[-1:] == [DeviceState.OFFLINE])
+    assert wait_until(lambda: log["opened"] >= 4)
+    log["explode"] = False
+    assert recorder.wait_for(lambda events: recorder.states()[-1:] == [DeviceState.ONLINE])
+    scanner.stop_scanning()
+    assert log["opened"] == log["released"]
+    assert scanner.stats()["source_drops"] >= 1

@@ -458,10 +458,13 @@ class SspValidator(BillValidator):
             if command[0] == Command.POLL:
                 self._handle_poll(payload)
             return
-        self._apply_intent()
-        self._watchdog()
         with self._lock:
             escrow = self._escrow
+        if escrow is None:
+            # Enable/disable and inhibits wait while a note is in escrow or on its way: the
+            # application's stack()/return_note() settles that note first (hal contract).
+            self._apply_intent()
+        self._watchdog()
         if escrow is not None and not escrow.sent:
             self._drive_escrow(escrow)
             return

@@ -549,3 +549,20 @@ def test_enable_does_not_wait_for_the_device_and_is_applied_when_it_answers(make
     assert drv.wait_applied(0.01) is False and not sim.state()["enabled"]
     assert drv.wait_applied(10)
     wait_until(lambda: sim.state()["enabled"], what="enabled once the unit answers")
+
+
+def test_disable_during_escrow_waits_until_the_note_is_settled(make_driver, sim, events, wait_until) -> None:
+    drv = make_driver()
+    drv.enable()
+    assert drv.wait_applied()
+    sim.insert_note(1000)
+    events.wait_for(NoteEscrowed)
+    start = len(commands(sim))
+    drv.disable()
+    wait_until(lambda: sum(c["command"] == Command.HOLD for c in commands(sim, start)) >= 3, what="holds")
+    assert Command.DISABLE not in [c["command"] for c in commands(sim, start)]
+    assert sim.state()["phase"] == "escrow"
+    drv.stack()
+    events.wait_for(NoteCredited)
+    assert drv.wait_applied()
+    assert not sim.state()["enabled"] and sim.state()["cashbox"] == {"2": 1}

@@ -546,3 +546,29 @@ def test_restart_at_vend_valid_credits_through_the_recorder_without_inventing_a_
         assert sim.state()["acks_received"] == 1
     finally:
         second.close()
+
+
+def test_lost_connection_goes_offline_and_reconnects_to_a_restarted_device(log, credits, wait_until):
+    first = Id003Simulator(step_s=0.02)
+    url = first.start("tcp")
+    port = int(url.rsplit(":", 1)[1])
+    driver = Id003Validator(url, poll_interval=0.02, reply_timeout=0.15)
+    driver.set_credit_recorder(credits.append)
+    second = Id003Simulator(step_s=0.02)
+    log.on_event = lambda e: driver.stack() if isinstance(e, NoteEscrowed) and e.value is not None else None
+    try:
+        driver.open(log)
+        driver.enable()
+        first.stop()
+        offline = log.wait_for(status_event(DeviceState.OFFLINE))
+        second.start("tcp", port=port)
+        log.wait_for(lambda e: e.at > offline.at and isinstance(e, DeviceStatusChanged) and e.code == "0x40")
+        # Re-initialised and enabled again without the application doing anything.
+        wait_until(lambda: second.state()["state"] == "idle" and not second.state()["inhibited"], what="re-enabled")
+        second.insert_note(1000)
+        log.wait_for(lambda e: isinstance(e, NoteCredited))
+        assert [c.value for c in credits] == [Fiat(1000, EUR)]
+    finally:
+        driver.close()
+        second.stop()
+        first.stop()

@@ -277,6 +277,13 @@ class SspSimulator:
         with self._lock:
             self._enabled = False
 
+    def vanish_note(self) -> None:
+        """The note in the path disappears without any event (a sensor fault): the unit goes
+        idle and says nothing about it."""
+        with self._lock:
+            self._note = None
+            self._phase = "idle"
+
     def queue_event(self, code: int, data: bytes = b"") -> None:
         """Put a raw event into the next poll reply: how a host meets firmware that reports
         something its codec does not know."""

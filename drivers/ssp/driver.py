@@ -490,8 +490,10 @@ class SspValidator(BillValidator):
             try:
                 self._command(bytes([Command.HOLD]))
             except CommandRefused:
-                # The unit no longer holds it (its own timeout, a reset): polls will say where it went.
+                # The unit no longer holds it (its own timeout, a reset): polls will say where it
+                # went, and the watchdog acts if they never do.
                 escrow.sent = True
+                self._transient = ("holding", now)
             return
         if escrow.decision == "stack":
             escrow.sent = True

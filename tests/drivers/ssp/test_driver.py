@@ -566,3 +566,17 @@ def test_disable_during_escrow_waits_until_the_note_is_settled(make_driver, sim,
     events.wait_for(NoteCredited)
     assert drv.wait_applied()
     assert not sim.state()["enabled"] and sim.state()["cashbox"] == {"2": 1}
+
+
+def test_watchdog_acts_when_a_held_note_vanishes_without_a_word(make_driver, sim, events, wait_until) -> None:
+    drv = make_driver(stuck_timeout=0.4)
+    drv.enable()
+    assert drv.wait_applied()
+    sim.insert_note(5000)
+    events.wait_for(NoteEscrowed)
+    sim.vanish_note()                          # the unit now refuses HOLD and reports nothing
+    fired = events.wait_for(DeviceStatusChanged, lambda e: e.code == "watchdog")
+    assert "stuck holding" in fired.detail and fired.state == DeviceState.HARDWARE_ERROR
+    events.wait_for(DeviceStatusChanged, lambda e: e.at > fired.at and e.state == DeviceState.ONLINE, timeout=8)
+    assert events.of(NoteCredited) == []
+    accept_one(drv, events, sim, 1000)

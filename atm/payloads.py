@@ -16,6 +16,8 @@ from embit import base58
 from embit.bech32 import CHARSET, bech32_hrp_expand, bech32_polymod, convertbits
 from embit.networks import NETWORKS
 
+from hal.errors import ConfigurationError
+
 __all__ = [
     "MAX_PAYLOAD_CHARS",
     "NETWORK_NAMES",
@@ -153,9 +155,7 @@ def parse_payload(text: str, *, network: str = "main", lightning: bool = False) 
     `network` is the kiosk's configured chain ("main", "test", "regtest",
     "signet"); `lightning` says whether this kiosk accepts Lightning invoices.
     """
-    if network not in NETWORK_NAMES:
-        # A programming or configuration mistake, not a customer's: say so plainly.
-        raise ValueError(f"network must be one of {', '.join(NETWORK_NAMES)}, got {network!r}")
+    _require_known_network(network)
     if not isinstance(text, str):
         raise PayloadError("not_a_payload", "The scanned code is not text.")
     if len(text) > MAX_PAYLOAD_CHARS:
@@ -196,8 +196,7 @@ def parse_payload(text: str, *, network: str = "main", lightning: bool = False) 
 
 def parse_address(text: str, network: str = "main") -> BitcoinAddress:
     """Validate one bare address (no scheme) for `network`."""
-    if network not in NETWORK_NAMES:
-        raise ValueError(f"network must be one of {', '.join(NETWORK_NAMES)}, got {network!r}")
+    _require_known_network(network)
     if not text:
         raise PayloadError("bad_address", "The payment request has no Bitcoin address.")
     if _looks_like_segwit(text):
@@ -208,6 +207,15 @@ def parse_address(text: str, network: str = "main") -> BitcoinAddress:
         "not_a_payload",
         "The scanned code is not a Bitcoin address or payment request.",
     )
+
+
+def _require_known_network(network: str) -> None:
+    # The kiosk's configuration is wrong, not the customer's code: never a PayloadError.
+    if network not in NETWORK_NAMES:
+        raise ConfigurationError(
+            f"network = {network!r} is not a Bitcoin network this kiosk knows; "
+            f"expected one of {', '.join(NETWORK_NAMES)}"
+        )
 
 
 def _known_segwit_hrps() -> dict[str, set[str]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from hal.errors import ConfigurationError
 from atm.payloads import (
     MAX_PAYLOAD_CHARS,
     BitcoinAddress,
@@ -178,10 +179,9 @@ def test_surrounding_whitespace_from_a_scanner_is_ignored():
     assert parse_payload(f"  {P2WPKH}\r\n") == BitcoinAddress(P2WPKH, "main", "p2wpkh")
 
 
-def test_unknown_configured_network_is_a_programming_error_not_a_payload_error():
-    with pytest.raises(ValueError) as caught:
+def test_unknown_configured_network_is_a_configuration_error_not_a_payload_error():
+    with pytest.raises(ConfigurationError, match="'mainnet'.*main, test, regtest, signet"):
         parse_payload(P2WPKH, network="mainnet")
-    assert not isinstance(caught.value, PayloadError)
 
 
 # --------------------------------------------------------------------------- BIP21

@@ -81,12 +81,16 @@ def encode_pairing_code(offer: PairingOffer) -> str:
 
 
 def parse_pairing_code(text: Any) -> PairingOffer:
-    """The offer in a pairing code's text, or PairingCodeError saying what is wrong."""
+    """The offer in a pairing code's text (with or without the "atmpair:" prefix), or
+    PairingCodeError saying what is wrong."""
     if not isinstance(text, str):
         raise PairingCodeError(f"pairing code: expected text, got {type(text).__name__}")
     text = text.strip()
     if len(text) > MAX_CODE_CHARS:
         raise PairingCodeError(f"pairing code: {len(text)} characters, more than {MAX_CODE_CHARS}")
+    if not text.lower().startswith(PAIRING_PREFIX) and re.match(r"^[0-9]{1,3}:", text):
+        # The kiosk's scanner parser hands over the text after "atmpair:" (PairingCode.payload).
+        text = PAIRING_PREFIX + text
     if not text.lower().startswith(PAIRING_PREFIX):
         raise PairingCodeError(f"pairing code: must start with {PAIRING_PREFIX!r} (is this the operator's pairing code?)")
     version, sep, encoded = text[len(PAIRING_PREFIX):].partition(":")

@@ -153,3 +153,9 @@ async def test_man_in_the_middle_with_a_valid_certificate_gets_no_token(tmp_path
         assert bytes(interceptor.decrypted) == b""
         assert op.cas.request_log == []
         assert code.token.encode() not in bytes(interceptor.decrypted)
+
+
+def test_payload_from_the_scanner_parser_without_prefix_is_accepted():
+    from atm.payloads import parse_payload
+    scanned = parse_payload(encode_pairing_code(OFFER), network="regtest")
+    assert parse_pairing_code(scanned.payload) == OFFER

@@ -365,6 +365,10 @@ class SspValidator(BillValidator):
     # ------------------------------------------------------------------ initialisation
 
     def _initialise(self) -> None:
+        # SYNC makes the unit forget its last reply, so nothing from before can be asked again.
+        self._replay = False
+        self._skip_events = 0
+        self._deferred = []
         self._session = None
         self._seq = 1
         self._command(bytes([Command.SYNC]))

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from drivers.ssp.driver import SspValidator  # noqa: E402
-from hal.events import NoteCredited, NoteEscrowed, NoteStacked  # noqa: E402
+from hal.events import NoteEscrowed, NoteStacked  # noqa: E402
 from simulators.ssp import SspSimulator  # noqa: E402
 
 

@@ -358,3 +358,30 @@ def test_split_reply_on_random_bytes_raises_only_ssp_errors(payload: bytes) -> N
 
 def test_crc16_of_empty_input_is_the_init_value() -> None:
     assert crc16(b"") == 0xFFFF
+
+
+_stuffy_bytes = st.lists(st.one_of(st.just(0x7F), st.integers(0, 255)), min_size=1, max_size=255).map(bytes)
+_stuffy_frames = st.builds(Frame, st.integers(0, 1), st.sampled_from([0, 0x7F, 0x10]), _stuffy_bytes)
+
+
+@given(_stuffy_frames, st.data())
+def test_frames_full_of_7f_survive_stuffing_and_any_split(frame: Frame, data: st.DataObject) -> None:
+    raw = frame.encode()
+    assert raw[1:].replace(b"\x7f\x7f", b"").count(b"\x7f") == 0     # no lone 7f after the STX
+    cut = data.draw(st.integers(0, len(raw)))
+    decoder = FrameDecoder()
+    assert decoder.feed(raw[:cut]) + decoder.feed(raw[cut:]) == [frame]
+    assert decode_frame(raw) == frame
+
+
+@given(st.lists(st.one_of(st.just(0x7F), st.integers(0, 255)), max_size=400).map(bytes))
+def test_7f_heavy_random_streams_give_only_typed_errors_or_valid_frames(stream: bytes) -> None:
+    decoder = FrameDecoder()
+    for frame in decoder.feed(stream):
+        assert decode_frame(frame.encode()) == frame
+    assert all(isinstance(e, SspError) for e in decoder.errors)
+    try:
+        whole = decode_frame(stream)
+    except SspError:
+        return
+    assert whole.encode() == stream

@@ -5,7 +5,6 @@ must then hold exactly what the screen promised."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import sys
 from pathlib import Path
@@ -14,30 +13,11 @@ import pytest
 from playwright.async_api import expect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ui"))
-from browser_fixtures import browser_page, chromium  # noqa: E402,F401  (fixtures)
+from browser_fixtures import browser_page, chromium, simulated_kiosk  # noqa: E402,F401  (fixtures)
 
-from atm import config as config_mod  # noqa: E402
-from atm.app import REPO_CONFIG, RunningKiosk, with_devices  # noqa: E402
-from simulators.world import SAMPLE_ADDRESSES, SimulatedWorld  # noqa: E402
+from simulators.world import SAMPLE_ADDRESSES  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture
-async def running_kiosk(tmp_path):
-    config = config_mod.load(REPO_CONFIG / "simulate.toml")
-    config = dataclasses.replace(config, state_dir=tmp_path, ui_port=0)
-    world = SimulatedWorld(currency=config.currency, network=config.network)
-    try:
-        config = with_devices(config, world.start())
-        running = RunningKiosk(config, simulate=True, world=world)
-        await running.start()
-        try:
-            yield running
-        finally:
-            await running.stop()
-    finally:
-        world.stop()
 
 
 async def _screen_becomes(page, name: str, timeout_ms: int) -> bool:
@@ -61,20 +41,20 @@ async def _run_on_panel(panel, button, attempts: int = 50) -> None:
     raise AssertionError(f"the simulator never took it: {await result.inner_text()}")
 
 
-async def test_a_customer_buys_bitcoin_for_cash_by_tapping_through_the_screen(browser_page, running_kiosk):
+async def test_a_customer_buys_bitcoin_for_cash_by_tapping_through_the_screen(browser_page, simulated_kiosk):
     page = browser_page
     screen = page.locator("#screen")
     field = lambda name: page.locator(f'#screen [data-field="{name}"]')  # noqa: E731
 
-    await page.goto(running_kiosk.url)
+    await page.goto(simulated_kiosk.url)
     await expect(screen).to_have_attribute("data-screen", "idle", timeout=20_000)
     panel = await page.context.new_page()
-    await panel.goto(running_kiosk.url + "sim")
+    await panel.goto(simulated_kiosk.url + "sim")
 
     await page.locator('[data-action="start_buy"]').click()
     await expect(screen).to_have_attribute("data-screen", "scan_address")
 
-    address = SAMPLE_ADDRESSES[running_kiosk.config.network]
+    address = SAMPLE_ADDRESSES[simulated_kiosk.config.network]
     qr_form = panel.locator('form[data-command="present_qr"]')
     await qr_form.locator('input[name="text"]').fill(address)
     for _ in range(20):  # a camera needs a few frames to read the code
@@ -107,7 +87,7 @@ async def test_a_customer_buys_bitcoin_for_cash_by_tapping_through_the_screen(br
     shown_txid = await field("txid").inner_text()
     await expect(field("cash")).to_have_text("70.00 EUR")
 
-    journal = running_kiosk.journal
+    journal = simulated_kiosk.journal
     transactions = journal.transactions()
     assert len(transactions) == 1
     summary = journal.summary(transactions[0]["id"])
@@ -121,14 +101,14 @@ async def test_a_customer_buys_bitcoin_for_cash_by_tapping_through_the_screen(br
 
 
 async def test_a_customer_who_cancels_at_the_scan_leaves_nothing_open_and_can_start_again(
-        browser_page, running_kiosk):
+        browser_page, simulated_kiosk):
     page = browser_page
-    await page.goto(running_kiosk.url)
+    await page.goto(simulated_kiosk.url)
     await expect(page.locator("#screen")).to_have_attribute("data-screen", "idle", timeout=20_000)
     await page.locator('[data-action="start_buy"]').click()
     await expect(page.locator("#screen")).to_have_attribute("data-screen", "scan_address")
     await page.locator('[data-action="cancel"]').click()
     await expect(page.locator("#screen")).to_have_attribute("data-screen", "idle")
-    assert running_kiosk.journal.transactions(("open", "sending")) == []
+    assert simulated_kiosk.journal.transactions(("open", "sending")) == []
     await page.locator('[data-action="start_buy"]').click()
     await expect(page.locator("#screen")).to_have_attribute("data-screen", "scan_address")

@@ -1,10 +1,11 @@
-"""Headless Debian Chromium under Playwright's async API, and a UiServer on a
-free loopback port, as pytest fixtures. Shared by the UI tests and the
-end-to-end tests against the real kiosk: put this folder on sys.path and
-`from browser_fixtures import chromium, browser_page, serve_ui`."""
+"""Headless Debian Chromium under Playwright's async API, a UiServer on a free
+loopback port, and a whole kiosk on simulated hardware, as pytest fixtures.
+Shared by the UI tests and the end-to-end tests: put this folder on sys.path
+and `from browser_fixtures import chromium, browser_page, simulated_kiosk`."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,28 @@ async def browser_page(chromium):
     yield page
     await context.close()
     assert not errors, f"uncaught JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+async def simulated_kiosk(tmp_path):
+    """The real kiosk (`atm run --simulate`: config/simulate.toml, wire-level
+    simulators, the UI server with its /sim panel) on a free port, its journal in
+    tmp_path. `.url` is the customer screen, `.journal` the books, `.world` the
+    simulators' control surface."""
+    from atm import config as config_mod
+    from atm.app import REPO_CONFIG, RunningKiosk, with_devices
+    from simulators.world import SimulatedWorld
+
+    config = config_mod.load(REPO_CONFIG / "simulate.toml")
+    config = dataclasses.replace(config, state_dir=tmp_path, ui_port=0)
+    world = SimulatedWorld(currency=config.currency, network=config.network)
+    try:
+        config = with_devices(config, world.start())
+        running = RunningKiosk(config, simulate=True, world=world)
+        await running.start()
+        try:
+            yield running
+        finally:
+            await running.stop()
+    finally:
+        world.stop()

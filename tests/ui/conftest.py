@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from browser_fixtures import browser_page, chromium, serve_ui  # noqa: E402,F401  (fixtures)
+from browser_fixtures import browser_page, chromium, serve_ui, simulated_kiosk  # noqa: E402,F401  (fixtures)
 
 
 class FakeKiosk:

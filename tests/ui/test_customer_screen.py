@@ -30,7 +30,8 @@ MAINTENANCE = {
         {"name": "printer", "kind": "printer", "state": "hardwareError", "detail": "paper out", "driver": "escpos"},
     ],
     "kiosk_id": "atm-7", "active": False,
-    "cash": {"cashbox": {"notes": {"500": 2, "2000": 2}, "total": "50.00 EUR", "status": "ok"}, "paper": "low"},
+    "cash": {"cashbox": {"notes": {"500": 2, "2000": 2}, "total": "50.00 EUR", "status": "ok"}, "paper": "low",
+             "dispenser": {}, "recycler": {"notes": {}}},
     "journal": {"open": 1, "reconciliation": [{"id": "tx-42", "summary": "20.00 EUR credited, send not confirmed"}]},
     "cas": {"link": "offline", "queued_uploads": 3},
     "alerts": ["Printer out of paper"],
@@ -230,6 +231,16 @@ async def test_a_refused_action_shows_the_kiosks_reason(browser_page, serve_ui, 
     await expect(browser_page.locator("#toast")).to_have_class("error")
 
 
+async def test_a_refusal_message_goes_away_with_the_screen_it_was_about(browser_page, serve_ui, fake_kiosk):
+    fake_kiosk.reply = {"ok": False, "error": "Wrong PIN."}
+    await _show(browser_page, serve_ui, fake_kiosk, "maintenance_login", {"error": None})
+    await browser_page.locator('[data-key="1"]').click()
+    await _button(browser_page, "service_login").click()
+    await expect(browser_page.locator("#toast")).to_have_text("Wrong PIN.")
+    fake_kiosk.show("idle", {"buy_enabled": True, "rate": "1 EUR/BTC"})
+    await expect(browser_page.locator("#toast")).to_be_hidden()
+
+
 async def test_the_pin_pad_hides_digits_and_sends_the_pin(browser_page, serve_ui, fake_kiosk):
     await _show(browser_page, serve_ui, fake_kiosk, "maintenance_login", {"error": "Wrong PIN, 2 tries left"})
     await expect(_field(browser_page, "error")).to_have_text("Wrong PIN, 2 tries left")
@@ -262,6 +273,9 @@ async def test_maintenance_shows_devices_alerts_cash_and_reconciliation(browser_
     await expect(_field(page, "cash")).to_contain_text("notes: 500: 2, 2000: 2")
     await expect(_field(page, "cash")).to_contain_text("total: 50.00 EUR")
     await expect(_field(page, "cash").locator(".state-low")).to_have_text("low")
+    # Empty units read as "-", not as blanks a technician could take for a rendering bug.
+    await expect(_field(page, "cash")).to_contain_text("dispenser-")
+    await expect(_field(page, "cash")).to_contain_text("notes: -")
     await expect(_field(page, "journal_open")).to_have_text("Open transactions: 1")
     await expect(_field(page, "reconciliation")).to_contain_text("tx-42")
     await expect(_field(page, "reconciliation")).to_contain_text("send not confirmed")

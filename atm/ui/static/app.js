@@ -41,9 +41,10 @@
 
   function text(value, fallback) {
     if (value === null || value === undefined || value === "") return fallback === undefined ? "" : fallback;
-    if (Array.isArray(value)) return value.map((v) => text(v)).join(", ");
+    if (Array.isArray(value)) return value.length ? value.map((v) => text(v)).join(", ") : text(null, fallback);
     if (typeof value === "object") {
-      return Object.entries(value).map(([k, v]) => k + ": " + text(v, "-")).join(", ");
+      const parts = Object.entries(value).map(([k, v]) => k + ": " + text(v, "-"));
+      return parts.length ? parts.join(", ") : text(null, fallback);
     }
     return String(value);
   }
@@ -305,7 +306,7 @@
     const list = el("dl", { class: "facts kv", "data-field": field });
     for (const [key, inner] of Object.entries(value)) {
       let shown;
-      if (inner !== null && typeof inner === "object" && !Array.isArray(inner)) {
+      if (inner !== null && typeof inner === "object" && !Array.isArray(inner) && Object.keys(inner).length) {
         const parts = Object.entries(inner).map(([k, v]) => el("span", { class: statusClass(v),
           text: k.replace(/_/g, " ") + ": " + text(v, "-") }));
         shown = el("dd", {}, ...parts.flatMap((part, i) => (i ? [" · ", part] : [part])));
@@ -358,6 +359,13 @@
     screenRoot.dataset.seq = typeof message.seq === "number" ? String(message.seq) : "";
     screenRoot.scrollTop = 0;
     if (typeof data.toast === "string" && data.toast) showToast(data.toast, false);
+    else if (toastBox.classList.contains("error")) hideToast(); // a refusal belongs to the screen it was made on
+  }
+
+  function hideToast() {
+    toastBox.hidden = true;
+    if (toastTimer) clearTimeout(toastTimer);
+    toastTimer = null;
   }
 
   function showToast(message, isError) {
@@ -365,7 +373,7 @@
     toastBox.classList.toggle("error", Boolean(isError));
     toastBox.hidden = false;
     if (toastTimer) clearTimeout(toastTimer);
-    toastTimer = setTimeout(() => { toastBox.hidden = true; }, 6000);
+    toastTimer = setTimeout(hideToast, 6000);
   }
 
   // ---- actions ---------------------------------------------------------------

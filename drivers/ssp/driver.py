@@ -191,12 +191,7 @@ class SspValidator(BillValidator):
         if self._thread:
             return
         self._sink = sink
-        try:
-            self._serial = serial.serial_for_url(
-                self.port, baudrate=self.baudrate, bytesize=serial.EIGHTBITS, parity=serial.PARITY_NONE,
-                stopbits=serial.STOPBITS_ONE, timeout=min(0.05, self.reply_timeout), write_timeout=2)
-        except (serial.SerialException, ValueError, OSError) as exc:
-            raise PortError(f"cannot open SSP validator port {self.port}: {exc}") from exc
+        self._open_port()
         self._set_status(DeviceState.STARTING, f"initialising SSP validator on {self.port}")
         try:
             self._initialise()
@@ -271,6 +266,14 @@ class SspValidator(BillValidator):
         return self._want_enabled, frozenset(channels)
 
     # ------------------------------------------------------------------ wire
+
+    def _open_port(self) -> None:
+        try:
+            self._serial = serial.serial_for_url(
+                self.port, baudrate=self.baudrate, bytesize=serial.EIGHTBITS, parity=serial.PARITY_NONE,
+                stopbits=serial.STOPBITS_ONE, timeout=min(0.05, self.reply_timeout), write_timeout=2)
+        except (serial.SerialException, ValueError, OSError) as exc:
+            raise PortError(f"cannot open SSP validator port {self.port}: {exc}") from exc
 
     def _close_port(self) -> None:
         if self._serial:
@@ -427,7 +430,13 @@ class SspValidator(BillValidator):
                 self._cycle()
             except CommandRefused as exc:
                 self._after_refusal(exc)
-            except (DeviceTimeout, ProtocolError, PortError) as exc:
+            except PortError as exc:
+                # The port itself went away (USB adapter unplugged, simulator gone): drop it
+                # and open it afresh, then initialise, once it is back.
+                self._close_port()
+                self._need_init = True
+                self._went_offline(exc)
+            except (DeviceTimeout, ProtocolError) as exc:
                 self._went_offline(exc)
             except ConfigurationError as exc:
                 self._set_status(DeviceState.HARDWARE_ERROR, str(exc))
@@ -443,6 +452,8 @@ class SspValidator(BillValidator):
         self._set_status(DeviceState.OFFLINE, str(exc))
 
     def _cycle(self) -> None:
+        if self._serial is None:
+            self._open_port()
         if self._need_init:
             self._initialise()
             return

@@ -580,3 +580,27 @@ def test_watchdog_acts_when_a_held_note_vanishes_without_a_word(make_driver, sim
     events.wait_for(DeviceStatusChanged, lambda e: e.at > fired.at and e.state == DeviceState.ONLINE, timeout=8)
     assert events.of(NoteCredited) == []
     accept_one(drv, events, sim, 1000)
+
+
+def test_port_that_goes_away_is_reopened_when_it_comes_back(events) -> None:
+    from drivers.ssp.driver import SspValidator
+    from simulators.ssp import SspSimulator
+    first = SspSimulator()
+    url = first.start("tcp")
+    port = int(url.rsplit(":", 1)[1])
+    drv = SspValidator(url, poll_interval=0.03, reply_timeout=0.15)
+    drv.open(events)
+    second = SspSimulator(serial_number=777)
+    try:
+        first.stop()                                  # the line drops: the socket closes
+        gone = events.wait_for(DeviceStatusChanged, lambda e: e.state == DeviceState.OFFLINE)
+        assert url in gone.detail
+        second.start("tcp", port)                     # a unit answers on the same URL again
+        events.wait_for(DeviceStatusChanged, lambda e: e.at > gone.at and e.state == DeviceState.ONLINE)
+        assert drv.info().serial == "777"
+        drv.enable()
+        assert drv.wait_applied()
+        accept_one(drv, events, second, 1000)
+    finally:
+        drv.close()
+        second.stop()

@@ -19,7 +19,8 @@ __all__ = ["SerialScannerSimulator"]
 
 
 class SerialScannerSimulator:
-    """Control surface (thread-safe): scan(text), send_raw(data), hang_up(), state()."""
+    """Control surface (thread-safe): scan(text) (or present(text) as for the camera),
+    send_raw(data), hang_up(), state()."""
 
     def __init__(self, terminator: str = "crlf", encoding: str = "utf-8") -> None:
         encode_line("", terminator, encoding)  # refuse an unknown terminator now, not at first scan
@@ -49,6 +50,11 @@ class SerialScannerSimulator:
         self._outbox.put(encode_line(text, self.terminator, self.encoding))
         with self._lock:
             self._sent_lines += 1
+
+    def present(self, payload: str, distortion: str = "none") -> None:
+        """Same control as the camera simulator's, so simulate mode can swap
+        scanners: a hand scanner just reads the code; `distortion` does not apply."""
+        self.scan(payload)
 
     def send_raw(self, data: bytes) -> None:
         """Send bytes as they are: noise on the line, a wrong suffix, half a code."""

@@ -156,3 +156,11 @@ def test_sink_errors_do_not_stop_the_reader(link, wait_until):
     sim.scan(CODE)
     sim.scan(OTHER)
     assert wait_until(lambda: sum(isinstance(e, CodeScanned) for e in seen) == 2)
+
+
+def test_present_sends_the_code_like_the_camera_simulators_control(link, recorder):
+    sim, open_scanner = link
+    scanner = open_scanner(recorder)
+    scanner.start_scanning()
+    sim.present(CODE, distortion="glare")
+    assert recorder.wait_for(lambda events: [c.text for c in recorder.codes()] == [CODE])

@@ -543,8 +543,7 @@ class Id003Validator(BillValidator):
                 self._device_complaint = status
                 self._emit(DeviceStatusChanged(device=self.name, state=self._state, code=_hex(status),
                                                detail=f"validator reported {status_name(status)}; resending"))
-        elif status == Status.INITIALIZE:
-            pass
+        # INITIALIZE needs nothing here: the watchdog catches one that never ends.
         self._watchdog(status, now)
         self._apply_inhibit(status)
 

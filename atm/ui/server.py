@@ -49,6 +49,23 @@ def _hostname_of(authority: str) -> str:
     return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
 
 
+# The page loads only its own files and talks only to its own server: even a
+# script smuggled in through some future bug could not phone home.
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                                "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+async def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in _SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    # After a firmware update the browser must not run yesterday's app.js.
+    response.headers.setdefault("Cache-Control", "no-cache")
+
+
 def _dumps(obj: Any) -> str:
     # default=str: a kiosk or panel that slips a Decimal or an enum into its
     # data must still reach the screen rather than kill the connection.
@@ -103,12 +120,15 @@ class UiServer:
         app.router.add_get("/", self._index)
         app.router.add_get("/ws", self._websocket)
         app.router.add_get("/api/screen", self._screen)
+        # Browsers ask for it on their own; answer rather than log a 404 per page load.
+        app.router.add_get("/favicon.ico", _no_content)
         app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
         if self._panel is not None:
             app.router.add_get("/sim", self._sim_page)
             app.router.add_get("/sim/api", self._sim_get)
             app.router.add_post("/sim/api", self._sim_post)
         app.on_shutdown.append(self._close_sockets)
+        app.on_response_prepare.append(_add_security_headers)
         return app
 
     async def start(self) -> str:
@@ -218,8 +238,10 @@ class UiServer:
                                   f"an action is at most {MAX_ACTION_BYTES}")
         try:
             message = json.loads(text)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             return _refusal(None, f"message is not JSON ({exc.msg} at character {exc.pos})")
+        except (ValueError, RecursionError) as exc:
+            return _refusal(None, f"message is not usable JSON ({type(exc).__name__})")
         if not isinstance(message, dict):
             return _refusal(None, f"message must be a JSON object, got {type(message).__name__}")
         action_id = message.get("id")
@@ -257,25 +279,12 @@ class UiServer:
     async def _sim_post(self, request: web.Request) -> web.Response:
         assert self._panel is not None
         try:
-            body = await request.json()
+            command, args = parse_panel_request(await request.read())
         except web.HTTPRequestEntityTooLarge:
             return _json({"ok": False, "error": f"request body over {MAX_PANEL_BODY_BYTES} bytes"},
                          status=413)
-        except ValueError as exc:
-            return _json({"ok": False, "error": f"POST /sim/api body is not JSON: {exc}"}, status=400)
-        if not isinstance(body, dict):
-            return _json({"ok": False, "error": "POST /sim/api body must be a JSON object "
-                                                '{"command": NAME, "args": {...}}'}, status=400)
-        command = body.get("command")
-        args = body.get("args", {})
-        if args is None:
-            args = {}
-        if not isinstance(command, str) or not command:
-            return _json({"ok": False, "error": f"'command' must be a non-empty string, got {command!r}"},
-                         status=400)
-        if not isinstance(args, dict):
-            return _json({"ok": False, "error": f"'args' must be a JSON object, got {type(args).__name__}"},
-                         status=400)
+        except PanelRequestError as exc:
+            return _json({"ok": False, "error": str(exc)}, status=400)
         try:
             result = await self._panel.run(command, args)
         except Exception as exc:
@@ -285,6 +294,38 @@ class UiServer:
         if not isinstance(result, Mapping):
             return _json({"ok": False, "error": f"{command!r} gave no answer"}, status=500)
         return _json(dict(result))
+
+
+async def _no_content(_request: web.Request) -> web.Response:
+    return web.Response(status=204)
+
+
+class PanelRequestError(ValueError):
+    """A POST /sim/api body that is not {"command": NAME, "args": {...}}."""
+
+
+def parse_panel_request(body: bytes) -> tuple[str, dict[str, Any]]:
+    """Body of POST /sim/api -> (command, args). Raises only PanelRequestError."""
+    try:
+        parsed = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise PanelRequestError(f"POST /sim/api body is not UTF-8 text (byte {exc.start})") from None
+    except ValueError as exc:
+        raise PanelRequestError(f"POST /sim/api body is not JSON: {exc}") from None
+    except RecursionError:
+        raise PanelRequestError("POST /sim/api body is nested too deeply") from None
+    if not isinstance(parsed, dict):
+        raise PanelRequestError('POST /sim/api body must be a JSON object {"command": NAME, "args": {...}}, '
+                                f"got {type(parsed).__name__}")
+    command = parsed.get("command")
+    args = parsed.get("args")
+    if args is None:
+        args = {}
+    if not isinstance(command, str) or not command:
+        raise PanelRequestError(f"'command' must be a non-empty string, got {command!r}"[:300])
+    if not isinstance(args, dict):
+        raise PanelRequestError(f"'args' must be a JSON object, got {type(args).__name__}")
+    return command, args
 
 
 def _is_int(value: Any) -> bool:

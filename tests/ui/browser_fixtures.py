@@ -60,11 +60,13 @@ async def chromium():
 @pytest.fixture
 async def browser_page(chromium):
     """A fresh portrait (1080x1920) page. Fails the test if the page threw an
-    uncaught JavaScript error."""
+    uncaught JavaScript error or broke its Content-Security-Policy."""
     context = await chromium.new_context(viewport=PORTRAIT)
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda message: errors.append(message.text)
+            if message.type == "error" and "Content Security Policy" in message.text else None)
     yield page
     await context.close()
     assert not errors, f"uncaught JavaScript errors on the page: {errors}"

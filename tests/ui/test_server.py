@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from atm.ui.server import MAX_ACTION_BYTES, STATIC_DIR, UiServer
+from atm.ui.server import MAX_ACTION_BYTES, STATIC_DIR, PanelRequestError, UiServer, parse_panel_request
 
 
 async def _client(kiosk, panel=None) -> TestClient:
@@ -146,6 +146,7 @@ async def test_a_kiosk_that_raises_on_an_action_gets_an_error_reply_not_a_dead_s
     ('{"id": 5}', "'action'"),
     ('{"id": 5, "action": ""}', "'action'"),
     ('{"id": 5, "action": ["start_buy"]}', "'action'"),
+    ("[" * 5000 + "]" * 5000, "not usable JSON"),
     (json.dumps({"action": "start_buy", "id": 9, "pad": "x" * (MAX_ACTION_BYTES + 1)}), "at most"),
 ])
 async def test_malformed_messages_get_an_error_reply_and_the_connection_stays_up(
@@ -282,6 +283,15 @@ async def test_customer_screen_assets_are_served(client):
         assert response.status == 200, path
 
 
+async def test_pages_forbid_loading_anything_from_elsewhere(client):
+    for path in ("/", "/static/app.js", "/api/screen"):
+        headers = (await client.get(path)).headers
+        policy = headers["Content-Security-Policy"]
+        assert "default-src 'none'" in policy and "script-src 'self'" in policy and "connect-src 'self'" in policy
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Cache-Control"] in ("no-cache", "no-store")
+
+
 def test_no_static_file_loads_anything_from_the_internet():
     # The kiosk has no internet: a CDN script or web font would leave a blank screen.
     external = re.compile(r"""(src|href)\s*=\s*["']?(https?:)?//|url\(\s*["']?(https?:)?//|@import|https?://""")
@@ -332,6 +342,7 @@ async def test_post_sim_api_passes_on_the_panels_refusal(sim_client):
 @pytest.mark.parametrize("body, expected_words", [
     ("not json", "not JSON"),
     ("[]", "JSON object"),
+    (b"\xff\xfe{}", "not UTF-8"),
     ('{"args": {}}', "'command'"),
     ('{"command": 3}', "'command'"),
     ('{"command": "jam", "args": [1]}', "'args'"),
@@ -356,3 +367,17 @@ async def test_a_panel_command_that_raises_is_reported_and_the_server_keeps_serv
     assert "simulated validator unplugged" in (await response.json())["error"]
     fake_panel.fail_with = None
     assert (await sim_client.post("/sim/api", json={"command": "jam", "args": {}})).status == 200
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.one_of(st.binary(max_size=300), _json_values.map(lambda v: json.dumps(v).encode()),
+                      st.dictionaries(st.sampled_from(["command", "args"]), _json_values)
+                      .map(lambda v: json.dumps(v).encode()),
+                      st.integers(1, 3000).map(lambda n: b"[" * n + b"]" * n)))
+def test_any_panel_request_body_parses_or_is_refused_with_the_typed_error(body):
+    try:
+        command, args = parse_panel_request(body)
+    except PanelRequestError as exc:
+        assert str(exc)
+    else:
+        assert isinstance(command, str) and command and isinstance(args, dict)

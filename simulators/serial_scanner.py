@@ -138,9 +138,10 @@ class SerialScannerSimulator:
                 conn, _ = self._listener.accept()
             except (socket.timeout, OSError):
                 continue
+            # Set the connection before counting it: a caller that saw the count can hang it up.
+            self._conn = conn
             with self._lock:
                 self._connections += 1
-            self._conn = conn
             try:
                 self._pump(conn.fileno(), lambda: conn.recv(4096), conn.sendall, eof_ends=True)
             except OSError:

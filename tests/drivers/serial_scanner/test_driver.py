@@ -98,13 +98,15 @@ def test_arm_and_disarm_commands_are_sent_to_the_scanner(link, recorder, wait_un
     assert wait_until(lambda: sim.received() == b"\x16T\r\x16U\r")
 
 
-def test_dropped_tcp_connection_goes_offline_and_recovers(recorder):
+def test_dropped_tcp_connection_goes_offline_and_recovers(recorder, wait_until):
     with SerialScannerSimulator() as sim:
         url = sim.start("tcp")
         scanner = SerialScanner(url, retry_initial_s=0.02, retry_max_s=0.1)
         try:
             scanner.open(recorder)
             scanner.start_scanning()
+            # The TCP handshake completes before the simulator accepts; hang up what it accepted.
+            assert wait_until(lambda: sim.state()["connections"] == 1)
             sim.hang_up()
             assert recorder.wait_for(lambda events: DeviceState.OFFLINE in recorder.states())
             assert recorder.wait_for(lambda events: recorder.states()[-1:] == [DeviceState.ONLINE])

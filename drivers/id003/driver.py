@@ -285,32 +285,53 @@ class Id003Validator(BillValidator):
             self._set_state(DeviceState.STARTING, "validator currency unknown: set the validator's currency in the "
                                                   "configuration (the device version string does not name it)")
         self.currency = currency
-        table: dict[int, Fiat] = {}
-        reply = self._transact(Frame(Command.GET_CURRENCY_ASSIGN), lambda f: f.code == Command.GET_CURRENCY_ASSIGN)
-        if reply is not None:
-            try:
-                entries = parse_currency_assign(reply.data)
-                digits = minor_digits(currency)
-                for entry in entries:
-                    try:
-                        table[entry.escrow_code] = Fiat(entry.minor_units(digits), currency)
-                    except MessageError as exc:
-                        log.warning("%s: %s", self.name, exc)
-                if entries:
-                    extra["country_code"] = _hex(entries[0].country_code)
-            except MessageError as exc:
-                self._note_bad(exc)
         if self._override is not None:
             table = {code: Fiat(minor, currency) for code, minor in self._override.items()}
             extra["denominations_from"] = "configuration"
         else:
+            table = self._read_currency_assign(currency, extra)
             extra["denominations_from"] = "device" if table else "none"
         self._table = table
         self._info = DeviceInfo(model=model, firmware=firmware or version, serial="", extra=extra)
 
-    def _get_text(self, command: Command) -> str:
-        reply = self._transact(Frame(command), lambda f: f.code == command)
+    def _ask(self, command: Command, attempts: int = MISSES_BEFORE_OFFLINE) -> Frame | None:
+        """A getter's answer (or INVALID COMMAND), retried: a lost reply must not read as "no table"."""
+        for _ in range(attempts):
+            reply = self._transact(Frame(command), lambda f: f.code in (command, Status.INVALID_COMMAND))
+            if reply is not None:
+                return reply
+        return None
+
+    def _read_currency_assign(self, currency: str, extra: dict[str, str]) -> dict[int, Fiat]:
+        reply = self._ask(Command.GET_CURRENCY_ASSIGN)
         if reply is None:
+            # Without the table every note would be returned as unknown: refuse to
+            # start rather than run a validator that takes nothing.
+            raise DeviceTimeout(
+                f"validator {self.name} on {self.port} did not answer the currency-assign request (0x8A) after "
+                f"{MISSES_BEFORE_OFFLINE} tries; check the line, or set the denominations in the configuration")
+        if reply.code == Status.INVALID_COMMAND:
+            self._set_state(DeviceState.STARTING, "validator does not report its denominations (0x8A refused): "
+                                                  "set them in the configuration; every note is returned until then")
+            return {}
+        try:
+            entries = parse_currency_assign(reply.data)
+        except MessageError as exc:
+            raise ProtocolError(f"validator {self.name} on {self.port}: {exc}") from exc
+        table: dict[int, Fiat] = {}
+        digits = minor_digits(currency)
+        for entry in entries:
+            try:
+                table[entry.escrow_code] = Fiat(entry.minor_units(digits), currency)
+            except MessageError as exc:
+                log.warning("%s: %s", self.name, exc)
+        if entries:
+            extra["country_code"] = _hex(entries[0].country_code)
+        return table
+
+    def _get_text(self, command: Command) -> str:
+        reply = self._ask(command)
+        if reply is None or reply.code != command:
             return ""
         return reply.data.decode("ascii", "replace").strip("\x00 ")
 
@@ -461,8 +482,8 @@ class Id003Validator(BillValidator):
     def _miss(self, why: str) -> None:
         self._misses += 1
         if self._misses >= MISSES_BEFORE_OFFLINE:
-            self._set_state(DeviceState.OFFLINE, f"{why}: {self._misses} status requests unanswered; check the "
-                                                 f"validator's power and cable")
+            self._set_state(DeviceState.OFFLINE, f"{why}: {MISSES_BEFORE_OFFLINE} or more status requests in a "
+                                                 f"row without a valid answer; check the validator's power and cable")
 
     def _on_status(self, frame: Frame) -> None:
         status = Status(frame.code)

@@ -223,6 +223,42 @@ def test_open_reads_version_and_denominations_from_the_device(make_driver):
     assert driver.escrow_table["0x66"] == Fiat(20000, EUR)
 
 
+class _SimLosingTableReplies(Id003Simulator):
+    """An acceptor whose first `lose` answers to currency assign never arrive."""
+
+    def __init__(self, lose: int):
+        super().__init__(step_s=0.02)
+        self.lose = lose
+
+    def _handle(self, frame):
+        if frame.code == 0x8A and self.lose > 0:
+            self.lose -= 1
+            return None
+        return super()._handle(frame)
+
+
+def test_a_lost_currency_assign_reply_is_retried_not_taken_as_an_empty_table(EventLog):
+    sim = _SimLosingTableReplies(lose=2)
+    driver = Id003Validator(sim.start("pty"), poll_interval=0.02, reply_timeout=0.1)
+    try:
+        driver.open(EventLog())
+        assert len(driver.denominations) == 6
+    finally:
+        driver.close()
+        sim.stop()
+
+
+def test_a_validator_that_never_gives_its_table_does_not_start(EventLog):
+    sim = _SimLosingTableReplies(lose=100)
+    driver = Id003Validator(sim.start("pty"), poll_interval=0.02, reply_timeout=0.1)
+    try:
+        with pytest.raises(DeviceTimeout, match="currency-assign"):
+            driver.open(EventLog())
+    finally:
+        driver.close()
+        sim.stop()
+
+
 def test_configured_denominations_override_the_device_table(make_driver):
     driver = make_driver(enable=False, currency=EUR, denominations={"97": 700, "0x62": 1000})
     assert driver.escrow_table == {"0x61": Fiat(700, EUR), "0x62": Fiat(1000, EUR)}
@@ -365,7 +401,7 @@ def test_device_reset_mid_note_returns_it_and_the_driver_reinitialises(sim, log,
 def test_no_answer_goes_offline_and_recovers_when_the_device_answers(sim, log, make_driver):
     driver = make_driver()
     sim.fault_next_reply("drop", count=6)
-    offline = log.wait_for(status_event(DeviceState.OFFLINE, "unanswered"))
+    offline = log.wait_for(status_event(DeviceState.OFFLINE, "without a valid answer"))
     assert sim.url in offline.detail
     log.wait_for(lambda e: e.at > offline.at and isinstance(e, DeviceStatusChanged) and e.state == DeviceState.ONLINE)
     assert driver.state == DeviceState.ONLINE

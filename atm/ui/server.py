@@ -69,7 +69,8 @@ async def _add_security_headers(request: web.Request, response: web.StreamRespon
 def _dumps(obj: Any) -> str:
     # default=str: a kiosk or panel that slips a Decimal or an enum into its
     # data must still reach the screen rather than kill the connection.
-    return json.dumps(obj, default=str, ensure_ascii=False)
+    # allow_nan=False: NaN is not JSON, and the page would drop the whole screen.
+    return json.dumps(obj, default=str, ensure_ascii=False, allow_nan=False)
 
 
 @web.middleware
@@ -185,8 +186,8 @@ class UiServer:
         try:
             snapshot = self._kiosk.snapshot()
             await self._send(ws, send_lock, snapshot)
-            pusher = asyncio.create_task(self._push_screens(ws, send_lock, queue,
-                                                            snapshot.get("seq")))
+            last_seq = snapshot.get("seq") if isinstance(snapshot, dict) else None
+            pusher = asyncio.create_task(self._push_screens(ws, send_lock, queue, last_seq))
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
                     reply = await self.answer_message(msg.data)
@@ -227,9 +228,15 @@ class UiServer:
 
     @staticmethod
     async def _send(ws: web.WebSocketResponse, lock: asyncio.Lock, obj: Any) -> None:
+        try:
+            text = _dumps(obj)
+        except (TypeError, ValueError, RecursionError) as exc:
+            # A kiosk bug must cost one screen, not the customer's connection.
+            log.error("screen not sent: it cannot be written as JSON (%s): %.200r", exc, obj)
+            return
         async with lock:
             if not ws.closed:
-                await ws.send_str(_dumps(obj))
+                await ws.send_str(text)
 
     async def answer_message(self, text: str) -> dict[str, Any]:
         """One client message -> one reply. Never raises."""

@@ -89,6 +89,22 @@ async def test_a_screen_queued_before_the_snapshot_is_not_sent_twice(client, fak
     assert second["seq"] == first["seq"] + 1
 
 
+@pytest.mark.parametrize("bad_data", [{"rate": float("nan")}, "circular"])
+async def test_a_screen_that_cannot_be_json_is_skipped_and_the_next_one_arrives(client, fake_kiosk, bad_data):
+    if bad_data == "circular":
+        bad_data = {}
+        bad_data["self"] = bad_data
+    async with client.ws_connect("/ws") as ws:
+        await _receive(ws)
+        fake_kiosk.seq += 1
+        fake_kiosk.current = {"screen": "idle", "data": bad_data, "seq": fake_kiosk.seq}
+        for queue in fake_kiosk.queues:
+            queue.put_nowait(fake_kiosk.current)
+        fake_kiosk.show("out_of_service", {"reason": "after the bad one"})
+        received = await _receive(ws)
+    assert received["data"] == {"reason": "after the bad one"}
+
+
 async def test_closing_the_websocket_unsubscribes_from_the_kiosk(client, fake_kiosk):
     async with client.ws_connect("/ws") as ws:
         await _receive(ws)

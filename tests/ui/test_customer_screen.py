@@ -192,6 +192,25 @@ async def test_new_screens_replace_the_old_one_live(browser_page, serve_ui, fake
     assert await browser_page.locator("#screen").get_attribute("data-seq") == str(fake_kiosk.seq)
 
 
+async def test_the_countdown_restarts_for_a_new_note_but_not_for_a_resent_screen(browser_page, serve_ui, fake_kiosk):
+    page = browser_page
+    await page.clock.install()
+    await _show(page, serve_ui, fake_kiosk, "insert_cash", dict(INSERT_CASH, timeout_s=120))
+    await expect(_field(page, "countdown")).to_have_text("120 s left")
+    await page.clock.run_for(30_000)
+    await expect(_field(page, "countdown")).to_have_text("90 s left")
+    # Same screen again (say, a rate refresh): the kiosk's timer runs on.
+    fake_kiosk.show("insert_cash", dict(INSERT_CASH, timeout_s=120, btc="0.00046000"))
+    await expect(_field(page, "btc")).to_have_text("0.00046000 BTC")
+    await expect(_field(page, "countdown")).to_have_text("90 s left")
+    # A credited note gives the customer a fresh timeout.
+    fake_kiosk.show("insert_cash", dict(INSERT_CASH, timeout_s=120, inserted="25.00 EUR", inserted_minor=2500))
+    await expect(_field(page, "inserted")).to_have_text("25.00 EUR")
+    await expect(_field(page, "countdown")).to_have_text("120 s left")
+    await page.clock.run_for(200_000)
+    await expect(_field(page, "countdown")).to_have_text("0 s left")
+
+
 # -- buttons send the right actions -------------------------------------------
 
 @pytest.mark.parametrize("screen, data, action", [

@@ -82,10 +82,22 @@
     return list;
   }
 
+  // The kiosk restarts its timer when a screen is entered and on every credited
+  // note, not when it merely re-sends a screen (a rate refresh, a refused
+  // scan). The countdown follows the same rule so it never promises more time
+  // than the kiosk will give.
+  let countdownKey = null;
+  let countdownEnds = 0;
+  let screenKey = null;
+
   function countdown(seconds) {
     if (typeof seconds !== "number" || !(seconds > 0)) return null;
     const node = el("p", { class: "countdown", "data-field": "countdown" });
-    const ends = Date.now() + seconds * 1000;
+    if (countdownKey !== screenKey) {
+      countdownKey = screenKey;
+      countdownEnds = Date.now() + seconds * 1000;
+    }
+    const ends = countdownEnds;
     const tick = () => {
       const left = Math.max(0, Math.ceil((ends - Date.now()) / 1000));
       node.textContent = left + " s left";
@@ -345,6 +357,7 @@
       clearTimeout(entry.timer);
       pending.delete(id);
     }
+    screenKey = [name, data.timeout_s, data.inserted_minor].join("|");
     let nodes;
     const draw = Object.prototype.hasOwnProperty.call(screens, name) ? screens[name] : pleaseWait;
     try {

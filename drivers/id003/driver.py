@@ -127,6 +127,11 @@ class Id003Validator(BillValidator):
         self.bad_frames = 0
         self.last_protocol_error: ProtocolError | None = None
 
+    @property
+    def _who(self) -> str:
+        """How messages name this unit: "ID-003 validator", plus its name when it has its own."""
+        return "ID-003 validator" if self.name == "validator" else f"ID-003 validator {self.name!r}"
+
     # -- configuration ------------------------------------------------------------
 
     @staticmethod
@@ -173,7 +178,7 @@ class Id003Validator(BillValidator):
             values = list(accept)
             for value in values:
                 if self.currency and value.currency != self.currency:
-                    raise ValueError(f"validator {self.name} takes {self.currency}, cannot accept {value}")
+                    raise ValueError(f"{self._who} takes {self.currency}, cannot accept {value}")
             allowed = frozenset(v.minor for v in values)
         with self._lock:
             self._accept = allowed
@@ -195,7 +200,7 @@ class Id003Validator(BillValidator):
         with self._lock:
             note = self._note
             if note is None or note.sent or note.own_return_reason or note.value is None:
-                raise DeviceError(f"validator {self.name} on {self.port}: no note waiting for a decision in escrow "
+                raise DeviceError(f"{self._who} on {self.port}: no note waiting for a decision in escrow "
                                   f"(it may have timed out after {self.escrow_timeout:g} s and been returned)")
             note.app_decision = decision
         self._wake.set()
@@ -204,7 +209,7 @@ class Id003Validator(BillValidator):
 
     def open(self, sink: EventSink) -> None:
         if self._thread is not None:
-            raise DeviceError(f"validator {self.name} on {self.port} is already open")
+            raise DeviceError(f"{self._who} on {self.port} is already open")
         self._sink = sink
         self._stop.clear()
         self._open_port()
@@ -245,7 +250,7 @@ class Id003Validator(BillValidator):
                                               timeout=min(0.05, self.reply_timeout), write_timeout=1.0)
         except (serial.SerialException, ValueError, OSError, termios.error) as exc:
             self._ser = None
-            raise PortError(f"validator {self.name}: port {self.port!r} did not open ({exc}); check the URL or "
+            raise PortError(f"{self._who}: port {self.port!r} did not open ({exc}); check the URL or "
                             f"device path, that the cable is plugged in and no other program holds the port") from exc
         self._decoder.clear()
 
@@ -266,11 +271,11 @@ class Id003Validator(BillValidator):
                 return reply
         if self.bad_frames > bad_before:
             raise ProtocolError(
-                f"validator {self.name} on {self.port} answers with bytes that are not ID-003 frames "
+                f"{self._who} on {self.port} answers with bytes that are not ID-003 frames "
                 f"({self.bad_frames - bad_before} bad, last: {self.last_protocol_error}); check that the device "
                 f"speaks JCM ID-003 (not SSP or ccNet) and that the line is 9600 baud 8E1")
         raise DeviceTimeout(
-            f"validator {self.name}: no answer on {self.port} to {MISSES_BEFORE_OFFLINE} status requests "
+            f"{self._who}: no answer on {self.port} to {MISSES_BEFORE_OFFLINE} status requests "
             f"({self.reply_timeout:g} s each); check that the validator is powered, the cable and the port are right, "
             f"and the device is set to ID-003")
 
@@ -308,7 +313,7 @@ class Id003Validator(BillValidator):
             # Without the table every note would be returned as unknown: refuse to
             # start rather than run a validator that takes nothing.
             raise DeviceTimeout(
-                f"validator {self.name} on {self.port} did not answer the currency-assign request (0x8A) after "
+                f"{self._who} on {self.port} did not answer the currency-assign request (0x8A) after "
                 f"{MISSES_BEFORE_OFFLINE} tries; check the line, or set the denominations in the configuration")
         if reply.code == Status.INVALID_COMMAND:
             self._set_state(DeviceState.STARTING, "validator does not report its denominations (0x8A refused): "
@@ -317,7 +322,7 @@ class Id003Validator(BillValidator):
         try:
             entries = parse_currency_assign(reply.data)
         except MessageError as exc:
-            raise ProtocolError(f"validator {self.name} on {self.port}: {exc}") from exc
+            raise ProtocolError(f"{self._who} on {self.port}: {exc}") from exc
         table: dict[int, Fiat] = {}
         digits = minor_digits(currency)
         for entry in entries:
@@ -344,7 +349,7 @@ class Id003Validator(BillValidator):
             if ack is not None:
                 break
             if time.monotonic() > deadline:
-                raise DeviceTimeout(f"validator {self.name} on {self.port} did not acknowledge RESET "
+                raise DeviceTimeout(f"{self._who} on {self.port} did not acknowledge RESET "
                                     f"within {self.init_timeout:g} s")
         self._note = None
         while True:
@@ -357,7 +362,7 @@ class Id003Validator(BillValidator):
             elif reply is not None and reply.code != Status.INITIALIZE:
                 break
             if time.monotonic() > deadline:
-                raise DeviceTimeout(f"validator {self.name} on {self.port} stayed in INITIALIZE for "
+                raise DeviceTimeout(f"{self._who} on {self.port} stayed in INITIALIZE for "
                                     f"{self.init_timeout:g} s after RESET; check the mechanism for a stuck note")
         with self._lock:
             inhibit = b"\x00" if self._want_enabled else b"\x01"
@@ -708,7 +713,7 @@ class Id003Validator(BillValidator):
                 # Never reset over a note we could not settle: a reset would stack an
                 # uncredited note or lose track of one.
                 raise DeviceError(
-                    f"validator {self.name} on {self.port} still holds a note "
+                    f"{self._who} on {self.port} still holds a note "
                     f"({status_name(status) if status is not None else 'no answer'}) after "
                     f"{self.init_timeout:g} s at start-up; check the credit journal and the acceptor, then retry")
             reply = self._status_request()

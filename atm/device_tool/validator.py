@@ -79,9 +79,10 @@ def _parse_denominations(items: list[str]) -> dict[str, int] | None:
     table = {}
     for item in items:
         code, sep, minor = item.partition("=")
-        if not sep or not minor.strip().isdigit():
+        text = minor.strip()
+        if not sep or not (text.isascii() and text.isdigit()):
             raise ConfigurationError(f"--denomination {item!r}: expected CODE=MINOR, e.g. 0x61=500")
-        table[code.strip()] = int(minor)
+        table[code.strip()] = int(text)
     return table
 
 

@@ -9,8 +9,12 @@ import threading
 import time
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
-from atm.device_tool.validator import EXIT_GARBAGE, EXIT_OK, EXIT_PORT, EXIT_SILENT, event_dict, main
+from atm.device_tool.validator import (
+    EXIT_GARBAGE, EXIT_OK, EXIT_PORT, EXIT_SILENT, _parse_denominations, event_dict, main,
+)
+from hal.errors import ConfigurationError
 from hal.events import NoteCredited, NoteReturned
 from hal.money import Fiat
 from simulators.id003 import Id003Simulator
@@ -243,3 +247,14 @@ def test_events_serialise_money_as_minor_units():
         "type": "NoteCredited", "value": 2000, "code": "0x63"}
     assert event_dict(NoteReturned(device="validator", value=None, reason="x")) == {
         "type": "NoteReturned", "value": None, "reason": "x"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=12), max_size=4))
+def test_denomination_options_parse_or_raise_a_configuration_error(items):
+    try:
+        table = _parse_denominations(items)
+    except ConfigurationError as exc:
+        assert "CODE=MINOR" in str(exc)
+        return
+    assert table is None or all(isinstance(v, int) and v >= 0 for v in table.values())

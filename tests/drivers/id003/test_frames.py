@@ -318,3 +318,10 @@ def test_escrow_code_parser_on_random_text_raises_only_protocol_errors(text):
     except ProtocolError:
         return
     assert 0 <= code <= 255
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40))
+def test_version_currency_on_random_text_is_a_known_code_or_none(text):
+    currency = version_currency(text)
+    assert currency is None or (len(currency) == 3 and currency.isupper())

@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from atm.device_tool.validator import (
     EXIT_GARBAGE, EXIT_OK, EXIT_PORT, EXIT_SILENT, _parse_denominations, event_dict, main,
@@ -251,6 +251,7 @@ def test_events_serialise_money_as_minor_units():
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.text(max_size=12), max_size=4))
+@example(["0x61=\u00b2"])           # a superscript digit: isdigit() but not int()
 def test_denomination_options_parse_or_raise_a_configuration_error(items):
     try:
         table = _parse_denominations(items)

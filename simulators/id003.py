@@ -71,6 +71,12 @@ class Id003Simulator:
         self.acks_received = 0
         # Tests that measure latency read this: when the last VEND VALID frame left.
         self.last_vend_valid_sent_at = 0.0
+        # What the mechanism and cashbox hold survives a power cycle.
+        self._stacked: list[int | None] = []
+        self._returned: list[int | None] = []
+        self._rejected: list[int] = []
+        self._stacker_full = False
+        self._stacker_open = False
         self._power_on()
 
     # -- device state -----------------------------------------------------------
@@ -96,12 +102,6 @@ class Id003Simulator:
             Command.SET_DIRECTION: b"\x00", Command.SET_OPTIONAL_FUNCTION: b"\x00\x00",
             Command.SET_BARCODE_FUNCTION: b"\x00\x00", Command.SET_BARCODE_INHIBIT: b"\xff",
         }
-        if not hasattr(self, "_stacked"):
-            self._stacked: list[int | None] = []
-            self._returned: list[int | None] = []
-            self._rejected: list[int] = []
-            self._stacker_full = False
-            self._stacker_open = False
 
     def _enter(self, phase: str) -> None:
         self._phase = phase

@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from drivers.id003.driver import Id003Validator
+from drivers.id003.frames import Frame
 from hal.errors import ConfigurationError, DeviceError, DeviceTimeout, PortError, ProtocolError
 from hal.events import (
     CashboxChanged,
@@ -608,3 +609,45 @@ def test_lost_connection_goes_offline_and_reconnects_to_a_restarted_device(log, 
         driver.close()
         second.stop()
         first.stop()
+
+
+class _SimComplaining(Id003Simulator):
+    """An acceptor that answers the next `count` status requests with `complaint`."""
+
+    def __init__(self, complaint: int):
+        super().__init__(step_s=0.02)
+        self.complaint = complaint
+        self.count = 0
+
+    def _handle(self, frame):
+        if frame.code == 0x11 and self.count > 0:
+            self.count -= 1
+            return Frame(self.complaint)
+        return super()._handle(frame)
+
+
+@pytest.mark.parametrize("complaint, words", [(0x4A, "communication error"), (0x4B, "invalid command")])
+def test_device_complaints_are_reported_once_and_polling_carries_on(log, credits, wait_until, complaint, words):
+    sim = _SimComplaining(complaint)
+    driver = Id003Validator(sim.start("pty"), poll_interval=0.02, reply_timeout=0.15)
+    driver.set_credit_recorder(credits.append)
+    log.on_event = lambda e: driver.stack() if isinstance(e, NoteEscrowed) and e.value is not None else None
+    try:
+        driver.open(log)
+        driver.enable()
+        wait_until(lambda: not sim.state()["inhibited"])
+        sim.count = 3
+        complained = log.wait_for(lambda e: isinstance(e, DeviceStatusChanged) and e.code == _hex(complaint))
+        assert words in complained.detail
+        wait_until(lambda: sim.count == 0, what="complaints answered")
+        assert len([e for e in log.of(DeviceStatusChanged) if e.code == _hex(complaint)]) == 1
+        sim.insert_note(1000)
+        log.wait_for(lambda e: isinstance(e, NoteCredited))
+        assert [c.value for c in credits] == [Fiat(1000, EUR)]
+    finally:
+        driver.close()
+        sim.stop()
+
+
+def _hex(code: int) -> str:
+    return f"0x{code:02X}"

@@ -145,6 +145,10 @@ class Journal:
         with self._lock:
             return list(self._db.execute(sql, params))
 
+    def crash_point(self, point: str) -> None:
+        """A crash-test point between two steps that are not journal writes."""
+        self._crash.reached(point)
+
     def record_fact(self, kind: str, tx_id: str | None = None, **data: Any) -> None:
         """An audit fact that no money step depends on (door opened, screen timeout...)."""
         self._write(kind, tx_id, data, lambda db: None)
@@ -372,11 +376,16 @@ class Journal:
         sql = "SELECT * FROM reconciliation" + ("" if include_resolved else " WHERE resolved_at IS NULL")
         return [dict(r) for r in self._rows(sql + " ORDER BY id")]
 
+    def last_collection_at(self) -> float | None:
+        rows = self._rows("SELECT MAX(at) AS at FROM facts WHERE kind='cash_collected'")
+        return rows[0]["at"]
+
     def cashbox_counts(self) -> dict[int, int]:
-        """Notes in the cashbox per value (minor units), from the journal's own record."""
+        """Notes in the cashbox per value (minor units) since the last cash collection."""
+        since = self.last_collection_at() or 0.0
         return {r["value_minor"]: r["n"] for r in self._rows(
             "SELECT value_minor, COUNT(*) AS n FROM notes WHERE state IN ('credited', 'stacked')"
-            " GROUP BY value_minor ORDER BY value_minor")}
+            " AND credited_at > ? GROUP BY value_minor ORDER BY value_minor", (since,))}
 
     def facts(self, kind: str | None = None) -> Iterator[dict[str, Any]]:
         sql, params = "SELECT * FROM facts", ()

@@ -77,6 +77,8 @@ class _Health:
     detail: str = ""
 
 
+_STOP = object()          # tells the consumer to end, in queue order
+
 # UI action -> trigger, for the actions that map one to one.
 _ACTION_TRIGGERS = {"start_buy": "start_buy", "cancel": "cancel", "finish_cash": "finish_cash",
                     "confirm": "confirm", "done": "done", "open_service": "service"}
@@ -116,9 +118,10 @@ class Kiosk:
         self._pin_attempt: str | None = None
         self._last_receipt_printed: bool | None = None
         self._send_lock = asyncio.Lock()
+        self.retry_interval = 10.0              # seconds between retries of postponed sends
         self.receipts: list[Any] = []          # Receipt documents printed (or attempted), newest last
         self.ready = asyncio.Event()
-        build_machine(self)
+        self.machine = build_machine(self)
 
     # ---------------------------------------------------------------- start and stop
 
@@ -146,11 +149,16 @@ class Kiosk:
         self.ready.set()
 
     async def stop(self) -> None:
+        # The consumer ends through the queue, not by cancel: transitions swallows a
+        # CancelledError raised inside a transition, which would leave it running.
         for task in list(self._tasks):
             task.cancel()
-        if self._consumer:
-            self._consumer.cancel()
-        await asyncio.gather(*self._tasks, *( [self._consumer] if self._consumer else []), return_exceptions=True)
+        self._post(_STOP)
+        pending = [*self._tasks, *([self._consumer] if self._consumer else [])]
+        if pending:
+            _, stuck = await asyncio.wait(pending, timeout=5)
+            for task in stuck:
+                log.error("task %s did not stop: %s", task.get_name(), task.get_stack(limit=5))
         if self._timer:
             self._timer.cancel()
         for _, device in self.devices.items():
@@ -194,6 +202,8 @@ class Kiosk:
     async def _consume(self) -> None:
         while True:
             item = await self._events.get()
+            if item is _STOP:
+                return
             try:
                 await self._dispatch(item)
             except Exception:          # one bad event must not stop the kiosk
@@ -335,8 +345,9 @@ class Kiosk:
             await self._fire("refresh")
         elif do == "collect_cash":
             counts = self.journal.cashbox_counts()
+            period_start = self.journal.last_collection_at()
             self.journal.record_fact("cash_collected", None, counts={str(k): v for k, v in counts.items()})
-            self._spawn(self._print(self._collection_receipt(counts)), "print-collection")
+            self._spawn(self._print(self._collection_receipt(counts, period_start)), "print-collection")
             self.alert(f"cash collected: {sum(counts.values())} notes")
             await self._fire("refresh")
         elif do == "print_test":
@@ -581,6 +592,7 @@ class Kiosk:
             self.journal.send_confirmed(request.request_id, "")
             return
         result = await self.cas.send_coins(request.request_id, request.address, request.sats)
+        self.journal.crash_point("coins_sent")      # the CAS sent, the journal does not know yet
         self.journal.send_confirmed(request.request_id, result.txid)
 
     async def recover(self) -> None:
@@ -602,11 +614,10 @@ class Kiosk:
     async def _background_loop(self) -> None:
         """Retries postponed sends and refreshes the rate, while the kiosk runs."""
         while True:
-            await asyncio.sleep(10)
+            await asyncio.sleep(self.retry_interval)
             await self._refresh_quote()
             for tx in self.journal.transactions(("sending", "parked", "completed", "canceled")):
-                if tx["id"] != self._tx_id and (self.journal.unsent(tx["id"]).minor > 0
-                                                or self.journal.pending_sends_for(tx["id"])):
+                if self.journal.unsent(tx["id"]).minor > 0 or self.journal.pending_sends_for(tx["id"]):
                     await self._settle(tx["id"])
             if self.devices.printer is not None:
                 await self._read_printer_status()
@@ -662,12 +673,17 @@ class Kiosk:
         self._last_receipt_printed = await self._print(receipt)
         self._publish()
 
-    def _collection_receipt(self, counts: dict[int, int]) -> Any:
+    def _collection_receipt(self, counts: dict[int, int], period_start: float | None) -> Any:
+        from datetime import datetime, timezone
         from atm import receipts
+        now = _now()
+        start = datetime.fromtimestamp(period_start, timezone.utc) if period_start else now
         return receipts.cash_collection_receipt(
             operator=receipts.OperatorInfo(self.config.operator_name, self.config.operator_contact),
-            kiosk_id=self.config.kiosk_id, when=_now(), currency=self.config.currency,
-            counts={Fiat(k, self.config.currency): v for k, v in counts.items()}, language=self.config.language)
+            kiosk_id=self.config.kiosk_id, collection_id=f"collect-{now.strftime('%Y%m%d%H%M%S')}", when=now,
+            cashbox_id="cashbox-1", technician="service menu", period_start=start, period_end=now,
+            counts={Fiat(k, self.config.currency): v for k, v in counts.items()}, currency=self.config.currency,
+            language=self.config.language)
 
     def _test_receipt(self) -> Any:
         from hal.printer import Receipt, TextLine

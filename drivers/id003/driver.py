@@ -623,7 +623,9 @@ class Id003Validator(BillValidator):
         ack = self._transact(Frame(command), lambda f: f.code in (Status.ACK, Status.INVALID_COMMAND))
         if ack is None or ack.code != Status.ACK:
             return
-        note.sent, note.sent_at = decision, time.monotonic()
+        # The watchdog measures from the first decision the device acknowledged, so a
+        # device that keeps acknowledging STACK without moving is still caught.
+        note.sent, note.sent_at = decision, note.sent_at or time.monotonic()
         if decision == "return" and not note.returned_reported:
             note.returned_reported = True
             self._emit(NoteReturned(device=self.name, value=note.value,

@@ -651,3 +651,31 @@ def test_device_complaints_are_reported_once_and_polling_carries_on(log, credits
 
 def _hex(code: int) -> str:
     return f"0x{code:02X}"
+
+
+class _SimIgnoringStack(Id003Simulator):
+    """An acceptor that acknowledges STACK-1 but leaves the note in escrow (a dead stack motor)."""
+
+    def _handle(self, frame):
+        if frame.code == 0x41 and self._phase == "escrow":
+            return Frame(0x50)
+        return super()._handle(frame)
+
+
+def test_watchdog_resets_an_acceptor_that_acknowledges_stack_but_never_stacks(log, credits, wait_until):
+    sim = _SimIgnoringStack(step_s=0.02)
+    driver = Id003Validator(sim.start("pty"), poll_interval=0.02, reply_timeout=0.15, stuck_timeout=0.4)
+    driver.set_credit_recorder(credits.append)
+    log.on_event = lambda e: driver.stack() if isinstance(e, NoteEscrowed) and e.value is not None else None
+    try:
+        driver.open(log)
+        driver.enable()
+        wait_until(lambda: not sim.state()["inhibited"])
+        sim.insert_note(2000)
+        fired = log.wait_for(lambda e: isinstance(e, DeviceStatusChanged) and e.state == DeviceState.HARDWARE_ERROR)
+        assert "stuck in escrow" in fired.detail
+        wait_until(lambda: sim.state()["returned"] == [2000], what="note returned by the reset")
+        assert credits == []
+    finally:
+        driver.close()
+        sim.stop()

@@ -84,13 +84,14 @@ async def _loopback_only(request: web.Request, handler):
             {"ok": False, "error": f"Host header {host!r} is not a loopback address; "
                                    "open the screen at http://127.0.0.1:PORT/"},
             status=403)
+    # Browsers send Origin; our own page's is exactly this server. Another local
+    # service's page, a file:// or sandboxed page ("null") is not the kiosk's.
+    # Command-line clients send none and are let through.
     origin = request.headers.get("Origin")
-    if origin and origin != "null":
-        origin_host = origin.split("://", 1)[-1]
-        if not _is_loopback(_hostname_of(origin_host)):
-            return web.json_response(
-                {"ok": False, "error": f"Origin {origin!r} is not this kiosk's own page"},
-                status=403)
+    if origin is not None and origin.lower() not in (f"http://{host}".lower(), f"https://{host}".lower()):
+        return web.json_response(
+            {"ok": False, "error": f"Origin {origin!r} is not this kiosk's own page (http://{host})"},
+            status=403)
     return await handler(request)
 
 

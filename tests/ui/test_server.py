@@ -278,9 +278,11 @@ async def test_a_port_already_in_use_is_reported_with_the_address(fake_kiosk):
         await first.stop()
 
 
-@pytest.mark.parametrize("header, value", [("Host", "evil.example:8080"), ("Origin", "http://evil.example")])
+@pytest.mark.parametrize("header, value", [("Host", "evil.example:8080"), ("Origin", "http://evil.example"),
+                                           ("Origin", "http://127.0.0.1:1"), ("Origin", "null")])
 async def test_requests_for_a_foreign_name_or_from_a_foreign_page_are_refused(client, header, value):
-    # A DNS-rebinding page in the kiosk browser would send exactly these.
+    # A DNS-rebinding page, another local service's page, or a sandboxed or
+    # file:// page in the kiosk browser would send exactly these.
     response = await client.get("/api/screen", headers={header: value})
     assert response.status == 403
     assert value in (await response.json())["error"]

@@ -260,6 +260,12 @@ def test_a_validator_that_never_gives_its_table_does_not_start(EventLog):
         sim.stop()
 
 
+def test_port_is_opened_at_9600_8e1(make_driver):
+    driver = make_driver(enable=False)
+    line = driver._ser
+    assert (line.baudrate, line.bytesize, line.parity, line.stopbits) == (9600, 8, "E", 1)
+
+
 def test_configured_denominations_override_the_device_table(make_driver):
     driver = make_driver(enable=False, currency=EUR, denominations={"97": 700, "0x62": 1000})
     assert driver.escrow_table == {"0x61": Fiat(700, EUR), "0x62": Fiat(1000, EUR)}

@@ -38,6 +38,20 @@ def make_cas(config: Config) -> Any:
     return CasClient.from_state(config.cas_state_dir)
 
 
+async def start_simulated_cas(config: Config) -> tuple[Any, Any]:
+    """A CAS simulator on loopback with TLS, an operator key, and this kiosk paired to
+    it with a signed bundle carrying the configuration's limits (simulate mode only)."""
+    from simulators.cas.harness import SimulatedOperator
+    settings = {"currency": config.currency, "min_buy_minor": config.min_buy.minor,
+                "max_buy_minor": config.max_buy.minor, "fee_percent": config.fee_percent}
+    if config.technician_pin_hash:
+        settings["technician_pin_hash"] = config.technician_pin_hash
+    operator = SimulatedOperator(config.state_dir / "cas-sim", kiosk_id=config.kiosk_id, settings=settings,
+                                 rates={config.currency: "50000"})
+    await operator.start()
+    return operator, operator.client(poll_interval_s=2.0)
+
+
 class RunningKiosk:
     """A kiosk with everything around it, started and stopped as one."""
 
@@ -57,11 +71,13 @@ class RunningKiosk:
         self.url: str | None = None
 
     async def start(self) -> None:
+        if hasattr(self.cas, "on_command"):
+            self.cas.on_command = self.kiosk.remote_command
+        if hasattr(self.cas, "on_settings"):
+            self.cas.on_settings = self.kiosk.settings_changed
         start_cas = getattr(self.cas, "start", None)
         if start_cas is not None:
             await start_cas()
-        if hasattr(self.cas, "on_command"):
-            self.cas.on_command = self.kiosk.remote_command
         await self.kiosk.start()
         if not self.simulate:
             for kind, health in self.kiosk.device_health().items():

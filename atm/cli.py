@@ -49,6 +49,17 @@ def _add_sim_choices(p: argparse.ArgumentParser) -> None:
     p.add_argument("--validator", choices=VALIDATORS, default="id003", help="simulated bill validator (default id003)")
     p.add_argument("--printer", choices=PRINTERS, default="escpos", help="simulated printer (default escpos)")
     p.add_argument("--scanner", choices=SCANNERS, default="camera", help="simulated scanner (default camera)")
+    p.add_argument("--cas", choices=("simulator", "standin"), default="simulator",
+                   help="CAS: a TLS CAS simulator the kiosk pairs with (default), or the in-process stand-in")
+
+
+async def _simulated_cas(args: argparse.Namespace, config: Any) -> tuple[Any, Any, Any]:
+    """(operator, cas client, config) for simulate mode; (None, None, config) for the stand-in."""
+    if args.cas != "simulator":
+        return None, None, dataclasses.replace(config, cas_mode="standin")
+    from atm.app import start_simulated_cas
+    operator, client = await start_simulated_cas(config)
+    return operator, client, dataclasses.replace(config, cas_mode="client")
 
 
 # ------------------------------------------------------------------------------------ run
@@ -66,12 +77,17 @@ async def _run(args: argparse.Namespace) -> int:
         world = SimulatedWorld(currency=config.currency, validator=args.validator, printer=args.printer,
                                scanner=args.scanner, network=config.network)
         config = with_devices(config, world.start())
+    operator = cas = None
     try:
-        running = RunningKiosk(config, simulate=args.simulate, world=world)
+        if args.simulate:
+            operator, cas, config = await _simulated_cas(args, config)
+        running = RunningKiosk(config, simulate=args.simulate, world=world, cas=cas)
         await running.start()
     except BaseException:
         if world:
             world.stop()
+        if operator:
+            await operator.stop()
         raise
     print(f"Customer screen: {running.url}", flush=True)
     if args.simulate:
@@ -87,6 +103,8 @@ async def _run(args: argparse.Namespace) -> int:
     await running.stop()
     if world:
         world.stop()
+    if operator:
+        await operator.stop()
     return 0
 
 
@@ -102,10 +120,12 @@ async def _demo(args: argparse.Namespace) -> dict[str, Any]:
     world = SimulatedWorld(currency=config.currency, validator=args.validator, printer=args.printer,
                            scanner=args.scanner, network=config.network)
     config = with_devices(config, world.start())
-    running = RunningKiosk(config, simulate=True, world=world, ui=False)
-    kiosk = running.kiosk
+    operator = None
     notes = [int(n) for n in args.notes.split(",") if n.strip()]
     try:
+        operator, cas, config = await _simulated_cas(args, config)
+        running = RunningKiosk(config, simulate=True, world=world, ui=False, cas=cas)
+        kiosk = running.kiosk
         await running.start()
 
         async def wait_screen(name: str, timeout: float = 20.0) -> None:
@@ -160,9 +180,12 @@ async def _demo(args: argparse.Namespace) -> dict[str, Any]:
                                 | {"txids": summary["txids"], "notes": summary["notes"]})
         return {"transactions": transactions, "receipts": _receipts(world, running), "state_dir": str(state_dir)}
     finally:
-        with contextlib.suppress(Exception):
-            await running.stop()
+        if "running" in locals():
+            with contextlib.suppress(Exception):
+                await running.stop()
         world.stop()
+        if operator is not None:
+            await operator.stop()
 
 
 def _receipts(world: Any, running: Any) -> list[str]:

@@ -358,10 +358,21 @@ class Kiosk:
 
     # ---------------------------------------------------------------- guards (pure)
 
-    def settings(self) -> KioskSettings:
+    def settings(self) -> KioskSettings | None:
+        """Limits, fees and wallet in force. From a paired CAS only a verified operator-signed
+        bundle counts (None until one arrives); the stand-in uses local configuration."""
+        signed = self.cas.settings()
+        if signed is not None or self.config.cas_mode != "standin":
+            return signed
         from atm.cas.standin import standin_settings
-        return self.cas.settings() or standin_settings(self.config.min_buy, self.config.max_buy,
-                                                       self.config.fee_percent, self.config.technician_pin_hash)
+        return standin_settings(self.config.min_buy, self.config.max_buy, self.config.fee_percent,
+                                self.config.technician_pin_hash)
+
+    def _pin_hash(self) -> str | None:
+        # The signed bundle's PIN wins; before the first bundle a technician on site can
+        # still log in with the PIN hash installed in the local configuration file.
+        settings = self.settings()
+        return (settings.technician_pin_hash if settings else None) or self.config.technician_pin_hash
 
     def is_healthy(self, event: Any = None) -> bool:
         for kind in _REQUIRED:
@@ -388,6 +399,8 @@ class Kiosk:
         return self.is_healthy() and self._active and self._idle_notice() is None
 
     def _idle_notice(self) -> str | None:
+        if self.settings() is None:
+            return "Buying is paused: waiting for the operator's signed configuration."
         if self._quote is None:
             return "Buying is paused: no exchange rate from the server yet."
         reachable = getattr(self.cas, "is_reachable", None)
@@ -423,7 +436,7 @@ class Kiosk:
 
     def pin_ok(self, event: Any = None) -> bool:
         attempt, self._pin_attempt = self._pin_attempt, None
-        ok = check_pin(attempt or "", self.settings().technician_pin_hash)
+        ok = check_pin(attempt or "", self._pin_hash())
         self._login_error = None if ok else "Wrong PIN."
         self.journal.record_fact("service_login", None, ok=ok)
         if not ok:
@@ -517,6 +530,8 @@ class Kiosk:
 
     def _room(self) -> Fiat:
         settings = self.settings()
+        if settings is None:
+            return Fiat.zero(self.config.currency)
         credited = self.journal.credited(self._tx_id) if self._tx_id else Fiat.zero(self.config.currency)
         return settings.max_buy - credited
 
@@ -542,7 +557,8 @@ class Kiosk:
         elif event.value.currency != self.config.currency:
             reason = f"this kiosk takes {self.config.currency} only"
         elif event.value > self._room():
-            reason = f"it would pass the limit of {self.settings().max_buy}"
+            settings = self.settings()
+            reason = f"it would pass the limit of {settings.max_buy}" if settings else "no limits configured"
         decision = "return" if reason else "stack"
         self.journal.escrow_decided(event.device, event.code, event.value, decision,
                                     self._tx_id if decision == "stack" else None)
@@ -712,8 +728,17 @@ class Kiosk:
         elif name == "activate":
             self._set_active(True, by="operator")
             self._post(_Trigger("activate"))
+        elif name == "unpair":
+            self._set_active(False, by="operator (unpaired)")
+            self._post(_Trigger("deactivate"))
         else:
             self.alert(f"ignored unknown remote command {name!r}")
+
+    def settings_changed(self, settings: KioskSettings) -> None:
+        """A new signed bundle is in force (called by the CAS link)."""
+        self.alert(f"signed configuration version {settings.version} in force")
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._post, _Trigger("recheck"))
 
     def _set_active(self, active: bool, by: str) -> None:
         self._active = active
@@ -786,8 +811,8 @@ class Kiosk:
             credited = self.journal.credited(self._tx_id) if self._tx_id else Fiat.zero(currency)
             sats, fee = self._quote.sats_for(credited) if self._quote else (_sats(0), Fiat.zero(currency))
             data = {"address": self._address, "inserted": str(credited), "inserted_minor": credited.minor,
-                    "sats": sats.sat, "btc": f"{sats.btc:.8f}", "min": str(settings.min_buy),
-                    "max": str(settings.max_buy), "room": str(self._room()), "message": self._message,
+                    "sats": sats.sat, "btc": f"{sats.btc:.8f}", "min": str(settings.min_buy) if settings else "",
+                    "max": str(settings.max_buy) if settings else "", "room": str(self._room()), "message": self._message,
                     "can_finish": credited.minor > 0 and self.nothing_in_flight(),
                     "receipt_available": self.devices.printer is not None and self._paper != PaperState.OUT,
                     "timeout_s": timeout_s}

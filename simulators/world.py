@@ -22,7 +22,7 @@ SAMPLE_ADDRESSES = {
 
 VALIDATORS = ("id003", "ssp", "standin")
 PRINTERS = ("escpos", "standin")
-SCANNERS = ("camera", "standin")
+SCANNERS = ("camera", "serial", "standin")
 
 
 class SimulatedWorld:
@@ -66,6 +66,11 @@ class SimulatedWorld:
             from simulators.camera import CameraSimulator
             sim = CameraSimulator(name="camera")
             tables["scanner"] = {"driver": "camera", "source": sim.source_url}
+            self.sims["scanner"] = sim
+        elif self.choice["scanner"] == "serial":
+            from simulators.serial_scanner import SerialScannerSimulator
+            sim = SerialScannerSimulator()
+            tables["scanner"] = {"driver": "serial", "port": sim.start("tcp")}
             self.sims["scanner"] = sim
         else:
             tables["scanner"] = {"driver": "standin"}

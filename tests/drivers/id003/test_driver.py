@@ -685,3 +685,25 @@ def test_watchdog_resets_an_acceptor_that_acknowledges_stack_but_never_stacks(lo
     finally:
         driver.close()
         sim.stop()
+
+
+def test_note_left_in_escrow_by_a_previous_host_is_returned_at_open(sim, log, make_driver, credits, wait_until,
+                                                                   EventLog):
+    log.on_event = lambda e: None
+    first = make_driver(escrow_timeout=30)
+    sim.insert_note(5000)
+    log.wait_for(lambda e: isinstance(e, NoteEscrowed))
+    first.close()
+    assert sim.state()["state"] == "escrow"
+    events = EventLog()
+    second = Id003Validator(sim.url, poll_interval=0.02, reply_timeout=0.15)
+    second.set_credit_recorder(credits.append)
+    try:
+        second.open(events)
+        returned = events.wait_for(lambda e: isinstance(e, NoteReturned))
+        assert returned.value == Fiat(5000, EUR) and "start-up" in returned.reason
+        assert events.of(NoteEscrowed) == []
+        wait_until(lambda: sim.state()["returned"] == [5000])
+        assert credits == []
+    finally:
+        second.close()

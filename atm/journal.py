@@ -283,8 +283,11 @@ class Journal:
             db.execute("INSERT INTO sends (request_id, tx_id, address, fiat_minor, fee_minor, sats, rate, status,"
                        " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'requested', ?, ?)",
                        (request_id, tx_id, address, fiat.minor, fee.minor, sats.sat, str(rate), now, now))
+            # a parked transaction stays parked (the operator must look at it) even as it pays out
             db.execute("UPDATE transactions SET status='sending', updated_at=?, version=version+1 WHERE id=?"
-                       " AND status IN ('open', 'sending', 'parked', 'completed')", (now, tx_id))
+                       " AND status = 'open'", (now, tx_id))
+            db.execute("UPDATE transactions SET updated_at=?, version=version+1 WHERE id=? AND status != 'open'",
+                       (now, tx_id))
         self._write("send_requested", tx_id, {"request_id": request_id, "sats": sats.sat,
                                               "fiat_minor": fiat.minor}, go)
         return self.send(request_id)

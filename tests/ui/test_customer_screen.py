@@ -331,13 +331,14 @@ async def test_collect_cash_needs_a_second_tap(browser_page, serve_ui, fake_kios
 async def test_buttons_are_large_and_inside_the_screen(browser_page, serve_ui, fake_kiosk, viewport, screen, data):
     await browser_page.set_viewport_size(viewport)
     await _show(browser_page, serve_ui, fake_kiosk, screen, data)
-    buttons = browser_page.locator("#screen [data-action]")
+    buttons = browser_page.locator("#screen button")
     assert await buttons.count() >= 1
+    # Visible without scrolling: a customer must not have to hunt for "Finish".
     for index in range(await buttons.count()):
-        await buttons.nth(index).scroll_into_view_if_needed()
         box = await buttons.nth(index).bounding_box()
         assert box["height"] >= 60 and box["width"] >= 120, (screen, box)
         assert 0 <= box["x"] and box["x"] + box["width"] <= viewport["width"], (screen, box)
+        assert 0 <= box["y"] and box["y"] + box["height"] <= viewport["height"], (screen, box)
     overflow = await browser_page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
     assert overflow is False
 

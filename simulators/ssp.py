@@ -36,7 +36,7 @@ from drivers.ssp.frames import (
     parse_poll_events,
 )
 
-FAULT_KINDS = ("drop", "corrupt", "delay", "truncate", "double")
+FAULT_KINDS = ("drop", "corrupt", "delay", "truncate", "double", "late")
 _PERSISTENT = {Event.SAFE_JAM, Event.UNSAFE_JAM, Event.STACKER_FULL, Event.CASHBOX_REMOVED, Event.DISABLED}
 
 
@@ -152,6 +152,7 @@ class SspSimulator:
         self._decoder = FrameDecoder()
         self._faults: collections.deque[tuple[str, int | None]] = collections.deque()
         self._delayed: list[tuple[float, bytes]] = []
+        self._late: tuple[int, bytes] | None = None
         self.rx_log: list[dict] = []
         self.tx_log: list[dict] = []
         self.cashbox: collections.Counter[int] = collections.Counter()
@@ -311,7 +312,9 @@ class SspSimulator:
 
     def fault_next_reply(self, kind: str, count: int = 1, carrying: str | None = None) -> None:
         """Spoil the next `count` replies: drop, corrupt (bad CRC), delay (by delay_s),
-        truncate (half a frame) or double (sent twice). With `carrying` (an event name such as
+        truncate (half a frame), double (sent twice), or late (held back, then sent just before
+        the answer to the next *new* frame with the same sequence bit: the worst moment for a
+        host, which may take it for that answer). With `carrying` (an event name such as
         "CREDIT") only replies that carry that poll event are spoiled."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"fault kind must be one of {', '.join(FAULT_KINDS)}, got {kind!r}")
@@ -453,6 +456,9 @@ class SspSimulator:
             assert self._last_reply is not None
             self._send(frame.seq, self._last_reply, self._last_plain, repeat=True)
             return
+        if self._late is not None and self._late[0] == frame.seq and self._transport:
+            self._transport.write(self._late[1])
+            self._late = None
         data = frame.data
         encrypted = command == ENCRYPTED_PACKET
         if encrypted:
@@ -498,6 +504,9 @@ class SspSimulator:
             raw = raw[:max(1, len(raw) // 2)]
         elif fault == "double":
             raw = raw + raw
+        elif fault == "late":
+            self._late = (seq, raw)
+            return
         elif fault == "delay":
             self._delayed.append((time.monotonic() + self.delay_s, raw))
             return

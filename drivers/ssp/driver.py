@@ -58,6 +58,11 @@ from hal.validator import BillValidator, CreditRecorder
 log = logging.getLogger(__name__)
 
 HOST_PROTOCOL_VERSION = 6
+# Events a unit reports once per happening. A poll reply carrying one of them cannot come back
+# byte for byte two polls later (a new note needs several polls and a host decision), so such a
+# copy is a late duplicate of the earlier reply, not an answer: taking it would credit twice.
+_ONE_SHOT = {Event.CREDIT, Event.STACKED, Event.REJECTED, Event.FRAUD_ATTEMPT, Event.CASHBOX_REPLACED,
+             Event.SLAVE_RESET, Event.NOTE_CLEARED_FROM_FRONT, Event.NOTE_CLEARED_INTO_CASHBOX}
 _CONDITION_CODES = {"0xEA": "safe jam", "0xE9": "unsafe jam", "0xE7": "stacker full", "0xE3": "cashbox removed"}
 _PLAIN_COMMANDS = {Command.SYNC, Command.SET_GENERATOR, Command.SET_MODULUS, Command.REQUEST_KEY_EXCHANGE}
 
@@ -118,6 +123,7 @@ class SspValidator(BillValidator):
 
         self._seq = 1
         self._last: _Exchange | None = None
+        self._accepted: dict[int, tuple[_Exchange, bytes]] = {}     # per sequence bit: last answer taken
         self._session: crypto.EsspSession | None = None
         self._setup: SetupInfo | None = None
         self._serial_number = ""
@@ -342,12 +348,31 @@ class SspValidator(BillValidator):
                 for frame in self._decoder.feed(chunk):
                     if frame.address != self.address or frame.seq != exchange.seq:
                         continue        # a stale or doubled reply to an earlier frame
-                    return self._unwrap(frame.data, exchange)
+                    if self._late_copy(frame.data, exchange):
+                        log.warning("%s: ignored a late copy of an earlier reply: %s", self.port, frame.data.hex(" "))
+                        continue
+                    reply = self._unwrap(frame.data, exchange)
+                    self._accepted[exchange.seq] = (exchange, frame.data)
+                    return reply
                 if self._decoder.take_errors():
                     garbage = True
             raise _NoReply(garbage or self._decoder.in_frame)
         except (serial.SerialException, OSError) as exc:
             raise PortError(f"SSP validator port {self.port} failed: {exc}") from exc
+
+    def _late_copy(self, data: bytes, exchange: _Exchange) -> bool:
+        previous = self._accepted.get(exchange.seq)
+        if previous is None or previous[0] is exchange or previous[1] != data:
+            return False                # a resend of the same frame rightly gets the same answer
+        if data[:1] == bytes([ENCRYPTED_PACKET]):
+            return True                 # random padding and the counter make real answers differ
+        if exchange.data[:1] != bytes([Command.POLL]) or previous[0].data[:1] != bytes([Command.POLL]):
+            return False
+        try:
+            events = parse_poll_events(data[1:]) if data[:1] == bytes([Reply.OK]) else []
+        except MessageError:
+            return False
+        return any(e.code in _ONE_SHOT or (e.code == Event.READ and e.channel) for e in events)
 
     def _unwrap(self, data: bytes, exchange: _Exchange) -> bytes:
         if exchange.counter is None or data[:1] != bytes([ENCRYPTED_PACKET]):
@@ -372,6 +397,7 @@ class SspValidator(BillValidator):
         self._replay = False
         self._skip_events = 0
         self._deferred = []
+        self._accepted = {}
         self._session = None
         self._seq = 1
         self._command(bytes([Command.SYNC]))

@@ -1,0 +1,97 @@
+"""The journal's own promises: durability settings, idempotent credits, sends keyed by request id."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from atm.journal import Journal, JournalError
+from hal import Fiat, NoteCredited, Sats
+
+
+@pytest.fixture
+def journal(tmp_path):
+    j = Journal(tmp_path / "journal.sqlite")
+    yield j
+    j.close()
+
+
+def _credit(value: int, device: str = "validator") -> NoteCredited:
+    return NoteCredited(device=device, value=Fiat(value, "EUR"), code=str(value))
+
+
+def test_the_journal_runs_in_wal_mode_with_full_fsync(journal):
+    assert journal._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert journal._db.execute("PRAGMA synchronous").fetchone()[0] == 2     # FULL
+
+
+def test_a_note_is_credited_once_even_when_the_device_repeats_its_settled_event(journal):
+    journal.open_buy("t1", "addr", "EUR")
+    journal.escrow_decided("validator", "0x63", Fiat(2000, "EUR"), "stack", "t1")
+    assert journal.record_credit(_credit(2000)).kind == "new"
+    assert journal.record_credit(_credit(2000)).kind == "repeat"
+    assert journal.credited("t1") == Fiat(2000, "EUR")
+
+
+def test_a_second_note_of_the_same_value_after_a_new_escrow_is_a_new_credit(journal):
+    journal.open_buy("t1", "addr", "EUR")
+    for _ in range(2):
+        journal.escrow_decided("validator", "0x63", Fiat(2000, "EUR"), "stack", "t1")
+        assert journal.record_credit(_credit(2000)).kind == "new"
+    assert journal.credited("t1") == Fiat(4000, "EUR")
+
+
+def test_a_returned_note_is_never_credited(journal):
+    journal.open_buy("t1", "addr", "EUR")
+    journal.escrow_decided("validator", "0x66", Fiat(20000, "EUR"), "return", None)
+    assert journal.credited("t1") == Fiat(0, "EUR")
+    assert journal.notes_in_flight("t1") == 0
+
+
+def test_stacking_needs_a_known_value_and_an_open_transaction(journal):
+    with pytest.raises(JournalError):
+        journal.escrow_decided("validator", "0x6f", None, "stack", "t1")
+    with pytest.raises(JournalError):
+        journal.escrow_decided("validator", "0x61", Fiat(500, "EUR"), "keep", "t1")
+
+
+def test_only_one_transaction_takes_cash_at_a_time(journal):
+    journal.open_buy("t1", "addr", "EUR")
+    with pytest.raises(JournalError, match="still open"):
+        journal.open_buy("t2", "addr", "EUR")
+
+
+def test_a_device_credit_that_disagrees_with_the_escrow_value_is_credited_as_reported_and_flagged(journal):
+    journal.open_buy("t1", "addr", "EUR")
+    journal.escrow_decided("validator", "0x63", Fiat(2000, "EUR"), "stack", "t1")
+    journal.record_credit(_credit(5000))
+    assert journal.credited("t1") == Fiat(5000, "EUR")
+    assert "credited 50.00 EUR" in journal.reconciliation_items()[0]["summary"]
+
+
+def test_sends_are_keyed_by_request_id_and_cover_the_credited_cash(journal):
+    journal.open_buy("t1", "addr", "EUR")
+    journal.escrow_decided("validator", "0x63", Fiat(2000, "EUR"), "stack", "t1")
+    journal.record_credit(_credit(2000))
+    journal.close_cash("t1")
+    assert journal.unsent("t1") == Fiat(2000, "EUR")
+    journal.request_send("t1", "t1-send-1", "addr", Fiat(2000, "EUR"), Fiat(100, "EUR"), Sats(38_000),
+                         Decimal("50000"))
+    assert journal.unsent("t1") == Fiat(0, "EUR")
+    with pytest.raises(Exception):
+        journal.request_send("t1", "t1-send-1", "addr", Fiat(1, "EUR"), Fiat(0, "EUR"), Sats(1), Decimal(1))
+    assert [s.request_id for s in journal.pending_sends()] == ["t1-send-1"]
+    journal.send_confirmed("t1-send-1", "ab" * 32)
+    assert journal.pending_sends() == [] and journal.summary("t1")["sats"] == 38_000
+
+
+def test_the_journal_survives_reopening(tmp_path):
+    j = Journal(tmp_path / "j.sqlite")
+    j.open_buy("t1", "addr", "EUR")
+    j.escrow_decided("validator", "1", Fiat(1000, "EUR"), "stack", "t1")
+    j.record_credit(_credit(1000))
+    j.close()
+    again = Journal(tmp_path / "j.sqlite")
+    assert again.credited("t1") == Fiat(1000, "EUR") and again.open_transaction_id() == "t1"
+    again.close()

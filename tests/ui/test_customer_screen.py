@@ -326,8 +326,15 @@ async def test_collect_cash_needs_a_second_tap(browser_page, serve_ui, fake_kios
 # -- layout and connection ------------------------------------------------------
 
 @pytest.mark.parametrize("viewport", [PORTRAIT, LANDSCAPE], ids=["portrait", "landscape"])
-@pytest.mark.parametrize("screen, data", [("insert_cash", INSERT_CASH), ("confirm", CONFIRM),
-                                          ("maintenance_login", {"error": None})])
+@pytest.mark.parametrize("screen, data", [
+    ("idle", {"buy_enabled": True, "sell_enabled": True, "rate": "43,210.00 EUR/BTC", "notice": "Fees are 5 %"}),
+    ("scan_address", {"error": "That code is not a bitcoin address", "network": "main", "timeout_s": 60}),
+    ("insert_cash", dict(INSERT_CASH, message="Note returned: it would pass the limit")),
+    ("insert_cash", dict(INSERT_CASH, inserted_minor=0, can_finish=False)),
+    ("confirm", CONFIRM),
+    ("receipt", dict(RECEIPT, message="Your bitcoin is on its way")),
+    ("maintenance_login", {"error": "Wrong PIN"}),
+])
 async def test_buttons_are_large_and_inside_the_screen(browser_page, serve_ui, fake_kiosk, viewport, screen, data):
     await browser_page.set_viewport_size(viewport)
     await _show(browser_page, serve_ui, fake_kiosk, screen, data)

@@ -467,14 +467,13 @@ class SspSimulator:
                 self._send(frame.seq, self._last_reply, b"")
                 return
             try:
-                data = self._session.open_expected(data)
+                data = self._session.open_command(data)
             except crypto.EncryptionError:
                 # A real unit discards a packet it cannot open; the host times out and resends.
                 return
         plain = reply = self._execute(data)
         if encrypted and self._session is not None:
-            reply = self._session.seal(reply)
-            self._session.counter += 1
+            reply = self._session.seal_reply(reply)
         self._last_seq = frame.seq
         self._last_reply = reply
         self._last_plain = plain if data[:1] == bytes([Command.POLL]) else b""

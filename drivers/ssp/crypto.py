@@ -141,16 +141,17 @@ def aes_key(negotiated: int, fixed_key: int = DEFAULT_FIXED_KEY) -> bytes:
 class EsspSession:
     """Seals and opens encrypted packets with one key and this side's packet counter.
 
-    Counter rule (both sides keep one): the host seals a command with its counter, the slave
-    opens it only if the counter is the one it expects and seals its reply with the same
-    counter; each side then moves on by one. A repeated frame (same sequence bit) is answered
-    from the slave's cache, so a resend never moves a counter twice."""
+    Counter rule, as ITL's host libraries apply it: the host seals a command with its counter
+    N; the slave opens it only if N is the count it expects, moves on to N+1 and seals its
+    reply with N+1; the host accepts only a reply carrying N+1 and sends its next command
+    with N+1. A resent frame (same sequence bit) is answered from the slave's cache, so a
+    resend never moves a counter twice. Counters are 32 bits and wrap."""
 
     def __init__(self, key: bytes, counter: int = 0, padding: Callable[[int], bytes] = os.urandom) -> None:
         if len(key) != 16:
             raise EncryptionError(f"eSSP key must be 16 bytes, got {len(key)}")
         self._cipher = Cipher(algorithms.AES(key), modes.ECB())
-        self.counter = counter
+        self.counter = counter & 0xFFFFFFFF
         self._padding = padding
 
     def seal(self, data: bytes, counter: int | None = None) -> bytes:
@@ -187,9 +188,28 @@ class EsspSession:
         count = int.from_bytes(plain[1:5], "little")
         return count, plain[5:5 + length]
 
-    def open_expected(self, packet: bytes) -> bytes:
-        """Open a packet that must carry this side's current counter, then move the counter on."""
+    def _expect(self, count: int, wanted: int, what: str) -> None:
+        if count != wanted & 0xFFFFFFFF:
+            raise CounterMismatch(f"eSSP {what} counter {count}, expected {wanted & 0xFFFFFFFF}")
+
+    # host side
+    def seal_command(self, data: bytes) -> tuple[bytes, int]:
+        """The encrypted command and the counter it carries (keep it: a resend reuses the bytes)."""
+        return self.seal(data, self.counter), self.counter
+
+    def open_reply(self, packet: bytes, command_counter: int) -> bytes:
+        """Data of the slave's reply to the command sealed with `command_counter`."""
         count, data = self.open(packet)
-        if count != self.counter & 0xFFFFFFFF:
-            raise CounterMismatch(f"eSSP packet counter {count}, expected {self.counter & 0xFFFFFFFF}")
+        self._expect(count, command_counter + 1, "reply")
+        self.counter = (command_counter + 1) & 0xFFFFFFFF
         return data
+
+    # slave side
+    def open_command(self, packet: bytes) -> bytes:
+        count, data = self.open(packet)
+        self._expect(count, self.counter, "command")
+        self.counter = (self.counter + 1) & 0xFFFFFFFF
+        return data
+
+    def seal_reply(self, data: bytes) -> bytes:
+        return self.seal(data, self.counter)

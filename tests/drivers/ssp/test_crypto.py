@@ -83,11 +83,12 @@ def test_encrypted_round_trip_with_counters_moving_on_both_sides() -> None:
     host, slave = _pair()
     for step, command in enumerate([b"\x07", b"\x0a", bytes(range(40)), b"\x7f\x7f\x7e"]):
         assert host.counter == slave.counter == step
-        assert slave.open_expected(host.seal(command)) == command
-        reply = slave.seal(b"\xf0" + command)
-        slave.counter += 1
-        assert host.open_expected(reply) == b"\xf0" + command
-        host.counter += 1
+        packet, sent_with = host.seal_command(command)
+        assert sent_with == step
+        assert slave.open_command(packet) == command
+        reply = slave.seal_reply(b"\xf0" + command)
+        assert slave.open(reply)[0] == step + 1          # the reply carries the moved-on count
+        assert host.open_reply(reply, sent_with) == b"\xf0" + command
 
 
 def test_plaintext_carries_length_counter_data_padding_and_crc() -> None:
@@ -103,19 +104,28 @@ def test_plaintext_carries_length_counter_data_padding_and_crc() -> None:
 
 def test_wrong_counter_is_a_counter_mismatch() -> None:
     host, slave = _pair()
-    packet = host.seal(b"\x07")
+    packet, _ = host.seal_command(b"\x07")
     slave.counter = 5
-    with pytest.raises(crypto.CounterMismatch, match="counter 0, expected 5"):
-        slave.open_expected(packet)
+    with pytest.raises(crypto.CounterMismatch, match="command counter 0, expected 5"):
+        slave.open_command(packet)
+
+
+def test_reply_with_a_stale_counter_is_a_counter_mismatch() -> None:
+    host, slave = _pair()
+    packet, sent_with = host.seal_command(b"\x07")
+    slave.open_command(packet)
+    stale = slave.seal(b"\xf0", counter=sent_with)      # not moved on: an old reply
+    with pytest.raises(crypto.CounterMismatch, match="reply counter 0, expected 1"):
+        host.open_reply(stale, sent_with)
+    assert host.counter == 0
 
 
 def test_replayed_packet_is_refused_once_the_counter_moved_on() -> None:
     host, slave = _pair()
-    packet = host.seal(b"\x07")
-    slave.open_expected(packet)
-    slave.counter += 1
+    packet, _ = host.seal_command(b"\x07")
+    slave.open_command(packet)
     with pytest.raises(crypto.CounterMismatch):
-        slave.open_expected(packet)
+        slave.open_command(packet)
 
 
 def test_altered_ciphertext_is_an_encrypted_crc_error() -> None:
@@ -123,7 +133,7 @@ def test_altered_ciphertext_is_an_encrypted_crc_error() -> None:
     packet = bytearray(host.seal(b"\x07"))
     packet[5] ^= 0x40
     with pytest.raises(crypto.EncryptedCrcError):
-        slave.open_expected(bytes(packet))
+        slave.open_command(bytes(packet))
 
 
 def test_wrong_key_is_an_encrypted_crc_error() -> None:
@@ -131,6 +141,15 @@ def test_wrong_key_is_an_encrypted_crc_error() -> None:
     other = crypto.EsspSession(crypto.aes_key(2))
     with pytest.raises(crypto.EncryptedCrcError):
         other.open(host.seal(b"\x07"))
+
+
+def test_counter_wraps_at_32_bits() -> None:
+    host = crypto.EsspSession(crypto.aes_key(3), counter=2 ** 32 - 1)
+    slave = crypto.EsspSession(crypto.aes_key(3), counter=2 ** 32 - 1)
+    packet, sent_with = host.seal_command(b"\x07")
+    slave.open_command(packet)
+    assert host.open_reply(slave.seal_reply(b"\xf0"), sent_with) == b"\xf0"
+    assert host.counter == slave.counter == 0
 
 
 def test_encryption_errors_are_protocol_errors() -> None:

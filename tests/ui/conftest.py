@@ -79,6 +79,8 @@ class FakePanel:
              "help": "Show a code to the camera"},
             {"command": "door", "args": {"open": "bool"}, "help": "Open or close the service door"},
             {"command": "paper", "args": {"level": ["ok", "near_end", "out"]}, "help": "Printer paper"},
+            {"command": "power_cycle", "args": {"note_in": "none|acceptor|stacker", "slow_boot": "bool"},
+             "help": "Power-cycle the validator"},
         ]
 
     async def run(self, command: str, args: Mapping[str, Any]) -> dict[str, Any]:

@@ -101,10 +101,12 @@ async def test_opening_the_door_shows_up_in_the_device_state(browser_page, serve
     page = await _open_panel(browser_page, serve_ui, fake_kiosk, fake_panel)
     await expect(page.locator("#state")).to_contain_text('"door": "closed"')
     form = _form(page, "door")
-    await form.locator('input[name="open"]').check()
-    await form.locator('[data-run="door"]').click()
+    await form.get_by_role("button", name="open: yes").click()
     assert await fake_panel.next_run() == ("door", {"open": True})
     await expect(page.locator("#state")).to_contain_text('"door": "open"')
+    await form.get_by_role("button", name="open: no").click()
+    assert await fake_panel.next_run() == ("door", {"open": False})
+    await expect(page.locator("#state")).to_contain_text('"door": "closed"')
 
 
 async def test_the_state_refreshes_without_a_click(browser_page, serve_ui, fake_kiosk, fake_panel):
@@ -120,3 +122,16 @@ async def test_a_failing_command_shows_its_error(browser_page, serve_ui, fake_ki
     await _form(page, "clear_jam").locator('[data-run="clear_jam"]').click()
     await expect(page.locator("#result")).to_have_attribute("data-ok", "false")
     await expect(page.locator("#result")).to_contain_text("validator simulator is not running")
+
+
+async def test_a_command_with_several_args_posts_the_chosen_value_and_the_checkbox(browser_page, serve_ui, fake_kiosk,
+                                                                                   fake_panel):
+    page = await _open_panel(browser_page, serve_ui, fake_kiosk, fake_panel)
+    form = _form(page, "power_cycle")
+    await form.locator('select[name="note_in"]').select_option("acceptor")
+    await form.locator('input[name="slow_boot"]').check()
+    await form.locator('[data-run="power_cycle"]').click()
+    assert await fake_panel.next_run() == ("power_cycle", {"note_in": "acceptor", "slow_boot": True})
+    await form.locator('input[name="slow_boot"]').uncheck()
+    await form.locator('[data-run="power_cycle"]').click()
+    assert await fake_panel.next_run() == ("power_cycle", {"note_in": "acceptor", "slow_boot": False})

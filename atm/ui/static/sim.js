@@ -130,6 +130,13 @@
             onclick: () => run(name, { [arg]: choice }) }))));
         continue;
       }
+      if (kind.kind === "bool" && argNames.length === 1) {
+        // A switch (door, stacker full): "open: yes" / "open: no", one click each.
+        form.append(el("div", { class: "choices" }, ...[true, false].map((value) =>
+          el("button", { type: "button", "data-arg": arg, "data-value": String(value),
+            text: arg + ": " + (value ? "yes" : "no"), onclick: () => run(name, { [arg]: value }) }))));
+        continue;
+      }
       let input;
       if (kind.kind === "choice") {
         input = el("select", { name: arg }, ...kind.choices.map((c) => el("option", { value: String(c), text: String(c) })));
@@ -161,7 +168,7 @@
       }
     }
 
-    const onlyChoices = argNames.length === 1 && argKind(specs[argNames[0]]).kind === "choice";
+    const onlyChoices = argNames.length === 1 && ["choice", "bool"].includes(argKind(specs[argNames[0]]).kind);
     if (!onlyChoices) {
       form.append(el("button", { type: "button", class: "run", "data-run": name, text: "Run " + name,
         onclick: () => {

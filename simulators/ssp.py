@@ -219,7 +219,7 @@ class SspSimulator:
     def _run(self) -> None:
         assert self._transport
         while not self._stop.is_set():
-            chunk = self._transport.read(0.005)
+            chunk = self._transport.read(0.01)
             with self._lock:
                 now = time.monotonic()
                 if chunk and now >= self._booting_until:

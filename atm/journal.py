@@ -90,7 +90,7 @@ class CreditOutcome:
 
     kind: str                      # "new", "repeat" (device repeated an acked note), "orphan"
     tx_id: str | None
-    note_id: int
+    note_id: int | None            # None: an orphan whose value nobody knows (parked for the operator)
 
 
 @dataclass(frozen=True)
@@ -201,21 +201,28 @@ class Journal:
                 " ORDER BY id DESC LIMIT 1", (event.device,)).fetchone()
             now = time.time()
             if pending is not None:
-                if pending["value_minor"] != event.value.minor:
+                minor = pending["value_minor"] if event.value is None else event.value.minor
+                if minor != pending["value_minor"]:
                     db.execute("INSERT INTO reconciliation (tx_id, summary, created_at) VALUES (?, ?, ?)",
                                (pending["tx_id"], f"{event.device} credited {event.value} for a note escrowed as "
                                 f"{pending['value_minor']} minor units; credited the device's value", now))
                 db.execute("UPDATE notes SET state='credited', credited_at=?, value_minor=? WHERE id=?",
-                           (now, event.value.minor, pending["id"]))
+                           (now, minor, pending["id"]))
                 self._bump(db, pending["tx_id"])
                 return CreditOutcome("new", pending["tx_id"], pending["id"])
             latest = db.execute("SELECT id, tx_id, state, value_minor FROM notes WHERE device=?"
                                 " ORDER BY id DESC LIMIT 1", (event.device,)).fetchone()
-            if latest is not None and latest["state"] == "credited" and latest["value_minor"] == event.value.minor:
+            if latest is not None and latest["state"] == "credited" and (
+                    event.value is None or latest["value_minor"] == event.value.minor):
                 return CreditOutcome("repeat", latest["tx_id"], latest["id"])
             open_tx = db.execute("SELECT id FROM transactions WHERE status='open'"
                                  " ORDER BY created_at DESC LIMIT 1").fetchone()
             tx_id = open_tx["id"] if open_tx else None
+            if event.value is None:
+                db.execute("INSERT INTO reconciliation (tx_id, summary, created_at) VALUES (?, ?, ?)",
+                           (tx_id, f"{event.device} settled a note whose value it did not report and no escrow "
+                            "decision is on record: count the cashbox and credit or refund by hand", now))
+                return CreditOutcome("orphan", tx_id, None)
             cur = db.execute(
                 "INSERT INTO notes (tx_id, device, code, value_minor, currency, state, credited_at)"
                 " VALUES (?, ?, ?, ?, ?, 'credited', ?)",
@@ -228,7 +235,8 @@ class Journal:
             return CreditOutcome("orphan", tx_id, cur.lastrowid)
 
         outcome = self._write("credit_recorded", None, {"device": event.device, "code": event.code,
-                                                        "value_minor": event.value.minor}, go)
+                                                        "value_minor": event.value.minor if event.value else None},
+                              go)
         return outcome
 
     def note_stacked(self, device: str) -> None:

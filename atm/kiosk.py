@@ -228,7 +228,7 @@ class Kiosk:
         elif isinstance(item, NoteEscrowed):
             await self._on_escrow(item)
         elif isinstance(item, NoteCredited):
-            self._message = f"{item.value} received"
+            self._message = f"{item.value} received" if item.value is not None else "Note received"
             await self._fire("credited")
         elif isinstance(item, NoteStacked):
             self.journal.note_stacked(item.device)

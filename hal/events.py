@@ -50,7 +50,10 @@ class NoteCredited(Event):
     By the time the sink sees this, the driver has passed it to the
     CreditRecorder (which made it durable) and only then acknowledged it."""
 
-    value: Fiat
+    # None only when the driver restarted mid-note and the protocol does not repeat the
+    # denomination (ID-003 VEND VALID carries no escrow code): the recorder takes the
+    # value from its journal, where the escrow decision was written before STACK.
+    value: Fiat | None
     code: str
 
 

@@ -95,3 +95,18 @@ def test_the_journal_survives_reopening(tmp_path):
     again = Journal(tmp_path / "j.sqlite")
     assert again.credited("t1") == Fiat(1000, "EUR") and again.open_transaction_id() == "t1"
     again.close()
+
+
+def test_a_settled_event_without_a_value_takes_the_value_of_the_journaled_escrow_decision(journal):
+    # ID-003 after a host restart: VEND VALID carries no denomination
+    journal.open_buy("t1", "addr", "EUR")
+    journal.escrow_decided("validator", "0x64", Fiat(5000, "EUR"), "stack", "t1")
+    outcome = journal.record_credit(NoteCredited(device="validator", value=None, code=""))
+    assert outcome.kind == "new" and journal.credited("t1") == Fiat(5000, "EUR")
+    assert journal.record_credit(NoteCredited(device="validator", value=None, code="")).kind == "repeat"
+
+
+def test_a_settled_event_without_a_value_and_no_escrow_on_record_is_parked_not_guessed(journal):
+    outcome = journal.record_credit(NoteCredited(device="validator", value=None, code=""))
+    assert outcome.kind == "orphan" and outcome.note_id is None
+    assert "count the cashbox" in journal.reconciliation_items()[0]["summary"]

@@ -473,6 +473,10 @@ def test_encrypted_lost_reply_is_resent_with_the_same_counter(make_driver, sim, 
     sim.fault_next_reply("drop", carrying="CREDIT")
     accept_one(drv, events, sim, 2000)
     assert len(events.of(NoteCredited)) == 1
+    # The resend is the identical ciphertext: same counter, same padding, same sequence bit.
+    rx = commands(sim)
+    resent = [i for i, c in enumerate(rx) if c["repeat"]]
+    assert resent and all(rx[i]["raw"] == rx[i - 1]["raw"] and rx[i]["command"] == 0x7E for i in resent)
 
 
 # ------------------------------------------------------------------ closing

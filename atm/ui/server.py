@@ -172,7 +172,12 @@ class UiServer:
         return web.FileResponse(STATIC_DIR / "sim.html", headers={"Cache-Control": "no-store"})
 
     async def _screen(self, _request: web.Request) -> web.Response:
-        return web.Response(text=_dumps(self._kiosk.snapshot()), content_type="application/json")
+        try:
+            return web.Response(text=_dumps(self._kiosk.snapshot()), content_type="application/json")
+        except (TypeError, ValueError, RecursionError) as exc:
+            log.error("GET /api/screen: the current screen cannot be written as JSON (%s)", exc)
+            return _json({"ok": False, "error": f"the current screen cannot be written as JSON: {exc}"},
+                         status=500)
 
     # -- customer WebSocket ------------------------------------------------
 
@@ -198,8 +203,8 @@ class UiServer:
                 else:
                     break
                 await self._send(ws, send_lock, reply)
-        except (ConnectionResetError, asyncio.CancelledError):
-            raise
+        except ConnectionResetError:
+            pass  # the browser went away mid-send; it reconnects and gets a fresh snapshot
         except Exception:  # a broken client must never take the server down
             log.exception("customer WebSocket failed")
         finally:
@@ -215,17 +220,23 @@ class UiServer:
 
     async def _push_screens(self, ws: web.WebSocketResponse, lock: asyncio.Lock,
                             queue: "asyncio.Queue[dict[str, Any]]", last_seq: Any) -> None:
-        while not ws.closed:
-            screen = await queue.get()
-            seq = screen.get("seq") if isinstance(screen, dict) else None
-            # The snapshot may already be newer than what was queued meanwhile.
-            if _is_int(seq) and _is_int(last_seq) and seq <= last_seq:
-                continue
-            last_seq = seq
-            try:
+        try:
+            while not ws.closed:
+                screen = await queue.get()
+                seq = screen.get("seq") if isinstance(screen, dict) else None
+                # The snapshot may already be newer than what was queued meanwhile.
+                if _is_int(seq) and _is_int(last_seq) and seq <= last_seq:
+                    continue
+                last_seq = seq
                 await self._send(ws, lock, screen)
-            except (ConnectionResetError, RuntimeError):
-                return
+        except ConnectionResetError:
+            return
+        except Exception:
+            # A page that silently stops receiving screens would strand the
+            # customer; closing makes it reconnect and start from a snapshot.
+            log.exception("pushing screens to the customer page failed; closing the connection")
+            with contextlib.suppress(Exception):
+                await ws.close(code=1011, message=b"screen feed failed")
 
     @staticmethod
     async def _send(ws: web.WebSocketResponse, lock: asyncio.Lock, obj: Any) -> None:
@@ -254,22 +265,22 @@ class UiServer:
             return _refusal(None, f"message must be a JSON object, got {type(message).__name__}")
         action_id = message.get("id")
         if not _is_int(action_id):
-            return _refusal(None, f"action needs an integer 'id', got {action_id!r}")
+            return _refusal(None, f"action needs an integer 'id', got {_short(action_id)}")
         action = message.get("action")
         if not isinstance(action, str) or not action:
-            return _refusal(action_id, f"message needs a non-empty string 'action', got {action!r}")
+            return _refusal(action_id, f"message needs a non-empty string 'action', got {_short(action)}")
         try:
             result = await self._kiosk.handle_action(message)
         except Exception as exc:
             log.exception("kiosk raised on action %r", action)
-            return _refusal(action_id, f"the kiosk could not handle {action!r}: {type(exc).__name__}")
+            return _refusal(action_id, f"the kiosk could not handle {_short(action)}: {type(exc).__name__}")
         if not isinstance(result, Mapping):
             log.error("kiosk answered action %r with %r instead of a dict", action, result)
-            return _refusal(action_id, f"the kiosk gave no answer to {action!r}")
+            return _refusal(action_id, f"the kiosk gave no answer to {_short(action)}")
         ok = result.get("ok") is True
         error = result.get("error")
         if not ok and not error:
-            error = f"{action!r} refused"
+            error = f"{_short(action)} refused"
         return {"reply_to": action_id, "ok": ok, "error": None if ok else str(error)}
 
     # -- simulator control panel -------------------------------------------
@@ -330,10 +341,16 @@ def parse_panel_request(body: bytes) -> tuple[str, dict[str, Any]]:
     if args is None:
         args = {}
     if not isinstance(command, str) or not command:
-        raise PanelRequestError(f"'command' must be a non-empty string, got {command!r}"[:300])
+        raise PanelRequestError(f"'command' must be a non-empty string, got {_short(command)}")
     if not isinstance(args, dict):
         raise PanelRequestError(f"'args' must be a JSON object, got {type(args).__name__}")
     return command, args
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """repr() for an error message, cut so a hostile page cannot echo kilobytes back."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _is_int(value: Any) -> bool:

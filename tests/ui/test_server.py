@@ -104,6 +104,28 @@ async def test_a_screen_that_cannot_be_json_is_skipped_and_the_next_one_arrives(
     assert received["data"] == {"reason": "after the bad one"}
 
 
+async def test_a_broken_screen_feed_closes_the_socket_so_the_page_reconnects(client, fake_kiosk):
+    class BrokenQueue(asyncio.Queue):
+        async def get(self):
+            await super().get()
+            raise RuntimeError("kiosk bug")
+
+    fake_kiosk.subscribe = lambda: fake_kiosk.queues.append(BrokenQueue()) or fake_kiosk.queues[-1]
+    async with client.ws_connect("/ws") as ws:
+        await _receive(ws)
+        fake_kiosk.show("booting", {})
+        closing = await ws.receive(timeout=5)
+    assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 1011
+    await _wait_until(lambda: not fake_kiosk.queues)
+
+
+async def test_api_screen_reports_a_screen_that_cannot_be_json(client, fake_kiosk):
+    fake_kiosk.show("idle", {"rate": float("inf")})
+    response = await client.get("/api/screen")
+    assert response.status == 500
+    assert "cannot be written as JSON" in (await response.json())["error"]
+
+
 async def test_closing_the_websocket_unsubscribes_from_the_kiosk(client, fake_kiosk):
     async with client.ws_connect("/ws") as ws:
         await _receive(ws)

@@ -137,3 +137,5 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
     check.add_argument("--json", action="store_true", help="print one JSON object")
     check.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the CAS (default 10)")
     check.set_defaults(func=_command)
+    from atm.cas.pairing_cli import register as register_pair
+    register_pair(cas_sub)

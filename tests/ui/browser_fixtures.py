@@ -21,6 +21,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
+# How long an expect() may wait for the page to catch up: generous, because CI
+# machines are shared and slow; a passing check returns as soon as it holds.
+EXPECT_TIMEOUT_MS = 15_000
 PORTRAIT = {"width": 1080, "height": 1920}
 LANDSCAPE = {"width": 1920, "height": 1080}
 
@@ -61,6 +64,9 @@ async def chromium():
 async def browser_page(chromium):
     """A fresh portrait (1080x1920) page. Fails the test if the page threw an
     uncaught JavaScript error or broke its Content-Security-Policy."""
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     context = await chromium.new_context(viewport=PORTRAIT)
     page = await context.new_page()
     errors: list[str] = []

@@ -312,6 +312,18 @@ async def test_service_buttons_send_service_action(browser_page, serve_ui, fake_
     assert (sent["action"], sent["do"]) == ("service_action", what)
 
 
+async def test_an_unconfirmed_collect_cash_falls_back_to_its_first_step(browser_page, serve_ui, fake_kiosk):
+    await browser_page.clock.install()
+    await _show(browser_page, serve_ui, fake_kiosk, "maintenance", MAINTENANCE)
+    await browser_page.get_by_role("button", name="Collect cash").click()
+    await expect(browser_page.get_by_role("button", name="Tap again: collect cash")).to_be_visible()
+    await browser_page.clock.run_for(6_000)
+    await expect(browser_page.get_by_role("button", name="Collect cash")).to_be_visible()
+    await browser_page.get_by_role("button", name="Collect cash").click()
+    await expect(browser_page.get_by_role("button", name="Tap again: collect cash")).to_be_visible()
+    assert fake_kiosk.actions == []
+
+
 async def test_collect_cash_needs_a_second_tap(browser_page, serve_ui, fake_kiosk):
     await _show(browser_page, serve_ui, fake_kiosk, "maintenance", MAINTENANCE)
     button = browser_page.get_by_role("button", name="Collect cash")

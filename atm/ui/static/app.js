@@ -64,9 +64,14 @@
     });
     button.addEventListener("click", () => {
       if (opts.confirmLabel && button.dataset.armed !== "yes") {
-        // Two taps for anything that changes the books (collect cash).
+        // Two taps for anything that changes the books (collect cash); a first
+        // tap left alone falls back after a few seconds.
         button.dataset.armed = "yes";
         button.textContent = opts.confirmLabel;
+        setTimeout(() => {
+          button.dataset.armed = "";
+          button.textContent = label;
+        }, 5000);
         return;
       }
       sendAction(action, opts.fields ? opts.fields() : {}, button);

@@ -101,6 +101,7 @@ class Kiosk:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_token = 0
         self._timer_state: str | None = None
+        self._deadline: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._consumer: asyncio.Task[Any] | None = None
         self._health: dict[str, _Health] = {kind: _Health() for kind, _ in devices.items()}
@@ -317,12 +318,14 @@ class Kiosk:
         else:
             return {"ok": False, "error": f"unknown action {action!r}"}
         try:
-            moved = await self.trigger(trigger)
+            await self.trigger(trigger)
         except MachineError:
             return {"ok": False, "error": f"{action} is not available on this screen"}
-        if action == "service_login" and self.state == before:
-            return {"ok": False, "error": self._login_error or "wrong PIN"}
-        if not moved and self.state == before:
+        # Every customer action that succeeds moves to another screen. (A queued machine's
+        # trigger returns True even when every guard said no, so the state is the witness.)
+        if self.state == before:
+            if action == "service_login":
+                return {"ok": False, "error": self._login_error or "wrong PIN"}
             return {"ok": False, "error": self._why_not(action)}
         return {"ok": True}
 
@@ -460,9 +463,12 @@ class Kiosk:
         self._timer_token += 1
         self._timer_state = self.state
         key = state_spec(self.state).get("timeout_key")
+        self._deadline = None
         if key and self._loop:
             token = self._timer_token
-            self._timer = self._loop.call_later(getattr(self.config.timeouts, key), self._post, _Timer(token))
+            seconds = getattr(self.config.timeouts, key)
+            self._deadline = self._loop.time() + seconds
+            self._timer = self._loop.call_later(seconds, self._post, _Timer(token))
 
     def refresh_screen(self, event: Any = None) -> None:
         self._publish()
@@ -795,8 +801,9 @@ class Kiosk:
 
     def _screen_for(self, state: str) -> tuple[str, dict[str, Any]]:
         currency = self.config.currency
-        timeout = state_spec(state).get("timeout_key")
-        timeout_s = int(getattr(self.config.timeouts, timeout)) if timeout else None
+        # seconds actually left, so a screen sent again mid-countdown shows the right number
+        timeout_s = (max(0, round(self._deadline - self._loop.time()))
+                     if self._deadline is not None and self._loop is not None else None)
         if state == "booting":
             return "booting", {}
         if state == "idle":

@@ -144,6 +144,9 @@ class SimulatedWorld:
             out[kind] = reader() if callable(reader) else str(reader)
         if self.devices is not None and self.devices.sensors is not None:
             out["sensors"] = self.devices.sensors.read()
+        if self.devices is not None:
+            # the notes the kiosk's validator knows, so the panel offers exactly those
+            out["denominations"] = sorted(d.minor for d in self.devices.validator.denominations)
         return out
 
     def _cmd_insert_note(self, minor: int) -> Any:

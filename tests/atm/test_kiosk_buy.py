@@ -248,3 +248,34 @@ async def test_a_device_going_offline_while_idle_takes_the_kiosk_out_of_service(
         h.kiosk._sink(DeviceStatusChanged(device="scanner", state=DeviceState.OFFLINE, detail="camera unplugged"))
         await h.wait_for(lambda: h.screen == "out_of_service")
         assert "camera unplugged" in h.kiosk.snapshot()["data"]["reason"]
+
+
+async def test_no_new_buy_starts_while_the_cas_is_unreachable_but_one_in_progress_finishes(tmp_path):
+    h = Harness(tmp_path)
+    h.kiosk.retry_interval = 0.1
+    async with h:
+        await h.start_buy()
+        await h.insert(1000)
+        h.cas.available = False                        # the server goes away mid-buy
+        await h.act("finish_cash")
+        await h.wait_for(lambda: h.screen == "confirm")
+        await h.act("confirm")
+        await h.wait_for(lambda: h.screen == "receipt")
+        await h.act("done")
+        await h.wait_for(lambda: h.screen == "idle")
+        reply = await h.act("start_buy")
+        assert reply["ok"] is False and "server" in reply["error"]
+        assert "server" in h.kiosk.snapshot()["data"]["notice"]
+        h.cas.available = True
+        await h.wait_for(lambda: len(h.cas.sent()) == 1)   # the postponed send goes out, once
+        await h.wait_for(lambda: (h.kiosk._publish() or True) and h.kiosk.snapshot()["data"].get("notice") is None)
+        assert (await h.act("start_buy"))["ok"]
+
+
+async def test_paper_near_end_is_reported_to_the_technician_and_buying_goes_on(tmp_path):
+    from hal import PaperState, PrinterStatusChanged
+    async with Harness(tmp_path) as h:
+        await h.wait_for(lambda: h.screen == "idle")
+        h.kiosk._sink(PrinterStatusChanged(device="printer", state=DeviceState.ONLINE, paper=PaperState.NEAR_END))
+        await h.wait_for(lambda: any("paper near end" in a for a in h.kiosk.service_status()["alerts"]))
+        assert h.screen == "idle" and (await h.act("start_buy"))["ok"]

@@ -245,12 +245,13 @@ class Journal:
                        " AND state='credited' ORDER BY id DESC LIMIT 1)", (device,))
         self._write("note_stacked", None, {"device": device}, go)
 
-    def note_returned(self, device: str) -> None:
-        """The device gave back a note we had decided to stack (it failed to stack)."""
+    def note_returned(self, device: str, tx_id: str) -> None:
+        """The device gave back a note of this transaction that we had decided to stack
+        (it could not stack it); a note we decided to return is not affected."""
         def go(db):
             db.execute("UPDATE notes SET state='return_decided' WHERE id = (SELECT id FROM notes WHERE device=?"
-                       " AND state='stack_decided' ORDER BY id DESC LIMIT 1)", (device,))
-        self._write("note_returned", None, {"device": device}, go)
+                       " AND tx_id=? AND state='stack_decided' ORDER BY id DESC LIMIT 1)", (device, tx_id))
+        self._write("note_returned", tx_id, {"device": device}, go)
 
     def notes_in_flight(self, tx_id: str) -> int:
         """Notes decided 'stack' whose settled event has not come yet."""

@@ -15,6 +15,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Mapping
@@ -22,7 +23,7 @@ from typing import Any, Mapping
 from transitions.core import MachineError
 
 from hal import (
-    BillValidator, CashboxChanged, CodeScanned, CodeScanner, DeviceState, DeviceStatusChanged, Event, Fiat,
+    BillValidator, CashboxChanged, Sats, CodeScanned, CodeScanner, DeviceState, DeviceStatusChanged, Event, Fiat,
     FraudDetected, Indicators, Light, NoteCredited, NoteEscrowed, NoteRejected, NoteReturned, NoteStacked,
     PaperState, PrinterStatusChanged, ReceiptPrinter, SensorChanged, Sensors, UnitStatus,
 )
@@ -69,6 +70,7 @@ class _Action:
 class _Trigger:
     name: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    done: "asyncio.Future[None] | None" = None     # set once the trigger was handled
 
 
 @dataclass
@@ -146,7 +148,7 @@ class Kiosk:
         await self._refresh_quote()
         await self.recover()
         self._spawn(self._background_loop(), "kiosk-background")
-        await self._post_and_wait(_Trigger("booted"))
+        await self._post_and_wait("booted")
         self.ready.set()
 
     async def stop(self) -> None:
@@ -182,10 +184,10 @@ class Kiosk:
     def _post(self, item: Any) -> None:
         self._events.put_nowait(item)
 
-    async def _post_and_wait(self, trigger: _Trigger) -> None:
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._post(_Action({"__trigger__": trigger}, fut))
-        await fut
+    async def _post_and_wait(self, name: str) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._post(_Trigger(name, done=done))
+        await done
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -213,16 +215,15 @@ class Kiosk:
 
     async def _dispatch(self, item: Any) -> None:
         if isinstance(item, _Action):
-            trig = item.message.get("__trigger__") if isinstance(item.message, Mapping) else None
-            if isinstance(trig, _Trigger):
-                await self._fire(trig.name, **trig.kwargs)
-                result: dict[str, Any] = {"ok": True}
-            else:
-                result = await self._apply_action(item.message)
+            result = await self._apply_action(item.message)
             if not item.reply.done():
                 item.reply.set_result(result)
         elif isinstance(item, _Trigger):
-            await self._fire(item.name, **item.kwargs)
+            try:
+                await self._fire(item.name, **item.kwargs)
+            finally:
+                if item.done is not None and not item.done.done():
+                    item.done.set_result(None)
         elif isinstance(item, _Timer):
             if item.token == self._timer_token:
                 await self._fire("timeout")
@@ -234,8 +235,8 @@ class Kiosk:
         elif isinstance(item, NoteStacked):
             self.journal.note_stacked(item.device)
         elif isinstance(item, NoteReturned):
-            if item.reason != "host decision":
-                self.journal.note_returned(item.device)
+            if self._tx_id:
+                self.journal.note_returned(item.device, self._tx_id)
             self._message = self._message or f"Note returned: {item.reason}"
             await self._fire("credited")
         elif isinstance(item, NoteRejected):
@@ -690,13 +691,12 @@ class Kiosk:
             operator=receipts.OperatorInfo(self.config.operator_name, self.config.operator_contact),
             kiosk_id=self.config.kiosk_id, tx_id=tx_id, when=_now(),
             cash=Fiat(summary["fiat_minor"], summary["currency"]), fee=fee, rate=rate,
-            currency=summary["currency"], sats=_sats(sum(s.sats.sat for s in sends)),
+            currency=summary["currency"], sats=Sats(sum(s.sats.sat for s in sends)),
             address=summary["address"] or "", txid=(summary["txids"] or [None])[0], language=self.config.language)
         self._last_receipt_printed = await self._print(receipt)
         self._publish()
 
     def _collection_receipt(self, counts: dict[int, int], period_start: float | None) -> Any:
-        from datetime import datetime, timezone
         from atm import receipts
         now = _now()
         start = datetime.fromtimestamp(period_start, timezone.utc) if period_start else now
@@ -816,7 +816,7 @@ class Kiosk:
         if state in ("buy_cash", "buy_confirm"):
             settings = self.settings()
             credited = self.journal.credited(self._tx_id) if self._tx_id else Fiat.zero(currency)
-            sats, fee = self._quote.sats_for(credited) if self._quote else (_sats(0), Fiat.zero(currency))
+            sats, fee = self._quote.sats_for(credited) if self._quote else (Sats(0), Fiat.zero(currency))
             data = {"address": self._address, "inserted": str(credited), "inserted_minor": credited.minor,
                     "sats": sats.sat, "btc": f"{sats.btc:.8f}", "min": str(settings.min_buy) if settings else "",
                     "max": str(settings.max_buy) if settings else "", "room": str(self._room()), "message": self._message,
@@ -833,7 +833,7 @@ class Kiosk:
             return "sending", {"address": self._address, "btc": "", "timeout_s": timeout_s}
         if state == "buy_receipt":
             summary = self.journal.summary(self._tx_id) if self._tx_id else {}
-            sats = _sats(summary.get("sats", 0))
+            sats = Sats(summary.get("sats", 0))
             pending = bool(self._tx_id and self.journal.pending_sends_for(self._tx_id))
             return "receipt", {"txid": (summary.get("txids") or [None])[0], "cash": str(Fiat(summary.get(
                 "fiat_minor", 0), currency)), "btc": f"{sats.btc:.8f}", "address": self._address,
@@ -874,11 +874,6 @@ class Kiosk:
             self._call(self.devices.indicators.set_light, light, mode)
 
 
-def _now():
-    from datetime import datetime, timezone
+
+def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _sats(n: int):
-    from hal.money import Sats
-    return Sats(int(n))

@@ -110,3 +110,20 @@ def test_a_settled_event_without_a_value_and_no_escrow_on_record_is_parked_not_g
     outcome = journal.record_credit(NoteCredited(device="validator", value=None, code=""))
     assert outcome.kind == "orphan" and outcome.note_id is None
     assert "count the cashbox" in journal.reconciliation_items()[0]["summary"]
+
+
+def test_a_note_the_device_could_not_stack_is_no_longer_in_flight_and_never_credited(journal):
+    journal.open_buy("t1", "addr", "EUR")
+    journal.escrow_decided("validator", "0x63", Fiat(2000, "EUR"), "stack", "t1")
+    assert journal.notes_in_flight("t1") == 1
+    journal.note_returned("validator", "t1")
+    assert journal.notes_in_flight("t1") == 0 and journal.credited("t1") == Fiat(0, "EUR")
+
+
+def test_a_return_in_one_transaction_leaves_a_parked_note_of_another_alone(journal):
+    journal.open_buy("old", "addr", "EUR")
+    journal.escrow_decided("validator", "0x63", Fiat(2000, "EUR"), "stack", "old")
+    journal.park("old", "note on its way at the crash")
+    journal.open_buy("new", "addr", "EUR")
+    journal.note_returned("validator", "new")
+    assert journal.notes_in_flight("old") == 1

@@ -96,7 +96,7 @@ class Fiat:
 
     def __str__(self) -> str:
         digits = minor_digits(self.currency)
-        return f"{self.major:.{digits}f} {self.currency}"
+        return f"{self.major:,.{digits}f} {self.currency}"
 
 
 @dataclass(frozen=True, slots=True, order=True)

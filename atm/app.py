@@ -35,7 +35,13 @@ def make_cas(config: Config) -> Any:
                           settings=standin_settings(config.min_buy, config.max_buy, config.fee_percent,
                                                     config.technician_pin_hash), currency=config.currency)
     from atm.cas.client import CasClient
-    return CasClient.from_state(config.cas_state_dir)
+    from atm.cas.interface import CasError
+    try:
+        return CasClient.from_state(config.cas_state_dir)
+    except CasError as exc:
+        raise ConfigurationError(f"{config.source}: [cas] mode = \"client\" but {exc}. Pair it with "
+                                 f"`atm cas pair --config {config.source} --scan-source 0` (or --code TEXT) "
+                                 "while the kiosk service is stopped") from exc
 
 
 async def start_simulated_cas(config: Config) -> tuple[Any, Any]:

@@ -57,8 +57,8 @@ class PairingRecord:
 def load_pairing(state_dir: Path) -> PairingRecord:
     path = state_dir / PAIRING_FILE
     if not path.exists():
-        raise NotPaired(f"{path}: this kiosk is not paired with a CAS; scan the operator's pairing code "
-                        f"(service menu) or run the pairing step")
+        raise NotPaired(f"{path}: this kiosk is not paired with a CAS; pair it from the operator's pairing "
+                        f"code with `atm cas pair` (typed with --code, or scanned with --scan-source)")
     try:
         data = strict_json(path.read_bytes(), str(path))
         record = PairingRecord(kiosk_id=data["kiosk_id"], cas_url=data["cas_url"],

@@ -112,3 +112,18 @@ def test_any_parsed_toml_gives_a_config_or_a_configuration_error(data):
     else:
         assert result.min_buy <= result.max_buy
         assert result.ui_host in ("127.0.0.1", "::1", "localhost")
+
+
+def test_an_unpaired_kiosk_in_client_mode_says_how_to_pair(tmp_path):
+    import subprocess
+    import sys
+    path = tmp_path / "kiosk.toml"
+    path.write_text(f"[kiosk]\nstate_dir = \"{tmp_path / 'var'}\"\n[cas]\nmode = \"client\"\n"
+                    f"state_dir = \"{tmp_path / 'cas'}\"\n"
+                    "[devices.validator]\ndriver = \"id003\"\nport = \"socket://127.0.0.1:9\"\n"
+                    "[devices.scanner]\ndriver = \"serial\"\nport = \"socket://127.0.0.1:9\"\n")
+    result = subprocess.run([sys.executable, "-m", "atm.cli", "run", "--config", str(path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "not paired" in result.stderr and "atm cas pair" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -33,6 +33,7 @@ from hal.errors import DeviceError
 from atm.cas.interface import CasError, CasService, KioskSettings, Quote
 from atm.config import Config
 from atm.journal import Journal
+from atm.settlement import Settlement
 from atm.machine import IGNORABLE, build_machine, state_spec
 from atm.payloads import BitcoinAddress, PayloadError, PaymentRequest, parse_payload
 from atm.pins import check_pin
@@ -120,7 +121,7 @@ class Kiosk:
         self._message: str | None = None
         self._pin_attempt: str | None = None
         self._last_receipt_printed: bool | None = None
-        self._send_lock = asyncio.Lock()
+        self.settlement = Settlement(journal, cas, lambda: self._quote)
         self.retry_interval = 10.0              # seconds between retries of postponed sends
         self.receipts: list[Any] = []          # Receipt documents printed (or attempted), newest last
         self.ready = asyncio.Event()
@@ -580,58 +581,19 @@ class Kiosk:
         self._publish()
 
     async def _settle(self, tx_id: str, notify: bool = False) -> None:
-        """Send whatever this transaction's credited cash has not yet paid for.
-
-        Every send is journaled with its request id before the CAS is asked, and an
-        unconfirmed one is asked again with the same id: the CAS never sends twice."""
-        async with self._send_lock:
-            try:
-                tx = self.journal.transaction(tx_id)
-                for request in self.journal.sends_for(tx_id):
-                    if request.status == "requested":
-                        await self._deliver(request)
-                unsent = self.journal.unsent(tx_id)
-                if unsent.minor > 0 and tx["status"] != "open":
-                    quote = self._quote or await self.cas.quote(tx["currency"])
-                    sats, fee = quote.sats_for(unsent)
-                    n = len(self.journal.sends_for(tx_id)) + 1
-                    request = self.journal.request_send(tx_id, f"{tx_id}-send-{n}", tx["address"], unsent, fee,
-                                                        sats, quote.rate)
-                    await self._deliver(request)
-                if (self.journal.unsent(tx_id).minor == 0 and not self.journal.pending_sends_for(tx_id)
-                        and self.journal.notes_in_flight(tx_id) == 0
-                        and self.journal.transaction(tx_id)["status"] == "sending"):
-                    self.journal.finish(tx_id, "completed" if self.journal.credited(tx_id).minor else "canceled")
-                    await self.cas.upload_transaction(self.journal.summary(tx_id))
-            except CasError as exc:
-                log.warning("send for %s postponed: %s", tx_id, exc)
-                self._message = ("Your purchase is recorded. The coins will be sent as soon as the kiosk "
-                                 "reaches its server again; keep your receipt.")
+        """Pay out what the transaction's credited cash has not yet paid for (atm.settlement)."""
+        try:
+            await self.settlement.settle(tx_id)
+        except CasError as exc:
+            log.warning("send for %s postponed: %s", tx_id, exc)
+            self._message = ("Your purchase is recorded. The coins will be sent as soon as the kiosk "
+                             "reaches its server again; keep your receipt.")
         if notify:
             self._post(_Trigger("sent"))
 
-    async def _deliver(self, request: Any) -> None:
-        if request.sats.sat <= 0:
-            self.journal.send_confirmed(request.request_id, "")
-            return
-        result = await self.cas.send_coins(request.request_id, request.address, request.sats)
-        self.journal.crash_point("coins_sent")      # the CAS sent, the journal does not know yet
-        self.journal.send_confirmed(request.request_id, result.txid)
-
     async def recover(self) -> None:
         """Finish or park every transaction a previous run left open."""
-        for tx in self.journal.transactions(("open", "sending", "parked")):
-            tx_id = tx["id"]
-            if tx["status"] == "open":
-                in_flight = self.journal.notes_in_flight(tx_id)
-                if in_flight:
-                    self.journal.park(tx_id, f"{in_flight} note(s) were on their way to the cashbox when the kiosk "
-                                      "stopped, and the validator never confirmed them; count the cashbox")
-                if self.journal.credited(tx_id).minor == 0 and not in_flight:
-                    self.journal.finish(tx_id, "canceled")
-                    continue
-                self.journal.close_cash(tx_id)
-            self.journal.record_fact("recovered", tx_id, status=tx["status"])
+        for tx_id in self.settlement.reopen_interrupted():
             await self._settle(tx_id)
 
     async def _background_loop(self) -> None:
@@ -639,9 +601,8 @@ class Kiosk:
         while True:
             await asyncio.sleep(self.retry_interval)
             await self._refresh_quote()
-            for tx in self.journal.transactions(("sending", "parked", "completed", "canceled")):
-                if self.journal.unsent(tx["id"]).minor > 0 or self.journal.pending_sends_for(tx["id"]):
-                    await self._settle(tx["id"])
+            for tx_id in self.settlement.unsettled():
+                await self._settle(tx_id)
             if self.devices.printer is not None:
                 await self._read_printer_status()
 

@@ -76,6 +76,10 @@ async def test_after_a_crash_a_transaction_without_cash_is_canceled_and_one_with
     journal.open_buy("empty", "addr", "EUR")
     assert settlement.reopen_interrupted() == []
     assert journal.transaction("empty")["status"] == "canceled"
+    journal.open_buy("paid", "addr", "EUR")
+    _credit(journal, "paid", 1000)
+    assert settlement.reopen_interrupted() == ["paid"]
+    assert journal.transaction("paid")["status"] == "sending"
 
 
 async def test_with_no_rate_at_all_nothing_is_priced_and_the_cash_stays_owed(world):
@@ -88,7 +92,3 @@ async def test_with_no_rate_at_all_nothing_is_priced_and_the_cash_stays_owed(wor
         await settlement.settle("t1")
     assert journal.pending_sends() == [] and journal.unsent("t1") == Fiat(5000, "EUR")
     assert settlement.unsettled() == ["t1"]
-    journal.open_buy("paid", "addr", "EUR")
-    _credit(journal, "paid", 1000)
-    assert settlement.reopen_interrupted() == ["paid"]
-    assert journal.transaction("paid")["status"] == "sending"

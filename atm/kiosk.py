@@ -703,7 +703,9 @@ class Kiosk:
 
     def settings_changed(self, settings: KioskSettings) -> None:
         """A new signed bundle is in force (called by the CAS link)."""
-        self.alert(f"signed configuration version {settings.version} in force")
+        # good news, not an alert: the CAS section of the service screen shows the version
+        log.info("signed configuration version %s in force", settings.version)
+        self.journal.record_fact("settings_accepted", None, version=settings.version)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._post, _Trigger("recheck"))
 

@@ -58,7 +58,7 @@ class SimulatedWorld:
         if self.choice["printer"] == "escpos":
             from simulators.printer import VirtualPrinter
             sim = VirtualPrinter(width_mm=58)
-            tables["printer"] = {"driver": "escpos", "port": sim.start("tcp"), "width_mm": 58}
+            tables["printer"] = {"driver": "escpos", "port": sim.start("tcp"), "width_mm": 58, "poll_interval": 2.0}
             self.sims["printer"] = sim
         else:
             tables["printer"] = {"driver": "standin"}

@@ -1,0 +1,211 @@
+"""The device end of a simulator's serial link: a loopback TCP listener or a pty pair,
+plus the thread that runs the simulator's protocol loop over it. It moves bytes and
+follows host connects and disconnects; framing, replies and fault injection stay in each simulator.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import termios
+import threading
+import tty
+from typing import Callable
+
+__all__ = ["SerialEndpoint"]
+
+_CHUNK = 65536
+
+
+class SerialEndpoint:
+    """One device-side link, reachable by the host as a pyserial URL.
+
+    `open(transport, port)` returns the URL (`socket://127.0.0.1:PORT` or the pty's
+    slave path) and, given `serve`, runs it on a daemon thread; that loop calls
+    `read(timeout)` / `write(data)` and keeps going while `serving()`. Over TCP one host
+    is served at a time; a host that hangs up is dropped and the next one accepted. With
+    `takeover=True` a host that connects while another is served replaces it instead of
+    waiting for it to leave. `close()` stops the loop and frees the socket or the fds;
+    the endpoint can then be opened again.
+    """
+
+    def __init__(self, *, takeover: bool = False) -> None:
+        self.takeover = takeover
+        self.transport: str | None = None
+        self.url: str | None = None
+        self.connections = 0
+        self._listener: socket.socket | None = None
+        self._client: socket.socket | None = None
+        self._master: int | None = None
+        self._slave: int | None = None
+        self._fresh_termios: list = []
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ life cycle
+
+    @property
+    def is_open(self) -> bool:
+        return self.url is not None
+
+    def open(self, transport: str = "tcp", port: int = 0, *, serve: Callable[[], None] | None = None,
+             name: str = "serial-endpoint") -> str:
+        """Bind 127.0.0.1:`port` (0: any free port) for "tcp", or open a pty pair for "pty";
+        returns the URL the host should open."""
+        if self.is_open:
+            raise RuntimeError(f"serial endpoint already open at {self.url}")
+        if transport == "tcp":
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                listener.bind(("127.0.0.1", port))
+                listener.listen(1)
+            except OSError:
+                listener.close()
+                raise
+            self._listener = listener
+            url = f"socket://127.0.0.1:{listener.getsockname()[1]}"
+        elif transport == "pty":
+            self._master, self._slave = os.openpty()
+            # Raw from the start: no echo, no newline translation, no flow control before
+            # (or unless) the host configures the line itself.
+            tty.setraw(self._slave)
+            self._fresh_termios = termios.tcgetattr(self._slave)
+            url = os.ttyname(self._slave)
+            # A pty has no connect: the line is there for whoever opens the slave.
+            self.connections += 1
+        else:
+            raise ValueError(f"transport must be 'tcp' or 'pty', got {transport!r}")
+        self.transport = transport
+        self.url = url
+        self._closing.clear()
+        if serve is not None:
+            self._thread = threading.Thread(target=serve, name=f"{name} {url}", daemon=True)
+            self._thread.start()
+        return url
+
+    def serving(self) -> bool:
+        """True until close() begins: the condition of the protocol loop."""
+        return self.is_open and not self._closing.is_set()
+
+    def close(self, join_timeout: float = 2.0) -> None:
+        """Stop the protocol loop (waiting up to join_timeout for it) and free the port or fds."""
+        self._closing.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=join_timeout)
+        for sock in (self._client, self._listener):
+            if sock is not None:
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+        self._client = self._listener = None
+        for fd in (self._master, self._slave):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._master = self._slave = None
+        self.transport = None
+        self.url = None
+
+    # ------------------------------------------------------------------ the line
+
+    @property
+    def connected(self) -> bool:
+        """A host is on the line: a TCP client is held, or the pty is open."""
+        return self._client is not None or self._master is not None
+
+    def read(self, timeout: float) -> bytes:
+        """Bytes from the host, waiting at most `timeout` s; b"" when the line stayed quiet,
+        a host just connected, or the host hung up (its connection is then dropped)."""
+        if self._master is not None:
+            return self._read_pty(self._master, timeout)
+        listener, client = self._listener, self._client
+        if listener is None:
+            raise RuntimeError("serial endpoint is not open")
+        waiting = [client] if client is not None else []
+        if client is None or self.takeover:
+            waiting.append(listener)
+        ready, _, _ = select.select(waiting, [], [], timeout)
+        if listener in ready:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return b""
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if client is not None:
+                client.close()
+            # Hold the connection before counting it: a caller that saw the count can hang it up.
+            self._client = conn
+            self.connections += 1
+            return b""
+        if client is None or client not in ready:
+            return b""
+        try:
+            data = client.recv(_CHUNK)
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(client)
+        return data
+
+    def _read_pty(self, master: int, timeout: float) -> bytes:
+        ready, _, _ = select.select([master], [], [], timeout)
+        if not ready:
+            return b""
+        try:
+            data = os.read(master, _CHUNK)
+        except OSError:
+            data = b""
+        if not data:
+            # Nobody has the slave open right now: wait for the host to reopen it
+            # rather than spin on a line that reports itself readable.
+            self._closing.wait(timeout)
+        return data
+
+    def write(self, data: bytes) -> None:
+        """Send to the host; dropped when no host is connected (as on a cable nobody holds)."""
+        if self._master is not None:
+            try:
+                os.write(self._master, data)
+            except OSError:
+                pass
+            return
+        client = self._client
+        if client is None:
+            return
+        try:
+            client.sendall(data)
+        except OSError:
+            self._drop(client)
+
+    def hang_up(self) -> None:
+        """Drop the TCP connection as a pulled cable would; the host sees EOF and the endpoint
+        accepts the next one. No effect on a pty (there is no connection to drop)."""
+        client = self._client
+        if client is not None:
+            try:
+                client.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def restore_pty_settings(self) -> None:
+        """Put back the raw termios the pty slave had when opened, if the host changed them
+        (no effect over TCP). For a device that has to undo a host's settings; it is
+        only safe while the line is quiet."""
+        if self._slave is None:
+            return
+        try:
+            if termios.tcgetattr(self._slave) != self._fresh_termios:
+                termios.tcsetattr(self._slave, termios.TCSANOW, self._fresh_termios)
+        except termios.error:
+            pass
+
+    def _drop(self, client: socket.socket) -> None:
+        if self._client is client:
+            self._client = None
+        client.close()

@@ -10,14 +10,9 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
-import select
-import socket
 import sys
-import termios
 import threading
 import time
-import tty
 from typing import Mapping
 
 from drivers.id003.frames import (
@@ -33,6 +28,7 @@ from drivers.id003.frames import (
     entry_for_minor,
 )
 from hal.money import minor_digits
+from simulators.serial_endpoint import SerialEndpoint
 
 DEFAULT_NOTES = {0x61: 500, 0x62: 1000, 0x63: 2000, 0x64: 5000, 0x65: 10000, 0x66: 20000}
 FAULT_KINDS = ("drop", "corrupt", "delay", "truncate", "double")
@@ -57,13 +53,7 @@ class Id003Simulator:
         self.version = f"JCM-SIM({currency})-100-SS ID003-05V100-00 26NOV26"
         self.boot_version = "BOOT-SIM V1.00"
         self._lock = threading.RLock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._listener: socket.socket | None = None
-        self._conn: socket.socket | None = None
-        self._master: int | None = None
-        self._slave: int | None = None
-        self._fresh_termios: list = []
+        self._link = SerialEndpoint()
         self._url = ""
         self._faults: collections.deque[tuple[str, float]] = collections.deque()
         self.frames_received = 0
@@ -358,7 +348,7 @@ class Id003Simulator:
                 "note": self._note, "stacked": list(self._stacked), "cashbox": len(self._stacked),
                 "returned": list(self._returned), "rejected": list(self._rejected),
                 "jam": self._jam, "stacker_full": self._stacker_full, "stacker_open": self._stacker_open,
-                "stalled": self._stalled, "connected": self._conn is not None or self._master is not None,
+                "stalled": self._stalled, "connected": self._link.connected,
                 "acks_received": self.acks_received, "faults_pending": len(self._faults),
             }
 
@@ -370,48 +360,13 @@ class Id003Simulator:
 
     def start(self, transport: str = "tcp", *, port: int = 0) -> str:
         """Start serving; returns the pyserial URL the host should open."""
-        if self._thread is not None:
+        if self._link.is_open:
             raise RuntimeError("simulator already started")
-        if transport == "tcp":
-            self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self._listener.bind(("127.0.0.1", port))
-            self._listener.listen(1)
-            self._url = f"socket://127.0.0.1:{self._listener.getsockname()[1]}"
-            target = self._serve_tcp
-        elif transport == "pty":
-            self._master, self._slave = os.openpty()
-            # Raw from the start: no echo, no line discipline before the host configures it.
-            tty.setraw(self._slave)
-            self._fresh_termios = termios.tcgetattr(self._slave)
-            self._url = os.ttyname(self._slave)
-            target = self._serve_pty
-        else:
-            raise ValueError(f"transport must be 'tcp' or 'pty', got {transport!r}")
-        self._stop.clear()
-        self._thread = threading.Thread(target=target, name=f"id003-sim {self._url}", daemon=True)
-        self._thread.start()
+        self._url = self._link.open(transport, port, serve=self._serve, name="id003-sim")
         return self._url
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-            self._thread = None
-        for sock in (self._conn, self._listener):
-            if sock is not None:
-                try:
-                    sock.close()
-                except OSError:
-                    pass
-        self._conn = self._listener = None
-        for fd in (self._master, self._slave):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self._master = self._slave = None
+        self._link.close()
 
     def __enter__(self) -> "Id003Simulator":
         return self
@@ -419,51 +374,26 @@ class Id003Simulator:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def _serve_tcp(self) -> None:
-        assert self._listener is not None
-        self._listener.settimeout(0.01)
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except (socket.timeout, OSError):
-                # The mechanism keeps moving with no host connected.
-                with self._lock:
-                    self._tick()
-                continue
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._conn = conn
-            try:
-                self._serve(conn.fileno(), lambda: conn.recv(4096), conn.sendall)
-            except OSError:
-                pass
-            finally:
-                self._conn = None
-                conn.close()
-
-    def _serve_pty(self) -> None:
-        master = self._master
-        assert master is not None
-        self._serve(master, lambda: os.read(master, 4096), lambda data: os.write(master, data))
-
-    def _serve(self, fd: int, read, write) -> None:
+    def _serve(self) -> None:
+        link = self._link
         decoder = FrameDecoder()
-        while not self._stop.is_set():
-            ready, _, _ = select.select([fd], [], [], 0.01)
+        connection = link.connections
+        while link.serving():
+            data = link.read(0.01)
+            if link.connections != connection:
+                # A new host starts a new byte stream: half a frame from the last one is not its.
+                decoder = FrameDecoder()
+                connection = link.connections
+            # The mechanism keeps moving whether or not a host is connected or talking.
             with self._lock:
                 self._tick()
-            if not ready:
-                self._restore_pty_settings()
-                continue
-            try:
-                data = read()
-            except OSError:
-                data = b""
             if not data:
-                if self._master is not None:
-                    # pty: the host closed its side; keep serving for the next open.
-                    time.sleep(0.01)
-                    continue
-                return
+                # Some kernels refuse to turn PARENB on again on a pty whose last user left it
+                # cleared (EINVAL from tcsetattr), so a second 8E1 open would fail. While the
+                # line is quiet, put back the raw settings the pty started with; they are
+                # equivalent for a pty, so a host that has it open does not notice.
+                link.restore_pty_settings()
+                continue
             for item in decoder.feed(data):
                 if isinstance(item, ProtocolError):
                     self.bad_frames_received += 1
@@ -475,22 +405,9 @@ class Id003Simulator:
                         self._tick()
                         reply = self._handle(item)
                 if reply is not None:
-                    self._send(write, reply)
+                    self._send(reply)
 
-    def _restore_pty_settings(self) -> None:
-        # Some kernels refuse to turn PARENB on again on a pty whose last user left it
-        # cleared (EINVAL from tcsetattr), so a second 8E1 open would fail. While the
-        # line is quiet, put back the raw settings the pty started with; they are
-        # equivalent for a pty, so a host that has it open does not notice.
-        if self._slave is None:
-            return
-        try:
-            if termios.tcgetattr(self._slave) != self._fresh_termios:
-                termios.tcsetattr(self._slave, termios.TCSANOW, self._fresh_termios)
-        except termios.error:
-            pass
-
-    def _send(self, write, reply: Frame) -> None:
+    def _send(self, reply: Frame) -> None:
         raw = reply.encode()
         with self._lock:
             kind, delay = self._faults.popleft() if self._faults else ("", 0.0)
@@ -504,7 +421,7 @@ class Id003Simulator:
             raw = raw + raw
         elif kind == "delay":
             time.sleep(delay)
-        write(raw)
+        self._link.write(raw)
 
 
 def _console(sim: Id003Simulator) -> None:

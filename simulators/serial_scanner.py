@@ -5,15 +5,12 @@ host). It also records what the host sends (trigger commands) for tests.
 
 from __future__ import annotations
 
-import os
 import queue
-import select
-import socket
 import threading
-import tty
 from typing import Any
 
 from drivers.serial_scanner.frames import encode_line
+from simulators.serial_endpoint import SerialEndpoint
 
 __all__ = ["SerialScannerSimulator"]
 
@@ -29,15 +26,9 @@ class SerialScannerSimulator:
         self._outbox: "queue.Queue[bytes]" = queue.Queue()
         self._received = bytearray()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._listener: socket.socket | None = None
-        self._conn: socket.socket | None = None
-        self._master: int | None = None
-        self._slave: int | None = None
+        self._link = SerialEndpoint()
         self._url = ""
         self._sent_lines = 0
-        self._connections = 0
 
     @property
     def url(self) -> str:
@@ -62,12 +53,7 @@ class SerialScannerSimulator:
 
     def hang_up(self) -> None:
         """Drop the TCP connection (like pulling the cable of a serial-over-IP adapter)."""
-        conn = self._conn
-        if conn is not None:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        self._link.hang_up()
 
     def received(self) -> bytes:
         with self._lock:
@@ -77,52 +63,19 @@ class SerialScannerSimulator:
         with self._lock:
             return {"url": self._url, "terminator": self.terminator, "sent_lines": self._sent_lines,
                     "pending": self._outbox.qsize(), "received": self._received.hex(),
-                    "connections": self._connections}
+                    "connections": self._link.connections}
 
     # ------------------------------------------------------------------ transport
 
     def start(self, transport: str = "tcp", *, port: int = 0) -> str:
         """Start serving; returns the pyserial URL the host should open."""
-        if self._thread is not None:
+        if self._link.is_open:
             raise RuntimeError("simulator already started")
-        if transport == "tcp":
-            self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self._listener.bind(("127.0.0.1", port))
-            self._listener.listen(1)
-            self._url = f"socket://127.0.0.1:{self._listener.getsockname()[1]}"
-            target = self._serve_tcp
-        elif transport == "pty":
-            self._master, self._slave = os.openpty()
-            tty.setraw(self._slave)
-            self._url = os.ttyname(self._slave)
-            target = self._serve_pty
-        else:
-            raise ValueError(f"transport must be 'tcp' or 'pty', got {transport!r}")
-        self._stop.clear()
-        self._thread = threading.Thread(target=target, name=f"scanner-sim {self._url}", daemon=True)
-        self._thread.start()
+        self._url = self._link.open(transport, port, serve=self._pump, name="scanner-sim")
         return self._url
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-            self._thread = None
-        for sock in (self._conn, self._listener):
-            if sock is not None:
-                try:
-                    sock.close()
-                except OSError:
-                    pass
-        self._conn = self._listener = None
-        for fd in (self._master, self._slave):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self._master = self._slave = None
+        self._link.close()
 
     def __enter__(self) -> "SerialScannerSimulator":
         return self
@@ -130,56 +83,16 @@ class SerialScannerSimulator:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def _serve_tcp(self) -> None:
-        assert self._listener is not None
-        self._listener.settimeout(0.05)
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except (socket.timeout, OSError):
-                continue
-            # Set the connection before counting it: a caller that saw the count can hang it up.
-            self._conn = conn
-            with self._lock:
-                self._connections += 1
-            try:
-                self._pump(conn.fileno(), lambda: conn.recv(4096), conn.sendall, eof_ends=True)
-            except OSError:
-                pass
-            finally:
-                self._conn = None
-                conn.close()
-
-    def _serve_pty(self) -> None:
-        master = self._master
-        assert master is not None
-        with self._lock:
-            self._connections += 1
-        try:
-            self._pump(master, lambda: os.read(master, 4096), lambda data: os.write(master, data), eof_ends=False)
-        except OSError:
-            pass
-
-    def _pump(self, fd: int, read, write, *, eof_ends: bool) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self._outbox.get_nowait()
-            except queue.Empty:
-                data = None
-            if data:
-                write(data)
-            ready, _, _ = select.select([fd], [], [], 0.01)
-            if not ready:
-                continue
-            try:
-                incoming = read()
-            except OSError:
-                incoming = b""
+    def _pump(self) -> None:
+        link = self._link
+        while link.serving():
+            # Codes scanned while no host is connected wait for the next one.
+            if link.connected:
+                try:
+                    link.write(self._outbox.get_nowait())
+                except queue.Empty:
+                    pass
+            incoming = link.read(0.01)
             if incoming:
                 with self._lock:
                     self._received += incoming
-            elif eof_ends:
-                return
-            else:
-                # pty: nobody has the slave open right now; wait for the host to reopen it.
-                self._stop.wait(0.01)

@@ -37,6 +37,7 @@ from drivers.ssp.frames import (
 )
 
 FAULT_KINDS = ("drop", "corrupt", "delay", "truncate", "double", "late")
+_STUCK_EVENTS = {"reading": Event.READ, "stacking": Event.STACKING, "rejecting": Event.REJECTING}
 _PERSISTENT = {Event.SAFE_JAM, Event.UNSAFE_JAM, Event.STACKER_FULL, Event.CASHBOX_REMOVED, Event.DISABLED}
 
 
@@ -384,12 +385,7 @@ class SspSimulator:
             return
         elapsed = now - self._phase_since
         if self._stuck == self._phase:
-            if elapsed >= self.step_s:
-                self._phase_since = now
-                self._events.append(PollEvent({"reading": Event.READ, "stacking": Event.STACKING,
-                                               "rejecting": Event.REJECTING}[self._phase],
-                                              b"\x00" if self._phase == "reading" else b""))
-            return
+            return  # _poll reports it
         if self._phase == "reading" and elapsed >= self.step_s and self._note:
             note = self._note
             if note.strimming:
@@ -592,6 +588,10 @@ class SspSimulator:
             self._enter("stacking")
         events = list(self._events)
         self._events.clear()
+        if self._stuck == self._phase and not events:
+            # Stuck mid-move, the unit reports that move in every reply. Once per mechanical
+            # step would leave empty replies between, which a host rightly reads as "moved on".
+            events.append(PollEvent(_STUCK_EVENTS[self._phase], b"\x00" if self._phase == "reading" else b""))
         if any(e.code == Event.READ and e.channel for e in events):
             self._escrow_reported = True
             self._escrow_touched = time.monotonic()

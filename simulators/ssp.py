@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
-import select
-import socket
 import threading
 import time
-import tty
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -35,6 +31,7 @@ from drivers.ssp.frames import (
     parse_inhibits,
     parse_poll_events,
 )
+from simulators.serial_endpoint import SerialEndpoint
 
 FAULT_KINDS = ("drop", "corrupt", "delay", "truncate", "double", "late")
 _STUCK_EVENTS = {"reading": Event.READ, "stacking": Event.STACKING, "rejecting": Event.REJECTING}
@@ -45,81 +42,6 @@ _PERSISTENT = {Event.SAFE_JAM, Event.UNSAFE_JAM, Event.STACKER_FULL, Event.CASHB
 class _Note:
     channel: int          # 0 = not a note the device recognises
     strimming: bool = False
-
-
-class _Transport:
-    """Bytes in and out of the simulator, over a TCP listener (one client at a time) or a pty."""
-
-    def __init__(self, kind: str, port: int = 0) -> None:
-        self.kind = kind
-        self._client: socket.socket | None = None
-        if kind == "tcp":
-            self._server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self._server.bind(("127.0.0.1", port))
-            self._server.listen(1)
-            self.url = f"socket://127.0.0.1:{self._server.getsockname()[1]}"
-        elif kind == "pty":
-            self._master, self._slave = os.openpty()
-            tty.setraw(self._slave)
-            tty.setraw(self._master)
-            self.url = os.ttyname(self._slave)
-        else:
-            raise ValueError(f"transport must be 'tcp' or 'pty', got {kind!r}")
-
-    def read(self, timeout: float) -> bytes:
-        if self.kind == "pty":
-            ready, _, _ = select.select([self._master], [], [], timeout)
-            if not ready:
-                return b""
-            try:
-                return os.read(self._master, 4096)
-            except OSError:
-                return b""
-        waiting = [self._server] + ([self._client] if self._client else [])
-        ready, _, _ = select.select(waiting, [], [], timeout)
-        data = b""
-        if self._server in ready:
-            conn, _ = self._server.accept()
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self._client:
-                self._client.close()
-            self._client = conn
-            return b""
-        if self._client and self._client in ready:
-            try:
-                data = self._client.recv(4096)
-            except OSError:
-                data = b""
-            if not data:
-                self._client.close()
-                self._client = None
-        return data
-
-    def write(self, data: bytes) -> None:
-        if self.kind == "pty":
-            try:
-                os.write(self._master, data)
-            except OSError:
-                pass
-        elif self._client:
-            try:
-                self._client.sendall(data)
-            except OSError:
-                self._client.close()
-                self._client = None
-
-    def close(self) -> None:
-        if self.kind == "pty":
-            for fd in (self._master, self._slave):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        else:
-            if self._client:
-                self._client.close()
-            self._server.close()
 
 
 class SspSimulator:
@@ -147,9 +69,8 @@ class SspSimulator:
         # channel it never enabled and has no value for.
         self.honour_inhibits = honour_inhibits
         self._lock = threading.RLock()
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._transport: _Transport | None = None
+        # A host that connects while another is served takes the line over.
+        self._link = SerialEndpoint(takeover=True)
         self._decoder = FrameDecoder()
         self._faults: collections.deque[tuple[str, int | None]] = collections.deque()
         self._delayed: list[tuple[float, bytes]] = []
@@ -188,28 +109,18 @@ class SspSimulator:
     def start(self, transport: str = "tcp", port: int = 0) -> str:
         """Start serving; returns a pyserial URL (`socket://127.0.0.1:PORT` or a pty path).
         `port` 0 lets the system pick a free loopback port."""
-        if self._thread:
+        if self._link.is_open:
             raise RuntimeError("simulator already started")
-        self._transport = _Transport(transport, port)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="ssp-simulator", daemon=True)
-        self._thread.start()
-        return self._transport.url
+        return self._link.open(transport, port, serve=self._run, name="ssp-simulator")
 
     @property
     def url(self) -> str:
-        if not self._transport:
+        if self._link.url is None:
             raise RuntimeError("simulator not started")
-        return self._transport.url
+        return self._link.url
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=2)
-            self._thread = None
-        if self._transport:
-            self._transport.close()
-            self._transport = None
+        self._link.close()
 
     def __enter__(self) -> "SspSimulator":
         return self
@@ -218,9 +129,8 @@ class SspSimulator:
         self.stop()
 
     def _run(self) -> None:
-        assert self._transport
-        while not self._stop.is_set():
-            chunk = self._transport.read(0.01)
+        while self._link.serving():
+            chunk = self._link.read(0.01)
             with self._lock:
                 now = time.monotonic()
                 if chunk and now >= self._booting_until:
@@ -233,7 +143,7 @@ class SspSimulator:
                 due = [d for d in self._delayed if d[0] <= now]
                 self._delayed = [d for d in self._delayed if d[0] > now]
             for _, data in due:
-                self._transport.write(data)
+                self._link.write(data)
 
     # ------------------------------------------------------------------ controls
 
@@ -452,8 +362,8 @@ class SspSimulator:
             assert self._last_reply is not None
             self._send(frame.seq, self._last_reply, self._last_plain, repeat=True)
             return
-        if self._late is not None and self._late[0] == frame.seq and self._transport:
-            self._transport.write(self._late[1])
+        if self._late is not None and self._late[0] == frame.seq:
+            self._link.write(self._late[1])
             self._late = None
         data = frame.data
         encrypted = command == ENCRYPTED_PACKET
@@ -505,8 +415,7 @@ class SspSimulator:
         elif fault == "delay":
             self._delayed.append((time.monotonic() + self.delay_s, raw))
             return
-        assert self._transport
-        self._transport.write(raw)
+        self._link.write(raw)
 
     def _execute(self, data: bytes) -> bytes:
         ok = bytes([Reply.OK])

@@ -11,10 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import select
-import socket
 import threading
-import tty
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
@@ -26,6 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from drivers.escpos import frames
 from hal.status import PaperState
+from simulators.serial_endpoint import SerialEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -431,10 +429,7 @@ class VirtualPrinter:
         self._status_requests = 0
         self._bytes_received = 0
         self._on_receipt = on_receipt
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._server: socket.socket | None = None
-        self._fds: list[int] = []
+        self._link = SerialEndpoint()
         self.url: str | None = None
 
     # --- control surface --------------------------------------------------
@@ -503,34 +498,11 @@ class VirtualPrinter:
     def start(self, transport: Literal["tcp", "pty"] = "tcp", port: int = 0) -> str:
         if self.url is not None:
             raise RuntimeError(f"virtual printer already running at {self.url}")
-        self._stop.clear()
-        if transport == "tcp":
-            server = socket.create_server(("127.0.0.1", port))
-            server.settimeout(0.1)
-            self._server = server
-            self.url = f"socket://127.0.0.1:{server.getsockname()[1]}"
-            self._spawn(self._serve_tcp)
-        elif transport == "pty":
-            master, slave = os.openpty()
-            tty.setraw(slave)  # no newline translation or flow control on printer bytes
-            self._fds = [master, slave]
-            self.url = os.ttyname(slave)
-            self._spawn(lambda: self._serve_pty(master))
-        else:
-            raise ValueError(f"transport must be 'tcp' or 'pty', got {transport!r}")
+        self.url = self._link.open(transport, port, serve=self._serve, name="virtual-printer")
         return self.url
 
     def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=5)
-        self._threads.clear()
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for fd in self._fds:
-            os.close(fd)
-        self._fds = []
+        self._link.close(join_timeout=5)
         self.url = None
 
     def __enter__(self) -> "VirtualPrinter":
@@ -554,48 +526,14 @@ class VirtualPrinter:
             return bytes((0x12 | (0x04 if self._offline else 0) | (0x20 if paper_out else 0),))
         return bytes((0x12,))
 
-    def _spawn(self, target: Callable[[], None]) -> None:
-        thread = threading.Thread(target=target, name="virtual-printer", daemon=True)
-        thread.start()
-        self._threads.append(thread)
-
-    def _serve_tcp(self) -> None:
-        assert self._server is not None
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._server.accept()
-            except (socket.timeout, OSError):
-                continue
-            with conn:
-                conn.settimeout(0.1)
-                while not self._stop.is_set():
-                    try:
-                        data = conn.recv(65536)
-                    except socket.timeout:
-                        continue
-                    except OSError:
-                        break
-                    if not data:
-                        break
-                    answer = self.feed(data)
-                    if answer:
-                        try:
-                            conn.sendall(answer)
-                        except OSError:
-                            break
-
-    def _serve_pty(self, master: int) -> None:
-        while not self._stop.is_set():
-            ready, _, _ = select.select([master], [], [], 0.1)
-            if not ready:
-                continue
-            try:
-                data = os.read(master, 65536)
-            except OSError:
-                return
-            answer = self.feed(data)
-            if answer:
-                os.write(master, answer)
+    def _serve(self) -> None:
+        link = self._link
+        while link.serving():
+            data = link.read(0.1)
+            if data:
+                answer = self.feed(data)
+                if answer:
+                    link.write(answer)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,8 @@
 """Fixtures for SSP driver <-> simulator tests: a simulator on a real pty (or TCP), a driver
-with fast timings, and an event collector that tests wait on with a deadline."""
+with fast timings, and an event collector (over the shared recorder) that tests wait on with a deadline."""
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Callable, Iterator, TypeVar
 
@@ -19,34 +18,36 @@ FAST = dict(poll_interval=0.03, reply_timeout=0.15, retries=3)
 
 
 class Collector:
-    """The application's sink, as far as a test needs one: thread-safe, waitable."""
+    """The SSP tests' view of the shared recorder (tests/conftest.py): events by type, and a
+    wait that returns the first matching event or fails naming what did arrive."""
 
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self._cond = threading.Condition()
+    def __init__(self, recorder) -> None:
+        self._recorder = recorder
+
+    @property
+    def events(self) -> list[Event]:
+        return self._recorder.events
 
     def __call__(self, event: Event) -> None:
-        with self._cond:
-            self.events.append(event)
-            self._cond.notify_all()
+        self._recorder(event)
 
     def of(self, cls: type[E]) -> list[E]:
-        with self._cond:
-            return [e for e in self.events if isinstance(e, cls)]
+        return self._recorder.of(cls)
 
     def wait_for(self, cls: type[E], pred: Callable[[E], bool] = lambda e: True, timeout: float = 5.0) -> E:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for event in self.events:
-                    if isinstance(event, cls) and pred(event):
-                        return event
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    names = [type(e).__name__ + ":" + str(getattr(e, "detail", getattr(e, "reason", "")))
-                             for e in self.events]
-                    raise AssertionError(f"no {cls.__name__} matching within {timeout} s; got {names}")
-                self._cond.wait(remaining)
+        found: list[E] = []
+
+        def arrived(events: list[Event]) -> bool:
+            match = next((e for e in events if isinstance(e, cls) and pred(e)), None)
+            if match is not None:
+                found.append(match)
+            return match is not None
+
+        if self._recorder.wait_for(arrived, timeout):
+            return found[0]
+        names = [type(e).__name__ + ":" + str(getattr(e, "detail", getattr(e, "reason", "")))
+                 for e in self.of(Event)]
+        raise AssertionError(f"no {cls.__name__} matching within {timeout} s; got {names}")
 
 
 def _wait_until(check: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
@@ -77,8 +78,8 @@ def sim(transport: str) -> Iterator[SspSimulator]:
 
 
 @pytest.fixture
-def events() -> Collector:
-    return Collector()
+def events(recorder) -> Collector:
+    return Collector(recorder)
 
 
 @pytest.fixture

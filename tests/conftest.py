@@ -1,5 +1,6 @@
-"""Fixtures for serial scanner tests: an event recorder that tests wait on
-(with a deadline, never a fixed sleep)."""
+"""Fixtures shared across test folders: a thread-safe event recorder that a test waits on
+with a deadline (never a fixed sleep), and a deadline poll for state with no event to wait on.
+A folder's own conftest may override either name with a variant its tests need."""
 
 from __future__ import annotations
 
@@ -30,13 +31,15 @@ class EventRecorder:
         with self._cond:
             return self._cond.wait_for(lambda: predicate(self.events), timeout=timeout)
 
-    def codes(self) -> list[CodeScanned]:
+    def of(self, cls: type) -> list:
         with self._cond:
-            return [e for e in self.events if isinstance(e, CodeScanned)]
+            return [e for e in self.events if isinstance(e, cls)]
+
+    def codes(self) -> list[CodeScanned]:
+        return self.of(CodeScanned)
 
     def states(self) -> list[DeviceState]:
-        with self._cond:
-            return [e.state for e in self.events if isinstance(e, DeviceStatusChanged)]
+        return [e.state for e in self.of(DeviceStatusChanged)]
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = WAIT_S) -> bool:

@@ -8,6 +8,7 @@ books should say: totals are the application's job.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -23,6 +24,18 @@ class Event:
 
 
 EventSink = Callable[[Event], None]
+
+
+def emit_safely(sink: EventSink | None, event: Event, who: str) -> None:
+    """Hand `event` to the application's sink from a driver's I/O thread. The sink is
+    the application's code: a bug there is logged, and never stops the thread that is
+    moving a note or reading a frame."""
+    if sink is None:
+        return
+    try:
+        sink(event)
+    except Exception:
+        logging.getLogger(f"drivers.{who}").exception("%s: event sink raised on %r", who, event)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,7 +15,7 @@ import numpy as np
 
 from hal.device import DeviceInfo
 from hal.errors import ConfigurationError, PortError
-from hal.events import CodeScanned, DeviceStatusChanged, Event, EventSink
+from hal.events import CodeScanned, DeviceStatusChanged, Event, EventSink, emit_safely
 from hal.scanner import CodeScanner
 from hal.status import DeviceState
 from drivers.camera.capture import FrameSource, open_source
@@ -302,10 +302,4 @@ class CameraScanner(CodeScanner):
             self._emit(DeviceStatusChanged(device=self.name, state=state, detail=detail))
 
     def _emit(self, event: Event) -> None:
-        sink = self._sink
-        if sink is None:
-            return
-        try:
-            sink(event)
-        except Exception:  # noqa: BLE001 - the application's sink failing must not kill capture
-            log.exception("camera %s: event sink raised on %r", self.name, event)
+        emit_safely(self._sink, event, f"camera {self.name}")

@@ -34,6 +34,7 @@ from drivers.id003.frames import (
 from hal.device import DeviceInfo
 from hal.errors import ConfigurationError, DeviceError, DeviceTimeout, PortError, ProtocolError
 from hal.events import (
+    emit_safely,
     CashboxChanged,
     DeviceStatusChanged,
     Event,
@@ -429,14 +430,7 @@ class Id003Validator(BillValidator):
     # -- events -----------------------------------------------------------------------------
 
     def _emit(self, event: Event) -> None:
-        sink = self._sink
-        if sink is None:
-            return
-        try:
-            sink(event)
-        except Exception:
-            # The application's sink failing must not stop the note in the acceptor.
-            log.exception("%s: event sink raised on %r", self.name, event)
+        emit_safely(self._sink, event, self.name)
 
     def _set_state(self, state: DeviceState, detail: str, code: str | None = None) -> None:
         self._state = state

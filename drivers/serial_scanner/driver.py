@@ -14,7 +14,7 @@ import serial
 
 from hal.device import DeviceInfo
 from hal.errors import ConfigurationError, PortError
-from hal.events import CodeScanned, DeviceStatusChanged, Event, EventSink
+from hal.events import CodeScanned, DeviceStatusChanged, Event, EventSink, emit_safely
 from hal.scanner import CodeScanner
 from hal.status import DeviceState
 from drivers.serial_scanner.frames import DEFAULT_MAX_LENGTH, TERMINATORS, LineAssembler, ScannerFrameError
@@ -246,10 +246,4 @@ class SerialScanner(CodeScanner):
             self._emit(DeviceStatusChanged(device=self.name, state=state, detail=detail))
 
     def _emit(self, event: Event) -> None:
-        sink = self._sink
-        if sink is None:
-            return
-        try:
-            sink(event)
-        except Exception:  # noqa: BLE001 - the application's sink failing must not kill the reader
-            log.exception("serial scanner %s: event sink raised on %r", self.name, event)
+        emit_safely(self._sink, event, f"serial scanner {self.name}")

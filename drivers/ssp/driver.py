@@ -39,6 +39,7 @@ from drivers.ssp.frames import (
 )
 from hal.errors import ConfigurationError, DeviceError, DeviceTimeout, PortError, ProtocolError
 from hal.events import (
+    emit_safely,
     CashboxChanged,
     DeviceStatusChanged,
     Event as HalEvent,
@@ -771,13 +772,7 @@ class SspValidator(BillValidator):
         self._emit(DeviceStatusChanged(device=self.name, state=state, detail=detail, code=code))
 
     def _emit(self, event: HalEvent) -> None:
-        sink = self._sink
-        if sink is None:
-            return
-        try:
-            sink(event)
-        except Exception:  # the sink belongs to the application; a bug there must not stop polling
-            log.exception("%s: event sink failed on %r", self.name, event)
+        emit_safely(self._sink, event, self.name)
 
     @staticmethod
     def _check_overrides(denominations: Mapping[str, int] | None) -> dict[int, int] | None:

@@ -578,6 +578,10 @@ class Kiosk:
                 await asyncio.to_thread(validator.return_note)
         except DeviceError as exc:
             self.alert(f"validator refused {decision}: {exc}")
+            if decision == "stack" and self._tx_id:
+                # STACK never reached the device: the note is not on its way to the cashbox
+                self.journal.note_returned(event.device, self._tx_id)
+                self._message = "That note could not be taken. Please take it and try again."
         self._publish()
 
     async def _settle(self, tx_id: str, notify: bool = False) -> None:

@@ -279,3 +279,22 @@ async def test_paper_near_end_is_reported_to_the_technician_and_buying_goes_on(t
         h.kiosk._sink(PrinterStatusChanged(device="printer", state=DeviceState.ONLINE, paper=PaperState.NEAR_END))
         await h.wait_for(lambda: any("paper near end" in a for a in h.kiosk.service_status()["alerts"]))
         assert h.screen == "idle" and (await h.act("start_buy"))["ok"]
+
+
+async def test_a_stack_the_validator_refuses_does_not_leave_a_note_hanging_in_the_books(tmp_path):
+    from hal.errors import DeviceError
+    async with Harness(tmp_path) as h:
+        await h.start_buy()
+        real_stack = h.validator.stack
+
+        def refusing_stack():
+            raise DeviceError("validator: no note waiting for a decision in escrow")
+
+        h.validator.stack = refusing_stack
+        assert h.validator.insert_note(2000)
+        await h.wait_for(lambda: "could not be taken" in (h.kiosk.snapshot()["data"].get("message") or ""))
+        assert h.journal.notes_in_flight(h.kiosk._tx_id) == 0 and h.kiosk.nothing_in_flight()
+        h.validator.stack = real_stack
+        h.validator._escrow = None
+        await h.insert(1000)
+        assert (await h.act("finish_cash"))["ok"]

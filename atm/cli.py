@@ -120,7 +120,7 @@ async def _demo(args: argparse.Namespace) -> dict[str, Any]:
     world = SimulatedWorld(currency=config.currency, validator=args.validator, printer=args.printer,
                            scanner=args.scanner, network=config.network)
     config = with_devices(config, world.start())
-    operator = None
+    operator = running = None
     notes = [int(n) for n in args.notes.split(",") if n.strip()]
     try:
         operator, cas, config = await _simulated_cas(args, config)
@@ -128,13 +128,13 @@ async def _demo(args: argparse.Namespace) -> dict[str, Any]:
         kiosk = running.kiosk
         await running.start()
 
+        def screen() -> str:
+            return kiosk.snapshot()["screen"]
+
         async def wait_screen(name: str, timeout: float = 20.0) -> None:
-            deadline = asyncio.get_running_loop().time() + timeout
-            while kiosk.snapshot()["screen"] != name:
-                if asyncio.get_running_loop().time() > deadline:
-                    raise TimeoutError(f"demo: waited {timeout:.0f} s for the {name!r} screen; kiosk shows "
-                                       f"{kiosk.snapshot()['screen']!r}: {kiosk.snapshot()['data']}")
-                await asyncio.sleep(0.05)
+            if not await _until(lambda: screen() == name, timeout):
+                raise TimeoutError(f"demo: waited {timeout:.0f} s for the {name!r} screen; kiosk shows "
+                                   f"{screen()!r}: {kiosk.snapshot()['data']}")
 
         await wait_screen("idle")
         reply = await kiosk.handle_action({"action": "start_buy"})
@@ -142,36 +142,34 @@ async def _demo(args: argparse.Namespace) -> dict[str, Any]:
             raise RuntimeError(f"demo: buying is not available: {reply.get('error')}")
         await wait_screen("scan_address")
         address = SAMPLE_ADDRESSES[config.network]
-        for _ in range(50):             # a camera needs a few frames to see the code
+
+        async def show_code() -> bool:  # a camera needs a few frames to see the code
             await world.run("present_qr", {"text": address})
-            if kiosk.snapshot()["screen"] == "insert_cash":
-                break
-            await asyncio.sleep(0.2)
+            return screen() == "insert_cash"
+
+        await _until(show_code, 10, interval=0.2)
         await wait_screen("insert_cash")
         for minor in notes:
             expected = kiosk.snapshot()["data"]["inserted_minor"] + minor
-            for _ in range(100):        # like a customer, wait until the validator takes notes again
-                result = await world.run("insert_note", {"minor": minor})
-                if result.get("ok"):
-                    break
-                await asyncio.sleep(0.1)
-            if not result.get("ok"):
-                raise RuntimeError(f"demo: the validator did not take a {minor} note: {result.get('error')}")
-            deadline = asyncio.get_running_loop().time() + 20
-            while kiosk.snapshot()["data"].get("inserted_minor") != expected:
-                if asyncio.get_running_loop().time() > deadline:
-                    raise TimeoutError(f"demo: the {minor} note was not credited: {kiosk.snapshot()['data']}")
-                await asyncio.sleep(0.05)
-        for _ in range(100):
-            if (await kiosk.handle_action({"action": "finish_cash"})).get("ok"):
-                break
-            await asyncio.sleep(0.1)
+            last: dict[str, Any] = {}
+
+            async def insert() -> bool:  # like a customer, wait until the validator takes notes again
+                last.update(await world.run("insert_note", {"minor": minor}))
+                return bool(last.get("ok"))
+
+            if not await _until(insert, 10, interval=0.1):
+                raise RuntimeError(f"demo: the validator did not take a {minor} note: {last.get('error')}")
+            if not await _until(lambda: kiosk.snapshot()["data"].get("inserted_minor") == expected, 20):
+                raise TimeoutError(f"demo: the {minor} note was not credited: {kiosk.snapshot()['data']}")
+
+        async def finish() -> bool:
+            return bool((await kiosk.handle_action({"action": "finish_cash"})).get("ok"))
+
+        await _until(finish, 10, interval=0.1)
         await wait_screen("confirm")
         await kiosk.handle_action({"action": "confirm"})
         await wait_screen("receipt", timeout=40)
-        deadline = asyncio.get_running_loop().time() + 10
-        while not _receipts(world, running) and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.1)
+        await _until(lambda: _receipts(world, running), 10, interval=0.1)
         transactions = []
         for tx in running.journal.transactions():
             summary = running.journal.summary(tx["id"])
@@ -180,12 +178,27 @@ async def _demo(args: argparse.Namespace) -> dict[str, Any]:
                                 | {"txids": summary["txids"], "notes": summary["notes"]})
         return {"transactions": transactions, "receipts": _receipts(world, running), "state_dir": str(state_dir)}
     finally:
-        if "running" in locals():
+        if running is not None:
             with contextlib.suppress(Exception):
                 await running.stop()
         world.stop()
         if operator is not None:
             await operator.stop()
+
+
+async def _until(check: Any, timeout: float, interval: float = 0.05) -> bool:
+    """Poll `check` (a function, plain or async) until it is true or `timeout` seconds pass."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return True
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(interval)
 
 
 def _receipts(world: Any, running: Any) -> list[str]:

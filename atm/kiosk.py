@@ -244,8 +244,7 @@ class Kiosk:
             self._message = f"Note not accepted ({item.reason}). Please try another note."
             await self._fire("credited")
         elif isinstance(item, DeviceStatusChanged):
-            self._health[item.device if item.device in self._health else self._kind_of(item.device)] = \
-                _Health(item.state, item.detail)
+            self._health[self._kind_of(item.device)] = _Health(item.state, item.detail)
             if item.state in (DeviceState.HARDWARE_ERROR, DeviceState.OFFLINE, DeviceState.FRAUD_ATTEMPT,
                               DeviceState.USER_ERROR):
                 self.alert(f"{item.device}: {item.state.value} {item.detail}".strip())
@@ -366,12 +365,7 @@ class Kiosk:
     def settings(self) -> KioskSettings | None:
         """Limits, fees and wallet in force. From a paired CAS only a verified operator-signed
         bundle counts (None until one arrives); the stand-in uses local configuration."""
-        signed = self.cas.settings()
-        if signed is not None or self.config.cas_mode != "standin":
-            return signed
-        from atm.cas.standin import standin_settings
-        return standin_settings(self.config.min_buy, self.config.max_buy, self.config.fee_percent,
-                                self.config.technician_pin_hash)
+        return self.cas.settings()
 
     def _pin_hash(self) -> str | None:
         # The signed bundle's PIN wins; before the first bundle a technician on site can

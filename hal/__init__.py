@@ -16,6 +16,7 @@ from hal.events import (
     NoteCredited,
     NoteStacked,
     NoteReturned,
+    NoteOutcomeUnknown,
     NoteRejected,
     CashboxChanged,
     FraudDetected,

@@ -86,6 +86,18 @@ class NoteReturned(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class NoteOutcomeUnknown(Event):
+    """The answer to BillValidator.resolve_note() when the device cannot tell whether a
+    note told to stack reached the cashbox or went back (it was reset, or it does not
+    answer). The application parks the note for the operator, with `value` when known;
+    it never credits it to whoever stands at the kiosk."""
+
+    value: Fiat | None = None
+    code: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class NoteRejected(Event):
     """The device refused a note on its own (not recognised, fake, wrong size...)."""
 

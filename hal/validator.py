@@ -46,3 +46,14 @@ class BillValidator(Device):
     @abstractmethod
     def return_note(self) -> None:
         """Give the note in escrow back to the customer."""
+
+    def resolve_note(self) -> None:
+        """Ask the device what became of the note last told to stack whose settled event
+        has not come within the application's bound (a stall, a reset, a lost frame).
+
+        Non-blocking, like stack(). The answer arrives as exactly one event: NoteCredited
+        (through the CreditRecorder, as for any settled event) when the note is in the
+        cashbox, NoteReturned when it went back to the customer, NoteOutcomeUnknown when
+        the device cannot tell. A driver that cannot ask its device sends nothing; the
+        application then parks the note after a second bound, so no screen waits for ever.
+        """

@@ -74,6 +74,11 @@ class KioskSettings:
     fee_percent: Decimal = Decimal(0)
     technician_pin_hash: str | None = None
     wallet: Mapping[str, Any] = field(default_factory=dict)
+    fixed_fee: Fiat | None = None               # charged once per transaction, never per send
+    quote_max_age_s: int = 60                   # a confirmed quote older than this is refreshed first
+    # (low, high) fiat per BTC for the kiosk's currency; a signed bundle without them is refused
+    rate_bounds: tuple[Decimal, Decimal] | None = None
+    max_offline_s: int | None = None            # signed: no new purchase after this long without the CAS
 
 
 class CasService(Protocol):

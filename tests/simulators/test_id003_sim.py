@@ -18,7 +18,7 @@ from drivers.id003.frames import Command, Frame, FrameDecoder, Status, encode_fr
 from simulators.id003 import Id003Simulator
 
 REPO = Path(__file__).parents[2]
-VECTORS = json.loads((REPO / ".." / "shared" / "vectors.json").read_text())["id003"]["frames"]
+VECTORS = json.loads((REPO / "tests" / "vectors" / "vectors.json").read_text())["id003"]["frames"]
 
 
 @pytest.fixture(params=["pty", "tcp"])

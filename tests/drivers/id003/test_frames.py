@@ -32,7 +32,7 @@ from drivers.id003.frames import (
 )
 from hal.errors import ProtocolError
 
-VECTORS_PATH = Path(__file__).parents[3] / ".." / "shared" / "vectors.json"
+VECTORS_PATH = Path(__file__).resolve().parents[2] / "vectors" / "vectors.json"
 ID003_VECTORS = json.loads(VECTORS_PATH.read_text())["id003"]["frames"]
 
 # What each vector must decode to: (code, data). Written from the protocol facts,

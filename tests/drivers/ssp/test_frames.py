@@ -37,7 +37,7 @@ from drivers.ssp.frames import (
 )
 from hal.errors import ProtocolError
 
-VECTORS_PATH = Path(__file__).resolve().parents[3].parent / "shared" / "vectors.json"
+VECTORS_PATH = Path(__file__).resolve().parents[2] / "vectors" / "vectors.json"
 SSP = json.loads(VECTORS_PATH.read_text())["ssp"]
 
 

@@ -92,10 +92,11 @@ def test_identity_answers_carry_the_configured_unit(host) -> None:
     (bytes([Command.HOST_PROTOCOL_VERSION]), Reply.WRONG_PARAMETERS),
     (bytes([Command.HOST_PROTOCOL_VERSION, 9]), Reply.FAIL),
     (bytes([Command.SET_INHIBITS, 1]), Reply.WRONG_PARAMETERS),
-    (bytes([Command.HOLD]), Reply.CANNOT_PROCESS),
+    (bytes([Command.HOLD]), Reply.FAIL),                      # GA138 "Hold": FAIL if no note in escrow
     (bytes([Command.REJECT]), Reply.CANNOT_PROCESS),
     (bytes([Command.SET_MODULUS]) + crypto.u64(100), Reply.PARAMETER_OUT_OF_RANGE),
-    (bytes([Command.REQUEST_KEY_EXCHANGE]) + crypto.u64(5), Reply.CANNOT_PROCESS),
+    # GA138 "Request Key Exchange": FAIL when generator and modulus are not set.
+    (bytes([Command.REQUEST_KEY_EXCHANGE]) + crypto.u64(5), Reply.FAIL),
     (bytes([0x7E]) + bytes(16), Reply.KEY_NOT_SET),
 ])
 def test_generic_refusals(host, data: bytes, reply: int) -> None:

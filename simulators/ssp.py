@@ -92,6 +92,7 @@ class SspSimulator:
         self._jam: str | None = None
         self._stuck: str | None = None
         self._path_open = False
+        self._repeated: list[PollEvent] = []
         self._stall_then: str | None = None
         self._stall_until: tuple[str, float] | None = None
         self._power_on()
@@ -234,11 +235,19 @@ class SspSimulator:
             self._note = None
             self._phase = "idle"
 
-    def queue_event(self, code: int, data: bytes = b"") -> None:
+    def queue_event(self, code: int, data: bytes = b"", *, repeat: bool = False) -> None:
         """Put a raw event into the next poll reply: how a host meets firmware that reports
-        something its codec does not know."""
+        something its codec does not know. With repeat=True it ends every poll reply from now
+        on (a condition the unit repeats), until clear_repeated_events()."""
         with self._lock:
-            self._events.append(PollEvent(code, bytes(data)))
+            if repeat:
+                self._repeated.append(PollEvent(code, bytes(data)))
+            else:
+                self._events.append(PollEvent(code, bytes(data)))
+
+    def clear_repeated_events(self) -> None:
+        with self._lock:
+            self._repeated.clear()
 
     def stick(self, phase: str = "stacking") -> None:
         """Freeze the device in a transient phase ('reading', 'stacking', 'rejecting'), reporting
@@ -582,6 +591,7 @@ class SspSimulator:
             events.append(PollEvent(Event.CASHBOX_REMOVED))
         if not self._enabled and self._phase == "idle" and not events:
             events.append(PollEvent(Event.DISABLED))
+        events.extend(self._repeated)
         if self._path_open:
             # First in the reply, so a host that cannot size it loses everything behind it.
             events.insert(0, PollEvent(Event.NOTE_PATH_OPEN))

@@ -414,7 +414,8 @@ class SspSimulator:
         command = frame.data[0]
         repeat = (command != Command.SYNC and self._last_seq is not None and frame.seq == self._last_seq
                   and self._last_reply is not None)
-        entry = {"raw": frame.encode().hex(" "), "seq": frame.seq, "command": command, "repeat": repeat}
+        entry = {"raw": frame.encode().hex(" "), "seq": frame.seq, "command": command, "repeat": repeat,
+                 "t": time.monotonic()}
         self.rx_log.append(entry)
         del self.rx_log[:-300]
         if repeat:

@@ -826,6 +826,7 @@ class SspValidator(BillValidator):
             log.warning("%s: reject of a barcode ticket refused: %s", self.name, exc)
 
     def _on_escrow(self, channel: int) -> None:
+        self._last_credit = None            # a new note: the one before has finished moving
         stale, self._in_stack = self._in_stack, None
         if stale is not None:
             # The unit reads a new note, so the path is clear: the earlier note told to stack

@@ -192,3 +192,20 @@ def test_stall_with_the_recorder_failing_once_still_credits_once(make_driver, si
     settle(sim, wait_until)
     assert [c.value for c in calls] == [Fiat(2000, EUR)] * 2
     assert answers(events) == [credited]
+
+
+def test_credit_then_reset_mid_stack_finishes_the_stacking_without_a_second_credit(make_driver, sim, events,
+                                                                                   wait_until) -> None:
+    """The unit credited the note, then lost power before it reached the cashbox: at power-up
+    it clears it into the cashbox (0xE2). That only finishes the stacking; the recorder is not
+    called again."""
+    sim.step_s = 0.4                                 # room between the credit and "stacked"
+    drv, recorded = opened(make_driver, events)
+    stack_one(drv, events, sim, 1000)
+    credited = events.wait_for(NoteCredited)
+    sim.power_cycle(note_in="stacker")
+    stacked = events.wait_for(NoteStacked, lambda e: e.at >= credited.at)
+    assert stacked.value == Fiat(1000, EUR)
+    assert any(t["poll"] and "e2 02" in t["data"] for t in sim.state()["tx_log"])
+    settle(sim, wait_until)
+    assert recorded == [credited] and answers(events) == [credited]

@@ -622,8 +622,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--currency", default="EUR")
     parser.add_argument("--channels", default="500,1000,2000,5000,10000,20000",
                         help="channel values in minor units, channel 1 first")
+    parser.add_argument("--encryption-enforced", action="store_true",
+                        help="answer KEY NOT SET (0xFA) to every plain command until an eSSP key is negotiated")
     args = parser.parse_args(argv)
-    sim = SspSimulator(currency=args.currency, channels=[int(c) for c in args.channels.split(",")])
+    sim = SspSimulator(currency=args.currency, channels=[int(c) for c in args.channels.split(",")],
+                       encryption_enforced=args.encryption_enforced)
     if args.tcp is not None:
         url = sim.start("tcp", args.tcp)
     else:

@@ -526,7 +526,9 @@ class SspValidator(BillValidator):
         now = time.monotonic()
         with self._lock:
             asked, self._resolve_asked = self._resolve_asked, False
-        pending = self._in_stack
+            escrow = self._escrow
+        # A stack decision the unit has not been given yet (it was offline) counts too.
+        pending = self._in_stack or (escrow if escrow is not None and escrow.decision == "stack" else None)
         if asked:
             if pending is None:
                 self._resolve_until = None

@@ -209,3 +209,20 @@ def test_credit_then_reset_mid_stack_finishes_the_stacking_without_a_second_cred
     assert any(t["poll"] and "e2 02" in t["data"] for t in sim.state()["tx_log"])
     settle(sim, wait_until)
     assert recorded == [credited] and answers(events) == [credited]
+
+
+def test_resolve_note_for_a_stack_decision_the_unit_never_got_waits_for_it_then_answers_once(
+        make_driver, sim, events, wait_until) -> None:
+    """The unit stops answering while a note waits in escrow; the application decides "stack"
+    and later asks. The note is not forgotten: when the unit never comes back, unknown with
+    the note's value."""
+    drv, recorded = opened(make_driver, events, resolve_timeout=0.3)
+    assert sim.insert_note(1000)
+    events.wait_for(NoteEscrowed)
+    sim.fault_next_reply("drop", count=10_000)
+    events.wait_for(DeviceStatusChanged, lambda e: e.state == DeviceState.OFFLINE)
+    drv.stack()
+    drv.resolve_note()
+    unknown = events.wait_for(NoteOutcomeUnknown)
+    assert unknown.value == Fiat(1000, EUR) and "does not answer" in unknown.detail
+    assert answers(events) == [unknown] and recorded == []

@@ -25,7 +25,6 @@ from drivers.ssp.frames import (
     CommandRefused,
     Event,
     FrameDecoder,
-    MessageError,
     PollEvent,
     PollReplyWarning,
     Reply,

@@ -87,7 +87,7 @@ def test_note_stalled_then_given_back_at_the_front_is_returned_and_not_credited(
 
 def test_resolve_note_during_a_stall_is_answered_by_the_units_own_power_up_report(make_driver, sim, events,
                                                                                    wait_until) -> None:
-    sim.stall_s = 0.6
+    sim.stall_s = 1.0
     drv, recorded = opened(make_driver, events, resolve_timeout=5.0)
     sim.stall_stacking("stacker")
     stack_one(drv, events, sim, 1000)

@@ -164,3 +164,21 @@ def test_key_exchange_numbers_are_below_2_31_with_the_generator_larger_than_the_
     assert crypto.is_probable_prime(generator) and crypto.is_probable_prime(modulus)
     assert 1 < intermediate < modulus
     assert sim.state()["encrypted"]
+
+
+def test_barcode_ticket_in_escrow_is_given_back_before_any_poll_could_accept_it(make_driver, sim, events,
+                                                                               wait_until) -> None:
+    """NV200 0xE5: a barcode ticket waits in escrow and the next poll would accept it (GA138).
+    A cash-only kiosk sends reject first."""
+    drv = make_driver()
+    drv.enable()
+    assert drv.wait_applied()
+    sim.queue_event(0xE5)
+    wait_until(lambda: any(t["poll"] and t["data"].startswith("f0 e5") for t in sim.state()["tx_log"]),
+               what="ticket reported")
+    wait_until(lambda: any(c["command"] == Command.REJECT for c in sim.state()["rx_log"]), what="reject sent")
+    state = sim.state()
+    sent_at = next(t["t"] for t in state["tx_log"] if t["poll"] and t["data"].startswith("f0 e5"))
+    after = [c["command"] for c in state["rx_log"] if c["t"] > sent_at and not c["repeat"]]
+    assert after[0] == Command.REJECT
+    assert events.of(NoteCredited) == []

@@ -118,6 +118,15 @@ class SspValidator(BillValidator):
         self._overrides = self._check_overrides(denominations)
         self.address = address
         self.baudrate = baudrate
+        if not isinstance(encrypted, bool):
+            raise ConfigurationError(
+                f"validator encrypted = {encrypted!r}: expected true or false (true: eSSP key exchange first, "
+                "then every command encrypted)")
+        for key, value in (("poll_interval", poll_interval), ("reply_timeout", reply_timeout),
+                           ("escrow_timeout", escrow_timeout), ("stuck_timeout", stuck_timeout),
+                           ("resolve_timeout", resolve_timeout)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigurationError(f"validator {key} = {value!r}: expected a number of seconds above 0")
         self.encrypted = encrypted
         self.fixed_key = fixed_key
         self.poll_interval = poll_interval

@@ -12,6 +12,7 @@ import termios
 import pytest
 
 from drivers.ssp import crypto
+from drivers.ssp.driver import SspValidator
 from drivers.ssp.frames import ENCRYPTED_PACKET, Command, decode_frame
 from hal.errors import ConfigurationError
 from hal.events import DeviceStatusChanged, NoteCredited, NoteEscrowed, NoteStacked
@@ -182,3 +183,13 @@ def test_barcode_ticket_in_escrow_is_given_back_before_any_poll_could_accept_it(
     after = [c["command"] for c in state["rx_log"] if c["t"] > sent_at and not c["repeat"]]
     assert after[0] == Command.REJECT
     assert events.of(NoteCredited) == []
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"encrypted": "yes"}, "encrypted = 'yes': expected true or false"),
+    ({"resolve_timeout": 0}, "resolve_timeout = 0: expected a number of seconds above 0"),
+    ({"poll_interval": "fast"}, "poll_interval = 'fast'"),
+])
+def test_bad_options_from_configuration_name_the_key_and_what_is_expected(options, words: str) -> None:
+    with pytest.raises(ConfigurationError, match=words):
+        SspValidator("socket://127.0.0.1:9", **options)

@@ -1,8 +1,11 @@
 """An ITL SSP / eSSP note validator (NV200-like), the device side of the wire, byte for byte.
 
 Reachable as `socket://127.0.0.1:PORT` or a pty path; reuses drivers.ssp.frames/crypto so
-both sides share one codec. Controls (insert a note, jam, pull the cashbox, power-cycle,
-spoil the next reply) are thread-safe and meant for tests, the demo and the control panel.
+both sides share one codec. Controls (insert a note, jam, pull the cashbox, open the note
+path, power-cycle, stall while stacking, spoil the next reply) are thread-safe and meant for
+tests, the demo and the control panel. Behaviour follows ITL's GA138 / GA973 where a real
+unit differs from a naive one: 0xE0 in every poll while the path is open, 0xFA to plain
+commands when encryption is enforced, 0xF8 where the manual says fail.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ class SspSimulator:
                  firmware: str = "0420", fixed_key: int = crypto.DEFAULT_FIXED_KEY,
                  step_s: float = 0.03, boot_s: float = 0.15, delay_s: float = 0.8,
                  escrow_timeout_s: float = 10.0, stacker_capacity: int = 1000,
-                 honour_inhibits: bool = True) -> None:
+                 honour_inhibits: bool = True, encryption_enforced: bool = False,
+                 stall_s: float = 0.5) -> None:
         self.currency = currency
         self.channels = tuple(int(c) for c in channels)
         self.serial_number = serial_number
@@ -68,6 +72,11 @@ class SspSimulator:
         # False models a unit whose dataset ignores the inhibit mask, so a host can meet a
         # channel it never enabled and has no value for.
         self.honour_inhibits = honour_inhibits
+        # A unit set to "encryption mandatory" answers KEY NOT SET (0xFA) to every command
+        # outside the key exchange until a key is negotiated (GA138 "Encryption Layer").
+        self.encryption_enforced = encryption_enforced
+        # How long a note stalls mid-stack (stall_stacking) before the unit resets itself.
+        self.stall_s = stall_s
         self._lock = threading.RLock()
         # A host that connects while another is served takes the line over.
         self._link = SerialEndpoint(takeover=True)
@@ -82,6 +91,10 @@ class SspSimulator:
         self._cashbox_open = False
         self._jam: str | None = None
         self._stuck: str | None = None
+        self._path_open = False
+        self._repeated: list[PollEvent] = []
+        self._stall_then: str | None = None
+        self._stall_until: tuple[str, float] | None = None
         self._power_on()
         self._booting_until = 0.0
 
@@ -184,6 +197,32 @@ class SspSimulator:
                 self._events.append(PollEvent(Event.CASHBOX_REPLACED))
             self._cashbox_open = on
 
+    def open_note_path(self) -> None:
+        """Open the lid over the note path: the unit takes no note and reports 0xE0 (note path
+        open) in every poll until the path is closed again (GA138: a repeating error event)."""
+        with self._lock:
+            self._path_open = True
+
+    def close_note_path(self) -> None:
+        with self._lock:
+            self._path_open = False
+
+    def stall_stacking(self, then: str) -> None:
+        """The next note told to stack stalls mid-stack: the unit reports stacking in every
+        poll and never credits it; after `stall_s` it resets itself (0xF1 slave reset) and at
+        power-up clears the note into the cashbox (then='stacker': 0xE2 with the channel) or
+        gives it back at the front (then='acceptor': 0xE1 with the channel)."""
+        if then not in ("stacker", "acceptor"):
+            raise ValueError(f"stall_stacking then must be 'stacker' or 'acceptor', got {then!r}")
+        with self._lock:
+            self._stall_then = then
+
+    def lose_host_ack_once(self) -> None:
+        """In SSP the host acknowledges a reply by its next poll with the other sequence bit.
+        Lose the unit's reply to the poll that carries the next credit, once: the host asks
+        again with the same sequence bit and gets the same reply repeated (it must credit once)."""
+        self.fault_next_reply("drop", carrying="CREDIT")
+
     def disable_self(self) -> None:
         """The unit switches itself off (as some firmware does after an internal fault)."""
         with self._lock:
@@ -196,11 +235,19 @@ class SspSimulator:
             self._note = None
             self._phase = "idle"
 
-    def queue_event(self, code: int, data: bytes = b"") -> None:
+    def queue_event(self, code: int, data: bytes = b"", *, repeat: bool = False) -> None:
         """Put a raw event into the next poll reply: how a host meets firmware that reports
-        something its codec does not know."""
+        something its codec does not know. With repeat=True it ends every poll reply from now
+        on (a condition the unit repeats), until clear_repeated_events()."""
         with self._lock:
-            self._events.append(PollEvent(code, bytes(data)))
+            if repeat:
+                self._repeated.append(PollEvent(code, bytes(data)))
+            else:
+                self._events.append(PollEvent(code, bytes(data)))
+
+    def clear_repeated_events(self) -> None:
+        with self._lock:
+            self._repeated.clear()
 
     def stick(self, phase: str = "stacking") -> None:
         """Freeze the device in a transient phase ('reading', 'stacking', 'rejecting'), reporting
@@ -254,6 +301,10 @@ class SspSimulator:
                 "note_channel": self._note.channel if self._note else None,
                 "jam": self._jam,
                 "stuck": self._stuck,
+                "note_path_open": self._path_open,
+                "encryption_enforced": self.encryption_enforced,
+                "stall_armed": self._stall_then,
+                "stalling": self._stall_until[0] if self._stall_until else None,
                 "stacker_full": self._stacker_full,
                 "cashbox_open": self._cashbox_open,
                 "cashbox": {str(ch): n for ch, n in sorted(self.cashbox.items())},
@@ -269,7 +320,8 @@ class SspSimulator:
     # ------------------------------------------------------------------ note flow
 
     def _begin_note(self, note: _Note) -> bool:
-        if self._phase != "idle" or self._jam or time.monotonic() < self._booting_until:
+        if (self._phase != "idle" or self._jam or self._path_open
+                or time.monotonic() < self._booting_until):
             return False
         self._note = note
         self._enter("reading")
@@ -291,6 +343,11 @@ class SspSimulator:
         self._enter("rejecting")
 
     def _tick(self, now: float) -> None:
+        if self._stall_until is not None and now >= self._stall_until[1]:
+            then = self._stall_until[0]
+            self._stall_until = None
+            self._reboot(then)
+            return
         if now < self._booting_until or self._jam:
             return
         elapsed = now - self._phase_since
@@ -339,6 +396,7 @@ class SspSimulator:
         channel = self._note.channel if self._note and self._note.channel else 1
         self._power_on()
         self._stuck = None
+        self._stall_until = None
         self._booting_until = time.monotonic() + self.boot_s
         self._delayed.clear()
         self._events.append(PollEvent(Event.SLAVE_RESET))
@@ -356,7 +414,9 @@ class SspSimulator:
         command = frame.data[0]
         repeat = (command != Command.SYNC and self._last_seq is not None and frame.seq == self._last_seq
                   and self._last_reply is not None)
-        self.rx_log.append({"raw": frame.encode().hex(" "), "seq": frame.seq, "command": command, "repeat": repeat})
+        entry = {"raw": frame.encode().hex(" "), "seq": frame.seq, "command": command, "repeat": repeat,
+                 "t": time.monotonic()}
+        self.rx_log.append(entry)
         del self.rx_log[:-300]
         if repeat:
             assert self._last_reply is not None
@@ -374,9 +434,22 @@ class SspSimulator:
                 return
             try:
                 data = self._session.open_command(data)
-            except crypto.EncryptionError:
-                # A real unit discards a packet it cannot open; the host times out and resends.
+            except crypto.CounterMismatch:
+                # GA138: a packet whose count does not match is discarded; the host times out.
                 return
+            except crypto.EncryptionError:
+                # GA973: a command encrypted with the wrong key is answered KEY NOT SET.
+                self._last_seq, self._last_reply, self._last_plain = frame.seq, bytes([Reply.KEY_NOT_SET]), b""
+                self._send(frame.seq, self._last_reply, b"")
+                return
+            entry["inside"] = data[0]
+        elif (self.encryption_enforced and self._session is None
+              and command not in (Command.SYNC, Command.SET_GENERATOR, Command.SET_MODULUS,
+                                  Command.REQUEST_KEY_EXCHANGE)):
+            # Encryption enforced and no key yet: refused without being executed.
+            self._last_seq, self._last_reply, self._last_plain = frame.seq, bytes([Reply.KEY_NOT_SET]), b""
+            self._send(frame.seq, self._last_reply, b"")
+            return
         plain = reply = self._execute(data)
         if encrypted and self._session is not None:
             reply = self._session.seal_reply(reply)
@@ -458,7 +531,7 @@ class SspSimulator:
             if self._phase == "escrow" and self._escrow_reported:
                 self._escrow_touched = time.monotonic()
                 return ok
-            return bytes([Reply.CANNOT_PROCESS])
+            return bytes([Reply.FAIL])          # GA138 "Hold": FAIL if no note in escrow
         if command == Command.REJECT:
             if self._phase == "escrow" and self._escrow_reported:
                 self._reject(0x08)
@@ -481,12 +554,13 @@ class SspSimulator:
             if len(args) != 8:
                 return bytes([Reply.WRONG_PARAMETERS])
             if self._generator is None or self._modulus is None:
-                return bytes([Reply.CANNOT_PROCESS])
+                return bytes([Reply.FAIL])      # GA138: FAIL when generator and modulus are not set
             try:
+                # Generator and modulus in either order: ITL's hosts send the generator larger.
                 slave = crypto.KeyExchange.new_slave(self._generator, self._modulus)
                 negotiated = slave.shared_key(int.from_bytes(args, "little"))
             except crypto.KeyExchangeError:
-                return bytes([Reply.PARAMETER_OUT_OF_RANGE])
+                return bytes([Reply.FAIL])      # GA973: FAIL when no key can be made
             self._session = crypto.EsspSession(crypto.aes_key(negotiated, self.fixed_key))
             return ok + crypto.u64(slave.intermediate)
         return bytes([Reply.UNKNOWN_COMMAND])
@@ -495,6 +569,10 @@ class SspSimulator:
         if self._phase == "escrow" and self._escrow_reported:
             # A poll, not a hold, while a note waits in escrow: the host wants it stacked.
             self._enter("stacking")
+            if self._stall_then is not None:
+                self._stuck = "stacking"
+                self._stall_until = (self._stall_then, time.monotonic() + self.stall_s)
+                self._stall_then = None
         events = list(self._events)
         self._events.clear()
         if self._stuck == self._phase and not events:
@@ -514,6 +592,10 @@ class SspSimulator:
             events.append(PollEvent(Event.CASHBOX_REMOVED))
         if not self._enabled and self._phase == "idle" and not events:
             events.append(PollEvent(Event.DISABLED))
+        events.extend(self._repeated)
+        if self._path_open:
+            # First in the reply, so a host that cannot size it loses everything behind it.
+            events.insert(0, PollEvent(Event.NOTE_PATH_OPEN))
         return encode_poll_events(events[:100])
 
     def _setup_info(self) -> SetupInfo:
@@ -540,8 +622,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--currency", default="EUR")
     parser.add_argument("--channels", default="500,1000,2000,5000,10000,20000",
                         help="channel values in minor units, channel 1 first")
+    parser.add_argument("--encryption-enforced", action="store_true",
+                        help="answer KEY NOT SET (0xFA) to every plain command until an eSSP key is negotiated")
     args = parser.parse_args(argv)
-    sim = SspSimulator(currency=args.currency, channels=[int(c) for c in args.channels.split(",")])
+    sim = SspSimulator(currency=args.currency, channels=[int(c) for c in args.channels.split(",")],
+                       encryption_enforced=args.encryption_enforced)
     if args.tcp is not None:
         url = sim.start("tcp", args.tcp)
     else:

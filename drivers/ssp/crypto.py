@@ -91,11 +91,16 @@ class KeyExchange:
     secret: int
 
     @classmethod
-    def new_host(cls, bits: int = 32, randbits: Callable[[int], int] = secrets.randbits) -> "KeyExchange":
-        modulus = generate_prime(bits, randbits)
-        generator = generate_prime(bits, randbits)
-        while generator >= modulus:
-            generator = generate_prime(bits, randbits)
+    def new_host(cls, randbits: Callable[[int], int] = secrets.randbits) -> "KeyExchange":
+        """The host's numbers as ITL's reference host makes them: generator, modulus and the
+        secret all below 2^31 (that host computes in signed 64-bit arithmetic, so a unit is
+        only ever met with such numbers), and the generator larger than the modulus (GA973:
+        "the Generator must be larger than the Modulus")."""
+        first = generate_prime(HOST_BITS, randbits)
+        second = generate_prime(HOST_BITS, randbits)
+        while second == first:
+            second = generate_prime(HOST_BITS, randbits)
+        generator, modulus = max(first, second), min(first, second)
         return cls(generator, modulus, _secret(modulus, randbits))
 
     @classmethod
@@ -109,26 +114,36 @@ class KeyExchange:
         return pow(self.generator, self.secret, self.modulus)
 
     def shared_key(self, other_intermediate: int) -> int:
-        if not 0 < other_intermediate < self.modulus:
+        """The key from the other side's intermediate key. A unit answers with a number below
+        the modulus; a host may send any 64-bit number (GA138's own example sends one larger
+        than its modulus), which the arithmetic takes modulo the modulus."""
+        if other_intermediate % self.modulus in (0, 1):
             raise KeyExchangeError(
-                f"eSSP intermediate key {other_intermediate} is outside 1..modulus-1 ({self.modulus})")
+                f"eSSP intermediate key {other_intermediate} is 0 or 1 modulo {self.modulus}: "
+                "it would give a key anyone can guess")
         return pow(other_intermediate, self.secret, self.modulus)
+
+
+# ITL's reference host keeps every key-exchange number below 2^31.
+HOST_BITS = 31
 
 
 def _secret(modulus: int, randbits: Callable[[int], int]) -> int:
     while True:
-        value = randbits(max(8, modulus.bit_length() - 1)) % modulus
+        value = randbits(max(8, min(HOST_BITS, modulus.bit_length() - 1))) % modulus
         if value > 1:
             return value
 
 
 def check_parameters(generator: int, modulus: int) -> None:
+    """Generator and modulus as a unit checks them: both prime and different. Either may be
+    the larger (ITL's hosts send the generator larger, GA138's example too)."""
     if not is_probable_prime(modulus):
         raise KeyExchangeError(f"eSSP modulus {modulus} is not prime")
     if not is_probable_prime(generator):
         raise KeyExchangeError(f"eSSP generator {generator} is not prime")
-    if generator >= modulus:
-        raise KeyExchangeError(f"eSSP generator {generator} must be smaller than the modulus {modulus}")
+    if generator == modulus:
+        raise KeyExchangeError(f"eSSP generator and modulus are the same prime ({modulus}): no key can come of it")
 
 
 def aes_key(negotiated: int, fixed_key: int = DEFAULT_FIXED_KEY) -> bytes:

@@ -1,8 +1,10 @@
 """Host side of an ITL SSP / eSSP note validator over any pyserial URL.
 
-One thread owns the port: it initialises the unit, polls it, holds notes in escrow until
-the application decides, records credits through the CreditRecorder before acknowledging
-them, and turns poll events into hal events. The application's calls only set intent.
+One thread owns the port: it initialises the unit (SYNC, then the eSSP key exchange when
+`encrypted`, then everything else), polls it, holds notes in escrow until the application
+decides, records credits through the CreditRecorder before acknowledging them, and turns
+poll events into hal events. The application's calls (enable, stack, resolve_note...) only
+set intent. The line is 8N2, as ITL's manual and host libraries set it.
 """
 
 from __future__ import annotations
@@ -23,15 +25,14 @@ from drivers.ssp.frames import (
     CommandRefused,
     Event,
     FrameDecoder,
-    MessageError,
     PollEvent,
+    PollReplyWarning,
     Reply,
     SetupInfo,
     SspError,
-    UnknownEventError,
+    decode_poll_reply,
     encode_frame,
     encode_inhibits,
-    parse_poll_events,
     parse_serial_number,
     parse_setup_reply,
     reject_reason,
@@ -47,6 +48,7 @@ from hal.events import (
     FraudDetected,
     NoteCredited,
     NoteEscrowed,
+    NoteOutcomeUnknown,
     NoteRejected,
     NoteReturned,
     NoteStacked,
@@ -64,7 +66,16 @@ HOST_PROTOCOL_VERSION = 6
 # copy is a late duplicate of the earlier reply, not an answer: taking it would credit twice.
 _ONE_SHOT = {Event.CREDIT, Event.STACKED, Event.REJECTED, Event.FRAUD_ATTEMPT, Event.CASHBOX_REPLACED,
              Event.SLAVE_RESET, Event.NOTE_CLEARED_FROM_FRONT, Event.NOTE_CLEARED_INTO_CASHBOX}
-_CONDITION_CODES = {"0xEA": "safe jam", "0xE9": "unsafe jam", "0xE7": "stacker full", "0xE3": "cashbox removed"}
+_CONDITION_CODES = {"0xEA": "safe jam", "0xE9": "unsafe jam", "0xE7": "stacker full", "0xE3": "cashbox removed",
+                    "0xE0": "note path open"}
+# Conditions a unit repeats in every poll while they last: they are state, not news.
+_PERSISTENT = {Event.SAFE_JAM, Event.UNSAFE_JAM, Event.STACKER_FULL, Event.CASHBOX_REMOVED, Event.NOTE_PATH_OPEN}
+# Poll events that say nothing about a note moving (the watchdog's "no progress").
+_IDLE_ONLY = {Event.DISABLED, Event.NOTE_PATH_OPEN}
+# Events of the ticket printer an NV200 may carry: known sizes, nothing for a note validator to do.
+_TICKET_PRINTER = {Event.TICKET_PRINTING, Event.TICKET_PRINTED, Event.TICKET_PRINTING_ERROR,
+                   Event.TICKET_IN_BEZEL, Event.PRINT_HALTED, Event.PRINTED_TO_CASHBOX,
+                   Event.BARCODE_TICKET_ACK, Event.CHANNEL_DISABLE, Event.INITIALISING}
 _PLAIN_COMMANDS = {Command.SYNC, Command.SET_GENERATOR, Command.SET_MODULUS, Command.REQUEST_KEY_EXCHANGE}
 
 
@@ -81,6 +92,7 @@ class _Escrow:
     decision: str | None = None       # None (hold), "stack", "return"
     reason: str = ""
     sent: bool = False                 # the decision has reached the device
+    reset_seen: bool = False           # told to stack, then the unit reset before settling it
 
 
 @dataclass
@@ -98,13 +110,23 @@ class SspValidator(BillValidator):
                  denominations: Mapping[str, int] | None = None, address: int = 0, baudrate: int = 9600,
                  encrypted: bool = False, fixed_key: int = crypto.DEFAULT_FIXED_KEY,
                  poll_interval: float = 0.2, reply_timeout: float = 0.5, retries: int = 3,
-                 escrow_timeout: float = 20.0, stuck_timeout: float = 10.0) -> None:
+                 escrow_timeout: float = 20.0, stuck_timeout: float = 10.0,
+                 resolve_timeout: float = 3.0) -> None:
         self.port = port
         self.name = name
         self._currency_wanted = currency
         self._overrides = self._check_overrides(denominations)
         self.address = address
         self.baudrate = baudrate
+        if not isinstance(encrypted, bool):
+            raise ConfigurationError(
+                f"validator encrypted = {encrypted!r}: expected true or false (true: eSSP key exchange first, "
+                "then every command encrypted)")
+        for key, value in (("poll_interval", poll_interval), ("reply_timeout", reply_timeout),
+                           ("escrow_timeout", escrow_timeout), ("stuck_timeout", stuck_timeout),
+                           ("resolve_timeout", resolve_timeout)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigurationError(f"validator {key} = {value!r}: expected a number of seconds above 0")
         self.encrypted = encrypted
         self.fixed_key = fixed_key
         self.poll_interval = poll_interval
@@ -112,6 +134,9 @@ class SspValidator(BillValidator):
         self.retries = retries
         self.escrow_timeout = escrow_timeout
         self.stuck_timeout = stuck_timeout
+        # resolve_note(): how long the unit gets to settle the note on its own, and again after
+        # the reset the driver sends to make it say where the note went.
+        self.resolve_timeout = resolve_timeout
 
         self._serial: serial.SerialBase | None = None
         self._decoder = FrameDecoder()
@@ -139,6 +164,12 @@ class SspValidator(BillValidator):
         self._applied: tuple[bool, frozenset[int]] | None = None
         self._applied_event = threading.Condition(self._lock)
         self._escrow: _Escrow | None = None
+        # The note told to stack whose credit (or power-up clearing) has not come yet.
+        self._in_stack: _Escrow | None = None
+        self._resolve_asked = False
+        self._resolve_until: float | None = None
+        self._resolve_reset_sent = False
+        self._warned_codes: set[int] = set()
         self._returning: tuple[Fiat | None, str] | None = None
         self._last_credit: Fiat | None = None
         self._need_init = False
@@ -198,6 +229,8 @@ class SspValidator(BillValidator):
         if self._thread:
             return
         self._sink = sink
+        self._in_stack = None
+        self._resolve_until = None
         self._open_port()
         self._set_status(DeviceState.STARTING, f"initialising SSP validator on {self.port}")
         try:
@@ -257,6 +290,17 @@ class SspValidator(BillValidator):
     def return_note(self) -> None:
         self._decide("return", "returned by host")
 
+    def resolve_note(self) -> None:
+        """Ask the unit what became of the note told to stack whose credit never came. SSP has
+        no "where is the note" command: the answer is in the polls. A unit that resets (by
+        itself, or because the driver resets it once `resolve_timeout` passes with no word)
+        clears its note path at power-up and says where the note went: 0xE2 into the cashbox
+        (credited, through the recorder), 0xE1 back at the front (returned). Exactly one of
+        NoteCredited, NoteReturned, NoteOutcomeUnknown answers."""
+        with self._lock:
+            self._resolve_asked = True
+        self._wake.set()
+
     # ------------------------------------------------------------------ intent plumbing
 
     def _decide(self, decision: str, reason: str) -> None:
@@ -276,9 +320,11 @@ class SspValidator(BillValidator):
 
     def _open_port(self) -> None:
         try:
+            # 8N2: ITL's manual and host libraries use two stop bits; with one, a real unit
+            # sees framing errors at the end of long frames.
             self._serial = serial.serial_for_url(
                 self.port, baudrate=self.baudrate, bytesize=serial.EIGHTBITS, parity=serial.PARITY_NONE,
-                stopbits=serial.STOPBITS_ONE, timeout=min(0.05, self.reply_timeout), write_timeout=2)
+                stopbits=serial.STOPBITS_TWO, timeout=min(0.05, self.reply_timeout), write_timeout=2)
         except (serial.SerialException, ValueError, OSError) as exc:
             raise PortError(f"cannot open SSP validator port {self.port}: {exc}") from exc
 
@@ -366,10 +412,7 @@ class SspValidator(BillValidator):
             return True                 # random padding and the counter make real answers differ
         if exchange.data[:1] != bytes([Command.POLL]) or previous[0].data[:1] != bytes([Command.POLL]):
             return False
-        try:
-            events = parse_poll_events(data[1:]) if data[:1] == bytes([Reply.OK]) else []
-        except MessageError:
-            return False
+        events = decode_poll_reply(data[1:]).events if data[:1] == bytes([Reply.OK]) else ()
         return any(e.code in _ONE_SHOT or (e.code == Event.READ and e.channel) for e in events)
 
     def _unwrap(self, data: bytes, exchange: _Exchange) -> bytes:
@@ -396,7 +439,18 @@ class SspValidator(BillValidator):
         self._seq = 1
         self._command(bytes([Command.SYNC]))
         self._seq = 0
-        self._command(bytes([Command.HOST_PROTOCOL_VERSION, HOST_PROTOCOL_VERSION]))
+        # GA973's order: SYNC, key exchange, then the rest, all encrypted. A unit with
+        # encryption enforced answers KEY NOT SET to any plain command before the key exists.
+        if self.encrypted:
+            self._key_exchange()
+        try:
+            self._command(bytes([Command.HOST_PROTOCOL_VERSION, HOST_PROTOCOL_VERSION]))
+        except CommandRefused as exc:
+            if exc.reply == Reply.KEY_NOT_SET and not self.encrypted:
+                raise ConfigurationError(
+                    f"SSP validator on {self.port} has encryption enforced (it answered KEY NOT SET to a plain "
+                    "command): set encrypted = true for this validator") from exc
+            raise
         setup = parse_setup_reply(self._command(bytes([Command.SETUP_REQUEST])))
         if self._currency_wanted and setup.currency != self._currency_wanted:
             raise ConfigurationError(
@@ -407,8 +461,6 @@ class SspValidator(BillValidator):
             firmware_id = self._command(bytes([Command.GET_FIRMWARE_VERSION])).decode("ascii", "replace").strip()
         except CommandRefused:
             firmware_id = ""
-        if self.encrypted:
-            self._key_exchange()
         with self._lock:
             self._setup = setup
             self._currency = setup.currency
@@ -424,10 +476,19 @@ class SspValidator(BillValidator):
 
     def _key_exchange(self) -> None:
         host = crypto.KeyExchange.new_host()
-        self._command(bytes([Command.SET_GENERATOR]) + crypto.u64(host.generator))
-        self._command(bytes([Command.SET_MODULUS]) + crypto.u64(host.modulus))
-        reply = self._command(bytes([Command.REQUEST_KEY_EXCHANGE]) + crypto.u64(host.intermediate))
-        negotiated = host.shared_key(crypto.read_u64(reply, "slave intermediate key"))
+        try:
+            self._command(bytes([Command.SET_GENERATOR]) + crypto.u64(host.generator))
+            self._command(bytes([Command.SET_MODULUS]) + crypto.u64(host.modulus))
+            reply = self._command(bytes([Command.REQUEST_KEY_EXCHANGE]) + crypto.u64(host.intermediate))
+            negotiated = host.shared_key(crypto.read_u64(reply, "slave intermediate key"))
+        except CommandRefused as exc:
+            if exc.reply == Reply.UNKNOWN_COMMAND:
+                raise ConfigurationError(
+                    f"SSP validator on {self.port} does not know the eSSP key exchange ({exc}): "
+                    "set encrypted = false for this validator") from exc
+            raise
+        except crypto.KeyExchangeError as exc:
+            raise ProtocolError(f"SSP validator on {self.port}: key exchange failed: {exc}") from exc
         self._session = crypto.EsspSession(crypto.aes_key(negotiated, self.fixed_key))
 
     def _apply_intent(self) -> None:
@@ -447,6 +508,7 @@ class SspValidator(BillValidator):
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
+                self._step_resolve()
                 self._cycle()
             except CommandRefused as exc:
                 self._after_refusal(exc)
@@ -464,6 +526,53 @@ class SspValidator(BillValidator):
                 log.warning("%s: %s", self.name, exc)
             self._wake.wait(self.poll_interval)
             self._wake.clear()
+
+    def _step_resolve(self) -> None:
+        """resolve_note() in the poll thread. The polls themselves carry the answer (credit,
+        0xE2, 0xE1, rejected); this only starts the clock, resets a unit that stays silent
+        about the note once, and answers "unknown" when nothing settles it in time."""
+        now = time.monotonic()
+        with self._lock:
+            asked, self._resolve_asked = self._resolve_asked, False
+            escrow = self._escrow
+        # A stack decision the unit has not been given yet (it was offline) counts too.
+        pending = self._in_stack or (escrow if escrow is not None and escrow.decision == "stack" else None)
+        if asked:
+            if pending is None:
+                self._resolve_until = None
+                self._emit(NoteOutcomeUnknown(
+                    device=self.name, detail="no note told to stack is outstanding at the validator driver "
+                    "(it was settled already, or the driver restarted since): reconcile against the journal"))
+                return
+            if self._resolve_until is None:
+                self._resolve_until = now + self.resolve_timeout
+                self._resolve_reset_sent = False
+            return
+        if self._resolve_until is None:
+            return
+        if pending is None:
+            self._resolve_until = None          # settled by a poll event: that event was the answer
+            return
+        if now < self._resolve_until:
+            return
+        if not self._resolve_reset_sent and not pending.reset_seen and self._offline_since is None:
+            # The unit has not said where the note is. A reset makes it clear its note path at
+            # power-up and report where the note went (0xE2 cashbox / 0xE1 front).
+            self._resolve_reset_sent = True
+            self._resolve_until = now + self.resolve_timeout
+            self._transient = None
+            with self._lock:
+                self._escrow = None
+            log.warning("%s: note of %s told to stack never settled; resetting the validator to learn where "
+                        "it went", self.name, pending.value)
+            self._command(bytes([Command.RESET]))
+            return
+        self._in_stack = None
+        self._resolve_until = None
+        why = ("the validator reset and did not say where the note went" if pending.reset_seen or
+               self._resolve_reset_sent else "the validator does not answer")
+        self._emit(NoteOutcomeUnknown(device=self.name, value=pending.value, code=str(pending.channel),
+                                      detail=f"{why}: count the cashbox and reconcile"))
 
     def _went_offline(self, exc: Exception) -> None:
         if self._offline_since is None:
@@ -532,6 +641,7 @@ class SspValidator(BillValidator):
             return
         if escrow.decision == "stack":
             escrow.sent = True
+            self._in_stack = escrow
             self._transient = ("stacking", now)
             payload = self._command(bytes([Command.POLL]))
             self._handle_poll(payload)
@@ -547,21 +657,14 @@ class SspValidator(BillValidator):
     # ------------------------------------------------------------------ events
 
     def _handle_poll(self, payload: bytes) -> None:
-        try:
-            events = parse_poll_events(payload)
-            unknown = None
-        except UnknownEventError as exc:
-            events, unknown = exc.parsed, exc
-        except MessageError as exc:
-            # Asking again would get the same bytes back: report it and move on.
-            self._report_unreadable(f"validator sent a poll reply this driver cannot read: {exc}")
-            return
+        reply = decode_poll_reply(payload)
+        events = reply.events
         skip, self._skip_events = self._skip_events, 0
         persistent: set[int] = set()
         for index, event in enumerate(events):
             if index < skip:
                 continue
-            if event.code in (Event.SAFE_JAM, Event.UNSAFE_JAM, Event.STACKER_FULL, Event.CASHBOX_REMOVED):
+            if event.code in _PERSISTENT:
                 persistent.add(event.code)
             if not self._handle_event(event):
                 # The credit is not durable: ask for the same reply again, resume after what we did.
@@ -572,10 +675,9 @@ class SspValidator(BillValidator):
         deferred, self._deferred = self._deferred, []
         for action in deferred:
             action()
-        if unknown is not None:
-            self._report_unreadable(f"validator sent an event this driver does not know (firmware newer than "
-                                    f"the driver?); events after it in that reply are lost: {unknown}")
-        if all(e.code == Event.DISABLED for e in events):
+        if reply.warning is not None:
+            self._warn_unread(reply.warning)
+        if all(e.code in _IDLE_ONLY for e in events):
             # An idle unit says nothing (or only "disabled"); keep watching only while a
             # decision we sent has not shown up yet.
             escrow = self._escrow
@@ -584,10 +686,20 @@ class SspValidator(BillValidator):
         if any(e.code == Event.SLAVE_RESET for e in events):
             self._need_init = True
 
-    def _report_unreadable(self, detail: str) -> None:
-        # The unit itself may be fine, so the state stays; the detail goes to the technician.
-        log.error("%s: %s", self.name, detail)
-        self._emit(DeviceStatusChanged(device=self.name, state=self._state, detail=detail, code="unreadable"))
+    def _warn_unread(self, warning: PollReplyWarning) -> None:
+        # Every event before it was handled. A unit repeats a condition in every poll, so the
+        # technician hears of each code once, not once per poll; the unit itself may be fine,
+        # so the state stays.
+        if warning.code in self._warned_codes:
+            log.debug("%s: %s", self.name, warning)
+            return
+        self._warned_codes.add(warning.code)
+        log.warning("%s: %s", self.name, warning)
+        self._emit(DeviceStatusChanged(
+            device=self.name, state=self._state, code="unreadable",
+            detail=(f"validator sent event 0x{warning.code:02X}, which this driver cannot size (firmware newer "
+                    f"than the driver, or a protocol above {HOST_PROTOCOL_VERSION}?); the events after it in "
+                    f"such a reply are not read: {warning}")))
 
     def _value(self, channel: int) -> Fiat | None:
         value = self._channels.get(channel)
@@ -650,24 +762,89 @@ class SspValidator(BillValidator):
             detail = f"fraud attempt on channel {event.channel} (note pulled back on a string or similar)"
             self._emit(FraudDetected(device=self.name, detail=detail))
             self._set_status(DeviceState.FRAUD_ATTEMPT, detail, "0xE6")
+        elif code == Event.NOTE_PATH_OPEN:
+            # Repeated in every poll while the lid is open: a condition, reported once.
+            self._set_status(DeviceState.USER_ERROR,
+                             "note path open: the validator takes no note until its lid is closed", "0xE0")
+        elif code == Event.BARCODE_TICKET_VALIDATED:
+            # A barcode ticket waits in escrow; a poll would accept it. This kiosk takes cash only.
+            log.warning("%s: a barcode ticket was inserted; giving it back", self.name)
+            self._deferred.append(self._return_ticket)
+        elif code in _TICKET_PRINTER:
+            log.debug("%s: %s", self.name, event.name)
         elif code == Event.SLAVE_RESET:
             with self._lock:
                 self._escrow = None
+            if self._in_stack is not None:
+                self._in_stack.reset_seen = True
             self._transient = None
             self._set_status(DeviceState.STARTING, "validator reset itself (power cut or watchdog); re-initialising",
                              "0xF1")
         elif code == Event.NOTE_CLEARED_FROM_FRONT:
-            self._emit(NoteReturned(device=self.name, value=self._value(event.channel),
+            pending, self._in_stack = self._in_stack, None
+            value = self._value(event.channel) or (pending.value if pending else None)
+            self._emit(NoteReturned(device=self.name, value=value,
                                     reason="note given back at power-up (cleared from the front)"))
         elif code == Event.NOTE_CLEARED_INTO_CASHBOX:
-            value = self._value(event.channel)
-            self._emit(DeviceStatusChanged(
-                device=self.name, state=self._state, code="0xE2",
-                detail=(f"a note ({value or f'channel {event.channel}'}) went into the cashbox at power-up "
-                        "without a credit event: it was NOT credited; reconcile against the journal")))
+            return self._on_cleared_into_cashbox(event.channel)
         return True
 
+    def _on_cleared_into_cashbox(self, channel: int) -> bool:
+        """0xE2: at power-up the unit moved a note from its stack path into the cashbox. For a
+        note told to stack whose credit never came this is its settled event; for one already
+        credited it only finishes the stacking."""
+        pending = self._in_stack
+        if pending is None and self._last_credit is not None:
+            value, self._last_credit = self._last_credit, None
+            self._emit(NoteStacked(device=self.name, value=value))
+            return True
+        value = self._value(channel) or (pending.value if pending else None)
+        if value is None:
+            self._in_stack = None
+            detail = (f"a note (channel {channel}) went into the cashbox at power-up; its value is unknown: "
+                      "count the cashbox and reconcile against the journal")
+            if pending is not None:
+                self._emit(NoteOutcomeUnknown(device=self.name, value=None, code=str(channel), detail=detail))
+            else:
+                self._emit(DeviceStatusChanged(device=self.name, state=self._state, code="0xE2", detail=detail))
+            return True
+        code = str(channel) if channel else (str(pending.channel) if pending else "0")
+        event = NoteCredited(device=self.name, value=value, code=code)
+        if not self._record(event):
+            return False
+        self._in_stack = None
+        self._emit(event)
+        self._emit(NoteStacked(device=self.name, value=value))
+        return True
+
+    def _record(self, event: NoteCredited) -> bool:
+        """Pass a settled note to the CreditRecorder; False if it is not durable (then the
+        reply is asked for again and nothing is acknowledged)."""
+        if self._recorder is None:
+            return True
+        try:
+            self._recorder(event)
+        except Exception as exc:  # the recorder is the application's; any failure means "not durable"
+            log.error("%s: credit of %s not recorded (%s); asking the validator again", self.name, event.value, exc)
+            return False
+        return True
+
+    def _return_ticket(self) -> None:
+        try:
+            self._command(bytes([Command.REJECT]))
+        except CommandRefused as exc:
+            log.warning("%s: reject of a barcode ticket refused: %s", self.name, exc)
+
     def _on_escrow(self, channel: int) -> None:
+        self._last_credit = None            # a new note: the one before has finished moving
+        stale, self._in_stack = self._in_stack, None
+        if stale is not None:
+            # The unit reads a new note, so the path is clear: the earlier note told to stack
+            # went somewhere the unit never said. Answer for it now rather than never.
+            self._emit(NoteOutcomeUnknown(
+                device=self.name, value=stale.value, code=str(stale.channel),
+                detail="validator took a new note before it settled the one told to stack: "
+                       "count the cashbox and reconcile"))
         value = self._value(channel)
         if value is None:
             # Never stack a note we cannot name: it goes back before anyone could decide, and
@@ -692,16 +869,16 @@ class SspValidator(BillValidator):
             self._escrow = None
         value = self._value(channel)
         if value is None:
-            self._set_status(DeviceState.HARDWARE_ERROR,
-                             f"validator credited channel {channel}, which has no known value: reconcile", "0xEE")
+            pending, self._in_stack = self._in_stack, None
+            detail = f"validator credited channel {channel}, which has no known value: reconcile"
+            if pending is not None:
+                self._emit(NoteOutcomeUnknown(device=self.name, value=None, code=str(channel), detail=detail))
+            self._set_status(DeviceState.HARDWARE_ERROR, detail, "0xEE")
             return True
         event = NoteCredited(device=self.name, value=value, code=str(channel))
-        if self._recorder is not None:
-            try:
-                self._recorder(event)
-            except Exception as exc:  # the recorder is the application's; any failure means "not durable"
-                log.error("%s: credit of %s not recorded (%s); asking the validator again", self.name, value, exc)
-                return False
+        if not self._record(event):
+            return False
+        self._in_stack = None
         self._last_credit = value
         self._emit(event)
         return True
@@ -716,15 +893,28 @@ class SspValidator(BillValidator):
             if value is not None:
                 self._emit(NoteReturned(device=self.name, value=value, reason=reason))
             return
+        pending, self._in_stack = self._in_stack, None
+        if pending is not None:
+            # A note told to stack came back out of the bezel: it is the customer's again.
+            self._deferred.append(lambda: self._report_returned(pending))
+            return
         self._deferred.append(self._report_reject)
 
-    def _report_reject(self) -> None:
+    def _last_reject_reason(self) -> tuple[str, int | None]:
         try:
             payload = self._command(bytes([Command.LAST_REJECT_CODE]))
             code = payload[0] if payload else None
-        except CommandRefused:
+        except DeviceError:
             code = None
-        reason = reject_reason(code) if code is not None else "rejected by the validator"
+        return (reject_reason(code) if code is not None else "rejected by the validator"), code
+
+    def _report_returned(self, pending: _Escrow) -> None:
+        reason, _ = self._last_reject_reason()
+        self._emit(NoteReturned(device=self.name, value=pending.value,
+                                reason=f"validator gave the note back instead of stacking it: {reason}"))
+
+    def _report_reject(self) -> None:
+        reason, code = self._last_reject_reason()
         self._emit(NoteRejected(device=self.name, reason=reason, code=None if code is None else f"0x{code:02X}"))
 
     def _settle_conditions(self, persistent: set[int]) -> None:

@@ -122,17 +122,30 @@ class Event(IntEnum):
     DISABLED = 0xE8
     STACKER_FULL = 0xE7
     FRAUD_ATTEMPT = 0xE6
+    BARCODE_TICKET_VALIDATED = 0xE5
     CASHBOX_REPLACED = 0xE4
     CASHBOX_REMOVED = 0xE3
     NOTE_CLEARED_INTO_CASHBOX = 0xE2
     NOTE_CLEARED_FROM_FRONT = 0xE1
+    NOTE_PATH_OPEN = 0xE0
+    BARCODE_TICKET_ACK = 0xD1
     CHANNEL_DISABLE = 0xB5
     INITIALISING = 0xB6
+    TICKET_PRINTING = 0xA5
+    TICKET_PRINTED = 0xA6
+    TICKET_PRINTING_ERROR = 0xA8
+    TICKET_IN_BEZEL = 0xAD
+    PRINT_HALTED = 0xAE
+    PRINTED_TO_CASHBOX = 0xAF
 
 
-# Bytes of data that follow each event code in a poll reply (note validators,
-# protocol version 6). A poll reply is a flat byte run, so without this table the
-# events after the first cannot be found.
+# Bytes of data that follow each event code in a poll reply of a note validator at the
+# protocol version this host sets (6), from the event pages of ITL's manual GA138 (the
+# NV200 event table, which also covers NV9/NV10/BV units, plus safe jam). A poll reply is a
+# flat byte run: without this table the events after the first cannot be found, and the
+# manual's own answer to an event of unknown size is that the rest of the reply cannot be
+# read. From protocol 9 read and credit carry 7 bytes (value and currency), so a host that
+# sets a higher version needs another table.
 EVENT_DATA_LENGTH = {
     Event.SLAVE_RESET: 0,
     Event.READ: 1,
@@ -146,12 +159,21 @@ EVENT_DATA_LENGTH = {
     Event.DISABLED: 0,
     Event.STACKER_FULL: 0,
     Event.FRAUD_ATTEMPT: 1,
+    Event.BARCODE_TICKET_VALIDATED: 0,
     Event.CASHBOX_REPLACED: 0,
     Event.CASHBOX_REMOVED: 0,
     Event.NOTE_CLEARED_INTO_CASHBOX: 1,
     Event.NOTE_CLEARED_FROM_FRONT: 1,
+    Event.NOTE_PATH_OPEN: 0,
+    Event.BARCODE_TICKET_ACK: 0,
     Event.CHANNEL_DISABLE: 0,
     Event.INITIALISING: 0,
+    Event.TICKET_PRINTING: 0,
+    Event.TICKET_PRINTED: 0,
+    Event.TICKET_PRINTING_ERROR: 1,
+    Event.TICKET_IN_BEZEL: 0,
+    Event.PRINT_HALTED: 0,
+    Event.PRINTED_TO_CASHBOX: 0,
 }
 
 # Last reject code (command 0x17) -> words for the customer log and the technician.
@@ -183,6 +205,9 @@ REJECT_REASONS = {
     0x18: "lens oversample",
     0x19: "width detect fail",
     0x1A: "short note detected",
+    0x1B: "payout note",
+    0x1C: "double note detected",
+    0x1D: "unable to stack",
 }
 
 UNIT_TYPES = {
@@ -403,25 +428,65 @@ class PollEvent:
         return bytes([self.code]) + self.data
 
 
-def parse_poll_events(payload: bytes) -> list[PollEvent]:
-    """The events of a poll reply (payload after 0xF0), in the order the device sent them."""
+class PollReplyWarning(UserWarning):
+    """Part of a poll reply could not be read: an event code of unknown data size (firmware
+    newer than this codec, or a protocol version above the one set), or an event whose data
+    the reply cuts short. The events before it were read; the bytes from `offset` on were not,
+    because without a size there is no telling where the next event starts."""
+
+    def __init__(self, code: int, offset: int, payload: bytes, why: str) -> None:
+        self.code = code
+        self.offset = offset
+        self.unread = bytes(payload[offset:])
+        super().__init__(
+            f"SSP poll reply: {why} at byte {offset}; the {len(self.unread)} byte(s) from there "
+            f"({self.unread.hex(' ')}) were not read, the events before it were: {bytes(payload).hex(' ')}")
+
+
+@dataclass(frozen=True)
+class PollReply:
+    """What a poll reply payload says: the events read, in order, and the warning that
+    ended the reading early (None when every byte was read)."""
+
+    events: tuple[PollEvent, ...]
+    warning: PollReplyWarning | None = None
+
+
+def decode_poll_reply(payload: bytes) -> PollReply:
+    """The events of a poll reply (payload after 0xF0), in the order the device sent them.
+
+    Never raises: whatever cannot be read ends the reading with a typed warning, and every
+    event before it is kept (so an event this codec does not know never costs a credit that
+    came before it)."""
+    payload = bytes(payload)
     events: list[PollEvent] = []
     i = 0
     while i < len(payload):
         code = payload[i]
         try:
-            length = EVENT_DATA_LENGTH[Event(code)]
-        except ValueError:
-            raise UnknownEventError(
-                f"SSP poll reply has event 0x{code:02X} at byte {i} whose length is unknown: "
-                f"{payload.hex(' ')}", events) from None
+            event = Event(code)
+            length = EVENT_DATA_LENGTH[event]
+        except (ValueError, KeyError):
+            return PollReply(tuple(events), PollReplyWarning(
+                code, i, payload, f"event 0x{code:02X} has no known data size"))
         if i + 1 + length > len(payload):
-            raise MessageError(
-                f"SSP poll event {Event(code).name} needs {length} data byte(s), "
-                f"reply ends first: {payload.hex(' ')}")
-        events.append(PollEvent(code, bytes(payload[i + 1:i + 1 + length])))
+            return PollReply(tuple(events), PollReplyWarning(
+                code, i, payload, f"event {event.name} needs {length} data byte(s) and the reply ends first"))
+        events.append(PollEvent(code, payload[i + 1:i + 1 + length]))
         i += 1 + length
-    return events
+    return PollReply(tuple(events))
+
+
+def parse_poll_events(payload: bytes) -> list[PollEvent]:
+    """Strict form of decode_poll_reply: every byte must be read, or a typed error
+    (UnknownEventError, with the events read before it, for a code of unknown size)."""
+    reply = decode_poll_reply(payload)
+    warning = reply.warning
+    if warning is None:
+        return list(reply.events)
+    if warning.code in EVENT_DATA_LENGTH:
+        raise MessageError(str(warning))
+    raise UnknownEventError(str(warning), list(reply.events))
 
 
 def encode_poll_events(events: list[PollEvent]) -> bytes:

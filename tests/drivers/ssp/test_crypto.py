@@ -49,10 +49,37 @@ def test_slave_refuses_a_modulus_that_is_not_prime() -> None:
         crypto.KeyExchange.new_slave(5, 100)
 
 
-def test_intermediate_key_outside_the_group_is_refused() -> None:
+@pytest.mark.parametrize("other", [0, 1, "modulus", "modulus+1"])
+def test_intermediate_key_that_gives_a_guessable_key_is_refused(other) -> None:
     host = crypto.KeyExchange.new_host()
-    with pytest.raises(crypto.KeyExchangeError, match="outside"):
-        host.shared_key(0)
+    value = {"modulus": host.modulus, "modulus+1": host.modulus + 1}.get(other, other)
+    with pytest.raises(crypto.KeyExchangeError, match="0 or 1 modulo"):
+        host.shared_key(value)
+
+
+def test_host_numbers_stay_below_2_31_with_the_generator_larger_than_the_modulus() -> None:
+    """ITL's reference host (GA973) computes in signed 64-bit arithmetic and sends the
+    generator larger than the modulus; a unit is only ever met with such numbers."""
+    rng = random.Random(7)
+    for _ in range(50):
+        host = crypto.KeyExchange.new_host(rng.getrandbits)
+        assert host.modulus < host.generator < 2 ** 31
+        assert 1 < host.secret < 2 ** 31
+        assert crypto.is_probable_prime(host.generator) and crypto.is_probable_prime(host.modulus)
+        slave = crypto.KeyExchange.new_slave(host.generator, host.modulus, rng.getrandbits)
+        assert host.shared_key(slave.intermediate) == slave.shared_key(host.intermediate)
+
+
+@pytest.mark.parametrize("generator, modulus", [(982451653, 1287821), (1287821, 982451653)])
+def test_slave_accepts_generator_and_modulus_in_either_order(generator: int, modulus: int) -> None:
+    slave = crypto.KeyExchange.new_slave(generator, modulus)
+    host = crypto.KeyExchange(generator, modulus, 12345)
+    assert slave.shared_key(host.intermediate) == host.shared_key(slave.intermediate)
+
+
+def test_slave_refuses_the_same_prime_as_generator_and_modulus() -> None:
+    with pytest.raises(crypto.KeyExchangeError, match="same prime"):
+        crypto.KeyExchange.new_slave(1287821, 1287821)
 
 
 def test_aes_key_is_fixed_key_then_negotiated_key_little_endian() -> None:

@@ -21,10 +21,12 @@ from drivers.ssp.frames import (
     Reply,
     SetupInfo,
     SspError,
+    PollReplyWarning,
     UnknownEventError,
     crc16,
     crc_bytes,
     decode_frame,
+    decode_poll_reply,
     encode_frame,
     encode_inhibits,
     encode_poll_events,
@@ -190,6 +192,39 @@ def test_unknown_event_keeps_the_events_before_it() -> None:
 def test_event_missing_its_channel_byte_is_a_message_error() -> None:
     with pytest.raises(MessageError, match="CREDIT needs 1"):
         parse_poll_events(bytes([Event.STACKED, Event.CREDIT]))
+
+
+def test_note_path_open_is_sized_so_the_credit_after_it_is_read() -> None:
+    """The NV200's 0xE0 (no data) in front of a credit: both are read, nothing is lost."""
+    reply = decode_poll_reply(bytes([Event.NOTE_PATH_OPEN, Event.CREDIT, 4, Event.STACKING]))
+    assert reply.warning is None
+    assert reply.events == (PollEvent(Event.NOTE_PATH_OPEN), PollEvent(Event.CREDIT, b"\x04"),
+                            PollEvent(Event.STACKING))
+
+
+def test_unsizable_event_ends_the_reading_with_a_typed_warning_and_keeps_what_came_before() -> None:
+    reply = decode_poll_reply(bytes([Event.CREDIT, 1, 0x42, Event.STACKED]))
+    assert reply.events == (PollEvent(Event.CREDIT, b"\x01"),)
+    assert isinstance(reply.warning, PollReplyWarning) and isinstance(reply.warning, UserWarning)
+    assert (reply.warning.code, reply.warning.offset, reply.warning.unread) == (0x42, 2, bytes([0x42, Event.STACKED]))
+    assert "0x42 has no known data size" in str(reply.warning)
+
+
+def test_event_cut_short_ends_the_reading_with_a_warning_naming_it() -> None:
+    reply = decode_poll_reply(bytes([Event.STACKED, Event.CREDIT]))
+    assert reply.events == (PollEvent(Event.STACKED),)
+    assert reply.warning is not None and "CREDIT needs 1 data byte" in str(reply.warning)
+
+
+@given(st.binary(max_size=300))
+def test_poll_reply_decoder_on_any_bytes_gives_events_and_at_most_a_typed_warning(payload: bytes) -> None:
+    reply = decode_poll_reply(payload)
+    read = b"".join(e.encode() for e in reply.events)
+    if reply.warning is None:
+        assert read == payload
+    else:
+        assert isinstance(reply.warning, PollReplyWarning)
+        assert read + reply.warning.unread == payload and reply.warning.offset == len(read)
 
 
 # ------------------------------------------------------------------ setup request and friends

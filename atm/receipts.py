@@ -1,7 +1,7 @@
 """Receipts the kiosk prints: buy, sell, redeem code, and the technician's cash-collection report.
 
 Each builder returns a hal.printer.Receipt (blocks only; the printer driver fits
-them to its paper). Texts come from a small catalogue per language; amounts are
+them to its paper). Texts come from the kiosk's language files (atm.texts); amounts are
 formatted from integers (Fiat minor units, satoshis), never through floats.
 """
 
@@ -15,115 +15,14 @@ from typing import Mapping
 
 from hal.money import Fiat, Sats, minor_digits
 from hal.printer import Block, PairLine, QrBlock, Receipt, Rule, TextLine
+from atm import texts
 
 log = logging.getLogger(__name__)
 
+# Receipt texts per language, from the kiosk's language files (atm/locale/*.toml).
 CATALOGUES: dict[str, dict[str, str]] = {
-    "en": {
-        "decimal": ".", "thousands": ",",
-        "buy_title": "Bitcoin purchase",
-        "sell_title": "Bitcoin sale",
-        "redeem_title": "Cash redeem code",
-        "collection_title": "Cash collection report",
-        "date": "Date",
-        "kiosk": "Kiosk",
-        "transaction": "Transaction",
-        "collection": "Collection",
-        "cash_in": "Cash inserted",
-        "cash_out": "Cash paid out",
-        "cash_to_collect": "Cash to collect",
-        "fee": "Fee",
-        "rate": "Rate",
-        "bitcoin_sent": "Bitcoin sent",
-        "bitcoin_received": "Bitcoin received",
-        "address": "Your bitcoin address",
-        "deposit_address": "Deposit address",
-        "txid": "Bitcoin transaction",
-        "pending": "pending",
-        "redeem_code": "Redeem code",
-        "redeem_hint": "Scan or type this code at the kiosk to collect your cash.",
-        "expires": "Valid until",
-        "cashbox": "Cashbox",
-        "technician": "Technician",
-        "period_start": "From",
-        "period_end": "Until",
-        "notes": "notes",
-        "total_notes": "Notes in total",
-        "total": "Total",
-        "collection_qr": "Collection summary",
-        "keep": "Keep this receipt.",
-        "thanks": "Thank you!",
-    },
-    "de": {
-        "decimal": ",", "thousands": ".",
-        "buy_title": "Bitcoin-Kauf",
-        "sell_title": "Bitcoin-Verkauf",
-        "redeem_title": "Bargeld-Abholcode",
-        "collection_title": "Kassenleerung",
-        "date": "Datum",
-        "kiosk": "Automat",
-        "transaction": "Vorgang",
-        "collection": "Leerung",
-        "cash_in": "Eingezahlt",
-        "cash_out": "Ausgezahlt",
-        "cash_to_collect": "Abzuholen",
-        "fee": "Gebühr",
-        "rate": "Kurs",
-        "bitcoin_sent": "Gesendete Bitcoin",
-        "bitcoin_received": "Erhaltene Bitcoin",
-        "address": "Ihre Bitcoin-Adresse",
-        "deposit_address": "Einzahlungsadresse",
-        "txid": "Bitcoin-Transaktion",
-        "pending": "ausstehend",
-        "redeem_code": "Abholcode",
-        "redeem_hint": "Scannen oder tippen Sie diesen Code am Automaten, um Ihr Bargeld abzuholen.",
-        "expires": "Gültig bis",
-        "cashbox": "Geldkassette",
-        "technician": "Techniker",
-        "period_start": "Von",
-        "period_end": "Bis",
-        "notes": "Scheine",
-        "total_notes": "Scheine gesamt",
-        "total": "Summe",
-        "collection_qr": "Zusammenfassung der Leerung",
-        "keep": "Bitte bewahren Sie diesen Beleg auf.",
-        "thanks": "Vielen Dank!",
-    },
-    "es": {
-        "decimal": ",", "thousands": ".",
-        "buy_title": "Compra de bitcoin",
-        "sell_title": "Venta de bitcoin",
-        "redeem_title": "Código de cobro",
-        "collection_title": "Informe de recaudación",
-        "date": "Fecha",
-        "kiosk": "Cajero",
-        "transaction": "Operación",
-        "collection": "Recaudación",
-        "cash_in": "Efectivo ingresado",
-        "cash_out": "Efectivo entregado",
-        "cash_to_collect": "Efectivo a cobrar",
-        "fee": "Comisión",
-        "rate": "Tipo de cambio",
-        "bitcoin_sent": "Bitcoin enviados",
-        "bitcoin_received": "Bitcoin recibidos",
-        "address": "Su dirección bitcoin",
-        "deposit_address": "Dirección de depósito",
-        "txid": "Transacción bitcoin",
-        "pending": "pendiente",
-        "redeem_code": "Código de cobro",
-        "redeem_hint": "Escanee o escriba este código en el cajero para cobrar su efectivo.",
-        "expires": "Válido hasta",
-        "cashbox": "Cajetín",
-        "technician": "Técnico",
-        "period_start": "Desde",
-        "period_end": "Hasta",
-        "notes": "billetes",
-        "total_notes": "Billetes en total",
-        "total": "Total",
-        "collection_qr": "Resumen de la recaudación",
-        "keep": "Conserve este recibo.",
-        "thanks": "¡Gracias!",
-    },
+    language: {**texts.section(language, "format"), **texts.section(language, "receipt")}
+    for language in texts.available_languages()
 }
 
 

@@ -1,0 +1,71 @@
+"""The texts the kiosk shows and prints, one TOML file per language in atm/locale/.
+
+A translator edits one file; every file has the same sections and keys, and the same
+{placeholders} per key (tests/atm/test_locale.py checks). Code asks for a text by
+"section.key"; a language without a file falls back to English and says so in the
+log, never to a blank screen or receipt.
+"""
+
+from __future__ import annotations
+
+import logging
+import string
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+log = logging.getLogger(__name__)
+
+LOCALE_DIR = Path(__file__).with_name("locale")
+DEFAULT_LANGUAGE = "en"
+
+
+class TextsError(ValueError):
+    """A language file that cannot be used; names the file and what is wrong."""
+
+
+def available_languages() -> list[str]:
+    return sorted(p.stem for p in LOCALE_DIR.glob("*.toml"))
+
+
+@lru_cache(maxsize=None)
+def _load(language: str) -> Mapping[str, Mapping[str, str]]:
+    path = LOCALE_DIR / f"{language}.toml"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise TextsError(f"{path}: not valid TOML: {exc}") from None
+    for section, entries in data.items():
+        if not isinstance(entries, dict) or not all(isinstance(v, str) for v in entries.values()):
+            raise TextsError(f"{path}: [{section}] must hold only text values")
+    return data
+
+
+def catalogue(language: str) -> Mapping[str, Mapping[str, str]]:
+    """All sections of `language`, or English when there is no such file."""
+    if language not in available_languages():
+        log.warning("no texts for language %r (have %s); using %s", language, ", ".join(available_languages()),
+                    DEFAULT_LANGUAGE)
+        language = DEFAULT_LANGUAGE
+    return _load(language)
+
+
+def section(language: str, name: str) -> dict[str, str]:
+    return dict(catalogue(language).get(name, {}))
+
+
+def text(language: str, key: str, **values: Any) -> str:
+    """The text `key` ("section.name") in `language`, with {placeholders} filled in.
+    A key missing from a language falls back to English; a key missing from English
+    is a programming error and raises KeyError."""
+    section_name, _, name = key.partition(".")
+    entries = catalogue(language).get(section_name, {})
+    template = entries.get(name)
+    if template is None:
+        template = _load(DEFAULT_LANGUAGE)[section_name][name]
+    return template.format(**values) if values else template
+
+
+def placeholders(template: str) -> set[str]:
+    return {field for _, field, _, _ in string.Formatter().parse(template) if field}

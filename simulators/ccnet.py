@@ -442,6 +442,8 @@ class CcnetSimulator:
                 "returned": list(self._returned), "rejected": list(self._rejected),
                 "jam": self._jam, "stacker_full": self._cassette_full, "stacker_open": self._cassette_out,
                 "stalled": self._stall_then is not None and self._phase == "stacking",
+                # False while an event the controller must acknowledge (STACKED...) is unacknowledged.
+                "event_acked": self._acked or self._phase not in _NEEDS_ACK,
                 "connected": self._link.connected, "acks_received": self.acks_received,
                 "acks_lost": self.acks_lost, "resets_received": self.resets_received,
                 "faults_pending": len(self._faults),

@@ -69,8 +69,9 @@ def transport(request) -> str:
 
 
 @pytest.fixture
-def sim_options() -> dict:
-    return {}
+def sim_options(request) -> dict:
+    """Simulator keyword arguments; a test sets them with parametrize(..., indirect=True)."""
+    return dict(getattr(request, "param", {}))
 
 
 @pytest.fixture

@@ -112,6 +112,7 @@ class CcnetSimulator:
         self._failure_code = 0
         self._jam: str | None = None
         self._stall_then: str | None = None
+        self._frozen = False
         self._paused_from: str | None = None
         self._hold_until = 0.0
 
@@ -155,7 +156,7 @@ class CcnetSimulator:
 
     def _tick(self) -> None:
         """Advance the mechanism by wall time: each step takes step_s."""
-        if self._jam or self._phase in ("power_up", "failure", "pause"):
+        if self._jam or self._frozen or self._phase in ("power_up", "failure", "pause"):
             return
         now = time.monotonic()
         elapsed = now - self._phase_since
@@ -416,6 +417,12 @@ class CcnetSimulator:
         with self._lock:
             self._faults.extend([(kind, delay_s)] * count)
 
+    def stall(self, on: bool = True) -> None:
+        """Freeze the mechanism in whatever state it is in (a hung motor); a reset from the
+        controller, or a power cycle, un-freezes it."""
+        with self._lock:
+            self._frozen = bool(on)
+
     def pause(self, on: bool = True) -> None:
         """A second note pushed in while the first is stacking: the unit pauses until it is pulled."""
         with self._lock:
@@ -441,7 +448,7 @@ class CcnetSimulator:
                 "stacked": list(self._stacked), "cashbox": len(self._stacked),
                 "returned": list(self._returned), "rejected": list(self._rejected),
                 "jam": self._jam, "stacker_full": self._cassette_full, "stacker_open": self._cassette_out,
-                "stalled": self._stall_then is not None and self._phase == "stacking",
+                "stalled": self._frozen or (self._stall_then is not None and self._phase == "stacking"),
                 # False while an event the controller must acknowledge (STACKED...) is unacknowledged.
                 "event_acked": self._acked or self._phase not in _NEEDS_ACK,
                 "connected": self._link.connected, "acks_received": self.acks_received,

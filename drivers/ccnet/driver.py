@@ -809,8 +809,7 @@ class CcnetValidator(BillValidator):
 
     def _on_returned(self, bill_type: int) -> None:
         note = self._note
-        if note is not None and (note.returned_reported or note.credited) and note.bill_type == bill_type \
-                and note.returned_reported:
+        if note is not None and note.returned_reported and note.bill_type == bill_type:
             return                               # the unit repeats RETURNED: our ACK was lost
         if note is None or note.credited or note.returned_reported:
             note = _Note(bill_type=bill_type, value=self._table.get(bill_type), seen_at=time.monotonic())

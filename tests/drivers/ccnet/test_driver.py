@@ -80,7 +80,7 @@ def test_nothing_is_credited_while_the_note_waits_in_escrow(sim, log, make_drive
     assert credits == [] and log.of(NoteCredited) == []
 
 
-@pytest.mark.parametrize("sim_options", [{"escrow_hold_s": 0.3}], indirect=True)
+@pytest.mark.parametrize("sim_options", [{"escrow_hold_s": 0.6}], indirect=True)
 def test_hold_keeps_the_note_in_escrow_while_the_application_takes_longer_than_the_unit_waits(
         sim, log, make_driver, credits, wait_until):
     """The unit returns an escrowed note by itself after escrow_hold_s (10 s on a real one).
@@ -91,7 +91,7 @@ def test_hold_keeps_the_note_in_escrow_while_the_application_takes_longer_than_t
     insert(sim, 1000, wait_until)
     assert escrowed.wait(5)
     # The application decides after three times the unit's own escrow time-out.
-    threading.Event().wait(0.9)
+    threading.Event().wait(1.8)
     assert sim.state()["returned"] == []
     driver.stack()
     log.wait_for(lambda e: isinstance(e, NoteCredited))
@@ -255,6 +255,20 @@ def test_power_cycle_re_initialises_and_enables_again(sim, log, make_driver, wai
                what="reset and enabled again")
     insert(sim, 500, wait_until)
     log.wait_for(lambda e: isinstance(e, NoteCredited))
+
+
+def test_a_hung_mechanism_is_reset_by_the_watchdog_and_the_unit_takes_notes_again(sim, log, make_driver, wait_until):
+    make_driver(stuck_timeout=0.3)
+    resets = sim.state()["resets_received"]
+    insert(sim, 1000, wait_until)
+    sim.stall(True)                       # frozen while accepting the note
+    event = log.wait_for(status_event(DeviceState.HARDWARE_ERROR, "stuck in accepting"))
+    assert event.code == "0x15"
+    wait_until(lambda: sim.state()["resets_received"] == resets + 1, what="watchdog reset")
+    wait_until(lambda: sim.state()["returned"] == [1000], what="note given back by the reset")
+    insert(sim, 2000, wait_until)
+    credited = log.wait_for(lambda e: isinstance(e, NoteCredited))
+    assert credited.value == Fiat(2000, EUR)
 
 
 # -- stall, resolve_note ---------------------------------------------------------------------

@@ -56,11 +56,12 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--driver", choices=sorted(DRIVERS), required=True, help="validator protocol")
+    parser.add_argument("--driver", choices=list(DRIVERS), required=True, help="validator protocol")
     parser.add_argument("--port", required=True, help="pyserial URL: /dev/ttyUSB0, socket://HOST:PORT, a pty path")
     parser.add_argument("--currency", default=None, help="ISO 4217 code of the notes (default: what the device says)")
     parser.add_argument("--denomination", action="append", default=[], metavar="CODE=MINOR",
-                        help="override one denomination (escrow code or channel = minor units), repeatable; "
+                        help="override one denomination (ID-003 escrow code, SSP channel or ccNet bill type = "
+                             "minor units), repeatable; "
                              "needs --currency")
     parser.add_argument("--encrypted", action="store_true",
                         help="SSP only: key exchange first, then every command encrypted (eSSP)")

@@ -632,7 +632,7 @@ class CcnetValidator(BillValidator):
         elif state == State.HOLDING:
             self._online()
             if self._note is not None:
-                self._decide_pending(self._note, now)
+                self._decide_pending(self._note, now, resend=bool(self._note.sent))
         elif state in (State.STACKING, State.RETURNING):
             self._online()
         elif state == State.STACKED:
@@ -723,14 +723,12 @@ class CcnetValidator(BillValidator):
             note = self._note
             if note is None or note.bill_type != bill_type or note.credited or note.returned_reported:
                 note, announce = self._new_escrow(bill_type, now)
-            elif note.sent:
-                # The unit acknowledged our decision yet the note is still in escrow: the
-                # ACK was stale or the command lost. Send it again.
-                note.sent = ""
         if announce is not None:
             # Outside the lock: the application may answer stack() from inside its sink.
             self._emit(announce)
-        self._decide_pending(note, now)
+        # A decision the unit acknowledged while the note is still in escrow was stale or
+        # lost: send it again (a unit already moving answers ILLEGAL COMMAND, which is harmless).
+        self._decide_pending(note, now, resend=bool(note.sent))
 
     def _new_escrow(self, bill_type: int, now: float) -> tuple[_Note, NoteEscrowed | None]:
         value = self._table.get(bill_type)
@@ -744,12 +742,14 @@ class CcnetValidator(BillValidator):
             return note, None
         return note, NoteEscrowed(device=self.name, value=value, code=_hex(bill_type))
 
-    def _decide_pending(self, note: _Note, now: float) -> None:
+    def _decide_pending(self, note: _Note, now: float, resend: bool = False) -> None:
         """Send the decision for the note in escrow, or HOLD it while the application decides."""
-        if note.sent or note.credited or note.returned_reported:
+        if (note.sent and not resend) or note.credited or note.returned_reported:
             return
         with self._lock:
-            if note.own_return_reason:
+            if resend:
+                decision = note.sent
+            elif note.own_return_reason:
                 decision = "return"
             elif note.app_decision:
                 decision = note.app_decision

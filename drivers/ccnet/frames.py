@@ -114,9 +114,7 @@ FAILURES = {
 }
 
 BILL_TYPES = 24
-BARCODE_BILL_TYPE = 23           # the documented bill type for a barcode coupon
 BILL_TABLE_BYTES = 5 * BILL_TYPES
-IDENTIFICATION_BYTES = 34
 
 
 def crc16(data: bytes) -> int:

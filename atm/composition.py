@@ -20,6 +20,7 @@ from atm.kiosk import DeviceSet
 _DRIVERS: dict[str, dict[str, tuple[str, str | None]]] = {
     "validator": {"id003": ("drivers.id003.driver:Id003Validator", "port"),
                   "ssp": ("drivers.ssp.driver:SspValidator", "port"),
+                  "ccnet": ("drivers.ccnet.driver:CcnetValidator", "port"),
                   "standin": ("simulators.standin:StandinValidator", None)},
     "printer": {"escpos": ("drivers.escpos.driver:EscposPrinter", "port"),
                 "standin": ("simulators.standin:StandinPrinter", None)},

@@ -20,7 +20,7 @@ SAMPLE_ADDRESSES = {
     "main": "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
 }
 
-VALIDATORS = ("id003", "ssp", "standin")
+VALIDATORS = ("id003", "ssp", "ccnet", "standin")
 PRINTERS = ("escpos", "standin")
 SCANNERS = ("camera", "serial", "standin")
 
@@ -52,6 +52,11 @@ class SimulatedWorld:
             from simulators.ssp import SspSimulator
             sim = SspSimulator(currency=self.currency)
             tables["validator"] = {"driver": "ssp", "port": sim.start("tcp"), "poll_interval": 0.1}
+            self.sims["validator"] = sim
+        elif v == "ccnet":
+            from simulators.ccnet import CcnetSimulator
+            sim = CcnetSimulator(currency=self.currency)
+            tables["validator"] = {"driver": "ccnet", "port": sim.start("tcp"), "poll_interval": 0.1}
             self.sims["validator"] = sim
         else:
             tables["validator"] = {"driver": "standin"}

@@ -1,7 +1,9 @@
 """`atm device print-test`: print a test receipt on one printer and report the status it read.
 
 A bench tool for technicians: no kiosk, no journal. It says in plain words
-why nothing printed (port does not open, paper out, printer silent or offline).
+why nothing printed (port does not open, paper out, printer silent or offline), and
+exits as every `atm device` tool: 0 printed, 1 the printer failed or refused, 2 usage or
+configuration error, including a port that does not open.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import sys
 from datetime import datetime, timezone
 
+from atm.device_tool import EXIT_CODES, EXIT_DEVICE, EXIT_OK, exit_code_for, standalone
 from hal.errors import ConfigurationError, DeviceError
 from hal.printer import PairLine, PrinterStatus, QrBlock, Receipt, Rule, TextLine
 
@@ -21,7 +24,8 @@ _PAPER_WORDS = {"ok": "paper ok", "nearEnd": "paper near end", "out": "paper out
 
 def register(subparsers: "argparse._SubParsersAction") -> None:
     parser = subparsers.add_parser(
-        "print-test", help="print a test receipt and report the printer's paper and online status")
+        "print-test", help="print a test receipt and report the printer's paper and online status",
+        epilog=EXIT_CODES)
     parser.add_argument("--driver", choices=("escpos",), required=True, help="printer protocol")
     parser.add_argument("--port", required=True,
                         help="pyserial URL (/dev/ttyUSB0, socket://HOST:9100, a pty path) or usb://VID:PID")
@@ -68,12 +72,14 @@ def run(args: argparse.Namespace) -> int:
 
     result: dict[str, object] = {"driver": args.driver, "port": args.port, "printed": False, "error": None}
     status: PrinterStatus | None = None
+    exit_code = EXIT_OK
     try:
         printer = EscposPrinter(args.port, name="printer", width_mm=args.width_mm, baudrate=args.baudrate,
                                 link=args.link, native_qr=args.native_qr, status_timeout=args.status_timeout)
         printer.open(lambda event: None)
     except (DeviceError, ConfigurationError) as exc:
         result["error"] = f"cannot open the printer: {exc}"
+        exit_code = exit_code_for(exc)
     else:
         try:
             receipt = build_test_receipt(args.port, args.width_mm, columns_for(args.width_mm), datetime.now(timezone.utc))
@@ -81,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
             result["printed"] = True
         except DeviceError as exc:
             result["error"] = str(exc)
+            exit_code = EXIT_DEVICE
         status = printer.status()
         printer.close()
     result.update(_status_dict(status))
@@ -93,15 +100,12 @@ def run(args: argparse.Namespace) -> int:
         verb = "test receipt sent to" if result["printed"] else "status read from"
         print(f"{verb} {args.port}: printer {status.state.value}, {_PAPER_WORDS[status.paper.value]}"
               + (f" ({status.detail})" if status.detail else ""))
-    return 0 if result["printed"] else 1
+    return exit_code if not result["printed"] else EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the tool on its own (tests, or before atm/cli.py wires it in)."""
-    parser = argparse.ArgumentParser(prog="atm device")
-    register(parser.add_subparsers(dest="device_command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return standalone(register, argv)
 
 
 if __name__ == "__main__":

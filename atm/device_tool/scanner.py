@@ -1,6 +1,7 @@
 """`atm device scan`: read one code from a camera or a serial scanner and say
-what it is. A bench tool for technicians: no kiosk, no journal. It exits
-non-zero when nothing was read before the timeout, so scripts can use it.
+what it is. A bench tool for technicians: no kiosk, no journal. Exit codes as every
+`atm device` tool: 0 a code was read, 1 nothing read before the timeout (or the scanner
+failed), 2 usage or configuration error, including a source or port that does not open.
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ import queue
 import sys
 import time
 
+from atm.device_tool import EXIT_CODES, EXIT_DEVICE, EXIT_OK, EXIT_USAGE, exit_code_for
 from atm.payloads import NETWORK_NAMES, PayloadError, parse_payload, payload_kind
 from hal.errors import ConfigurationError, DeviceError
 from hal.events import CodeScanned, DeviceStatusChanged, Event
+from hal.status import DeviceState
 
-EXIT_NOTHING_READ = 1
-EXIT_DEVICE_ERROR = 3
+EXIT_NOTHING_READ = EXIT_DEVICE
 
 
 def register(subparsers: "argparse._SubParsersAction") -> None:
     parser = subparsers.add_parser(
-        "scan", help="read one QR/barcode from a camera or serial scanner and show what it is")
+        "scan", help="read one QR/barcode from a camera or serial scanner and show what it is",
+        epilog=EXIT_CODES)
     parser.add_argument("--driver", choices=("camera", "serial"), required=True, help="scanner kind")
     parser.add_argument("--source", required=True,
                         help="camera: device index (0), image or video file, stream URL, sim://NAME; "
@@ -75,7 +78,14 @@ def run(args: argparse.Namespace) -> int:
         scanner.open(events.put)
     except DeviceError as exc:
         print(f"cannot open the scanner on {args.source}: {exc}", file=sys.stderr)
-        return EXIT_DEVICE_ERROR
+        return exit_code_for(exc)
+    if scanner.state == DeviceState.OFFLINE:
+        # The camera driver reports a source it cannot open as offline rather than raising
+        # (the kiosk keeps retrying it); for the bench tool that is a wrong --source.
+        detail = getattr(scanner, "detail", "") or "it is offline"
+        print(f"cannot open the scanner on {args.source}: {detail}", file=sys.stderr)
+        scanner.close()
+        return EXIT_USAGE
     # Events carry wall-clock times; measure from the same clock.
     started_wall = time.time()
     deadline = time.monotonic() + args.timeout
@@ -107,4 +117,4 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(code.text)
         print(f"kind: {kind} ({words}); decoder: {code.decoder}; {elapsed_ms} ms")
-    return 0
+    return EXIT_OK

@@ -1,9 +1,10 @@
 """`atm device status` and `atm device accept`: bench tools for one bill validator on its port.
 
-Generic over hal.BillValidator (ID-003 or SSP, built by name), no kiosk and no
-journal: the tool is its own small application, deciding at escrow from the room
-left under --max-total. Exit codes: 0 ran as asked, 2 port did not open, 3 device
-did not answer, 4 device answered garbage, 5 other device or configuration error.
+Generic over hal.BillValidator (ID-003, SSP or ccNet, built by name), no kiosk and no
+journal: the tool is its own small application, deciding at escrow from the room left
+under --max-total. Exit codes as every `atm device` tool (atm.device_tool.EXIT_CODES):
+0 ran as asked, 1 the validator failed, refused or did not answer, 2 usage or
+configuration error, including a port that does not open.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import threading
 import time
 from typing import Any
 
+from atm.device_tool import EXIT_CODES, EXIT_DEVICE, EXIT_OK, EXIT_USAGE, exit_code_for, standalone
 from hal.errors import ConfigurationError, DeviceError, DeviceTimeout, PortError, ProtocolError
 from hal.events import DeviceStatusChanged, Event, NoteCredited, NoteEscrowed, NoteReturned
 from hal.money import Fiat
@@ -28,9 +30,8 @@ from hal.validator import BillValidator
 DRIVERS = {
     "id003": "drivers.id003.driver:Id003Validator",
     "ssp": "drivers.ssp.driver:SspValidator",
+    "ccnet": "drivers.ccnet.driver:CcnetValidator",
 }
-
-EXIT_OK, EXIT_PORT, EXIT_SILENT, EXIT_GARBAGE, EXIT_DEVICE = 0, 2, 3, 4, 5
 
 # After the count, limit or timeout is reached, how long a note already on its way
 # into the stacker may take to be credited before the tool gives up on it.
@@ -39,12 +40,13 @@ SETTLE_S = 10.0
 
 def register(subparsers: "argparse._SubParsersAction") -> None:
     status = subparsers.add_parser("status", help="identify a bill validator: model, firmware, serial, "
-                                                  "denominations, state")
+                                                  "denominations, state", epilog=EXIT_CODES)
     _common(status)
     status.set_defaults(func=run_status)
 
     accept = subparsers.add_parser("accept", help="take notes on a bill validator until a count, a total or a "
-                                                  "timeout; stacks what fits, returns what does not")
+                                                  "timeout; stacks what fits, returns what does not",
+                                   epilog=EXIT_CODES)
     _common(accept)
     accept.add_argument("--count", type=int, default=1, metavar="N", help="stop after N notes are credited (default 1)")
     accept.add_argument("--max-total", type=int, default=None, metavar="MINOR",
@@ -54,23 +56,31 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--driver", choices=sorted(DRIVERS), required=True, help="validator protocol")
+    parser.add_argument("--driver", choices=list(DRIVERS), required=True, help="validator protocol")
     parser.add_argument("--port", required=True, help="pyserial URL: /dev/ttyUSB0, socket://HOST:PORT, a pty path")
     parser.add_argument("--currency", default=None, help="ISO 4217 code of the notes (default: what the device says)")
     parser.add_argument("--denomination", action="append", default=[], metavar="CODE=MINOR",
-                        help="override one denomination (escrow code or channel = minor units), repeatable; "
+                        help="override one denomination (ID-003 escrow code, SSP channel or ccNet bill type = "
+                             "minor units), repeatable; "
                              "needs --currency")
+    parser.add_argument("--encrypted", action="store_true",
+                        help="SSP only: key exchange first, then every command encrypted (eSSP)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
 
 def build_driver(driver: str, port: str, *, currency: str | None = None,
-                 denominations: dict[str, int] | None = None) -> BillValidator:
+                 denominations: dict[str, int] | None = None, encrypted: bool = False) -> BillValidator:
     """The named driver class, imported only when asked for."""
     if driver not in DRIVERS:
         raise ConfigurationError(f"unknown validator driver {driver!r}; expected one of {sorted(DRIVERS)}")
+    if encrypted and driver != "ssp":
+        raise ConfigurationError(f"--encrypted is for --driver ssp (eSSP); {driver} has no encryption")
     module_name, _, class_name = DRIVERS[driver].partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(port, name="validator", currency=currency, denominations=denominations)
+    options: dict[str, Any] = {"name": "validator", "currency": currency, "denominations": denominations}
+    if encrypted:
+        options["encrypted"] = True
+    return cls(port, **options)
 
 
 def _parse_denominations(items: list[str]) -> dict[str, int] | None:
@@ -109,7 +119,8 @@ class _Session:
         self.events: queue.Queue[Event] = queue.Queue()
         self.log: list[Event] = []
         self.driver = build_driver(args.driver, args.port, currency=args.currency,
-                                   denominations=_parse_denominations(args.denomination))
+                                   denominations=_parse_denominations(args.denomination),
+                                   encrypted=getattr(args, "encrypted", False))
 
     def device(self) -> dict[str, str]:
         info = self.driver.info()
@@ -137,15 +148,17 @@ class _Session:
 def _fail(args: argparse.Namespace, exc: Exception) -> int:
     """A message a technician can act on, and the exit code for its kind."""
     if isinstance(exc, PortError):
-        code, what = EXIT_PORT, "the port did not open"
+        what = "the port did not open"
+    elif isinstance(exc, ConfigurationError):
+        what = "the options are wrong"
     elif isinstance(exc, DeviceTimeout):
-        code, what = EXIT_SILENT, "the validator did not answer"
+        what = "the validator did not answer"
     elif isinstance(exc, ProtocolError):
-        code, what = EXIT_GARBAGE, "the validator answered with bytes that are not its protocol"
+        what = "the validator answered with bytes that are not its protocol"
     else:
-        code, what = EXIT_DEVICE, "the validator reported a problem"
+        what = "the validator reported a problem"
     print(f"atm device {args.device_command}: {what} ({args.driver} on {args.port}): {exc}", file=sys.stderr)
-    return code
+    return exit_code_for(exc)
 
 
 def _open(session: _Session) -> None:
@@ -189,7 +202,7 @@ def run_status(args: argparse.Namespace) -> int:
 def run_accept(args: argparse.Namespace) -> int:
     if args.count < 1:
         print("atm device accept: --count must be at least 1", file=sys.stderr)
-        return EXIT_DEVICE
+        return EXIT_USAGE
     credited: list[int] = []
     credit_lock = threading.Lock()
 
@@ -286,7 +299,7 @@ def run_accept(args: argparse.Namespace) -> int:
     if state == DeviceState.OFFLINE:
         print(f"atm device accept: the validator stopped answering on {args.port}; check its power and cable",
               file=sys.stderr)
-        return EXIT_SILENT
+        return EXIT_DEVICE
     if in_flight:
         print(f"atm device accept: a note sent to the stacker was not credited within {SETTLE_S:g} s; "
               f"check the stacker", file=sys.stderr)
@@ -303,11 +316,7 @@ def _money(minor: int, currency: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m atm.device_tool.validator status|accept ...`, the same as `atm device ...`."""
-    parser = argparse.ArgumentParser(prog="atm device")
-    sub = parser.add_subparsers(dest="device_command", required=True, metavar="COMMAND")
-    register(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return standalone(register, argv)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""`atm device status|accept` against the ID-003 simulator (pty and TCP), and the
-error paths a technician meets: a port that does not open, a silent peer, garbage."""
+"""`atm device status|accept` against the ID-003, SSP and ccNet simulators (pty and TCP),
+and the error paths a technician meets, each with its exit code (0 ok, 1 the device failed
+or refused, 2 usage or configuration error including a port that does not open)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ import time
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
-from atm.device_tool.validator import (
-    EXIT_GARBAGE, EXIT_OK, EXIT_PORT, EXIT_SILENT, _parse_denominations, event_dict, main,
-)
+from atm.device_tool import EXIT_DEVICE, EXIT_OK, EXIT_USAGE
+from atm.device_tool.validator import _parse_denominations, event_dict, main
 from hal.errors import ConfigurationError
 from hal.events import NoteCredited, NoteReturned
 from hal.money import Fiat
@@ -129,7 +129,7 @@ def test_accept_returns_a_note_with_no_configured_value(sim, capsys):
 def test_port_that_does_not_open_exits_with_a_message_naming_it(capsys):
     code = main(["accept", "--driver", "id003", "--port", "/dev/ttyNOPE-tool", "--json"])
     err = capsys.readouterr().err
-    assert code == EXIT_PORT
+    assert code == EXIT_USAGE
     assert "/dev/ttyNOPE-tool" in err and "did not open" in err
 
 
@@ -174,8 +174,8 @@ class Peer:
 
 
 @pytest.mark.parametrize("garbage, exit_code, words", [
-    (False, EXIT_SILENT, "did not answer"),
-    (True, EXIT_GARBAGE, "not its protocol"),
+    (False, EXIT_DEVICE, "did not answer"),
+    (True, EXIT_DEVICE, "not its protocol"),
 ])
 @pytest.mark.parametrize("command", ["status", "accept"])
 def test_bad_peer_exits_non_zero_with_a_message_a_technician_can_act_on(capsys, garbage, exit_code, words, command):
@@ -192,7 +192,7 @@ def test_bad_peer_exits_non_zero_with_a_message_a_technician_can_act_on(capsys, 
 
 def test_bad_denomination_option_is_a_clear_error(sim, capsys):
     code = main(["status", "--driver", "id003", "--port", sim.url, "--currency", "EUR", "--denomination", "0x61"])
-    assert code != EXIT_OK
+    assert code == EXIT_USAGE
     assert "CODE=MINOR" in capsys.readouterr().err
 
 
@@ -259,3 +259,125 @@ def test_denomination_options_parse_or_raise_a_configuration_error(items):
         assert "CODE=MINOR" in str(exc)
         return
     assert table is None or all(isinstance(v, int) and v >= 0 for v in table.values())
+
+
+# -- ccNet, --encrypted, exit codes for every failure kind ----------------------------------
+
+@pytest.mark.parametrize("transport", ["tcp", "pty"])
+def test_the_same_tool_drives_a_ccnet_validator(capsys, transport):
+    from simulators.ccnet import CcnetSimulator
+    simulator = CcnetSimulator(step_s=0.02)
+    url = simulator.start(transport)
+    try:
+        code, status = run_json(capsys, ["status", "--driver", "ccnet", "--port", url, "--json"])
+        assert code == EXIT_OK
+        assert status["device"] == {"model": "SM-SIM-3300", "firmware": "", "serial": "CCSIM0000001"}
+        assert status["currency"] == "EUR" and status["state"] == "online"
+        assert status["denominations"] == [500, 1000, 2000, 5000, 10000, 20000]
+        assert status["table"]["0x03"] == 1000
+
+        def customer():
+            for minor in (2000, 500):
+                wait_until(lambda: simulator.insert_note(minor))
+
+        threading.Thread(target=customer, daemon=True).start()
+        code, result = run_json(capsys, ["accept", "--driver", "ccnet", "--port", url, "--count", "2",
+                                         "--timeout", "20", "--json"])
+        assert code == EXIT_OK
+        assert result["credited"] == [2000, 500] and result["total_minor"] == 2500 and result["ended"] == "count"
+        assert simulator.state()["stacked"] == [2000, 500]
+    finally:
+        simulator.stop()
+
+
+def test_accept_with_ccnet_denomination_override_takes_only_the_configured_notes(capsys):
+    from simulators.ccnet import CcnetSimulator
+    simulator = CcnetSimulator(step_s=0.02)
+    url = simulator.start("tcp")
+    try:
+        feed = threading.Thread(target=lambda: wait_until(lambda: simulator.insert_note(500)), daemon=True)
+        feed.start()
+        code, result = run_json(capsys, ["accept", "--driver", "ccnet", "--port", url, "--currency", "EUR",
+                                         "--denomination", "3=1000", "--timeout", "2", "--json"])
+        assert code == EXIT_OK
+        assert result["credited"] == [] and result["ended"] == "timeout"
+        # The unit itself refused the 5.00 note: only bill type 3 was enabled.
+        assert {"type": "NoteRejected", "reason": "denomination inhibited", "code": "0x68"} in result["events"]
+    finally:
+        simulator.stop()
+
+
+@pytest.mark.parametrize("transport", ["tcp"])
+def test_encrypted_ssp_status_and_accept_run_over_essp(capsys, transport):
+    from simulators.ssp import SspSimulator
+    simulator = SspSimulator()
+    url = simulator.start(transport)
+    try:
+        code, status = run_json(capsys, ["status", "--driver", "ssp", "--port", url, "--encrypted", "--json"])
+        assert code == EXIT_OK
+        assert simulator.state()["encrypted"] is True
+
+        def customer():
+            if wait_until(lambda: simulator.state()["enabled"]):
+                simulator.insert_note(1000)
+
+        threading.Thread(target=customer, daemon=True).start()
+        code, result = run_json(capsys, ["accept", "--driver", "ssp", "--port", url, "--encrypted", "--count", "1",
+                                         "--timeout", "20", "--json"])
+        assert code == EXIT_OK and result["credited"] == [1000]
+    finally:
+        simulator.stop()
+
+
+@pytest.mark.parametrize("driver", ["id003", "ccnet"])
+def test_encrypted_on_a_driver_without_encryption_is_a_usage_error(capsys, driver):
+    code = main(["status", "--driver", driver, "--port", "socket://127.0.0.1:9", "--encrypted"])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE and "--encrypted is for --driver ssp" in err
+
+
+@pytest.mark.parametrize("driver", ["id003", "ssp", "ccnet"])
+@pytest.mark.parametrize("command", ["status", "accept"])
+def test_every_driver_exits_2_when_the_port_does_not_open(capsys, driver, command):
+    argv = [command, "--driver", driver, "--port", "/dev/ttyNOPE-exit"]
+    code = main(argv + (["--timeout", "1"] if command == "accept" else []))
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE and "/dev/ttyNOPE-exit" in err
+
+
+@pytest.mark.parametrize("garbage", [False, True])
+def test_a_silent_or_garbage_peer_exits_1_for_ccnet_too(capsys, garbage):
+    peer = Peer(garbage)
+    try:
+        code = main(["status", "--driver", "ccnet", "--port", peer.url])
+    finally:
+        peer.close()
+    assert code == EXIT_DEVICE and peer.url in capsys.readouterr().err
+
+
+def test_count_below_one_is_a_usage_error(capsys):
+    code = main(["accept", "--driver", "ccnet", "--port", "socket://127.0.0.1:9", "--count", "0"])
+    assert code == EXIT_USAGE and "--count" in capsys.readouterr().err
+
+
+def test_an_unknown_driver_is_refused_by_the_command_line_with_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["status", "--driver", "mdb", "--port", "socket://127.0.0.1:9"])
+    assert exit_info.value.code == EXIT_USAGE
+
+
+def test_a_validator_that_goes_silent_during_accept_exits_1(capsys):
+    from simulators.ccnet import CcnetSimulator
+    simulator = CcnetSimulator(step_s=0.02)
+    url = simulator.start("tcp")
+    try:
+        def pull_the_cable():
+            wait_until(lambda: simulator.state()["state"] == "idle_enabled")
+            simulator.fault_next_reply("drop", count=10_000)
+
+        threading.Thread(target=pull_the_cable, daemon=True).start()
+        code = main(["accept", "--driver", "ccnet", "--port", url, "--timeout", "3"])
+    finally:
+        simulator.stop()
+    assert code == EXIT_DEVICE
+    assert "stopped answering" in capsys.readouterr().err

@@ -61,7 +61,7 @@ def test_nothing_read_before_the_timeout_exits_non_zero_and_prints_no_object(tmp
 def test_missing_camera_source_is_explained_on_stderr(tmp_path, capsys):
     missing = tmp_path / "gone.png"
     code, out, err = scan(capsys, "--driver", "camera", "--source", str(missing), "--timeout", "0.3")
-    assert code == 1 and out == ""
+    assert code == 2 and out == ""
     assert "no such device or file" in err
 
 
@@ -90,7 +90,7 @@ def test_serial_scanner_source_reads_a_line(capsys):
                                "ms": json.loads(out)["ms"]}
 
 
-def test_serial_port_that_does_not_open_exits_with_a_device_error(tmp_path, capsys):
+def test_serial_port_that_does_not_open_exits_with_a_usage_error(tmp_path, capsys):
     code, out, err = scan(capsys, "--driver", "serial", "--source", str(tmp_path / "ttyUSB7"), "--timeout", "1")
-    assert code == 3 and out == ""
+    assert code == 2 and out == ""
     assert "ttyUSB7" in err

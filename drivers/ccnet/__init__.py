@@ -1,0 +1,1 @@
+"""CashCode ccNet bill validators: codec (frames.py) and host driver (driver.py)."""

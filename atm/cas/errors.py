@@ -9,6 +9,13 @@ from __future__ import annotations
 from atm.cas.interface import CasError, CasRefused, CasUnavailable
 
 
+def plain_text(text: str, limit: int = 500) -> str:
+    """`text` made safe for a log line, the SQLite store and a terminal: a lone UTF-16
+    surrogate from a hostile answer (JSON's \\ud800) is shown escaped, never raised
+    as UnicodeEncodeError where the refusal is being recorded."""
+    return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class NotPaired(CasError):
     """The state dir holds no pairing: a technician must scan the operator's pairing code."""
 

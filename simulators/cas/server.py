@@ -126,6 +126,8 @@ class CasSimulator:
         self.transactions: dict[str, dict[str, Any]] = {}
         self.transaction_submissions: Counter[str] = Counter()
         self.events: dict[str, dict[str, Any]] = {}
+        self.alert_log: dict[str, dict[str, Any]] = {}   # alert id -> alert, in arrival order
+        self.alert_submissions: Counter[str] = Counter()
         self.invoices: dict[str, Invoice] = {}
         self._next_index = 0
         self._runner: web.AppRunner | None = None
@@ -163,6 +165,8 @@ class CasSimulator:
         app.router.add_post("/v1/sends", self._send)
         app.router.add_post("/v1/transactions", self._transactions)
         app.router.add_post("/v1/events", self._events)
+        app.router.add_post("/v1/alerts", self._alerts)
+        app.router.add_get("/v1/alerts", self._list_alerts)
         app.router.add_post("/v1/sell-invoices", self._sell_invoice)
         app.router.add_get("/v1/sell-invoices/{invoice_id}", self._sell_invoice_status)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -415,8 +419,27 @@ class CasSimulator:
             stored.append({"id": item["id"], "version": 1})
         return self._json({"stored": stored})
 
-    def alerts(self) -> list[dict[str, Any]]:
-        return [event for event in self.events.values() if event.get("kind") == "alert"]
+    async def _alerts(self, request: web.Request) -> web.Response:
+        items = request[BODY].get("alerts")
+        if not isinstance(items, list):
+            return self._json({"error": "'alerts' must be a list"}, 400)
+        stored = []
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not isinstance(item.get("kind"), str):
+                return self._json({"error": "each alert needs a string id and a string kind"}, 400)
+            self.alert_submissions[item["id"]] += 1
+            # Keyed by id: a repeated upload (lost answer, restart) is kept once.
+            self.alert_log.setdefault(item["id"], {**item, "kiosk": request[KIOSK].kiosk_id})
+            stored.append({"id": item["id"], "version": 1})
+        return self._json({"stored": stored})
+
+    async def _list_alerts(self, request: web.Request) -> web.Response:
+        kiosk_id = request[KIOSK].kiosk_id
+        return self._json({"alerts": [alert for alert in self.alert_log.values() if alert["kiosk"] == kiosk_id]})
+
+    def alerts(self, kiosk_id: str | None = None) -> list[dict[str, Any]]:
+        """Alerts the kiosks uploaded, in arrival order (each once), as the operator sees them."""
+        return [alert for alert in self.alert_log.values() if kiosk_id is None or alert["kiosk"] == kiosk_id]
 
     async def _sell_invoice(self, request: web.Request) -> web.Response:
         body = request[BODY]

@@ -58,7 +58,8 @@ def write_settings(tmp_path, **changes):
 def test_signed_bundle_verifies_and_a_tampered_one_does_not(tmp_path, key_path, capsys):
     out = tmp_path / "bundle.json"
     assert main(["sign-bundle", "--key", str(key_path), "--kiosk-id", "kiosk-3", "--version", "7",
-                 "--settings", str(write_settings(tmp_path)), "--out", str(out)]) == 0
+                 "--settings", str(write_settings(tmp_path)), "--rate-bounds", "20000:200000",
+                 "--out", str(out)]) == 0
     pub = str(key_path.parent / "operator.key.pub")
     capsys.readouterr()
     assert main(["verify", str(out), "--pub", pub, "--kiosk-id", "kiosk-3"]) == 0

@@ -18,7 +18,7 @@ import logging
 import sqlite3
 
 from atm.cas.bundle import BundleError, verify_bundle
-from atm.cas.errors import NotPaired, PinMismatch, plain_text
+from atm.cas.errors import NotPaired, PinMismatch, crash_site, plain_text
 from atm.cas.interface import CasError
 from atm.cas.signing import (DocumentError, SignatureInvalid, SignatureMissing, canonical, parse_public_key,
                              strict_json, verify_document)
@@ -88,8 +88,8 @@ async def run_check(state_dir: Path, *, timeout_s: float = 10.0) -> dict[str, An
     try:
         await _check(state_dir, timeout_s, report)
     except Exception as exc:  # the technician gets a report, never a traceback
-        log.exception("atm cas check failed")
-        report["problems"].append(f"the check itself failed ({type(exc).__name__}); see the log")
+        log.error("atm cas check failed (%s)", crash_site(exc))
+        report["problems"].append(f"the check itself failed ({crash_site(exc)})")
     report["problems"] = [plain_text(problem, 1000) for problem in report["problems"]]
     report["ok"] = report["ok"] and not report["problems"]
     return report

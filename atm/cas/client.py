@@ -12,17 +12,17 @@ import asyncio
 import json
 import logging
 import random
-import re
 import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping
 
+from atm.cas.alerts import make_alert, plain_detail
 from atm.cas.bundle import BundleError, ConfigBundle, verify_bundle
 from atm.cas.commands import decide
 from atm.cas.errors import (AddressRefused, AnswerMalformed, AnswerTimeout, NotConfigured, PinMismatch,
-                            RateRefused, RecordRefused, plain_text)
+                            RateRefused, RecordRefused, crash_site, plain_text)
 from atm.cas.interface import CasError, CasRefused, CasUnavailable, KioskSettings, Quote, SendResult
 from atm.cas.signing import DocumentError, key_id, parse_public_key, strict_json
 from atm.cas.state import (BUNDLE_FILE, CERT_FILE, DB_FILE, KEY_FILE, PAIRING_FILE, PairingRecord, Store,
@@ -39,13 +39,6 @@ TX = "tx"
 EVENT = "event"
 ALERT = "alert"
 EVENT_KINDS = ("alert", "fault", "door", "cash_counts", "info")
-# Alerts are for the operator to act on. Any short token is a kind; these are the ones
-# the kiosk and this client raise (docs/cas-protocol.md section 10).
-ALERT_KINDS = ("door_open", "tamper", "fraud_attempt", "wrong_pin", "cashbox_full", "paper_out", "note_parked",
-               "bundle_refused", "pin_mismatch", "command_refused", "rate_refused", "address_refused",
-               "cas_misbehaving")
-ALERT_KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
-SEVERITIES = ("info", "warning", "critical")
 # What the client itself refused -> the alert kind the operator sees.
 _REFUSAL_ALERTS = {"pin": "pin_mismatch", "bundle": "bundle_refused", "command": "command_refused",
                    "rate": "rate_refused", "sell-address": "address_refused", "sell-invoice": "address_refused",
@@ -212,16 +205,15 @@ class CasClient:
     def _enqueue_event(self, kind: str, detail: Mapping[str, Any]) -> str:
         event_id = str(uuid.uuid4())
         self._store.enqueue(EVENT, event_id, 1, {"id": event_id, "kind": kind, "at": int(time.time()),
-                                                 "detail": _json_detail(detail)})
+                                                 "detail": plain_detail(detail)})
         self._work.set()
         return event_id
 
     def _enqueue_alert(self, kind: str, severity: str, detail: Mapping[str, Any]) -> str:
-        alert_id = str(uuid.uuid4())
-        self._store.enqueue(ALERT, alert_id, 1, {"id": alert_id, "kind": kind, "severity": severity,
-                                                 "at": int(time.time()), "detail": _json_detail(detail)})
+        alert = make_alert(kind, detail, severity)
+        self._store.enqueue(ALERT, alert["id"], 1, alert)
         self._work.set()
-        return alert_id
+        return alert["id"]
 
     async def report_alert(self, kind: str, detail: Mapping[str, Any] | None = None,
                            severity: str = "warning") -> str:
@@ -229,11 +221,7 @@ class CasClient:
         full, paper out, parked note, ...): durable in the outbox when this returns,
         uploaded to POST /v1/alerts keyed by the returned id, so a restart or an outage
         loses nothing and a repeated upload stores it once. ValueError for a kind that is
-        not a short token or a severity not in SEVERITIES."""
-        if not isinstance(kind, str) or not ALERT_KIND_PATTERN.match(kind):
-            raise ValueError(f"alert kind {kind!r}: expected a short lower-case token like 'door_open'")
-        if severity not in SEVERITIES:
-            raise ValueError(f"alert severity {severity!r}: expected one of {SEVERITIES}")
+        not a short lower-case token or a severity not in atm.cas.alerts.SEVERITIES."""
         alert_id = self._enqueue_alert(kind, severity, detail or {})
         log.warning("alert %s (%s) queued for the operator", kind, severity)
         return alert_id
@@ -283,7 +271,7 @@ class CasClient:
             self._refuse("bundle", exc.reason, str(exc))
             return False
         except Exception as exc:  # a parser gap must end in a refusal, never a dead poll
-            log.exception("CAS bundle could not be judged")
+            log.error("CAS bundle could not be judged (%s)", crash_site(exc))
             self._refuse("bundle", "malformed", f"bundle could not be judged ({type(exc).__name__})")
             return False
         atomic_write(self.state_dir / BUNDLE_FILE, json.dumps(
@@ -308,8 +296,8 @@ class CasClient:
         if self.on_settings is not None:
             try:
                 self.on_settings(bundle.kiosk_settings())
-            except Exception:
-                log.exception("kiosk failed to take CAS configuration version %d", bundle.version)
+            except Exception as exc:
+                log.error("kiosk failed to take CAS configuration version %d (%s)", bundle.version, crash_site(exc))
         return True
 
     def _stored_version_floor(self) -> int | None:
@@ -325,9 +313,8 @@ class CasClient:
         body = {"protocol": PROTOCOL_VERSION, "config_version": self._bundle.version if self._bundle else None,
                 "ack_commands": list(self._pending_acks), "outbox": self._store.queue_length(),
                 "remote_state": self._store.get("remote_state", "active")}
-        raw = await self._request("POST", "/v1/poll", body)
         try:
-            answer = self._parse(parse_poll, raw)
+            answer = self._parse(parse_poll, await self._request("POST", "/v1/poll", body))
         except AnswerMalformed:
             # A server answering junk gives no price: the rates it gave before end too.
             self._rates, self._refused_rates = {}, {}
@@ -346,7 +333,7 @@ class CasClient:
             try:
                 await self._handle_command(doc)
             except Exception as exc:
-                log.exception("CAS remote command could not be judged")
+                log.error("CAS remote command could not be judged (%s)", crash_site(exc))
                 self._command_failed(doc, exc)
         current = self._bundle.version if self._bundle else None
         if answer.config_version is not None and answer.config_version != current and answer.config_version > 0:
@@ -375,8 +362,7 @@ class CasClient:
             except Exception as exc:  # a bug here must not stop the kiosk from retrying
                 failures += 1
                 delay = max(self.poll_interval_s, self._backoff(failures))
-                # The type and the traceback only: a message could echo what a hostile server sent.
-                log.error("CAS poll crashed (%s); next try in %.1f s", type(exc).__name__, delay, exc_info=True)
+                log.error("CAS poll crashed (%s); next try in %.1f s", crash_site(exc), delay)
             await asyncio.sleep(delay)
 
     def _backoff(self, failures: int) -> float:
@@ -433,8 +419,8 @@ class CasClient:
             if self.on_command is not None:
                 try:
                     await self.on_command(command.name, dict(command.args))
-                except Exception:
-                    log.exception("kiosk failed to carry out remote command %s", command.name)
+                except Exception as exc:
+                    log.error("kiosk failed to carry out remote command %s (%s)", command.name, crash_site(exc))
             if command.name == "unpair":
                 self._unpair()
             result = "done"
@@ -620,7 +606,7 @@ class CasClient:
             except Exception as exc:
                 failures += 1
                 delay = max(self.backoff_base_s, self._backoff(failures))
-                log.error("CAS upload crashed (%s); next try in %.1f s", type(exc).__name__, delay, exc_info=True)
+                log.error("CAS upload crashed (%s); next try in %.1f s", crash_site(exc), delay)
             # New records must not shorten the backoff (that would hammer a CAS that
             # is down); a successful poll may, since the CAS is evidently back.
             self._contact.clear()
@@ -663,10 +649,3 @@ class CasClient:
             "refusals": self._store.refusals(),
         }
 
-
-def _json_detail(detail: Mapping[str, Any]) -> dict[str, Any]:
-    """An alert's or event's detail as plain JSON (Fiat, Decimal and the like become text),
-    so a caller's value object can never make the durable write fail."""
-    if not isinstance(detail, Mapping):
-        raise ValueError(f"detail must be a mapping, got {type(detail).__name__}")
-    return json.loads(json.dumps(dict(detail), default=str))

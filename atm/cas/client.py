@@ -648,4 +648,3 @@ class CasClient:
             "last_error": self._last_error,
             "refusals": self._store.refusals(),
         }
-

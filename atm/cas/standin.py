@@ -105,6 +105,8 @@ class StandinCas:
             raise CasUnavailable("stand-in CAS set unavailable")
 
 
-def standin_settings(min_buy: Fiat, max_buy: Fiat, fee_percent: str, pin_hash: str | None) -> KioskSettings:
+def standin_settings(min_buy: Fiat, max_buy: Fiat, fee_percent: str, pin_hash: str | None, *,
+                     fixed_fee: Fiat | None = None, quote_max_age_s: int = 60) -> KioskSettings:
     return KioskSettings(version=0, min_buy=min_buy, max_buy=max_buy, fee_percent=Decimal(fee_percent),
-                         technician_pin_hash=pin_hash)
+                         technician_pin_hash=pin_hash, fixed_fee=fixed_fee if fixed_fee and fixed_fee.minor else None,
+                         quote_max_age_s=quote_max_age_s)

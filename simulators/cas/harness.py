@@ -39,7 +39,7 @@ from typing import Any, Mapping
 from embit import bip32
 from embit.networks import NETWORKS
 
-from atm.cas.bundle import BUNDLE_FORMAT, BUNDLE_TYPE
+from atm.cas.bundle import BUNDLE_FORMAT, BUNDLE_TYPE, parse_payload
 from atm.cas.client import CasClient
 from atm.cas.commands import COMMAND_TYPE
 from atm.cas.pairing import PairingOffer, PairingResult, encode_pairing_code, pair
@@ -136,10 +136,14 @@ class SimulatedOperator:
         return sign_payload(payload, key or self.operator_key)
 
     def publish(self, *, trust: Mapping[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
-        """Sign the next bundle version (settings updated by `changes`) and put it on the CAS."""
-        self.settings.update({key: _signable(value) for key, value in changes.items()})
-        self.version += 1
-        doc = self.sign_bundle(version=self.version, trust=trust)
+        """Sign the next bundle version (settings updated by `changes`) and put it on the CAS.
+
+        Like the operator's tool, it signs nothing a kiosk would refuse: BundleError names
+        the setting (a test that wants a bad bundle signs it with sign_bundle)."""
+        settings = {**self.settings, **{key: _signable(value) for key, value in changes.items()}}
+        doc = self.sign_bundle(version=self.version + 1, settings=settings, trust=trust)
+        parse_payload(doc["payload"])
+        self.settings, self.version = settings, self.version + 1
         self.cas.publish_bundle(doc)
         return doc
 

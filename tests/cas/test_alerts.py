@@ -156,3 +156,11 @@ async def test_standin_signs_its_own_rate_into_bounds(tmp_path):
     standin = _standin(tmp_path)
     low, high = standin.settings().rate_bounds
     assert low <= (await standin.quote("EUR")).rate <= high
+
+
+async def test_standin_settings_carry_a_fixed_fee_into_its_quote(tmp_path):
+    from atm.cas.standin import standin_settings
+    settings = standin_settings(Fiat(500, "EUR"), Fiat(100_000, "EUR"), "5", None, fixed_fee=Fiat(100, "EUR"))
+    standin = StandinCas(tmp_path / "ledger.sqlite", settings=settings)
+    assert (await standin.quote("EUR")).fixed_fee == Fiat(100, "EUR")
+    assert standin.settings().fixed_fee == Fiat(100, "EUR")

@@ -174,3 +174,12 @@ def test_bundle_signed_by_another_key_with_bounds_is_still_refused():
     with pytest.raises(BundleError) as info:
         verify(sign_payload(payload(), generate_operator_key()))
     assert info.value.reason == "bad-signature"
+
+
+async def test_simulated_operator_signs_default_bounds_around_its_rate_and_refuses_a_bad_publish(operator):
+    from atm.cas.bundle import parse_payload
+    bundle = parse_payload(operator.cas.current_bundle()["payload"])
+    assert bundle.rate_bounds == {"EUR": (Decimal("6000"), Decimal("600000"))}
+    with pytest.raises(BundleError, match="fixed_fee_minor"):
+        operator.publish(fixed_fee_minor=500)
+    assert operator.version == 1 and len(operator.cas.bundles) == 1

@@ -42,7 +42,13 @@ HOSTILE_MODES = (
     "slow",                   # answers later than any client waits
     "malformed",              # answers that are not the protocol
     "redirect",               # answers 307 to another server (redirect_to), which would get the body
+    "surrogate-bundle",       # a newer, signed-looking bundle holding a lone UTF-16 surrogate (JSON "\\ud800")
+    "surrogate-command",      # a signed-looking "activate" holding a lone UTF-16 surrogate
+    "absurd-rate",            # every rate 1E-30: a price no currency has, which once overflowed the journal
+    "split-answers",          # honest answers sent in two TLS records 300 ms apart (a slow link, not an attack)
 )
+SPLIT_PAUSE_S = 0.3
+LONE_SURROGATE = json.loads('"\\ud800"')
 OVERSIZED_BYTES = 2 * 1024 * 1024
 KIOSK: web.RequestKey["KioskRecord | None"] = web.RequestKey("kiosk", object)  # type: ignore[arg-type]
 BODY: web.RequestKey[Any] = web.RequestKey("body", object)
@@ -306,7 +312,23 @@ class CasSimulator:
             padded = json.loads(response.body)
             padded["padding"] = "x" * OVERSIZED_BYTES
             return self._json(padded)
+        if "split-answers" in modes and isinstance(response, web.Response) and response.body is not None:
+            return await self._split(request, response)
         return response
+
+    async def _split(self, request: web.Request, response: web.Response) -> web.StreamResponse:
+        # The answer a slow link delivers: its first half, a pause, then the rest; the
+        # kiosk must judge the whole body, never the first record alone.
+        body = bytes(response.body)  # type: ignore[arg-type]
+        stream = web.StreamResponse(status=response.status, headers={
+            "Content-Type": response.content_type, PROTOCOL_HEADER: str(PROTOCOL_VERSION)})
+        stream.content_length = len(body)
+        await stream.prepare(request)
+        await stream.write(body[:len(body) // 2])
+        await asyncio.sleep(SPLIT_PAUSE_S)
+        await stream.write(body[len(body) // 2:])
+        await stream.write_eof()
+        return stream
 
     def _json(self, obj: dict[str, Any], status: int = 200) -> web.Response:
         if status == 200:
@@ -336,6 +358,11 @@ class CasSimulator:
             return self.bundles[0]
         if current is None:
             return None
+        if "surrogate-bundle" in modes:
+            payload = json.loads(json.dumps(current["payload"]))
+            payload["version"] += 1
+            payload["settings"]["currency"] += LONE_SURROGATE
+            return {"payload": payload, "sig": "A" * 86}
         if "unsigned-bundle" in modes or "foreign-signed-bundle" in modes:
             # The attacker's idea of a configuration: its own wallet, no fee, huge limits.
             payload = json.loads(json.dumps(current["payload"]))
@@ -365,10 +392,18 @@ class CasSimulator:
         if "unsigned-activate" in self.hostile.modes:
             commands.append({"payload": {"type": "atm-command", "kiosk_id": kiosk.kiosk_id, "name": "activate",
                                          "id": f"rogue-{time.time_ns()}", "sequence": 10**9, "args": {}}})
+        if "surrogate-command" in self.hostile.modes:
+            commands.append({"payload": {"type": "atm-command", "kiosk_id": kiosk.kiosk_id, "name": "activate",
+                                         "id": "rogue-surrogate", "sequence": 10**9,
+                                         "args": {"note": LONE_SURROGATE}},
+                             "sig": "A" * 86})
         served = self._served_bundle()
+        rates = dict(self.rates)
+        if "absurd-rate" in self.hostile.modes:
+            rates = {currency: "1E-30" for currency in rates}
         return self._json({"server_time": int(time.time()),
                            "config_version": served["payload"]["version"] if served else None,
-                           "rates": dict(self.rates), "texts": dict(self.texts), "commands": commands})
+                           "rates": rates, "texts": dict(self.texts), "commands": commands})
 
     async def _config(self, request: web.Request) -> web.Response:
         return self._json({"bundle": self._served_bundle()})

@@ -91,9 +91,29 @@ def cmd_pairing_code(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rate_bounds_option(text: str, settings: Any) -> dict[str, list[str]]:
+    """--rate-bounds [CUR=]LOWEST:HIGHEST -> {"CUR": ["LOWEST", "HIGHEST"]} (CUR: the settings' currency)."""
+    currency, _, pair = text.rpartition("=")
+    if not currency:
+        currency = settings.get("currency") if isinstance(settings, dict) else None
+        if not isinstance(currency, str):
+            raise OperatorToolError("--rate-bounds: the settings name no currency; write CUR=LOWEST:HIGHEST")
+    low, sep, high = pair.partition(":")
+    if not sep or not low.strip() or not high.strip():
+        raise OperatorToolError(f"--rate-bounds {text!r}: expected [CUR=]LOWEST:HIGHEST, e.g. 20000:200000 "
+                                "(fiat per bitcoin)")
+    return {currency.strip(): [low.strip(), high.strip()]}
+
+
 def cmd_sign_bundle(args: argparse.Namespace) -> int:
     key = load_operator_key(args.key)
     settings = _read_json(args.settings, "settings")
+    if not isinstance(settings, dict):
+        raise OperatorToolError(f"{args.settings}: expected a JSON object of settings")
+    for text in args.rate_bounds or []:
+        settings["rate_bounds"] = {**(settings.get("rate_bounds") or {}), **_rate_bounds_option(text, settings)}
+    if args.quote_max_age is not None:
+        settings["quote_max_age_s"] = args.quote_max_age
     payload: dict[str, Any] = {"type": BUNDLE_TYPE, "format": BUNDLE_FORMAT, "kiosk_id": check_kiosk_id(args.kiosk_id),
                                "version": args.version, "issued_at": int(time.time()), "settings": settings}
     if args.trust:
@@ -198,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", type=int, required=True, help="must be higher than any version signed before")
     p.add_argument("--settings", type=Path, required=True, help="JSON settings (see docs/cas-protocol.md)")
     p.add_argument("--trust", type=Path, help="JSON trust changes: cas_pins and/or operator_key")
+    p.add_argument("--rate-bounds", action="append", metavar="[CUR=]LOWEST:HIGHEST",
+                   help="the range the CAS's unsigned rate must fall in, fiat per bitcoin (required for the "
+                        "settings' currency, here or as rate_bounds in the settings file)")
+    p.add_argument("--quote-max-age", type=int, metavar="SECONDS",
+                   help="a quote older than this is refreshed before the customer commits (default 60)")
     p.add_argument("--out", type=Path)
     p.set_defaults(func=cmd_sign_bundle)
 

@@ -18,6 +18,7 @@ from atm.cas.interface import KioskSettings
 from atm.cas.wallet import WalletError, parse_xpub
 from atm.cas.signing import (DocumentError, SignatureInvalid, SignatureMissing, parse_public_key,
                              strict_json, verify_document)
+from atm.cas.wire import RATE_MAX, RATE_MIN
 from hal.money import Fiat
 
 BUNDLE_TYPE = "atm-config-bundle"
@@ -25,6 +26,11 @@ BUNDLE_FORMAT = 1
 NETWORKS = ("main", "test", "regtest", "signet")
 PAYMENT_HANDLING = ("hold", "refund")
 DEFAULT_MAX_OFFLINE_S = 300
+DEFAULT_QUOTE_MAX_AGE_S = 60
+# A quote younger than 10 s would be refreshed under the customer's finger; one older
+# than 10 minutes lets a customer buy at a price the market left long ago.
+QUOTE_MAX_AGE_RANGE_S = (10, 600)
+MAX_DECIMAL_TEXT = 40
 
 
 class BundleError(DocumentError):
@@ -58,6 +64,7 @@ class ConfigBundle:
     technician_pin_hash: str | None
     max_offline_s: int
     rate_bounds: Mapping[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
+    quote_max_age_s: int = DEFAULT_QUOTE_MAX_AGE_S
     cas_pins: tuple[str, ...] | None = None        # a signed pin change, else None
     operator_key: str | None = None                # a signed operator key rotation, else None
     payload: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -71,7 +78,10 @@ class ConfigBundle:
                           late_payment=self.wallet.late_payment)
         return KioskSettings(version=self.version, min_buy=self.min_buy, max_buy=self.max_buy,
                              fee_percent=self.fee_percent, technician_pin_hash=self.technician_pin_hash,
-                             wallet=wallet)
+                             wallet=wallet, fixed_fee=self.fixed_fee if self.fixed_fee.minor else None,
+                             quote_max_age_s=self.quote_max_age_s,
+                             rate_bounds=self.rate_bounds.get(self.currency),
+                             max_offline_s=self.max_offline_s)
 
 
 def _get(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str, *,
@@ -91,6 +101,8 @@ def _get(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where:
 def _decimal(value: Any, where: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise BundleError(f"bundle {where}: expected a decimal as a string, got {type(value).__name__}")
+    if len(str(value)) > MAX_DECIMAL_TEXT:
+        raise BundleError(f"bundle {where}: a decimal of more than {MAX_DECIMAL_TEXT} characters")
     try:
         result = Decimal(value)
     except (InvalidOperation, ValueError):
@@ -135,6 +147,11 @@ def parse_payload(payload: Mapping[str, Any]) -> ConfigBundle:
         raise BundleError(f"bundle settings: need 0 <= min_buy_minor <= max_buy_minor, got {min_buy.minor}..{max_buy.minor}")
     if fixed_fee.minor < 0:
         raise BundleError("bundle settings.fixed_fee_minor: must not be negative")
+    if fixed_fee.minor and fixed_fee >= min_buy:
+        # The fixed fee is taken once per purchase; at or above the smallest purchase a
+        # customer's cash could buy nothing at all.
+        raise BundleError(f"bundle settings.fixed_fee_minor: {fixed_fee.minor} must be below min_buy_minor "
+                          f"({min_buy.minor}), or a smallest purchase buys nothing")
     fee_percent = _decimal(_get(settings, "fee_percent", (int, str), "settings"), "settings.fee_percent")
     if not Decimal(0) <= fee_percent < Decimal(100):
         raise BundleError(f"bundle settings.fee_percent: expected 0 <= fee < 100, got {fee_percent}")
@@ -145,16 +162,18 @@ def parse_payload(payload: Mapping[str, Any]) -> ConfigBundle:
     max_offline = _get(settings, "max_offline_s", int, "settings", required=False, default=DEFAULT_MAX_OFFLINE_S)
     if max_offline < 0:
         raise BundleError("bundle settings.max_offline_s: must not be negative")
-    rate_bounds = {}
-    bounds_raw = _get(settings, "rate_bounds", dict, "settings", required=False, default={})
-    for cur, pair in bounds_raw.items():
-        where = f"settings.rate_bounds.{cur}"
-        if not isinstance(pair, list) or len(pair) != 2:
-            raise BundleError(f"bundle {where}: expected [lowest, highest] as decimal strings")
-        low, high = _decimal(pair[0], where), _decimal(pair[1], where)
-        if not Decimal(0) < low <= high:
-            raise BundleError(f"bundle {where}: need 0 < lowest <= highest, got {low}..{high}")
-        rate_bounds[cur] = (low, high)
+    quote_max_age = _get(settings, "quote_max_age_s", int, "settings", required=False,
+                         default=DEFAULT_QUOTE_MAX_AGE_S)
+    if not QUOTE_MAX_AGE_RANGE_S[0] <= quote_max_age <= QUOTE_MAX_AGE_RANGE_S[1]:
+        raise BundleError(f"bundle settings.quote_max_age_s: expected {QUOTE_MAX_AGE_RANGE_S[0]}.."
+                          f"{QUOTE_MAX_AGE_RANGE_S[1]} seconds, got {quote_max_age}")
+    rate_bounds = _rate_bounds(_get(settings, "rate_bounds", dict, "settings", required=False, default={}))
+    if currency not in rate_bounds:
+        # Rates come unsigned; without a signed range a compromised CAS could sell the
+        # operator's coins for nothing (or a customer's cash for no coins).
+        raise BundleError(f"bundle settings.rate_bounds: no signed rate range for the kiosk's currency {currency}; "
+                          f"the operator must sign one, e.g. \"rate_bounds\": {{\"{currency}\": [\"LOWEST\", \"HIGHEST\"]}}",
+                          "no-rate-bounds")
     wallet = None
     wallet_raw = _get(settings, "wallet", (dict, type(None)), "settings", required=False)
     if wallet_raw is not None:
@@ -184,8 +203,24 @@ def parse_payload(payload: Mapping[str, Any]) -> ConfigBundle:
     return ConfigBundle(kiosk_id=kiosk_id, version=version, issued_at=issued_at, currency=currency,
                         min_buy=min_buy, max_buy=max_buy, fee_percent=fee_percent, fixed_fee=fixed_fee,
                         coins=tuple(coins_raw), wallet=wallet, technician_pin_hash=pin_hash,
-                        max_offline_s=max_offline, rate_bounds=rate_bounds, cas_pins=cas_pins, operator_key=operator_key,
-                        payload=payload)
+                        max_offline_s=max_offline, rate_bounds=rate_bounds, quote_max_age_s=quote_max_age,
+                        cas_pins=cas_pins, operator_key=operator_key, payload=payload)
+
+
+def _rate_bounds(raw: Mapping[str, Any]) -> dict[str, tuple[Decimal, Decimal]]:
+    bounds = {}
+    for cur, pair in raw.items():
+        where = f"settings.rate_bounds.{cur}"
+        if not (len(cur) == 3 and cur.isascii() and cur.isalpha() and cur.isupper()):
+            raise BundleError(f"bundle settings.rate_bounds: {cur[:10]!r} is not an ISO 4217 currency code")
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise BundleError(f"bundle {where}: expected [lowest, highest] as decimal strings")
+        low, high = _decimal(pair[0], where), _decimal(pair[1], where)
+        if not RATE_MIN <= low <= high <= RATE_MAX:
+            raise BundleError(f"bundle {where}: need {RATE_MIN} <= lowest <= highest <= {RATE_MAX} "
+                              f"(fiat per bitcoin), got {low}..{high}")
+        bounds[cur] = (low, high)
+    return bounds
 
 
 def verify_bundle(data: bytes | Mapping[str, Any], operator_key: Ed25519PublicKey, *, kiosk_id: str,

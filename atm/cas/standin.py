@@ -7,6 +7,7 @@ It never routes real money: the txids it returns are derived from the request id
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sqlite3
@@ -17,14 +18,19 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from hal.money import Fiat, Sats
+from atm.cas.alerts import make_alert
 from atm.cas.interface import CasUnavailable, KioskSettings, Quote, SendResult
 
 
 class StandinCas:
     def __init__(self, ledger_path: str | Path, *, settings: KioskSettings, rate: Decimal = Decimal("50000"),
                  currency: str = "EUR") -> None:
+        if settings.rate_bounds is None:
+            # As an operator would sign them: its own rate sits well inside.
+            settings = dataclasses.replace(settings, rate_bounds=(rate / 10, rate * 10))
         self._settings = settings
-        self._quote = Quote(currency=currency, rate=rate, fee_percent=settings.fee_percent)
+        self._quote = Quote(currency=currency, rate=rate, fee_percent=settings.fee_percent,
+                            fixed_fee=settings.fixed_fee)
         self.available = True          # tests flip this to simulate an outage
         path = Path(ledger_path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,6 +41,8 @@ class StandinCas:
         self._db.execute("CREATE TABLE IF NOT EXISTS sends (request_id TEXT PRIMARY KEY, address TEXT, sats INTEGER,"
                          " txid TEXT, at REAL)")
         self._db.execute("CREATE TABLE IF NOT EXISTS uploads (id TEXT PRIMARY KEY, version INTEGER, record TEXT)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS alerts (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE,"
+                         " kind TEXT, severity TEXT, at REAL, detail TEXT)")
 
     def settings(self) -> KioskSettings:
         return self._settings
@@ -64,9 +72,25 @@ class StandinCas:
             self._db.execute("INSERT OR REPLACE INTO uploads VALUES (?, ?, ?)",
                              (record["id"], record["version"], json.dumps(record, default=str)))
 
+    async def report_alert(self, kind: str, detail: Mapping[str, Any] | None = None,
+                           severity: str = "warning") -> str:
+        """Keep an alert as the CAS would (same arguments as CasClient.report_alert)."""
+        alert = make_alert(kind, detail, severity)
+        with self._lock:
+            self._db.execute("INSERT INTO alerts (id, kind, severity, at, detail) VALUES (?, ?, ?, ?, ?)",
+                             (alert["id"], kind, severity, alert["at"], json.dumps(alert["detail"])))
+        return alert["id"]
+
+    def alerts(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT id, kind, severity, at, detail FROM alerts ORDER BY seq").fetchall()
+        return [{"id": r[0], "kind": r[1], "severity": r[2], "at": r[3], "detail": json.loads(r[4])} for r in rows]
+
     def status(self) -> dict[str, Any]:
+        with self._lock:
+            alerts = self._db.execute("SELECT COUNT(*) FROM alerts").fetchone()[0]
         return {"mode": "standin", "reachable": self.available, "paired": False,
-                "note": "not paired with a CAS: development stand-in"}
+                "note": "not paired with a CAS: development stand-in", "alerts": alerts}
 
     def is_reachable(self, max_offline_s: float) -> bool:
         return self.available
@@ -81,6 +105,8 @@ class StandinCas:
             raise CasUnavailable("stand-in CAS set unavailable")
 
 
-def standin_settings(min_buy: Fiat, max_buy: Fiat, fee_percent: str, pin_hash: str | None) -> KioskSettings:
+def standin_settings(min_buy: Fiat, max_buy: Fiat, fee_percent: str, pin_hash: str | None, *,
+                     fixed_fee: Fiat | None = None, quote_max_age_s: int = 60) -> KioskSettings:
     return KioskSettings(version=0, min_buy=min_buy, max_buy=max_buy, fee_percent=Decimal(fee_percent),
-                         technician_pin_hash=pin_hash)
+                         technician_pin_hash=pin_hash, fixed_fee=fixed_fee if fixed_fee and fixed_fee.minor else None,
+                         quote_max_age_s=quote_max_age_s)

@@ -19,6 +19,10 @@ PROTOCOL_HEADER = "X-ATM-Protocol"
 MAX_ANSWER_BYTES = 256 * 1024
 MAX_COMMANDS = 32
 MAX_TEXTS = 64
+# Any rate of any currency per bitcoin lies in this range (signed bounds are narrower).
+RATE_MIN = Decimal("0.01")
+RATE_MAX = Decimal(10) ** 12
+MAX_RATE_TEXT = 40
 
 
 def decode_answer(data: bytes, what: str, limit: int = MAX_ANSWER_BYTES) -> Any:
@@ -53,14 +57,24 @@ def _short_text(value: Any, key: str, what: str, max_len: int = 200) -> str:
 
 
 def parse_rate(value: Any, where: str) -> Decimal:
+    """A rate (fiat major units per bitcoin) inside the range any currency can have.
+
+    The operator's signed bounds are narrower; this range only keeps absurd numbers
+    (1E-30, 10^15, huge exponents) from ever reaching arithmetic or the journal."""
     if not isinstance(value, str):
         raise AnswerMalformed(f"CAS answer: rate {where} must be a decimal string, got {type(value).__name__}")
+    if len(value) > MAX_RATE_TEXT:
+        raise AnswerMalformed(f"CAS answer: rate {where} is a text of {len(value)} characters, "
+                              f"more than the {MAX_RATE_TEXT} a price needs")
     try:
         rate = Decimal(value)
     except (InvalidOperation, ValueError):
         raise AnswerMalformed(f"CAS answer: rate {where} {value[:40]!r} is not a number") from None
-    if not rate.is_finite() or rate <= 0 or rate > Decimal(10) ** 12:
+    if not rate.is_finite() or rate <= 0:
         raise AnswerMalformed(f"CAS answer: rate {where} {value[:40]!r} is not a positive price")
+    if not RATE_MIN <= rate <= RATE_MAX:
+        raise AnswerMalformed(f"CAS answer: rate {where} {value[:40]!r} is outside {RATE_MIN}..{RATE_MAX} per "
+                              "bitcoin, which no currency's price can be")
     return rate
 
 
@@ -71,6 +85,9 @@ class PollAnswer:
     commands: tuple[Any, ...] = ()
     texts: Mapping[str, str] = field(default_factory=dict)
     server_time: int | None = None
+    # currency -> why its rate was refused. One bad rate loses that rate only, so a junk
+    # price cannot hold back the commands (deactivate) and the bundle check of the poll.
+    refused_rates: Mapping[str, str] = field(default_factory=dict)
 
 
 def parse_poll(value: Any) -> PollAnswer:
@@ -79,11 +96,14 @@ def parse_poll(value: Any) -> PollAnswer:
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
         raise AnswerMalformed("CAS answer to poll: 'config_version' must be a non-negative integer or null")
     rates_raw = _field(obj, "rates", dict, "poll")
-    rates = {}
+    rates, refused_rates = {}, {}
     for currency, text in rates_raw.items():
         if not (isinstance(currency, str) and len(currency) == 3 and currency.isascii() and currency.isupper()):
             raise AnswerMalformed(f"CAS answer to poll: rate currency {currency[:10]!r} is not an ISO 4217 code")
-        rates[currency] = parse_rate(text, currency)
+        try:
+            rates[currency] = parse_rate(text, currency)
+        except AnswerMalformed as exc:
+            refused_rates[currency] = str(exc)
     commands = obj.get("commands", [])
     if not isinstance(commands, list) or len(commands) > MAX_COMMANDS:
         raise AnswerMalformed(f"CAS answer to poll: 'commands' must be a list of at most {MAX_COMMANDS}")
@@ -97,7 +117,7 @@ def parse_poll(value: Any) -> PollAnswer:
     if server_time is not None and (isinstance(server_time, bool) or not isinstance(server_time, int)):
         raise AnswerMalformed("CAS answer to poll: 'server_time' must be an integer")
     return PollAnswer(config_version=version, rates=rates, commands=tuple(commands), texts=texts,
-                      server_time=server_time)
+                      server_time=server_time, refused_rates=refused_rates)
 
 
 def parse_send(value: Any, request_id: str) -> SendResult:

@@ -42,7 +42,13 @@ HOSTILE_MODES = (
     "slow",                   # answers later than any client waits
     "malformed",              # answers that are not the protocol
     "redirect",               # answers 307 to another server (redirect_to), which would get the body
+    "surrogate-bundle",       # a newer, signed-looking bundle holding a lone UTF-16 surrogate (JSON "\\ud800")
+    "surrogate-command",      # a signed-looking "activate" holding a lone UTF-16 surrogate
+    "absurd-rate",            # every rate 1E-30: a price no currency has, which once overflowed the journal
+    "split-answers",          # honest answers sent in two TLS records 300 ms apart (a slow link, not an attack)
 )
+SPLIT_PAUSE_S = 0.3
+LONE_SURROGATE = json.loads('"\\ud800"')
 OVERSIZED_BYTES = 2 * 1024 * 1024
 KIOSK: web.RequestKey["KioskRecord | None"] = web.RequestKey("kiosk", object)  # type: ignore[arg-type]
 BODY: web.RequestKey[Any] = web.RequestKey("body", object)
@@ -126,6 +132,8 @@ class CasSimulator:
         self.transactions: dict[str, dict[str, Any]] = {}
         self.transaction_submissions: Counter[str] = Counter()
         self.events: dict[str, dict[str, Any]] = {}
+        self.alert_log: dict[str, dict[str, Any]] = {}   # alert id -> alert, in arrival order
+        self.alert_submissions: Counter[str] = Counter()
         self.invoices: dict[str, Invoice] = {}
         self._next_index = 0
         self._runner: web.AppRunner | None = None
@@ -163,6 +171,8 @@ class CasSimulator:
         app.router.add_post("/v1/sends", self._send)
         app.router.add_post("/v1/transactions", self._transactions)
         app.router.add_post("/v1/events", self._events)
+        app.router.add_post("/v1/alerts", self._alerts)
+        app.router.add_get("/v1/alerts", self._list_alerts)
         app.router.add_post("/v1/sell-invoices", self._sell_invoice)
         app.router.add_get("/v1/sell-invoices/{invoice_id}", self._sell_invoice_status)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -302,7 +312,23 @@ class CasSimulator:
             padded = json.loads(response.body)
             padded["padding"] = "x" * OVERSIZED_BYTES
             return self._json(padded)
+        if "split-answers" in modes and isinstance(response, web.Response) and response.body is not None:
+            return await self._split(request, response)
         return response
+
+    async def _split(self, request: web.Request, response: web.Response) -> web.StreamResponse:
+        # The answer a slow link delivers: its first half, a pause, then the rest; the
+        # kiosk must judge the whole body, never the first record alone.
+        body = bytes(response.body)  # type: ignore[arg-type]
+        stream = web.StreamResponse(status=response.status, headers={
+            "Content-Type": response.content_type, PROTOCOL_HEADER: str(PROTOCOL_VERSION)})
+        stream.content_length = len(body)
+        await stream.prepare(request)
+        await stream.write(body[:len(body) // 2])
+        await asyncio.sleep(SPLIT_PAUSE_S)
+        await stream.write(body[len(body) // 2:])
+        await stream.write_eof()
+        return stream
 
     def _json(self, obj: dict[str, Any], status: int = 200) -> web.Response:
         if status == 200:
@@ -332,6 +358,11 @@ class CasSimulator:
             return self.bundles[0]
         if current is None:
             return None
+        if "surrogate-bundle" in modes:
+            payload = json.loads(json.dumps(current["payload"]))
+            payload["version"] += 1
+            payload["settings"]["currency"] += LONE_SURROGATE
+            return {"payload": payload, "sig": "A" * 86}
         if "unsigned-bundle" in modes or "foreign-signed-bundle" in modes:
             # The attacker's idea of a configuration: its own wallet, no fee, huge limits.
             payload = json.loads(json.dumps(current["payload"]))
@@ -361,10 +392,18 @@ class CasSimulator:
         if "unsigned-activate" in self.hostile.modes:
             commands.append({"payload": {"type": "atm-command", "kiosk_id": kiosk.kiosk_id, "name": "activate",
                                          "id": f"rogue-{time.time_ns()}", "sequence": 10**9, "args": {}}})
+        if "surrogate-command" in self.hostile.modes:
+            commands.append({"payload": {"type": "atm-command", "kiosk_id": kiosk.kiosk_id, "name": "activate",
+                                         "id": "rogue-surrogate", "sequence": 10**9,
+                                         "args": {"note": LONE_SURROGATE}},
+                             "sig": "A" * 86})
         served = self._served_bundle()
+        rates = dict(self.rates)
+        if "absurd-rate" in self.hostile.modes:
+            rates = {currency: "1E-30" for currency in rates}
         return self._json({"server_time": int(time.time()),
                            "config_version": served["payload"]["version"] if served else None,
-                           "rates": dict(self.rates), "texts": dict(self.texts), "commands": commands})
+                           "rates": rates, "texts": dict(self.texts), "commands": commands})
 
     async def _config(self, request: web.Request) -> web.Response:
         return self._json({"bundle": self._served_bundle()})
@@ -415,8 +454,27 @@ class CasSimulator:
             stored.append({"id": item["id"], "version": 1})
         return self._json({"stored": stored})
 
-    def alerts(self) -> list[dict[str, Any]]:
-        return [event for event in self.events.values() if event.get("kind") == "alert"]
+    async def _alerts(self, request: web.Request) -> web.Response:
+        items = request[BODY].get("alerts")
+        if not isinstance(items, list):
+            return self._json({"error": "'alerts' must be a list"}, 400)
+        stored = []
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not isinstance(item.get("kind"), str):
+                return self._json({"error": "each alert needs a string id and a string kind"}, 400)
+            self.alert_submissions[item["id"]] += 1
+            # Keyed by id: a repeated upload (lost answer, restart) is kept once.
+            self.alert_log.setdefault(item["id"], {**item, "kiosk": request[KIOSK].kiosk_id})
+            stored.append({"id": item["id"], "version": 1})
+        return self._json({"stored": stored})
+
+    async def _list_alerts(self, request: web.Request) -> web.Response:
+        kiosk_id = request[KIOSK].kiosk_id
+        return self._json({"alerts": [alert for alert in self.alert_log.values() if alert["kiosk"] == kiosk_id]})
+
+    def alerts(self, kiosk_id: str | None = None) -> list[dict[str, Any]]:
+        """Alerts the kiosks uploaded, in arrival order (each once), as the operator sees them."""
+        return [alert for alert in self.alert_log.values() if kiosk_id is None or alert["kiosk"] == kiosk_id]
 
     async def _sell_invoice(self, request: web.Request) -> web.Response:
         body = request[BODY]

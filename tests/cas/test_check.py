@@ -28,7 +28,8 @@ def config_file(tmp_path, operator):
 
 async def test_check_of_a_healthy_link_is_ok(operator):
     report = await run_check(operator.state_dir)
-    assert report == {"ok": True, "pin": "match", "config_version": 1, "signature": "valid", "problems": []}
+    assert report == {"ok": True, "pin": "match", "config_version": 1, "signature": "valid", "problems": [],
+                      "queue_length": 0, "alerts_queued": 0}
 
 
 @pytest.mark.parametrize("mode, pin, signature", [

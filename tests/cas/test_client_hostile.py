@@ -172,3 +172,42 @@ async def test_junk_answers_do_not_count_as_contact(operator, client):
         with pytest.raises(AnswerMalformed):
             await client.poll_once()
     assert client.last_contact() == last
+
+
+async def test_surrogate_bundle_is_refused_and_alerted(operator, client):
+    await client.poll_once()
+    operator.cas.set_hostile("surrogate-bundle")
+    await client.poll_once()
+    await _assert_nothing_changed(operator, client)
+    alerts = await _settle_and_collect_alerts(operator, client)
+    assert [(a["kind"], a["detail"]["reason"]) for a in alerts] == [("bundle_refused", "malformed")]
+
+
+async def test_surrogate_command_is_refused_acknowledged_and_alerted(operator, client):
+    await client.poll_once()
+    operator.cas.set_hostile("surrogate-command")
+    await client.poll_once()
+    await client.poll_once()
+    assert {"id": "rogue-surrogate", "result": "refused"} in operator.cas.command_acks
+    assert client.status()["remote_state"] == "active"
+    alerts = await _settle_and_collect_alerts(operator, client)
+    assert [(a["kind"], a["detail"]["reason"]) for a in alerts] == [("command_refused", "malformed")]
+
+
+async def test_absurd_rate_gives_no_quote_and_is_alerted(operator, client):
+    from atm.cas.errors import RateRefused
+    await client.poll_once()
+    operator.cas.set_hostile("absurd-rate")
+    await client.poll_once()
+    with pytest.raises(RateRefused, match="EUR rate"):
+        await client.quote("EUR")
+    alerts = await _settle_and_collect_alerts(operator, client)
+    assert [(a["kind"], a["detail"]["reason"]) for a in alerts] == [("rate_refused", "rate-malformed")]
+    assert (await client.quote("EUR")).rate == 60000  # the honest CAS's rate, once it is back
+
+
+async def test_answers_split_over_two_records_are_read_whole(operator, client):
+    operator.cas.set_hostile("split-answers")
+    operator.publish(max_buy_minor=70_000)
+    await client.poll_once()
+    assert client.settings().version == 2 and client.status()["refusals"] == []

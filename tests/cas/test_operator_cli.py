@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 
 import pytest
@@ -58,7 +59,8 @@ def write_settings(tmp_path, **changes):
 def test_signed_bundle_verifies_and_a_tampered_one_does_not(tmp_path, key_path, capsys):
     out = tmp_path / "bundle.json"
     assert main(["sign-bundle", "--key", str(key_path), "--kiosk-id", "kiosk-3", "--version", "7",
-                 "--settings", str(write_settings(tmp_path)), "--out", str(out)]) == 0
+                 "--settings", str(write_settings(tmp_path)), "--rate-bounds", "20000:200000",
+                 "--out", str(out)]) == 0
     pub = str(key_path.parent / "operator.key.pub")
     capsys.readouterr()
     assert main(["verify", str(out), "--pub", pub, "--kiosk-id", "kiosk-3"]) == 0
@@ -95,3 +97,47 @@ def test_unsigned_document_is_reported_missing(tmp_path, key_path, capsys):
     path.write_text(json.dumps({"payload": {"type": "atm-command", "name": "activate"}}))
     assert main(["verify", str(path), "--pub", str(key_path.parent / "operator.key.pub")]) == 1
     assert json.loads(capsys.readouterr().out)["signature"] == "missing"
+
+
+def test_bundle_without_rate_bounds_is_not_signed_and_the_error_says_how(tmp_path, key_path, capsys):
+    out = tmp_path / "bundle.json"
+    code = main(["sign-bundle", "--key", str(key_path), "--kiosk-id", "kiosk-3", "--version", "1",
+                 "--settings", str(write_settings(tmp_path)), "--out", str(out)])
+    assert code == 2 and not out.exists()
+    assert "no signed rate range for the kiosk's currency EUR" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, bounds", [("20000:200000", ["20000", "200000"]),
+                                            ("EUR=30000.5:90000", ["30000.5", "90000"])])
+def test_rate_bounds_and_quote_age_options_go_into_the_signed_settings(tmp_path, key_path, capsys, option, bounds):
+    out = tmp_path / "bundle.json"
+    assert main(["sign-bundle", "--key", str(key_path), "--kiosk-id", "kiosk-3", "--version", "2",
+                 "--settings", str(write_settings(tmp_path, fixed_fee_minor=100)), "--rate-bounds", option,
+                 "--quote-max-age", "45", "--out", str(out)]) == 0
+    settings = json.loads(out.read_text())["payload"]["settings"]
+    assert settings["rate_bounds"] == {"EUR": bounds} and settings["quote_max_age_s"] == 45
+
+
+def test_rate_bounds_in_the_settings_file_need_no_option(tmp_path, key_path):
+    out = tmp_path / "bundle.json"
+    path = write_settings(tmp_path, rate_bounds={"EUR": ["20000", "200000"]})
+    assert main(["sign-bundle", "--key", str(key_path), "--kiosk-id", "kiosk-3", "--version", "3",
+                 "--settings", str(path), "--out", str(out)]) == 0
+
+
+@pytest.mark.parametrize("option, words", [("20000", "expected \\[CUR=\\]LOWEST:HIGHEST"),
+                                           ("100:50", "lowest <= highest"),
+                                           ("20000:1e99", "lowest <= highest")])
+def test_bad_rate_bounds_option_is_refused_with_what_is_expected(tmp_path, key_path, capsys, option, words):
+    out = tmp_path / "bundle.json"
+    code = main(["sign-bundle", "--key", str(key_path), "--kiosk-id", "kiosk-3", "--version", "1",
+                 "--settings", str(write_settings(tmp_path)), "--rate-bounds", option, "--out", str(out)])
+    assert code == 2 and not out.exists()
+    assert re.search(words, capsys.readouterr().err)
+
+
+def test_fixed_fee_at_the_minimum_purchase_is_not_signed(tmp_path, key_path, capsys):
+    code = main(["sign-bundle", "--key", str(key_path), "--kiosk-id", "kiosk-3", "--version", "1",
+                 "--settings", str(write_settings(tmp_path, fixed_fee_minor=500)), "--rate-bounds", "1:2"])
+    assert code == 2
+    assert "must be below min_buy_minor" in capsys.readouterr().err

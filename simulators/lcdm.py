@@ -109,6 +109,8 @@ class LcdmSimulator:
         self._lose_ack = 0
         self._lose_answer = 0
         self._drop_command = 0
+        self._nak_command = 0
+        self._corrupt_answer = 0
         self._power_cut_after: int | None = None
         self.power_off_s = 0.3
         self._off_until = 0.0
@@ -175,6 +177,16 @@ class LcdmSimulator:
         """The next command frame never arrives (no ACK, nothing done)."""
         with self._lock:
             self._drop_command += 1
+
+    def nak_next_command(self) -> None:
+        """The next command frame arrives damaged: the unit answers NAK and does nothing."""
+        with self._lock:
+            self._nak_command += 1
+
+    def corrupt_next_answer(self) -> None:
+        """The first send of the next response arrives with a bad BCC (the repeat is good)."""
+        with self._lock:
+            self._corrupt_answer += 1
 
     def power_cut_after(self, notes: int, off_s: float | None = None) -> None:
         """During the next dispense, the power goes after `notes` have exited: no response,
@@ -493,6 +505,11 @@ class LcdmSimulator:
             if self._drop_command:
                 self._drop_command -= 1
                 return
+            if self._nak_command:
+                self._nak_command -= 1
+                self.bad_frames_received += 1
+                self._link.write(bytes((NAK,)))
+                return
             self.frames_received += 1
             self.commands.append(item.cmd)
             if self._lose_ack:
@@ -508,7 +525,11 @@ class LcdmSimulator:
                 self._lose_answer -= 1
                 pending.lost = True
             self._pending = pending
-            self._send_pending()
+            if self._corrupt_answer and not pending.lost:
+                self._corrupt_answer -= 1
+                self._link.write(pending.raw[:-1] + bytes((pending.raw[-1] ^ 0xFF,)))
+            else:
+                self._send_pending()
 
 
 def _console(sim: LcdmSimulator) -> None:

@@ -456,6 +456,8 @@ class LcdmDispenser(CashDispenser):
         self._set_state(state, detail, None if report.error.ok else f"0x{report.error.value:02X}")
         for cid, sensor in zip(self.model.cassettes, report.cassettes):
             status = UnitStatus.MISSING if not sensor.present else UnitStatus.LOW if sensor.near_end else UnitStatus.OK
+            if status is UnitStatus.LOW and self._unit_status.get(cid) is UnitStatus.EMPTY:
+                continue                      # an empty cassette is near end too; it stays empty
             self._unit(cid, status, "not in its slot" if status is UnitStatus.MISSING
                        else "near end" if status is UnitStatus.LOW else "")
 
@@ -575,6 +577,9 @@ class LcdmDispenser(CashDispenser):
                 error = result.error.kind.value
                 detail = str(result.error)
                 completion = Completion.USER_ERROR if result.error.kind in _USER_KINDS else Completion.HARDWARE_ERROR
+                # Sensors first, then the error code: the code says more than STATUS can
+                # (the 4000's STATUS does not show the reject tray, nor an empty cassette).
+                self._refresh_after_error()
                 self._report_error(result.error, self._cassette_of(result, chunk))
                 break
             if short:
@@ -588,9 +593,7 @@ class LcdmDispenser(CashDispenser):
                 detail = "more notes exited than were asked for"
             outcome = "complete" if all(exited[cid] >= target[cid] for cid in ids) and (
                 not test or error is None) else "partial"
-        if error is not None and outcome != "unknown":
-            self._refresh_after_error()
-        elif error is None:
+        if error is None:
             self._set_state(DeviceState.ONLINE)
         return DispenseCompleted(
             device=self.name, request_id=request_id, completion=completion, exited=exited, rejected=rejected,

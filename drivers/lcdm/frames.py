@@ -8,7 +8,7 @@ Facts: /work/shared/protocols-lcdm.md (copied into tests/vectors/lcdm-examples.j
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, IntEnum
 from typing import Callable, Iterator, Sequence
 
 from hal.errors import ProtocolError
@@ -55,7 +55,7 @@ LCDM4000 = Model("lcdm4000", "Puloon LCDM-4000", 0x30, ("1", "2", "3", "4"), 20,
 MODELS = {m.name: m for m in (LCDM2000, LCDM4000)}
 
 
-class Cmd2000(int, Enum):
+class Cmd2000(IntEnum):
     PURGE = 0x44
     UPPER_DISPENSE = 0x45
     LOWER_DISPENSE = 0x55
@@ -66,7 +66,7 @@ class Cmd2000(int, Enum):
     LOWER_TEST = 0x77
 
 
-class Cmd4000(int, Enum):
+class Cmd4000(IntEnum):
     RESET = 0x44
     STATUS = 0x50
     PURGE = 0x51

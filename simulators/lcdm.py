@@ -106,11 +106,10 @@ class LcdmSimulator:
         self._double_every = 0             # every Nth pick is a double (0: off)
         self._pick_number = 0
         self._jam_after: int | None = None  # the next dispense jams after N notes out
-        self._lose_ack = 0
-        self._lose_answer = 0
-        self._drop_command = 0
-        self._nak_command = 0
-        self._corrupt_answer = 0
+        self._faults: list[tuple[str, str]] = []
+        self._dispense_cmds = (frozenset({Cmd2000.UPPER_DISPENSE, Cmd2000.LOWER_DISPENSE, Cmd2000.BOTH_DISPENSE,
+                                          Cmd2000.UPPER_TEST, Cmd2000.LOWER_TEST}) if self.model is LCDM2000
+                               else frozenset({Cmd4000.DISPENSE, Cmd4000.TEST_DISPENSE}))
         self._power_cut_after: int | None = None
         self.power_off_s = 0.3
         self._off_until = 0.0
@@ -163,30 +162,42 @@ class LcdmSimulator:
         with self._lock:
             self.reject_tray_present = not removed
 
-    def lose_ack_once(self) -> None:
-        """The next command is taken and performed, but its ACK never reaches the host."""
-        with self._lock:
-            self._lose_ack += 1
+    # Line faults hit the next dispense (or test dispense) command by default, the one
+    # that matters for money; on="any" makes them hit whatever command comes next.
 
-    def lose_answer_once(self) -> None:
-        """The next command is ACKed and performed, but every send of its response is lost."""
-        with self._lock:
-            self._lose_answer += 1
+    def lose_ack_once(self, on: str = "dispense") -> None:
+        """The command is taken and performed, but its ACK never reaches the host."""
+        self._arm("lose_ack", on)
 
-    def drop_next_command(self) -> None:
-        """The next command frame never arrives (no ACK, nothing done)."""
-        with self._lock:
-            self._drop_command += 1
+    def lose_answer_once(self, on: str = "dispense") -> None:
+        """The command is ACKed and performed, but every send of its response is lost."""
+        self._arm("lose_answer", on)
 
-    def nak_next_command(self) -> None:
-        """The next command frame arrives damaged: the unit answers NAK and does nothing."""
-        with self._lock:
-            self._nak_command += 1
+    def drop_next_command(self, on: str = "dispense") -> None:
+        """The command frame never arrives (no ACK, nothing done)."""
+        self._arm("drop", on)
 
-    def corrupt_next_answer(self) -> None:
-        """The first send of the next response arrives with a bad BCC (the repeat is good)."""
+    def nak_next_command(self, on: str = "dispense") -> None:
+        """The command frame arrives damaged: the unit answers NAK and does nothing."""
+        self._arm("nak", on)
+
+    def corrupt_next_answer(self, on: str = "dispense") -> None:
+        """The first send of the response arrives with a bad BCC (the repeat is good)."""
+        self._arm("corrupt_answer", on)
+
+    def _arm(self, fault: str, on: str) -> None:
+        if on not in ("dispense", "any"):
+            raise ValueError(f"fault target must be 'dispense' or 'any', got {on!r}")
         with self._lock:
-            self._corrupt_answer += 1
+            self._faults.append((fault, on))
+
+    def _fault(self, fault: str, frame: Frame) -> bool:
+        """Take an armed fault of this kind if it applies to `frame`."""
+        for n, (kind, on) in enumerate(self._faults):
+            if kind == fault and (on == "any" or frame.cmd in self._dispense_cmds):
+                del self._faults[n]
+                return True
+        return False
 
     def power_cut_after(self, notes: int, off_s: float | None = None) -> None:
         """During the next dispense, the power goes after `notes` have exited: no response,
@@ -502,31 +513,24 @@ class LcdmSimulator:
                 return
             # A new command abandons a response the host never acknowledged.
             self._pending = None
-            if self._drop_command:
-                self._drop_command -= 1
+            if self._fault("drop", item):
                 return
-            if self._nak_command:
-                self._nak_command -= 1
+            if self._fault("nak", item):
                 self.bad_frames_received += 1
                 self._link.write(bytes((NAK,)))
                 return
             self.frames_received += 1
             self.commands.append(item.cmd)
-            if self._lose_ack:
-                self._lose_ack -= 1
-            else:
+            if not self._fault("lose_ack", item):
                 self._link.write(bytes((ACK,)))
             handle = self._handle_2000 if self.model is LCDM2000 else self._handle_4000
             data = handle(item)
             if data is None:                  # the power went in the middle of it
                 return
             pending = _Pending(response(self.model.device_id, item.cmd, data))
-            if self._lose_answer:
-                self._lose_answer -= 1
-                pending.lost = True
+            pending.lost = self._fault("lose_answer", item)
             self._pending = pending
-            if self._corrupt_answer and not pending.lost:
-                self._corrupt_answer -= 1
+            if not pending.lost and self._fault("corrupt_answer", item):
                 self._link.write(pending.raw[:-1] + bytes((pending.raw[-1] ^ 0xFF,)))
             else:
                 self._send_pending()

@@ -7,7 +7,8 @@ import argparse
 import importlib
 
 # Modules that add subcommands under `atm device`; each has register(subparsers).
-_FAMILIES = ("atm.device_tool.validator", "atm.device_tool.printer", "atm.device_tool.scanner")
+_FAMILIES = ("atm.device_tool.validator", "atm.device_tool.printer", "atm.device_tool.scanner",
+             "atm.device_tool.dispenser")
 
 
 def register(subparsers: "argparse._SubParsersAction") -> None:

@@ -211,7 +211,7 @@ class LcdmDispenser(CashDispenser):
         job = self._job
         if job is not None and job is not threading.current_thread():
             # A dispense in progress is finished (or given up) before the port goes away.
-            job.join(timeout=self._dispense_bound(self.model.max_per_command) + 5)
+            job.join(timeout=self.dispense_time_bound(self.model.max_per_command) + 5)
         with self._io:
             self._close_port()
         self._sink = None
@@ -364,11 +364,15 @@ class LcdmDispenser(CashDispenser):
         return frame
 
     def _read_only(self, cmd: int, data: bytes = b"", timeout: float | None = None) -> Frame:
-        try:
-            frame, _ = self._exchange(cmd, data, money=False, timeout=timeout)
-        except _NoAnswer:
-            raise DeviceTimeout(f"{self._who}: command 0x{cmd:02X} was acknowledged but never answered") from None
-        return frame
+        """A command that moves no note: asking again after a lost answer is harmless."""
+        for _ in range(MAX_SENDS):
+            try:
+                frame, _ = self._exchange(cmd, data, money=False, timeout=timeout)
+                return frame
+            except _NoAnswer:
+                log.warning("%s: command 0x%02X acknowledged but not answered; asking again", self._who, cmd)
+        raise DeviceTimeout(f"{self._who}: command 0x{cmd:02X} was acknowledged but never answered "
+                            f"({MAX_SENDS} tries)")
 
     # -- read-only commands --------------------------------------------------------------
 
@@ -479,7 +483,8 @@ class LcdmDispenser(CashDispenser):
 
     # -- dispensing ---------------------------------------------------------------------------
 
-    def _dispense_bound(self, notes: int) -> float:
+    def dispense_time_bound(self, notes: int) -> float:
+        """How long an answer to a dispense of `notes` may take (spec: 60 s, plus ~1 s a note)."""
         return self.response_timeout + self.per_note_s * notes
 
     def _check_plan(self, plan: Mapping[str, int]) -> dict[str, int]:
@@ -632,7 +637,7 @@ class LcdmDispenser(CashDispenser):
                 except (DeviceError, LcdmProtocolError) as exc:
                     raise _Unknown(f"LAST STATUS before the dispense failed ({exc}); nothing was sent") from None
         try:
-            frame, _acked = self._exchange(cmd, data, money=True, timeout=self._dispense_bound(notes))
+            frame, _acked = self._exchange(cmd, data, money=True, timeout=self.dispense_time_bound(notes))
         except _NoAnswer as exc:
             return self._recover(cmd, exc.acked)
         except RefusedError as exc:
@@ -661,7 +666,7 @@ class LcdmDispenser(CashDispenser):
                            "unknown; count the cassettes and the reject tray to reconcile")
         baseline, self._baseline = self._baseline, None
         try:
-            last = self._last_status_exchange(timeout=self._dispense_bound(self.model.max_per_command))
+            last = self._last_status_exchange(timeout=self.dispense_time_bound(self.model.max_per_command))
         except (DeviceError, LcdmProtocolError) as exc:
             raise _Unknown(f"no answer to the dispense, and LAST STATUS failed too ({exc}): outcome unknown")
         self._baseline = last

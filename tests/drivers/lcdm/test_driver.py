@@ -297,3 +297,15 @@ def test_the_simulator_serves_over_tcp_too(recorder, pay):
             driver.close()
     finally:
         sim.stop()
+
+
+def test_read_only_commands_are_simply_asked_again_after_a_lost_answer_or_ack(sim, make_driver):
+    driver = make_driver()
+    before = len(sim.commands)
+    sim.lose_answer_once(on="any")
+    assert driver.status().state is DeviceState.ONLINE
+    sim.lose_ack_once(on="any")
+    assert driver.status().state is DeviceState.ONLINE
+    status_cmd = 0x46 if sim.model.name == "lcdm2000" else 0x50
+    # Asked twice for the lost answer; once for the lost ACK, whose answer still came.
+    assert sim.commands[before:].count(status_cmd) == 3 and sim.dispense_commands == 0

@@ -92,6 +92,7 @@ def test_double_picks_show_as_rejected_and_the_dispense_still_completes(capsys, 
 
 def test_a_lost_ack_does_not_make_the_tool_dispense_twice(capsys, sim):
     """Mutation caught (in the driver): resending a dispense when its ACK is late."""
+    sim.note_s = 0.5             # as on a real unit, the notes take longer than the ACK wait
     sim.lose_ack_once()
     code, result, _ = dispense(capsys, sim, "2")
     assert sim.dispense_commands == 1 and sim.delivered()[0] == 2

@@ -135,6 +135,7 @@ def test_lost_ack_is_not_answered_with_a_second_dispense(sim, make_driver, pay):
     simulator then runs it twice: dispense_commands == 2 and twice the notes out)."""
     driver = make_driver()
     first = ids(driver)[0]
+    sim.note_s = 0.15            # as on a real unit, the notes take longer than the ACK wait
     sim.lose_ack_once()
     done = pay(driver, "lost-ack", {first: 4})
     assert sim.dispense_commands == 1

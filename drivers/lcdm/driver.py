@@ -10,6 +10,7 @@ The driver reports what exited and what was rejected, per cassette; it keeps no 
 from __future__ import annotations
 
 import collections
+import inspect
 import logging
 import termios
 import threading
@@ -436,6 +437,27 @@ class LcdmDispenser(CashDispenser):
         self._apply_status(self._status_report())
         return dict(zip(self.model.cassettes, result.rejected()))
 
+    def reset(self, wait_s: float = 3.5) -> int:
+        """LCDM-4000 software reset. Sources disagree on its answers (none, or two identical
+        [44 ERR] frames around the motor reset), so every one that comes within `wait_s` is
+        acknowledged; returns how many came. Does not clear a jam (purge does)."""
+        if self.model is not LCDM4000:
+            raise DeviceError(f"{self._who}: the {self.model.title} has no RESET command (0x44 is its PURGE)")
+        with self._io:
+            try:
+                self._exchange(Cmd4000.RESET, money=False, timeout=wait_s)
+            except _NoAnswer:
+                return 0
+            answers = 1
+            deadline = time.monotonic() + wait_s
+            while True:
+                item = self._next(deadline)
+                if item is None:
+                    return answers
+                if isinstance(item, Frame) and item.cmd == Cmd4000.RESET:
+                    self._accept(item, False)
+                    answers += 1
+
     # -- state and events ------------------------------------------------------------------
 
     def _emit(self, event) -> None:
@@ -678,3 +700,21 @@ class LcdmDispenser(CashDispenser):
                            "operation before it: the command may never have arrived; outcome unknown")
         log.warning("%s: dispense answer lost; LAST STATUS reports %s", self._who, last)
         return last
+
+
+
+def _fixed_model(model: str) -> type[LcdmDispenser]:
+    """A class for one model, for configuration (driver = "lcdm2000" / "lcdm4000"). Its
+    signature is the base one without `model`, so the composition root sees the real keys."""
+
+    def __init__(self, port: str, **options) -> None:
+        LcdmDispenser.__init__(self, port, model=model, **options)
+
+    cls = type(f"Lcdm{model[4:]}Dispenser", (LcdmDispenser,), {"__init__": __init__, "__doc__": f"The {MODELS[model].title}."})
+    base = inspect.signature(LcdmDispenser)
+    cls.__signature__ = base.replace(parameters=[p for p in base.parameters.values() if p.name != "model"])
+    return cls
+
+
+Lcdm2000Dispenser = _fixed_model("lcdm2000")
+Lcdm4000Dispenser = _fixed_model("lcdm4000")

@@ -310,3 +310,16 @@ def test_read_only_commands_are_simply_asked_again_after_a_lost_answer_or_ack(si
     status_cmd = 0x46 if sim.model.name == "lcdm2000" else 0x50
     # Asked twice for the lost answer; once for the lost ACK, whose answer still came.
     assert sim.commands[before:].count(status_cmd) == 3 and sim.dispense_commands == 0
+
+
+def test_lcdm4000_reset_acknowledges_both_answers(sim, make_driver, pay):
+    if sim.model.name == "lcdm2000":
+        driver = make_driver()
+        with pytest.raises(Exception, match="no RESET"):
+            driver.reset()
+        return
+    sim.reset_s = 0.2
+    driver = make_driver()
+    assert driver.reset(wait_s=1.0) == 2
+    done = pay(driver, "after-reset", {"1": 1})
+    assert done.outcome == "complete" and sim.dispense_commands == 1

@@ -34,6 +34,9 @@ from drivers.lcdm.frames import (
     MessageError,
     Model,
     encode_counts_4000,
+    nibbles_4000,
+    parse_nibbles_request_4000,
+    parse_pick_order_request_4000,
     encode_dispense_result_2000,
     encode_status_2000,
     encode_status_4000,
@@ -117,6 +120,10 @@ class LcdmSimulator:
         self._jammed: int | None = None     # cassette whose note is stuck in the transport
         self._last: tuple[int, int, list[_Pick]] = (0x20, 0x20, [_Pick() for _ in range(slots)])
         self._pending: _Pending | None = None
+        # LCDM-4000 settings (kept in EEPROM on a real unit): pick order, references.
+        self.pick_order: list[int] = list(range(slots))
+        self.opacity = [60] * slots
+        self.note_length = [140] * slots
         self._reset_due: float | None = None
         # Counters a test reads.
         self.frames_received = 0
@@ -241,7 +248,8 @@ class LcdmSimulator:
         index the ending is about, counts). Endings: ok, empty, over_reject, jam, power."""
         picks = [_Pick() for _ in self.cassettes]
         rejects = 0
-        for i, want in enumerate(wanted):
+        for i in self.pick_order:
+            want = wanted[i]
             unit = self.cassettes[i]
             while picks[i].exited < want if to_customer else picks[i].rejected < want:
                 if unit.count == 0:
@@ -376,7 +384,45 @@ class LcdmSimulator:
             return bytes((err, 0x30)) + self._counts_4000(picks)
         if cmd in (Cmd4000.DISPENSE, Cmd4000.TEST_DISPENSE):
             return self._dispense_4000(frame)
+        if cmd == Cmd4000.SENSOR_DIAGNOSTICS:
+            return self._diagnostics_4000(frame.data)
+        if cmd in (Cmd4000.SET_OPACITY, Cmd4000.SET_LENGTH):
+            stored = self.opacity if cmd == Cmd4000.SET_OPACITY else self.note_length
+            try:
+                values = parse_nibbles_request_4000(frame.data)
+            except MessageError:
+                return b"\x51"
+            for i, value in enumerate(values):
+                if value:                     # 0 keeps the stored value
+                    stored[i] = value
+            return b"\x20"
+        if cmd in (Cmd4000.GET_OPACITY, Cmd4000.GET_LENGTH):
+            return b"\x20" + nibbles_4000(self.opacity if cmd == Cmd4000.GET_OPACITY else self.note_length)
+        if cmd == Cmd4000.SET_PICK_ORDER:
+            try:
+                self.pick_order = [n - 1 for n in parse_pick_order_request_4000(frame.data)]
+            except MessageError:
+                return b"\x51"
+            return b"\x20"
+        if cmd == Cmd4000.GET_PICK_ORDER:
+            return b"\x20" + bytes(0x31 + i for i in self.pick_order)
         return b"\x50"
+
+    def _diagnostics_4000(self, data: bytes) -> bytes:
+        """Five notes from one cassette to the reject tray, measuring them on the way."""
+        position = data[0] - 0x31 if len(data) == 1 and 0x31 <= data[0] <= 0x34 else None
+        if position is None:
+            return bytes((0x51, 0x20, 0x20, 0x20, 0x20))
+        if not self.cassettes[position].present:
+            return bytes((0x44, 0x20, 0x20, 0x20, 0x20))
+        if self.jammed:
+            return bytes((0x2B, 0x20, 0x20, 0x20, 0x20))
+        wanted = [0] * len(self.cassettes)
+        wanted[position] = 5
+        ending, _where, picks = self._run(wanted, to_customer=False)
+        err = {"ok": 0x20, "empty": 0x21}.get(ending, 0x43)
+        return bytes((err, 0x20 + self.opacity[position], 0x20 + self.note_length[position], 0x20 + 30,
+                      0x20 + picks[position].rejected))
 
     def _dispense_4000(self, frame: Frame) -> bytes | None:
         self.dispense_commands += 1

@@ -2,7 +2,8 @@
 parsing and both models' error tables. Pure functions and values, no I/O: the host driver
 (drivers.lcdm.driver) and the device simulator (simulators.lcdm) both build on it.
 
-Facts: /work/shared/protocols-lcdm.md (copied into tests/vectors/lcdm-examples.json).
+Facts: the project's LCDM fact sheet (Puloon's LCDM-1000 interface specification v3.3 and
+open drivers); its example frames are in tests/vectors/lcdm-examples.json.
 """
 
 from __future__ import annotations
@@ -627,4 +628,85 @@ def parse_status_4000(frame: Frame) -> StatusReport:
 def parse_reset_4000(frame: Frame) -> DeviceCode:
     if frame.cmd != Cmd4000.RESET or len(frame.data) != 1:
         raise MessageError(f"LCDM-4000 reset response: [44 ERR] expected, got {frame!r}")
+    return error_code(LCDM4000, frame.data[0])
+
+
+# ---------------------------------------------------------------------------- LCDM-4000 settings
+
+def diagnostics_4000(position: int) -> bytes:
+    """DATA of SENSOR DIAGNOSTICS (0x58): the cassette position 1..4 (5 notes to the reject tray)."""
+    if isinstance(position, bool) or not isinstance(position, int) or not 1 <= position <= 4:
+        raise MessageError(f"LCDM-4000 sensor diagnostics: position 1..4 expected, got {position!r}")
+    return bytes((0x30 + position,))
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    error: DeviceCode
+    opacity: int
+    length: int
+    divert_ms: int
+    rejected: int
+
+
+def parse_diagnostics_4000(frame: Frame) -> Diagnostics:
+    data = frame.data
+    if frame.cmd != Cmd4000.SENSOR_DIAGNOSTICS or len(data) != 5 or any(b < 0x20 for b in data):
+        raise MessageError(f"LCDM-4000 diagnostics response: [58 ERR OPAC LENG DIVERT REJ] (each +0x20) "
+                           f"expected, got {frame!r}")
+    return Diagnostics(error_code(LCDM4000, data[0]), *(b - 0x20 for b in data[1:]))
+
+
+def nibbles_4000(values: Sequence[int]) -> bytes:
+    """DATA of SET OPACITY (0x5A) / SET LENGTH (0x5E): per cassette a byte as two hex
+    nibbles +0x30; 0 keeps the value the unit has stored."""
+    if len(values) != 4 or any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 255 for v in values):
+        raise MessageError(f"LCDM-4000 reference values: four values 0..255 expected, got {list(values)!r}")
+    return bytes(b for v in values for b in (0x30 + (v >> 4), 0x30 + (v & 0x0F)))
+
+
+def parse_nibbles_request_4000(data: bytes) -> tuple[int, ...]:
+    """The four values of a SET OPACITY / SET LENGTH request (device side)."""
+    if len(data) != 8 or any(not 0x30 <= b <= 0x3F for b in data):
+        raise MessageError(f"LCDM-4000 reference values: 8 nibble bytes 30..3F expected, got {data.hex(' ')}")
+    return tuple((data[i] - 0x30) << 4 | (data[i + 1] - 0x30) for i in range(0, 8, 2))
+
+
+def parse_nibbles_4000(frame: Frame) -> tuple[DeviceCode, tuple[int, ...]]:
+    """A GET OPACITY (0x5B) / GET LENGTH (0x5F) response: ERR and four stored values."""
+    data = frame.data
+    if frame.cmd not in (Cmd4000.GET_OPACITY, Cmd4000.GET_LENGTH) or len(data) != 9 \
+            or any(not 0x30 <= b <= 0x3F for b in data[1:]):
+        raise MessageError(f"LCDM-4000 reference values: ERR + 8 nibble bytes 30..3F expected, got {frame!r}")
+    nib = [b - 0x30 for b in data[1:]]
+    return error_code(LCDM4000, data[0]), tuple(nib[i] << 4 | nib[i + 1] for i in range(0, 8, 2))
+
+
+def pick_order_4000(order: Sequence[int]) -> bytes:
+    """DATA of SET PICK ORDER (0x5C): the four positions 1..4 in the order to pick from."""
+    if sorted(order) != [1, 2, 3, 4]:
+        raise MessageError(f"LCDM-4000 pick order: a permutation of 1, 2, 3, 4 expected, got {list(order)!r}")
+    return bytes(0x30 + n for n in order)
+
+
+def parse_pick_order_request_4000(data: bytes) -> tuple[int, ...]:
+    """The order of a SET PICK ORDER request (device side): positions 1..4."""
+    order = tuple(b - 0x30 for b in data)
+    if sorted(order) != [1, 2, 3, 4]:
+        raise MessageError(f"LCDM-4000 pick order: a permutation of 31..34 expected, got {data.hex(' ')}")
+    return order
+
+
+def parse_pick_order_4000(frame: Frame) -> tuple[DeviceCode, tuple[int, ...]]:
+    data = frame.data
+    if frame.cmd != Cmd4000.GET_PICK_ORDER or len(data) != 5 or sorted(b - 0x30 for b in data[1:]) != [1, 2, 3, 4]:
+        raise MessageError(f"LCDM-4000 pick order response: ERR + a permutation of 31..34 expected, got {frame!r}")
+    return error_code(LCDM4000, data[0]), tuple(b - 0x30 for b in data[1:])
+
+
+def parse_ack_4000(frame: Frame) -> DeviceCode:
+    """The [CMD ERR] answer of RESET and the SET commands (5A, 5C, 5E)."""
+    if frame.cmd not in (Cmd4000.RESET, Cmd4000.SET_OPACITY, Cmd4000.SET_PICK_ORDER, Cmd4000.SET_LENGTH) \
+            or len(frame.data) != 1:
+        raise MessageError(f"LCDM-4000: [CMD ERR] expected, got {frame!r}")
     return error_code(LCDM4000, frame.data[0])

@@ -185,3 +185,48 @@ def test_standalone_simulator_serves_a_driver_over_tcp(recorder):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_lcdm4000_settings_and_diagnostics_round_trip_through_the_codec(line_for):
+    from drivers.lcdm.frames import (Cmd4000, FrameDecoder, command, diagnostics_4000, nibbles_4000,
+                                     parse_ack_4000, parse_diagnostics_4000, parse_nibbles_4000,
+                                     parse_pick_order_4000, pick_order_4000, response_length_4000)
+    sim, line = line_for("lcdm4000", [(1000, 20), (2000, 20)])
+    decoder = FrameDecoder(start=0x01, device_id=0x30, length_for=response_length_4000)
+
+    def ask(cmd: int, data: bytes = b""):
+        line.send(command(0x30, cmd, data))
+        raw = line.read(1 + response_length_4000(cmd))
+        line.send(b"\x06")
+        assert line.read(1) == b"\x04"
+        items = list(decoder.feed(raw))
+        assert items[0] == 0x06 and len(items) == 2
+        return items[1]
+
+    assert parse_ack_4000(ask(Cmd4000.SET_OPACITY, nibbles_4000([0x5A, 0, 0x33, 0]))).ok
+    assert parse_nibbles_4000(ask(Cmd4000.GET_OPACITY))[1] == (0x5A, 60, 0x33, 60)     # 0 keeps the stored value
+    assert parse_ack_4000(ask(Cmd4000.SET_LENGTH, nibbles_4000([150, 150, 0, 0]))).ok
+    assert parse_nibbles_4000(ask(Cmd4000.GET_LENGTH))[1] == (150, 150, 140, 140)
+    assert parse_ack_4000(ask(Cmd4000.SET_PICK_ORDER, pick_order_4000([2, 1, 3, 4]))).ok
+    assert parse_pick_order_4000(ask(Cmd4000.GET_PICK_ORDER))[1] == (2, 1, 3, 4)
+    assert parse_ack_4000(ask(Cmd4000.SET_PICK_ORDER, b"1123")).value == 0x51
+    report = parse_diagnostics_4000(ask(Cmd4000.SENSOR_DIAGNOSTICS, diagnostics_4000(2)))
+    assert report.error.ok and report.rejected == 5 and report.length == 150
+    assert sim.state()["reject_tray"] == 5 and sim.state()["cassettes"][1]["count"] == 15
+    assert sim.delivered() == [0, 0, 0, 0]
+
+
+def test_simulator_keeps_serving_after_garbage_on_the_line(line_for):
+    import random
+    sim, line = line_for("lcdm2000", [(2000, 10), (5000, 10)])
+    rng = random.Random(7)
+    for n in range(40):
+        line.send(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 30))))
+        if n % 10 == 0:
+            line.send(b"\x04\x50\x07\x46")           # a start byte with no STX after it
+    time.sleep(0.3)                              # longer than a frame may take: any half frame is dropped
+    line.quiet_for(0.1)
+    line.send(EXAMPLES[("lcdm2000", "status")])
+    got = line.quiet_for(0.5)
+    assert b"\x06\x01\x50\x02\x46" in got          # ACK, then a STATUS answer: the unit still serves
+    assert sim.bad_frames_received > 0

@@ -273,8 +273,12 @@ def test_message_parsers_refuse_frames_that_do_not_fit_the_command(parse, frame)
         parse(frame)
 
 
+from drivers.lcdm.frames import (parse_ack_4000, parse_diagnostics_4000, parse_nibbles_4000,  # noqa: E402
+                                 parse_pick_order_4000)
+
 _PARSERS = (parse_dispense_2000, parse_purge_2000, parse_status_2000, parse_rom_2000,
-            parse_operation_4000, parse_status_4000, parse_reset_4000)
+            parse_operation_4000, parse_status_4000, parse_reset_4000, parse_ack_4000, parse_diagnostics_4000,
+            parse_nibbles_4000, parse_pick_order_4000)
 
 
 @settings(max_examples=400, deadline=None)
@@ -326,3 +330,18 @@ def test_any_framed_payload_parses_to_a_value_or_a_message_error(cmd, data):
         parse_request_4000(data)
     except MessageError:
         pass
+
+
+def test_lcdm4000_settings_commands_are_built_and_checked():
+    from drivers.lcdm.frames import (diagnostics_4000, nibbles_4000, parse_nibbles_request_4000,
+                                     parse_pick_order_request_4000, pick_order_4000)
+    assert nibbles_4000([0x5A, 0, 0xFF, 1]) == bytes.fromhex("35 3A 30 30 3F 3F 30 31")
+    assert parse_nibbles_request_4000(nibbles_4000([0x5A, 0, 0xFF, 1])) == (0x5A, 0, 0xFF, 1)
+    assert pick_order_4000([4, 3, 2, 1]) == b"4321"
+    assert parse_pick_order_request_4000(b"2134") == (2, 1, 3, 4)
+    assert diagnostics_4000(3) == b"3"
+    for bad in (lambda: nibbles_4000([256, 0, 0, 0]), lambda: nibbles_4000([1, 2]), lambda: pick_order_4000([1, 1, 2, 3]),
+                lambda: diagnostics_4000(5), lambda: parse_pick_order_request_4000(b"12"),
+                lambda: parse_nibbles_request_4000(b"\x40" * 8)):
+        with pytest.raises(MessageError):
+            bad()

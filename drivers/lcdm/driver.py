@@ -128,7 +128,7 @@ class LcdmDispenser(CashDispenser):
         self._unconfirmed_until = 0.0
         self._job: threading.Thread | None = None
         self._last_event: DispenseCompleted | None = None
-        self._line_parity = "none"
+        self.line_parity = "none"           # the parity the port was opened with last
         # What went over the wire, for a technician and the tests.
         self.commands_sent: list[int] = []
         self.bad_frames = 0
@@ -187,12 +187,14 @@ class LcdmDispenser(CashDispenser):
             try:
                 report = self._status_report()
                 break
-            except DeviceTimeout:
+            except (DeviceTimeout, RefusedError) as exc:
+                # Silence, or every frame NAKed: on a line with the wrong parity both happen.
                 self._close_port()
                 if n + 1 == len(tries):
                     self._set_state(DeviceState.OFFLINE, "no answer")
-                    raise DeviceTimeout(f"{self._who}: no answer to STATUS (parity {' or '.join(tries)}); check "
-                                        f"power, the cable, the model and the line settings") from None
+                    raise DeviceTimeout(f"{self._who}: no good answer to STATUS (parity {' or '.join(tries)}): "
+                                        f"{exc}; check power, the cable, the model and the line settings") from None
+                log.warning("%s: no good answer with parity %s; trying %s", self._who, parity, tries[n + 1])
             except BaseException:
                 self._close_port()
                 raise
@@ -228,7 +230,7 @@ class LcdmDispenser(CashDispenser):
             self._ser = None
             raise PortError(f"{self.model.title}: port {self.port!r} did not open ({exc}); check the URL or "
                             f"device path, the cable, and that no other program holds the port") from exc
-        self._line_parity = parity
+        self.line_parity = parity
         self._decoder = self._new_decoder()
         self._items.clear()
 

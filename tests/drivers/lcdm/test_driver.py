@@ -263,6 +263,14 @@ def test_even_parity_is_a_setting_the_line_accepts(sim, make_driver):
     assert driver.status().state is DeviceState.ONLINE
 
 
+def test_auto_parity_tries_even_when_the_unit_never_answers_at_none(sim, make_driver):
+    for _ in range(3):
+        sim.drop_next_command(on="any")          # every send of the first STATUS is lost
+    driver = make_driver(parity="auto")
+    assert driver.line_parity == "even" and driver.state is DeviceState.ONLINE
+    assert driver.status().state is DeviceState.ONLINE
+
+
 def test_a_unit_that_never_answers_is_a_timeout_naming_the_parities_tried(recorder):
     # A 2000 on the line answers only its own ID: a host for the 4000 hears nothing.
     other = LcdmSimulator("lcdm2000", note_s=0.0)

@@ -114,6 +114,7 @@ class LcdmSimulator:
                                           Cmd2000.UPPER_TEST, Cmd2000.LOWER_TEST}) if self.model is LCDM2000
                                else frozenset({Cmd4000.DISPENSE, Cmd4000.TEST_DISPENSE}))
         self._power_cut_after: int | None = None
+        self._cable_pull_after: int | None = None
         self.power_off_s = 0.3
         self._off_until = 0.0
         # Device state.
@@ -206,6 +207,12 @@ class LcdmSimulator:
                 return True
         return False
 
+    def pull_cable_after(self, notes: int) -> None:
+        """During the next dispense, the host's cable is pulled after `notes` exited (TCP: the
+        connection drops). The unit does not know and pays the rest; its answer goes nowhere."""
+        with self._lock:
+            self._cable_pull_after = notes
+
     def power_cut_after(self, notes: int, off_s: float | None = None) -> None:
         """During the next dispense, the power goes after `notes` have exited: no response,
         the unit is dead for off_s, then boots. The notes out stay out."""
@@ -274,6 +281,9 @@ class LcdmSimulator:
                     return "jam", i, picks
                 picks[i].exited += 1
                 unit.dispensed += 1
+                if self._cable_pull_after is not None and exited_so_far + 1 >= self._cable_pull_after:
+                    self._cable_pull_after = None
+                    self._link.hang_up()
                 if self._power_cut_after is not None and exited_so_far + 1 >= self._power_cut_after:
                     self._power_cut_after = None
                     return "power", i, picks

@@ -126,6 +126,7 @@ class LcdmDispenser(CashDispenser):
         self._unit_status: dict[str, UnitStatus] = {}
         self._baseline: OperationResult | None = None
         self._unconfirmed_until = 0.0
+        self._sent = (0, False)              # sends of the current command, and whether ACKed
         self._job: threading.Thread | None = None
         self._last_event: DispenseCompleted | None = None
         self.line_parity = "none"           # the parity the port was opened with last
@@ -300,13 +301,17 @@ class LcdmDispenser(CashDispenser):
         self._settle()
         acked = False
         sends = 0
+        # Kept on the object so that a port failure after the frame went out is known as such.
+        self._sent = (0, False)
         while True:
             self._write(raw)
             sends += 1
+            self._sent = (sends, acked)
             self.commands_sent.append(cmd)
             item = self._await_ack(cmd, time.monotonic() + self.ack_timeout)
             if item == ACK:
                 acked = True
+                self._sent = (sends, acked)
                 break
             if isinstance(item, Frame):
                 return self._accept(item, money), False     # the ACK was lost; the response was not
@@ -337,6 +342,7 @@ class LcdmDispenser(CashDispenser):
                 continue
             if item == ACK:
                 acked = True
+                self._sent = (sends, acked)
 
     def _await_ack(self, cmd: int, deadline: float) -> Frame | int | None:
         while True:
@@ -666,6 +672,13 @@ class LcdmDispenser(CashDispenser):
             return self._recover(cmd, exc.acked)
         except RefusedError as exc:
             raise DeviceError(str(exc)) from None         # refused every time: never taken
+        except PortError as exc:
+            sends, acked = self._sent
+            if not sends:
+                raise                                     # it never went out
+            # The line died after the dispense went out: as good as a lost answer.
+            log.warning("%s: port failed during a dispense (%s)", self._who, exc)
+            return self._recover(cmd, acked)
         except ProtocolError as exc:
             raise _Unknown(f"the dispense answer was unreadable ({exc})") from None
         try:

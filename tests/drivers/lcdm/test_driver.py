@@ -331,3 +331,24 @@ def test_lcdm4000_reset_acknowledges_both_answers(sim, make_driver, pay):
     assert driver.reset(wait_s=1.0) == 2
     done = pay(driver, "after-reset", {"1": 1})
     assert done.outcome == "complete" and sim.dispense_commands == 1
+
+
+@pytest.mark.parametrize("model", ["lcdm2000", "lcdm4000"])
+def test_cable_pulled_mid_dispense_is_unknown_never_zero_and_never_resent(recorder, pay, model):
+    """Mutation caught: treating a port failure after the dispense went out as "nothing
+    was sent" (booked as partial with 0 exited while notes left the unit)."""
+    sim = LcdmSimulator(model, note_s=0.01)
+    url = sim.start("tcp")
+    try:
+        driver = LcdmDispenser(url, model=model, response_timeout=1.5, ack_timeout=0.3)
+        driver.open(recorder)
+        try:
+            first = driver.cassette_ids[0]
+            sim.pull_cable_after(2)
+            done = pay(driver, "cable", {first: 5})
+            assert done.outcome == "unknown" and done.uncertain == {first: 5}
+            assert sim.delivered()[0] == 5 and sim.dispense_commands == 1
+        finally:
+            driver.close()
+    finally:
+        sim.stop()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from math import gcd
 from typing import Collection, Iterable, Mapping, Sequence
 
+from hal.events import DispenseCompleted
 from hal.money import Fiat
 from hal.status import UnitStatus
 
@@ -107,6 +108,15 @@ class CashBooks:
         for unit_id, n in notes.items():
             total = total + self.unit(unit_id).denomination * _count(f"notes from {unit_id!r}", n)
         return total
+
+
+def movements_from(event: DispenseCompleted) -> list[Movement]:
+    """The movements one dispenser answer reports, to append to the books' list. Notes the
+    device could not account for (`uncertain`, outcome "unknown") are not movements: they
+    are a reconciliation item until a technician counts the cassette."""
+    units = sorted(set(event.exited) | set(event.rejected))
+    return [Movement(unit, exited=event.exited.get(unit, 0), rejected=event.rejected.get(unit, 0))
+            for unit in units if event.exited.get(unit, 0) or event.rejected.get(unit, 0)]
 
 
 def compute_books(config: Sequence[UnitConfig], movements: Iterable[Movement] = (), *,

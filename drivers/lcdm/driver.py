@@ -5,6 +5,8 @@ One exchange at a time: command, ACK, response, ACK (and the 4000's closing EOT)
 dispense is never sent twice: a missing ACK is answered by reading on for the response,
 a missing response by LAST STATUS on the 4000 and by an "unknown" outcome on the 2000.
 The driver reports what exited and what was rejected, per cassette; it keeps no totals.
+There is no poll thread: a dispenser speaks only when asked, so `state` is what the last
+exchange said, and status() asks again. A dispense runs on its own short-lived thread.
 """
 
 from __future__ import annotations

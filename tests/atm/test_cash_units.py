@@ -38,6 +38,20 @@ def test_counts_follow_initial_minus_exited_and_rejected():
     assert all(u.status is UnitStatus.OK for u in books.units)
 
 
+def test_a_dispenser_answer_becomes_movements_and_uncertain_notes_do_not():
+    from atm.cash_units import movements_from
+    from hal.events import DispenseCompleted
+    from hal.status import Completion
+    done = DispenseCompleted(device="dispenser", request_id="r", completion=Completion.HARDWARE_ERROR,
+                             exited={"1": 2, "2": 0, "3": 0}, rejected={"1": 1, "2": 0, "3": 1})
+    assert movements_from(done) == [Movement("1", exited=2, rejected=1), Movement("3", rejected=1)]
+    lost = DispenseCompleted(device="dispenser", request_id="r", completion=Completion.TIMEOUT, outcome="unknown",
+                             exited={"1": 0}, rejected={"1": 0}, uncertain={"1": 4})
+    assert movements_from(lost) == []
+    books = compute_books(FOUR, movements_from(done))
+    assert books.unit("1").count == 47 and books.unit("3").count == 49
+
+
 def test_status_low_empty_missing_and_inoperative():
     config = [UnitConfig("a", eur(1000), 12, near_empty=10), UnitConfig("b", eur(2000), 5),
               UnitConfig("c", eur(5000), 40), UnitConfig("d", eur(10000), 40)]

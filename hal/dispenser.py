@@ -82,8 +82,9 @@ class CashDispenser(Device):
         raise DeviceError(f"{type(self).__name__} cannot report its status")
 
     def purge(self) -> Mapping[str, int]:
-        """Clear the note path into the reject tray; returns notes moved there per cassette
-        (empty where the device does not say)."""
+        """Clear the note path into the reject tray; returns notes moved there per cassette,
+        to be booked as rejected. Empty where the device does not say (LCDM-2000: its
+        driver books a stuck note as rejected in the DispenseCompleted of the jam)."""
         raise DeviceError(f"{type(self).__name__} has no purge")
 
     def test_dispense(self, request_id: str, cassette: str) -> None:

@@ -301,8 +301,9 @@ class LcdmSimulator:
         if cmd == Cmd2000.STATUS and not frame.data:
             upper, lower = self.cassettes
             data = encode_status_2000(0x35 if self.jammed else 0x30, upper_present=upper.present,
-                                      lower_present=lower.present, upper_near_end=upper.count <= NEAR_END,
-                                      lower_near_end=lower.count <= NEAR_END,
+                                      lower_present=lower.present,
+                                      upper_near_end=upper.present and upper.count <= NEAR_END,
+                                      lower_near_end=lower.present and lower.count <= NEAR_END,
                                       reject_tray_present=self.reject_tray_present, exit_blocked=self.jammed)
             return data
         if cmd == Cmd2000.ROM_VERSION and not frame.data:

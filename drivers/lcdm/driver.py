@@ -605,14 +605,23 @@ class LcdmDispenser(CashDispenser):
                 completion, error, detail = Completion.HARDWARE_ERROR, "portError", str(exc)
                 self._set_state(DeviceState.OFFLINE, str(exc))
                 break
+            stuck = 0
             for cid, counts in zip(ids, result.counts or ()):
                 exited[cid] += counts.exited
                 rejected[cid] += counts.rejected
+                if counts.picked is not None:
+                    # LCDM-2000: a note picked but neither out nor rejected is stuck in the
+                    # transport, and its PURGE answer reports no counts: book it now as
+                    # going to the reject tray, or the cassette count would drift.
+                    extra = max(0, counts.picked - counts.exited - counts.rejected)
+                    rejected[cid] += extra
+                    stuck += extra
             short = any(exited_n < asked for exited_n, asked in
                         zip((c.exited for c in result.counts or ()), (chunk[cid] for cid in ids))) and not test
             if not result.error.ok:
                 error = result.error.kind.value
-                detail = str(result.error)
+                detail = str(result.error) + (f"; {stuck} note(s) stuck in the transport go to the reject tray "
+                                              f"at purge" if stuck else "")
                 completion = Completion.USER_ERROR if result.error.kind in _USER_KINDS else Completion.HARDWARE_ERROR
                 # Sensors first, then the error code: the code says more than STATUS can
                 # (the 4000's STATUS does not show the reject tray, nor an empty cassette).

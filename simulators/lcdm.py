@@ -110,6 +110,7 @@ class LcdmSimulator:
         self._pick_number = 0
         self._jam_after: int | None = None  # the next dispense jams after N notes out
         self._faults: list[tuple[str, str]] = []
+        self._lose_host_ack = 0
         self._dispense_cmds = (frozenset({Cmd2000.UPPER_DISPENSE, Cmd2000.LOWER_DISPENSE, Cmd2000.BOTH_DISPENSE,
                                           Cmd2000.UPPER_TEST, Cmd2000.LOWER_TEST}) if self.model is LCDM2000
                                else frozenset({Cmd4000.DISPENSE, Cmd4000.TEST_DISPENSE}))
@@ -192,6 +193,11 @@ class LcdmSimulator:
     def corrupt_next_answer(self, on: str = "dispense") -> None:
         """The first send of the response arrives with a bad BCC (the repeat is good)."""
         self._arm("corrupt_answer", on)
+
+    def lose_host_ack_once(self) -> None:
+        """The host's next ACK of a response is lost: the unit sends the response again."""
+        with self._lock:
+            self._lose_host_ack += 1
 
     def _arm(self, fault: str, on: str) -> None:
         if on not in ("dispense", "any"):
@@ -547,6 +553,9 @@ class LcdmSimulator:
                 self.bad_frames_received += 1
                 return
             if item == ACK:
+                if self._pending is not None and self._lose_host_ack:
+                    self._lose_host_ack -= 1
+                    return
                 self.acks_received += 1
                 if self._pending is not None:
                     self._pending = None

@@ -292,6 +292,9 @@ class LcdmDispenser(CashDispenser):
                 break
             if isinstance(item, Frame):
                 self._write(bytes((ACK,)))
+                if self.model is LCDM2000:
+                    # No EOT to confirm it: a third send may still come.
+                    self._unconfirmed_until = time.monotonic() + self.settle_s
         self._unconfirmed_until = 0.0
 
     def _exchange(self, cmd: int, data: bytes = b"", *, money: bool, timeout: float | None = None) -> tuple[Frame, bool]:

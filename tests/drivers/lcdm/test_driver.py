@@ -359,3 +359,14 @@ def test_cable_pulled_mid_dispense_is_unknown_never_zero_and_never_resent(record
             driver.close()
     finally:
         sim.stop()
+
+
+def test_a_lost_host_ack_makes_the_unit_repeat_and_the_repeat_is_booked_once(sim, make_driver, pay):
+    driver = make_driver()
+    first = ids(driver)[0]
+    sim.lose_host_ack_once()
+    one = pay(driver, "one", {first: 2})
+    two = pay(driver, "two", {first: 3})
+    assert (one.exited[first], two.exited[first]) == (2, 3)
+    assert sim.delivered()[0] == 5 and sim.dispense_commands == 2
+    assert sim.acks_received >= 2

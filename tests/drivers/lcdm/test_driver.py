@@ -198,6 +198,8 @@ def test_command_that_never_arrived_is_unknown_not_resent(sim, make_driver, pay)
 
 
 def test_power_cut_mid_dispense_keeps_the_notes_that_left(sim, make_driver, pay, recorder):
+    """Mutation caught: booking a dispense with no answer as "0 exited" (partial) instead of
+    asking LAST STATUS (4000: 3 notes are out) or saying unknown (2000)."""
     driver = make_driver()
     first = ids(driver)[0]
     sim.power_cut_after(3)

@@ -18,6 +18,7 @@ import time
 import uuid
 
 from drivers.lcdm.driver import LcdmDispenser
+from drivers.lcdm.frames import MODELS
 from hal.errors import ConfigurationError, DeviceError, PortError
 from hal.events import DispenseCompleted, Event
 
@@ -48,7 +49,8 @@ def register(subparsers: "argparse._SubParsersAction") -> None:
         _options(status)
         return
     # `atm device status` already exists (the validator tool): add the dispensers to its
-    # --driver choices and let the choice decide which tool answers.
+    # --driver choices and let the choice decide which tool answers. argparse has no public
+    # way to widen a choice list, hence _actions; the validator tool needs no change.
     for action in status._actions:
         if "--driver" in action.option_strings and action.choices is not None:
             action.choices = [*action.choices, *(d for d in DRIVERS if d not in action.choices)]
@@ -130,7 +132,6 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_dispense(args: argparse.Namespace) -> int:
-    from drivers.lcdm.frames import MODELS
     cassettes = MODELS[args.driver].cassettes
     try:
         notes = parse_notes(args.notes, len(cassettes))

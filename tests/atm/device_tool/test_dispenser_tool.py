@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from atm.cli import main
+from atm.device_tool.dispenser import parse_notes
+from hal.errors import ConfigurationError
 from simulators.lcdm import LcdmSimulator
 
 DISPENSE_KEYS = {"driver", "requested", "exited", "rejected", "error", "outcome"}
@@ -138,3 +141,14 @@ def test_a_unit_that_does_not_answer_exits_one_and_dispenses_nothing(capsys):
 def test_status_for_a_validator_driver_is_still_answered_by_the_validator_tool(capsys):
     code, _out, err = run(capsys, "status", "--driver", "id003", "--port", "/dev/nonexistent-validator")
     assert code == 2 and "(id003 on /dev/nonexistent-validator)" in err
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=20), cassettes=st.integers(1, 4))
+def test_notes_parser_gives_counts_or_a_configuration_error(text, cassettes):
+    try:
+        notes = parse_notes(text, cassettes)
+    except ConfigurationError as exc:
+        assert "--notes" in str(exc)
+        return
+    assert 1 <= len(notes) <= cassettes and sum(notes) > 0 and all(n >= 0 for n in notes)

@@ -98,6 +98,9 @@ class LcdmSimulator:
         self.cassettes = [SimCassette(d, n) for d, n in cassettes]
         self.cassettes += [SimCassette(0, 0, present=False) for _ in range(slots - len(cassettes))]
         self.note_s = note_s
+        # Answer a failed dispense with a short [CMD ERR] frame instead of the full counts
+        # (one LCDM-2000 source handles such frames): a host must not read it as "0 out".
+        self.short_error_frames = False
         self.reset_s = reset_s
         self.reject_tray_present = True
         self.reject_tray = 0
@@ -364,6 +367,8 @@ class LcdmSimulator:
         # CHK counts every pick, so after a jam it is one more than EXIT + REJ: the stuck note.
         per = [(picks[i].picked, picks[i].exited, picks[i].rejected, self.cassettes[i].count <= NEAR_END)
                for i in (0, 1)]
+        if self.short_error_frames and err not in (0x30, 0x31):
+            return bytes((err,))
         if cmd == Cmd2000.BOTH_DISPENSE:
             return encode_dispense_result_2000(cmd, err, per)
         return encode_dispense_result_2000(cmd, err, [per[used[0]]])
@@ -469,6 +474,8 @@ class LcdmSimulator:
                 return None
             err = {"ok": 0x20, "jam": 0x24, "over_reject": 0x2D, "empty": 0x21}[ending]
         self._last = (frame.cmd, err, picks)
+        if self.short_error_frames and err != 0x20:
+            return bytes((err,))
         return bytes((err, 0x30)) + self._counts_4000(picks) + b"\x20" * 9
 
     # -- transport -------------------------------------------------------------------

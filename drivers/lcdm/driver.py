@@ -704,6 +704,9 @@ class LcdmDispenser(CashDispenser):
         except MessageError as exc:
             self._baseline = None
             raise _Unknown(f"the dispense answer did not parse ({exc}); count the cassettes") from None
+        if result.counts is None and self.model is LCDM4000:
+            # It answered, so it took the command: its LAST STATUS has the counts.
+            return self._recover(cmd, acked=True)
         if result.counts is None:
             raise _Unknown(f"the device answered {result.error} without counts; count the cassettes",
                            result.error)

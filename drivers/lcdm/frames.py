@@ -583,8 +583,11 @@ def encode_counts_4000(per: Sequence[tuple[int, int, bool]]) -> bytes:
 
 
 def parse_operation_4000(frame: Frame) -> OperationResult:
-    """A 4000 PURGE, DISPENSE, TEST DISPENSE or LAST STATUS response."""
+    """A 4000 PURGE, DISPENSE, TEST DISPENSE or LAST STATUS response. A short [CMD ERR]
+    frame (no source shows one on the 4000, but a host must cope) carries no counts."""
     cmd, data = frame.cmd, frame.data
+    if cmd in (Cmd4000.DISPENSE, Cmd4000.TEST_DISPENSE, Cmd4000.PURGE) and len(data) == 1:
+        return OperationResult(cmd, error_code(LCDM4000, data[0]), None)
     if cmd in (Cmd4000.DISPENSE, Cmd4000.TEST_DISPENSE):
         if len(data) != 23:
             raise MessageError(f"LCDM-4000 0x{cmd:02X} response: 23 data bytes expected, got {len(data)}")

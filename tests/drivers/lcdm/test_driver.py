@@ -372,3 +372,19 @@ def test_a_lost_host_ack_makes_the_unit_repeat_and_the_repeat_is_booked_once(sim
     assert (one.exited[first], two.exited[first]) == (2, 3)
     assert sim.delivered()[0] == 5 and sim.dispense_commands == 2
     assert sim.acks_received >= 2
+
+
+def test_a_short_error_frame_without_counts_is_unknown_not_zero(sim, make_driver, pay):
+    """A failed dispense answered with only [CMD ERR] says nothing of what moved: the 4000
+    is asked its LAST STATUS, the 2000 reports the error with an unknown outcome.
+    Mutation caught: reading the short frame as "0 exited"."""
+    driver = make_driver()
+    first = ids(driver)[0]
+    sim.short_error_frames = True
+    sim.jam_after(2)
+    done = pay(driver, "short", {first: 4})
+    assert done.error == "jam" and sim.delivered()[0] == 2 and sim.dispense_commands == 1
+    if sim.model.name == "lcdm4000":
+        assert done.outcome == "partial" and done.exited[first] == 2
+    else:
+        assert done.outcome == "unknown" and done.uncertain == {first: 4}

@@ -127,7 +127,7 @@ def test_unknown_status_code_is_a_message_error():
 
 def test_reject_and_failure_codes_have_names():
     assert reject_reason_name(0x71) == "insertion error"
-    assert "0x7F" in reject_reason_name(0x7F)
+    assert "0x70" in reject_reason_name(0x70)
     assert failure_name(0xA2) == "stack motor failure"
     assert "0x01" in failure_name(0x01)
 

@@ -689,6 +689,31 @@ def test_device_complaints_are_reported_once_and_polling_carries_on(log, credits
         sim.stop()
 
 
+def test_a_run_of_communication_errors_is_reported_as_a_line_fault_and_recovers(log, credits, wait_until):
+    """0x4A answers say our frames arrive garbled: a few are noise, a run of them is a
+    line a technician must check. Mutation caught: no bound (the kiosk sells on a line
+    that corrupts every command)."""
+    sim = _SimComplaining(0x4A)
+    driver = Id003Validator(sim.start("pty"), poll_interval=0.02, reply_timeout=0.15)
+    driver.set_credit_recorder(credits.append)
+    log.on_event = lambda e: driver.stack() if isinstance(e, NoteEscrowed) and e.value is not None else None
+    try:
+        driver.open(log)
+        driver.enable()
+        wait_until(lambda: not sim.state()["inhibited"])
+        sim.count = MISSES_BEFORE_OFFLINE
+        fault = log.wait_for(lambda e: isinstance(e, DeviceStatusChanged) and e.state == DeviceState.OFFLINE)
+        assert fault.code == "0x4A" and "9600 baud 8E1" in fault.detail and sim.url in fault.detail
+        log.wait_for(lambda e: isinstance(e, DeviceStatusChanged) and e.state == DeviceState.ONLINE
+                     and e.at > fault.at)
+        sim.insert_note(1000)
+        log.wait_for(lambda e: isinstance(e, NoteCredited))
+        assert [c.value for c in credits] == [Fiat(1000, EUR)]
+    finally:
+        driver.close()
+        sim.stop()
+
+
 def _hex(code: int) -> str:
     return f"0x{code:02X}"
 

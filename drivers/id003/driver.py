@@ -167,7 +167,7 @@ class Id003Validator(BillValidator):
     # -- configuration ------------------------------------------------------------
 
     def _check_timings(self, escrow_timeout: float, hold_every: float | None, resolve_timeout: float) -> None:
-        where = f"{self._who}: "
+        where = f"{self._who}, configuration [devices.validator]: "
         for key, value in (("escrow_timeout", escrow_timeout), ("resolve_timeout", resolve_timeout)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ConfigurationError(f"{where}{key} must be a positive number of seconds, got {value!r}")
@@ -702,7 +702,7 @@ class Id003Validator(BillValidator):
         with self._lock:
             note = self._note
             if code is None:
-                if note is None or note.credited:
+                if note is None or note.credited or note.returned_reported:
                     # Held by an earlier run of the host: nobody here can decide on it.
                     note = _Note(code=-1, value=None, seen_at=now,
                                  own_return_reason="held by an earlier run of the host; returned")
@@ -710,8 +710,9 @@ class Id003Validator(BillValidator):
                 elif note.sent:
                     # Our decision was acknowledged yet the unit still holds the note: resend.
                     note.sent = ""
-            elif note is None or note.code != code or note.sent:
-                if note is not None and note.sent == "stack" and not note.credited and note.code == code:
+            elif note is None or note.code != code or note.sent or note.returned_reported or note.credited:
+                if note is not None and note.sent == "stack" and not note.credited and note.code == code \
+                        and not note.returned_reported:
                     # Our STACK was acknowledged yet the note is still in escrow: the ACK
                     # was stale or lost. Send it again below.
                     note.sent = ""

@@ -308,6 +308,25 @@ def test_a_note_declared_unknown_is_not_credited_when_the_unit_later_shows_it(si
     assert credits == [] and len(settled_events(log)) == 1
 
 
+def test_a_stall_the_driver_resets_itself_leaves_the_note_for_resolve_note_to_call_unknown(
+        sim, log, make_driver, credits, wait_until):
+    """The unit does not reset by itself in time; the driver's watchdog resets it. A
+    reset mid-stack says nothing of where the note went, so it is not credited, and
+    resolve_note() answers unknown with the value for the operator."""
+    sim.stall_s = 60.0
+    driver = make_driver(stuck_timeout=0.3, resolve_timeout=5.0)
+    sim.stall_stacking("stacker")
+    assert sim.insert_note(2000)
+    log.wait_for(lambda e: isinstance(e, DeviceStatusChanged) and e.state == DeviceState.HARDWARE_ERROR
+                 and "stuck in stacking" in e.detail)
+    wait_until(lambda: sim.state()["state"] == "idle", what="unit reset by the driver")
+    assert credits == [] and settled_events(log) == []
+    driver.resolve_note()
+    unknown = log.wait_for(lambda e: isinstance(e, NoteOutcomeUnknown))
+    assert unknown.value == Fiat(2000, EUR) and unknown.code == "0x63"
+    assert credits == [] and len(settled_events(log)) == 1
+
+
 def test_resolve_note_after_the_note_was_credited_sends_nothing_more(sim, log, make_driver, credits, wait_until):
     driver = make_driver()
     assert sim.insert_note(1000)
@@ -322,6 +341,24 @@ def test_resolve_note_with_no_note_on_record_and_an_idle_unit_is_unknown(sim, lo
     driver.resolve_note()
     unknown = log.wait_for(lambda e: isinstance(e, NoteOutcomeUnknown))
     assert unknown.value is None and "no record" in unknown.detail
+
+
+def test_note_held_by_a_previous_host_is_returned_at_open(sim, log, make_driver, credits, wait_until, EventLog):
+    undecided(log)
+    first = make_driver(hold_every=0.05, escrow_timeout=30.0)
+    assert sim.insert_note(5000)
+    wait_until(lambda: sim.state()["state"] == "holding", what="note held")
+    first.close()
+    second = Id003Validator(sim.url, poll_interval=0.02, reply_timeout=0.15)
+    second.set_credit_recorder(credits.append)
+    events = EventLog()
+    try:
+        second.open(events)
+        events.wait_for(lambda e: isinstance(e, NoteReturned))
+        wait_until(lambda: sim.state()["returned"] == [5000], what="held note returned")
+        assert credits == [] and events.of(NoteEscrowed) == []
+    finally:
+        second.close()
 
 
 # -- a lost ACK to VEND VALID ----------------------------------------------------------------------
@@ -341,3 +378,20 @@ def test_repeated_vend_valid_after_a_lost_ack_is_acknowledged_again_and_credited
     assert state["acks_lost"] == 1 and state["acks_received"] == 1 and state["vend_valid_reports"] >= 2
     assert [e.value for e in recorded] == [Fiat(1000, EUR)]
     assert len(log.of(NoteCredited)) == 1 and state["stacked"] == [1000]
+
+
+def test_a_note_after_one_the_unit_returned_by_itself_is_announced_afresh(sim, log, make_driver, credits, wait_until):
+    """Same denomination twice: the second note is a new escrow, never mistaken for
+    the first one that went back."""
+    sim.escrow_return_s = 0.3
+    undecided(log)
+    driver = make_driver(hold_every=None, escrow_timeout=5.0)
+    assert sim.insert_note(1000)
+    log.wait_for(lambda e: isinstance(e, NoteReturned))
+    wait_until(lambda: sim.state()["state"] == "idle" and sim.insert_note(1000), what="second note taken")
+    wait_until(lambda: len(log.of(NoteEscrowed)) == 2, what="second escrow announced")
+    driver.stack()
+    credited = log.wait_for(lambda e: isinstance(e, NoteCredited))
+    assert credited.value == Fiat(1000, EUR) and [c.value for c in credits] == [Fiat(1000, EUR)]
+    wait_until(lambda: sim.state()["stacked"] == [1000], what="second note stacked")
+    assert sim.state()["returned"] == [1000]

@@ -418,6 +418,12 @@ class Id003Simulator:
         with self._lock:
             self._garble.extend([code] * count)
 
+    def clear_line_faults(self) -> None:
+        """The line is good again: drop every pending reply and command fault."""
+        with self._lock:
+            self._faults.clear()
+            self._garble.clear()
+
     def stall_stacking(self, then: str) -> None:
         """The next note told to stack stalls in STACKING (no VEND VALID); after stall_s
         the unit resets itself and powers up with the note in the stacker (0x42: the

@@ -900,6 +900,16 @@ class Id003Validator(BillValidator):
         note = self._unsettled
         status = reply.code if reply is not None else None
         said = status_name(status) if status is not None else "no answer"
+        current = self._note
+        if note is None and current is not None and current.app_decision == "stack" \
+                and not (current.sent or current.credited or current.returned_reported):
+            # The device has not taken our STACK yet: the note is still in escrow and its
+            # own events (credit, or the unit's return) will answer. Saying "unknown" now
+            # would give it two outcomes.
+            with self._lock:
+                self._resolve_deadline = None
+            log.info("%s: resolve_note: the note is still in escrow, STACK not yet taken", self.name)
+            return
         if note is None:
             if self._last_stack_settled:
                 # Its settled event already went to the application, which has it queued.

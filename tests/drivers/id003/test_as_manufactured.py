@@ -395,3 +395,20 @@ def test_a_note_after_one_the_unit_returned_by_itself_is_announced_afresh(sim, l
     assert credited.value == Fiat(1000, EUR) and [c.value for c in credits] == [Fiat(1000, EUR)]
     wait_until(lambda: sim.state()["stacked"] == [1000], what="second note stacked")
     assert sim.state()["returned"] == [1000]
+
+
+def test_resolve_note_while_stack_has_not_reached_the_device_gives_no_second_outcome(
+        sim, log, make_driver, credits, wait_until):
+    """STACK garbled on the line again and again: the note is still in escrow, so
+    resolve_note() must not call it unknown; its credit comes once the line clears."""
+    driver = make_driver()
+    sim.corrupt_next_command(Command.STACK_1, count=1000)
+    assert sim.insert_note(1000)
+    log.wait_for(lambda e: isinstance(e, NoteEscrowed))
+    wait_until(lambda: sim.bad_frames_received >= 3, what="three garbled STACKs")
+    driver.resolve_note()
+    wait_until(lambda: driver._resolve_deadline is None, what="resolve handled")
+    assert log.of(NoteOutcomeUnknown) == []
+    sim.clear_line_faults()
+    log.wait_for(lambda e: isinstance(e, NoteCredited))
+    assert len(settled_events(log)) == 1 and [c.value for c in credits] == [Fiat(1000, EUR)]

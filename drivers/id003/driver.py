@@ -433,7 +433,8 @@ class Id003Validator(BillValidator):
             echo = self._transact(Frame(command, data), lambda f, c=command: f.code in (c, Status.INVALID_COMMAND))
             if echo is None or echo != Frame(command, data):
                 log.warning("%s: setting %s %s not echoed (got %r)", self.name, command.name, data.hex(), echo)
-            elif command == Command.SET_ENABLE:
+            if command == Command.SET_ENABLE and echo is not None:
+                # Echoed, or refused by a unit without the feature: either way, not again.
                 self._sent_mask = mask
         self._last_status = None
 
@@ -687,6 +688,12 @@ class Id003Validator(BillValidator):
             echo = self._transact(Frame(Command.SET_ENABLE, mask),
                                   lambda f: f.code in (Command.SET_ENABLE, Status.INVALID_COMMAND))
             if echo == Frame(Command.SET_ENABLE, mask):
+                self._sent_mask = mask
+            elif echo is not None and echo.code == Status.INVALID_COMMAND:
+                # A unit without per-denomination inhibit: do not ask on every poll. The
+                # driver still returns any note outside the accept list at escrow.
+                log.warning("%s: the validator refused the denomination mask %s (0xC0); notes outside the "
+                            "accept list are returned at escrow instead", self.name, mask.hex(" "))
                 self._sent_mask = mask
         with self._lock:
             want = self._want_enabled

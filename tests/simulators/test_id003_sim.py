@@ -181,14 +181,14 @@ def test_unit_returns_an_escrow_nobody_polls_after_3s():
 
 
 def test_hold_re_arms_the_units_escrow_return_until_the_host_stacks():
-    sim = Id003Simulator(step_s=0.01, escrow_return_s=0.3)
+    sim = Id003Simulator(step_s=0.01, escrow_return_s=0.8)
     port = open_line(sim)
     try:
         escrow_note(sim, port, 1000, 0x62)
         started = time.monotonic()
         holds = 0
         # HOLD every ~0.1 s for more than three of the unit's return periods.
-        while time.monotonic() - started < 1.0 and holds < 50:
+        while time.monotonic() - started < 2.5 and holds < 100:
             assert ask(port, bytes.fromhex(VECTORS["host hold"])) == encode_frame(Status.ACK)
             holds += 1
             assert status(port) == encode_frame(Status.HOLDING)

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from drivers.id003.driver import MISSES_BEFORE_OFFLINE, UNIT_ESCROW_RETURN_S, Id003Validator
-from drivers.id003.frames import Command
+from drivers.id003.frames import Command, Frame, Status
 from hal.errors import ConfigurationError, DeviceError
 from hal.events import (
     CashboxChanged,
@@ -25,6 +25,7 @@ from hal.events import (
 )
 from hal.money import Fiat
 from hal.status import DeviceState, UnitStatus
+from simulators.id003 import Id003Simulator
 
 EUR = "EUR"
 SETTLED = (NoteCredited, NoteReturned, NoteOutcomeUnknown)
@@ -80,14 +81,14 @@ def test_unit_returns_escrowed_note_after_10s_without_hold(sim, log, make_driver
 def test_hold_keeps_the_note_in_escrow_while_the_host_decides(sim, log, make_driver, credits, wait_until):
     """Mutation caught: no HOLD sent while the application decides (the unit then
     returns the note after its own escrow time, and the late stack() is refused)."""
-    sim.escrow_return_s = 0.3
+    sim.escrow_return_s = 0.8
     undecided(log)
     driver = make_driver(hold_every=0.1, escrow_timeout=30.0)
     assert sim.insert_note(1000)
     log.wait_for(lambda e: isinstance(e, NoteEscrowed))
     # Far more HOLDs than fit in one of the unit's return periods: the decision took
     # several of them, and the unit kept the note all along.
-    wait_until(lambda: sim.state()["holds_received"] >= 12, what="twelve HOLDs")
+    wait_until(lambda: sim.state()["holds_received"] >= 20, what="twenty HOLDs")
     assert sim.state()["state"] == "holding" and sim.state()["returned"] == []
     driver.stack()
     credited = log.wait_for(lambda e: isinstance(e, NoteCredited))
@@ -98,7 +99,7 @@ def test_hold_keeps_the_note_in_escrow_while_the_host_decides(sim, log, make_dri
 
 def test_held_note_without_a_decision_is_returned_by_the_driver_at_its_escrow_timeout(
         sim, log, make_driver, credits, wait_until):
-    sim.escrow_return_s = 0.3
+    sim.escrow_return_s = 0.8
     undecided(log)
     make_driver(hold_every=0.1, escrow_timeout=0.8)
     assert sim.insert_note(5000)
@@ -109,7 +110,7 @@ def test_held_note_without_a_decision_is_returned_by_the_driver_at_its_escrow_ti
 
 
 def test_the_watchdog_does_not_reset_a_unit_holding_for_a_slow_decision(sim, log, make_driver, wait_until):
-    sim.escrow_return_s = 0.3
+    sim.escrow_return_s = 0.8
     undecided(log)
     driver = make_driver(hold_every=0.1, escrow_timeout=30.0, stuck_timeout=0.3)
     assert sim.insert_note(1000)
@@ -412,3 +413,32 @@ def test_resolve_note_while_stack_has_not_reached_the_device_gives_no_second_out
     sim.clear_line_faults()
     log.wait_for(lambda e: isinstance(e, NoteCredited))
     assert len(settled_events(log)) == 1 and [c.value for c in credits] == [Fiat(1000, EUR)]
+
+
+class _SimWithoutDenominationInhibit(Id003Simulator):
+    """A unit that refuses 0xC0 altogether (INVALID COMMAND)."""
+
+    def _handle(self, frame):
+        if frame.code == Command.SET_ENABLE:
+            self.settings_refused += 1
+            return Frame(Status.INVALID_COMMAND)
+        return super()._handle(frame)
+
+
+def test_a_unit_refusing_the_denomination_mask_is_not_asked_on_every_poll(log, credits, wait_until):
+    sim = _SimWithoutDenominationInhibit(step_s=0.02)
+    driver = Id003Validator(sim.start("pty"), poll_interval=0.02, reply_timeout=0.15)
+    driver.set_credit_recorder(credits.append)
+    try:
+        driver.open(log)
+        driver.enable(accept=[Fiat(1000, EUR)])
+        wait_until(lambda: not sim.state()["inhibited"])
+        frames = sim.frames_received
+        wait_until(lambda: sim.frames_received >= frames + 20, what="twenty more polls")
+        assert sim.settings_refused <= 2         # once at initialise, once for the accept list
+        assert sim.insert_note(500)
+        returned = log.wait_for(lambda e: isinstance(e, NoteReturned))
+        assert "not accepted" in returned.reason and credits == []
+    finally:
+        driver.close()
+        sim.stop()

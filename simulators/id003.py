@@ -115,6 +115,7 @@ class Id003Simulator:
         self._jam: str | None = None
         self._stalled = False
         self._stall_then: str | None = None
+        self._comm_error_pending = False     # a power cycle forgets a garbled frame
         self._escrow_deadline = 0.0
         self._escrow_polled = False
         self._auto_return = False

@@ -77,17 +77,16 @@ def test_the_mock_gpio_backend_is_never_accepted_on_a_real_kiosk(tmp_path):
         build_devices(config, simulate=False)
 
 
-def test_a_port_that_does_not_open_stops_start_up_naming_the_key(tmp_path):
+async def test_a_port_that_does_not_open_stops_start_up_naming_the_key(tmp_path):
     import subprocess
     import sys
+    from paired_cas import paired_cas_state
+    cas_dir = await paired_cas_state(tmp_path)
     path = tmp_path / "kiosk.toml"
-    path.write_text(f"[kiosk]\nstate_dir = \"{tmp_path / 'var'}\"\n[ui]\nport = 0\n"
-                    "[cas]\nmode = \"standin\"\n"
+    path.write_text(f"[kiosk]\nid = \"kiosk-1\"\nstate_dir = \"{tmp_path / 'var'}\"\n[ui]\nport = 0\n"
+                    f"[cas]\nmode = \"client\"\nstate_dir = \"{cas_dir}\"\n"
                     "[devices.validator]\ndriver = \"id003\"\nport = \"/dev/does-not-exist-ttyUSB9\"\n"
-                    "[devices.scanner]\ndriver = \"standin\"\n")
-    # standin scanner is refused outside simulate mode, so use a real camera source that cannot open either
-    path.write_text(path.read_text().replace('[devices.scanner]\ndriver = "standin"',
-                                             '[devices.scanner]\ndriver = "serial"\nport = "/dev/does-not-exist-scan"'))
+                    "[devices.scanner]\ndriver = \"serial\"\nport = \"/dev/does-not-exist-scan\"\n")
     result = subprocess.run([sys.executable, "-m", "atm.cli", "run", "--config", str(path)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stderr

@@ -105,8 +105,11 @@ async def _run_locked(args: argparse.Namespace, config: Any, ports: dict[str, st
     try:
         if args.simulate:
             from simulators.world import SimulatedWorld
-            world = SimulatedWorld(currency=config.currency, validator=args.validator, printer=args.printer,
-                                   scanner=args.scanner, network=config.network, ports=ports)
+            try:
+                world = SimulatedWorld(currency=config.currency, validator=args.validator, printer=args.printer,
+                                       scanner=args.scanner, network=config.network, ports=ports)
+            except ValueError as exc:
+                raise ConfigurationError(str(exc)) from None
             config = with_devices(config, world.start())
             operator, cas, config = await _simulated_cas(args, config)
         running = RunningKiosk(config, simulate=args.simulate, world=world, cas=cas)

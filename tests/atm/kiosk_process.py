@@ -118,16 +118,18 @@ class KioskProcess:
             if msg.get("reply_to") == self._next_id:
                 return msg
 
-    async def buy(self, notes: Sequence[int] = (2000,), *, insert: Callable[[int], Any] | None = None) -> None:
+    async def buy(self, notes: Sequence[int] = (2000,), *, insert: Callable[[int], Any] | None = None,
+                  present: Callable[[], Any] | None = None) -> None:
         """One purchase from the idle screen to the receipt. `insert` puts a note into the
-        validator (default: the panel's insert_note)."""
+        validator (default: the panel's insert_note), `present` shows the wallet's QR
+        code to the scanner (default: the panel's present_qr)."""
         import asyncio
         self.wait_for(lambda s: s["screen"] == "idle" and s["data"].get("buy_enabled"), "buying enabled")
         async with aiohttp.ClientSession() as session, session.ws_connect(self.url + "ws") as ws:
             reply = await self.action(ws, "start_buy")
             assert reply["ok"], reply
             await asyncio.to_thread(self.wait_for, lambda s: s["screen"] == "insert_cash", "the cash screen",
-                                    poke=lambda: self.sim("present_qr", text=REGTEST_ADDRESS))
+                                    poke=present or (lambda: self.sim("present_qr", text=REGTEST_ADDRESS)))
             total = 0
             for minor in notes:
                 total += minor

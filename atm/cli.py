@@ -374,12 +374,6 @@ def _journal_state_dir(args: argparse.Namespace) -> Path:
     return _load_config(args.config, True).state_dir
 
 
-def _journal_report(journal: Any) -> dict[str, Any]:
-    return {"transactions": [journal.summary(t["id"]) for t in journal.transactions()],
-            "reconciliation": journal.reconciliation_items(),
-            "pending_sends": [dataclasses.asdict(s) for s in journal.pending_sends()]}
-
-
 def _journal_main(args: argparse.Namespace) -> int:
     from atm.journal import Journal
     path = _journal_state_dir(args) / "journal.sqlite"
@@ -388,10 +382,10 @@ def _journal_main(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     journal = Journal(path)
-    try:
-        data = _journal_report(journal)
-    finally:
-        journal.close()
+    data = {"transactions": [journal.summary(t["id"]) for t in journal.transactions()],
+            "reconciliation": journal.reconciliation_items(),
+            "pending_sends": [dataclasses.asdict(s) for s in journal.pending_sends()]}
+    journal.close()
     if args.json:
         print(json.dumps(data, default=str))
     else:

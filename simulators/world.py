@@ -22,7 +22,7 @@ SAMPLE_ADDRESSES = {
     "main": "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
 }
 
-VALIDATORS = ("id003", "ssp", "standin")
+VALIDATORS = ("id003", "ssp", "ccnet", "standin")
 PRINTERS = ("escpos", "standin")
 SCANNERS = ("camera", "serial", "standin")
 _CHOICES = {"validator": VALIDATORS, "printer": PRINTERS, "scanner": SCANNERS}
@@ -30,6 +30,7 @@ _CHOICES = {"validator": VALIDATORS, "printer": PRINTERS, "scanner": SCANNERS}
 _OUTSIDE_TABLES = {
     ("validator", "id003"): lambda url: {"driver": "id003", "port": url, "poll_interval": 0.1},
     ("validator", "ssp"): lambda url: {"driver": "ssp", "port": url, "poll_interval": 0.1},
+    ("validator", "ccnet"): lambda url: {"driver": "ccnet", "port": url, "poll_interval": 0.1},
     ("printer", "escpos"): lambda url: {"driver": "escpos", "port": url, "width_mm": 58, "poll_interval": 2.0},
     ("scanner", "camera"): lambda url: {"driver": "camera", "source": url},
     ("scanner", "serial"): lambda url: {"driver": "serial", "port": url},
@@ -83,6 +84,10 @@ class SimulatedWorld:
             from simulators.ssp import SspSimulator
             sim = SspSimulator(currency=self.currency)
             return sim, {"driver": "ssp", "port": sim.start("tcp"), "poll_interval": 0.1}
+        if choice == "ccnet":  # the ccnet branch brings simulators/ccnet.py and its driver
+            from simulators.ccnet import CcnetSimulator
+            sim = CcnetSimulator(currency=self.currency)
+            return sim, {"driver": "ccnet", "port": sim.start("tcp"), "poll_interval": 0.1}
         if choice == "escpos":
             from simulators.printer import VirtualPrinter
             sim = VirtualPrinter(width_mm=58)

@@ -240,4 +240,4 @@ def test_an_outside_device_port_belongs_to_simulate_mode(capsys):
 def test_an_outside_device_needs_its_protocol_named(tmp_path, capsys):
     assert cli.main(["run", "--simulate", "--state-dir", str(tmp_path), "--ui-port", "0", "--validator", "standin",
                      "--validator-port", "socket://127.0.0.1:7001"]) == 2
-    assert "--validator (id003, ssp)" in capsys.readouterr().err
+    assert "--validator (id003, ssp" in capsys.readouterr().err

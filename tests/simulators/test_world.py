@@ -101,5 +101,5 @@ def test_an_outside_camera_is_a_source_and_an_outside_printer_a_port():
 
 
 def test_an_outside_device_needs_a_protocol_not_a_stand_in():
-    with pytest.raises(ValueError, match=r"--validator \(id003, ssp\), not standin"):
+    with pytest.raises(ValueError, match=r"--validator \(id003, ssp.*\), not standin"):
         SimulatedWorld(validator="standin", ports={"validator": "socket://127.0.0.1:7001"})

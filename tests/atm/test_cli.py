@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from atm import cli
 from atm.app import REPO_CONFIG, RunningKiosk, with_devices
@@ -241,3 +242,18 @@ def test_an_outside_device_needs_its_protocol_named(tmp_path, capsys):
     assert cli.main(["run", "--simulate", "--state-dir", str(tmp_path), "--ui-port", "0", "--validator", "standin",
                      "--validator-port", "socket://127.0.0.1:7001"]) == 2
     assert "--validator (id003, ssp" in capsys.readouterr().err
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["qr", "insert", "stall", "lose-ack", "take-qr", "door", "paper", "jam", "x-y", "qr2"]),
+       st.lists(st.text(max_size=30), max_size=4))
+def test_any_sim_words_give_a_command_or_a_usage_message(command, words):
+    try:
+        name, args = cli._sim_args(command, words)
+    except SystemExit as exc:
+        assert command in str(exc)
+    else:
+        assert isinstance(name, str) and name and isinstance(args, dict)
+        json.dumps(args)  # it goes to the kiosk as JSON
+        if command == "qr" and words and not ("=" in words[0] and words[0].partition("=")[0].isidentifier()):
+            assert args["text"] == words[0]  # a code is passed on exactly as typed

@@ -131,6 +131,8 @@ async def start_simulated_cas(config: Config) -> tuple[Any, Any]:
     but the simulated operator is the same one: its signing key stays in the state
     folder (mode 0600) and its bundle versions keep going up, so the bundle the kiosk
     kept from the last run still verifies and the new one is newer."""
+    from atm.cas.bundle import BundleError
+    from atm.cas.errors import KeyFileError
     from atm.cas.signing import generate_operator_key, load_operator_key, save_operator_key
     from simulators.cas.harness import SimulatedOperator
     home = config.state_dir / "simulated-operator"
@@ -140,7 +142,7 @@ async def start_simulated_cas(config: Config) -> tuple[Any, Any]:
         last_version = json.loads(version_path.read_text("utf-8"))["version"] if version_path.exists() else 0
         if not isinstance(last_version, int) or last_version < 0:
             raise ValueError(f"version {last_version!r} is not a whole number")
-    except (ValueError, KeyError, TypeError, OSError) as exc:
+    except (KeyFileError, ValueError, KeyError, TypeError, OSError) as exc:
         raise ConfigurationError(f"{home}: the simulated operator's key or bundle version is unreadable ({exc}); "
                                  "remove that folder to start the simulated operator afresh") from None
     if key is None:
@@ -154,7 +156,12 @@ async def start_simulated_cas(config: Config) -> tuple[Any, Any]:
     # Reserve the version start() publishes before the kiosk can see it: a crash in
     # between skips a number, never reuses one.
     version_path.write_text(json.dumps({"version": last_version + 1}), encoding="utf-8")
-    await operator.start()
+    try:
+        await operator.start()
+    except BundleError as exc:
+        await operator.stop()
+        raise ConfigurationError(f"{config.source}: [limits]: the simulated operator will not sign these "
+                                 f"settings, as a kiosk would refuse them: {exc}") from None
     return operator, operator.client(poll_interval_s=2.0)
 
 

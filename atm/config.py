@@ -86,7 +86,8 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "fee_percent": (str, None),
         "fixed_fee_minor": (int, lambda v: v >= 0 or "a whole number of minor units (cents), 0 or more"),
         "rate_bounds": (list, None),
-        "quote_max_age_s": (int, lambda v: v > 0 or "a positive whole number of seconds"),
+        # The range a kiosk accepts in a signed bundle (atm/cas/bundle.py).
+        "quote_max_age_s": (int, lambda v: 10 <= v <= 600 or "a whole number of seconds from 10 to 600"),
     },
     "operator": {"name": (str, None), "contact": (str, None)},
     "timeouts": {name: ((int, float), lambda v: v > 0 or "a positive number of seconds")

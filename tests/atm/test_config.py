@@ -203,7 +203,8 @@ def test_limits_sign_a_fixed_fee_rate_bounds_and_a_quote_age(tmp_path):
     ('[limits]\nrate_bounds = ["lots", "1"]\n', ["rate_bounds"]),
     ('[limits]\nrate_bounds = ["NaN", "1"]\n', ["rate_bounds"]),
     ('[limits]\nrate_bounds = "20000"\n', ["rate_bounds", "list"]),
-    ('[limits]\nquote_max_age_s = 0\n', ["quote_max_age_s", "positive"]),
+    ('[limits]\nquote_max_age_s = 0\n', ["quote_max_age_s", "10 to 600"]),
+    ('[limits]\nquote_max_age_s = 601\n', ["quote_max_age_s", "10 to 600"]),
 ])
 def test_wrong_fee_or_rate_settings_name_the_key(tmp_path, text, words):
     with pytest.raises(ConfigurationError) as info:

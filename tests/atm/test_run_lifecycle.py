@@ -4,6 +4,7 @@ and leaves the first one's keys and journal alone. Each kiosk is a real process.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 
@@ -65,3 +66,17 @@ async def test_a_second_copy_on_a_folder_in_use_is_refused_and_touches_nothing(t
         assert _files(tmp_path) == before
         await first.buy([1000])  # the first one still sells, with its own keys
     assert len(_completed(tmp_path)) == 2
+
+
+async def test_a_simulated_operator_key_readable_by_others_is_refused_by_name(tmp_path, capsys):
+    """The key stays mode 0600; a key file someone opened up is not used, and the message
+    names the file and says what to do."""
+    from atm import cli
+    state = tmp_path / "state"
+    with KioskProcess(state):
+        pass
+    key = state / "simulated-operator" / "operator.key"
+    key.chmod(0o644)
+    assert await asyncio.to_thread(cli.main, ["run", "--simulate", "--state-dir", str(state), "--ui-port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert str(key) in err and "600" in err

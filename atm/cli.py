@@ -147,15 +147,14 @@ async def _run_locked(args: argparse.Namespace, config: Any, ports: dict[str, st
 
 async def _demo(args: argparse.Namespace) -> dict[str, Any]:
     """A scripted buy on simulators: scan, insert notes, confirm, wait for the receipt."""
-    from atm.app import RunningKiosk, with_devices
+    from atm.app import RunningKiosk, StateDirLock, with_devices
     from simulators.world import SAMPLE_ADDRESSES, SimulatedWorld
     config = _load_config(args.config, True)
     state_dir = Path(args.state_dir) if args.state_dir else Path(tempfile.mkdtemp(prefix="atm-demo-"))
     config = dataclasses.replace(config, state_dir=state_dir)
-    from atm.app import StateDirLock
-    lock = StateDirLock(state_dir).acquire()
     world = SimulatedWorld(currency=config.currency, validator=args.validator, printer=args.printer,
                            scanner=args.scanner, network=config.network)
+    lock = StateDirLock(state_dir).acquire()  # a demo on a running kiosk's folder would share its journal
     operator = running = None
     notes = [int(n) for n in args.notes.split(",") if n.strip()]
     try:

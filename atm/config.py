@@ -3,14 +3,17 @@
 Anything wrong (missing file, unknown key, wrong type, out-of-range value) stops
 start-up with a ConfigurationError that names the file, the key and what was
 expected. Settings that route money (limits, fees, wallet) are the operator's:
-a paired kiosk takes them from the signed bundle and these values are only the
-floor used before pairing and in simulate mode.
+a real kiosk takes them only from the signed bundle; here they are what the
+simulated operator signs in simulate mode. Relative paths resolve against the
+folder of the file that names them, so a kiosk finds its state wherever it is
+started from.
 """
 
 from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -50,6 +53,11 @@ class Config:
     min_buy: Fiat = Fiat(500, "EUR")
     max_buy: Fiat = Fiat(100_000, "EUR")
     fee_percent: str = "5"
+    fixed_fee: Fiat = Fiat(0, "EUR")
+    # Lowest and highest acceptable rate (fiat per BTC) the simulated operator signs;
+    # None: a wide band around the simulator's own rate.
+    rate_bounds: tuple[Decimal, Decimal] | None = None
+    quote_max_age_s: int = 60
     operator_name: str = "Example Operator"
     operator_contact: str = "support@example.invalid"
     timeouts: Timeouts = Timeouts()
@@ -76,6 +84,10 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "min_buy_minor": (int, lambda v: v > 0 or "a positive whole number of minor units (cents)"),
         "max_buy_minor": (int, lambda v: v > 0 or "a positive whole number of minor units (cents)"),
         "fee_percent": (str, None),
+        "fixed_fee_minor": (int, lambda v: v >= 0 or "a whole number of minor units (cents), 0 or more"),
+        "rate_bounds": (list, None),
+        # The range a kiosk accepts in a signed bundle (atm/cas/bundle.py).
+        "quote_max_age_s": (int, lambda v: 10 <= v <= 600 or "a whole number of seconds from 10 to 600"),
     },
     "operator": {"name": (str, None), "contact": (str, None)},
     "timeouts": {name: ((int, float), lambda v: v > 0 or "a positive number of seconds")
@@ -110,8 +122,37 @@ def _check(path: str, table: str, key: str, value: Any) -> Any:
     return value
 
 
-def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
-    """Build a Config from parsed TOML, checking every key."""
+def _rate_bounds(source: str, value: Any) -> tuple[Decimal, Decimal]:
+    expected = (f"{source}: [limits] rate_bounds = {value!r}; expected [lowest, highest] fiat per BTC as "
+                "decimal strings or whole numbers, 0 < lowest <= highest, e.g. [\"5000\", \"500000\"]")
+    if not isinstance(value, list) or len(value) != 2:
+        raise ConfigurationError(expected)
+    bounds = []
+    for item in value:
+        # Floats are refused: a rate bound is money-adjacent and TOML floats are binary.
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            raise ConfigurationError(expected)
+        try:
+            number = Decimal(str(item).strip())
+        except InvalidOperation:
+            raise ConfigurationError(expected) from None
+        if not number.is_finite():
+            raise ConfigurationError(expected)
+        bounds.append(number)
+    low, high = bounds
+    if not Decimal(0) < low <= high:
+        raise ConfigurationError(expected)
+    return low, high
+
+
+def _resolve(base: Path | None, value: str) -> Path:
+    path = Path(value)
+    return path if base is None or path.is_absolute() else base / path
+
+
+def parse(data: Mapping[str, Any], source: str = "<config>", base: Path | None = None) -> Config:
+    """Build a Config from parsed TOML, checking every key. Relative paths resolve
+    against `base` (the configuration file's folder; the working directory if None)."""
     values: dict[str, Any] = {}
     for table, content in data.items():
         if table == "devices":
@@ -134,12 +175,17 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
         raise ConfigurationError(f"{source}: [limits] min_buy_minor ({min_buy.minor}) is above max_buy_minor ({max_buy.minor})")
     fee = get("limits", "fee_percent", "5")
     try:
-        from decimal import Decimal, InvalidOperation
         fee_value = Decimal(fee)
         if not (0 <= fee_value < 100):
             raise InvalidOperation
     except Exception:
         raise ConfigurationError(f"{source}: [limits] fee_percent = {fee!r}; expected a decimal string from \"0\" to below \"100\"") from None
+    fixed_fee = Fiat(get("limits", "fixed_fee_minor", 0), currency)
+    if fixed_fee.minor and fixed_fee >= min_buy:
+        raise ConfigurationError(f"{source}: [limits] fixed_fee_minor ({fixed_fee.minor}) must be below "
+                                 f"min_buy_minor ({min_buy.minor}): a minimum purchase would buy nothing")
+    bounds_raw = get("limits", "rate_bounds", None)
+    rate_bounds = None if bounds_raw is None else _rate_bounds(source, bounds_raw)
 
     timeouts = Timeouts(**{name: float(get("timeouts", name, default))
                            for name, default in Timeouts().__dict__.items()})
@@ -156,7 +202,7 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
         options = {k: v for k, v in table.items() if k != "driver"}
         devices[kind] = DeviceConfig(kind, table["driver"], options)
 
-    state_dir = Path(get("kiosk", "state_dir", "var"))
+    state_dir = _resolve(base, get("kiosk", "state_dir", "var"))
     return Config(
         source=source,
         kiosk_id=get("kiosk", "id", "kiosk-1"),
@@ -167,6 +213,9 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
         min_buy=min_buy,
         max_buy=max_buy,
         fee_percent=fee,
+        fixed_fee=fixed_fee,
+        rate_bounds=rate_bounds,
+        quote_max_age_s=get("limits", "quote_max_age_s", 60),
         operator_name=get("operator", "name", "Example Operator"),
         operator_contact=get("operator", "contact", "support@example.invalid"),
         timeouts=timeouts,
@@ -175,7 +224,8 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
         technician_pin_hash=get("service", "pin_hash", None),
         on_paper_out=get("printer", "on_paper_out", "warn"),
         cas_mode=get("cas", "mode", "standin"),
-        cas_state_dir=Path(get("cas", "state_dir", str(state_dir / "cas"))),
+        cas_state_dir=(_resolve(base, values[("cas", "state_dir")]) if ("cas", "state_dir") in values
+                       else state_dir / "cas"),
         cas_offline_stop_after_s=float(get("cas", "offline_stop_after_s", 300.0)),
         devices=devices,
     )
@@ -193,4 +243,4 @@ def load(path: str | Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path}: not valid TOML: {exc}") from None
-    return parse(data, str(path))
+    return parse(data, str(path), base=path.resolve().parent)

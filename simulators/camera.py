@@ -153,15 +153,24 @@ class _SimFrameSource:
             self._released = True
             self._simulator._note_release()
 
+    def code_read(self, text: str) -> None:
+        self._simulator._code_read(text)
+
 
 class CameraSimulator:
     """A camera for simulate mode and tests, reachable as `sim://NAME`.
 
     Control surface (thread-safe): present(payload, distortion), present_file(path),
-    clear(), set_connected(flag), state(). Call close() to unregister.
+    take_away(), clear(), set_connected(flag), state(). Call close() to unregister.
+
+    A presented code is taken away once a scanner reports it read, as a customer
+    lowers the phone after the beep: later frames show the empty kiosk front, so
+    the same code is not read again on the next screen. `hold_after_read=True`
+    keeps it in view (benchmarks, tests of the scanner's own de-duplication).
     """
 
-    def __init__(self, name: str = "camera", width: int = 640, height: int = 480) -> None:
+    def __init__(self, name: str = "camera", width: int = 640, height: int = 480, *,
+                 hold_after_read: bool = False) -> None:
         self.name = name
         self.width, self.height = width, height
         self._lock = threading.Lock()
@@ -177,6 +186,8 @@ class CameraSimulator:
         self._frames_served = 0
         self._open_readers = 0
         self._closed = False
+        self.hold_after_read = hold_after_read
+        self._taken_away = 0
         register_sim_source(name, self._open)
 
     @property
@@ -218,9 +229,14 @@ class CameraSimulator:
     def clear(self) -> None:
         """Take the phone away: the camera sees the empty kiosk front."""
         with self._lock:
-            self._release_video()
-            self._frame, self._mode = self._empty, "empty"
-            self._payload = self._distortion = self._file = None
+            self._clear_locked()
+
+    def take_away(self) -> None:
+        """The customer lowers the phone: the code leaves the camera's view (same as clear())."""
+        with self._lock:
+            if self._mode != "empty":
+                self._taken_away += 1
+            self._clear_locked()
 
     def set_connected(self, connected: bool) -> None:
         """Unplug (False) or replug (True) the camera: while unplugged every read fails."""
@@ -239,6 +255,8 @@ class CameraSimulator:
                 "connected": self._connected,
                 "frames_served": self._frames_served,
                 "readers": self._open_readers,
+                "taken_away": self._taken_away,
+                "hold_after_read": self.hold_after_read,
                 "size": [self.width, self.height],
             }
 
@@ -287,6 +305,18 @@ class CameraSimulator:
                 frame = self._frame
             self._frames_served += 1
             return frame
+
+    def _code_read(self, text: str) -> None:
+        with self._lock:
+            # Only the phone showing this very code is lowered; a file or video stays in place.
+            if not self.hold_after_read and self._mode == "payload" and self._payload == text:
+                self._taken_away += 1
+                self._clear_locked()
+
+    def _clear_locked(self) -> None:
+        self._release_video()
+        self._frame, self._mode = self._empty, "empty"
+        self._payload = self._distortion = self._file = None
 
     def _release_video(self) -> None:
         if self._video is not None:

@@ -450,6 +450,15 @@ class VirtualPrinter:
         with self._lock:
             self._answering = bool(on)
 
+    def unplug(self) -> None:
+        """Pull the network cable (or the power): the host's connection drops and new ones are
+        refused until replug(). TCP only."""
+        self._link.unplug()
+
+    def replug(self) -> None:
+        """Cable back in: the printer takes connections again at the same URL."""
+        self._link.replug()
+
     def state(self) -> dict:
         with self._lock:
             return {
@@ -461,6 +470,8 @@ class VirtualPrinter:
                 "bytes_received": self._bytes_received,
                 "overflowed_lines": self._parser.overflowed_lines,
                 "url": self.url,
+                "plugged": self._link.plugged,
+                "connections": self._link.connections,
             }
 
     def receipts(self) -> list[str]:

@@ -42,6 +42,7 @@ class SerialEndpoint:
         self._fresh_termios: list = []
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
+        self._unplugged_port: int | None = None
 
     # ------------------------------------------------------------------ life cycle
 
@@ -102,6 +103,7 @@ class SerialEndpoint:
                 except OSError:
                     pass
         self._client = self._listener = None
+        self._unplugged_port = None
         for fd in (self._master, self._slave):
             if fd is not None:
                 try:
@@ -126,15 +128,26 @@ class SerialEndpoint:
             return self._read_pty(self._master, timeout)
         listener, client = self._listener, self._client
         if listener is None:
+            if self._unplugged_port is not None:
+                # Unplugged: the line is dead until replug(); keep the protocol loop's pace.
+                self._closing.wait(timeout)
+                return b""
             raise RuntimeError("serial endpoint is not open")
         waiting = [client] if client is not None else []
         if client is None or self.takeover:
             waiting.append(listener)
-        ready, _, _ = select.select(waiting, [], [], timeout)
+        try:
+            ready, _, _ = select.select(waiting, [], [], timeout)
+        except (OSError, ValueError):
+            # unplug() closed a socket under this select from the control thread.
+            return b""
         if listener in ready:
             try:
                 conn, _ = listener.accept()
             except OSError:
+                return b""
+            if self._unplugged_port is not None:
+                conn.close()       # accepted just as the cable was pulled
                 return b""
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if client is not None:
@@ -192,6 +205,52 @@ class SerialEndpoint:
                 client.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+    @property
+    def plugged(self) -> bool:
+        """False between unplug() and replug()."""
+        return self._unplugged_port is None
+
+    def unplug(self) -> None:
+        """Pull the cable: drop the host's TCP connection and refuse new ones until replug(),
+        as a network printer or serial-over-IP adapter that lost power does. The URL stays
+        the same. TCP only: a pty has no listener to take away."""
+        if self.transport != "tcp":
+            raise RuntimeError(f"unplug needs the tcp transport; this endpoint is {self.transport or 'not open'}")
+        if self._unplugged_port is not None:
+            return
+        listener, client = self._listener, self._client
+        assert listener is not None
+        self._unplugged_port = listener.getsockname()[1]
+        self._listener = None
+        try:
+            # Stop listening now: a select() in the serve thread would keep a merely closed listener alive.
+            listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        listener.close()
+        if client is not None:
+            try:
+                client.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._drop(client)
+
+    def replug(self) -> None:
+        """Put the cable back: listen again on the same 127.0.0.1 port, so the host's URL works again."""
+        port = self._unplugged_port
+        if port is None:
+            return
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind(("127.0.0.1", port))
+            listener.listen(1)
+        except OSError:
+            listener.close()
+            raise
+        self._listener = listener
+        self._unplugged_port = None
 
     def restore_pty_settings(self) -> None:
         """Put back the raw termios the pty slave had when opened, if the host changed them

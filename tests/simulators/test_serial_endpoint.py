@@ -209,3 +209,26 @@ def test_open_twice_or_with_an_unknown_transport_is_refused(endpoint):
     url = endpoint.open("tcp")
     with pytest.raises(RuntimeError, match="already open at " + url):
         endpoint.open("tcp")
+
+
+def test_unplug_drops_the_host_and_refuses_new_ones_until_replug_at_the_same_url(endpoint):
+    url = endpoint.open("tcp")
+    with connect(url) as host:
+        assert wait_until(lambda: endpoint.connected, lambda: endpoint.read(0.02))
+        endpoint.unplug()
+        assert host.recv(16) == b""
+    assert not endpoint.plugged and not endpoint.connected
+    assert endpoint.read(0.02) == b""           # a protocol loop keeps running while unplugged
+    with pytest.raises(ConnectionRefusedError):
+        connect(url).close()
+    endpoint.replug()
+    assert endpoint.plugged and endpoint.url == url
+    with connect(url) as again:
+        again.sendall(b"back")
+        assert read_until(endpoint, lambda got: got == b"back") == b"back"
+
+
+def test_unplug_is_refused_on_a_pty(endpoint):
+    endpoint.open("pty")
+    with pytest.raises(RuntimeError, match="tcp"):
+        endpoint.unplug()

@@ -6,6 +6,7 @@ so the real CameraScanner reads it like any other camera source.
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,7 +18,8 @@ import segno
 
 from drivers.camera.capture import register_sim_source, unregister_sim_source
 
-__all__ = ["CameraSimulator", "Scene", "DISTORTIONS", "render_frame", "render_empty", "scene_for"]
+__all__ = ["CameraSimulator", "CorpusFrame", "Scene", "DISTORTIONS", "load_corpus_recipe", "render_corpus_frame",
+           "render_empty", "render_frame", "scene_for"]
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,40 @@ def render_empty(*, width: int = 640, height: int = 480, seed: int = 0, noise_si
     rng = np.random.default_rng(seed)
     frame = _background(width, height, rng) + rng.normal(0.0, noise_sigma, (height, width))
     return cv2.cvtColor(np.clip(frame, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+
+
+@dataclass(frozen=True)
+class CorpusFrame:
+    """One frame of a decoder test corpus: the image, the text it holds (None: no code), its kind."""
+
+    image: np.ndarray
+    expected: str | None
+    label: str
+
+
+def load_corpus_recipe(path: Path) -> list[dict[str, Any]]:
+    """The frames a corpus recipe file describes (bench/decoders.py --write-recipe writes one),
+    each as {kind, payload text or None, size, scene}. Raises ValueError naming the file."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        payloads, frames = data["payloads"], data["frames"]
+        return [{**e, "payload": None if e["payload"] is None else payloads[e["payload"]]} for e in frames]
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise ValueError(f"{path}: not a corpus recipe ({type(exc).__name__}: {exc}); expected "
+                         '{"payloads": [...], "frames": [{kind, payload index, size, scene}, ...]}; '
+                         "write one with bench/decoders.py --write-recipe") from None
+
+
+def render_corpus_frame(entry: dict[str, Any]) -> CorpusFrame:
+    """Render one recipe entry; the same entry gives the same pixels (the scene carries its seed)."""
+    width, height = entry["size"]
+    if entry["payload"] is None:
+        return CorpusFrame(render_empty(width=width, height=height, seed=entry["scene"]["seed"]), None, entry["kind"])
+    scene = dict(entry["scene"])
+    if "center" in scene:
+        scene["center"] = tuple(scene["center"])
+    return CorpusFrame(render_frame(entry["payload"], Scene(**scene), width=width, height=height), entry["payload"],
+                       entry["kind"])
 
 
 class _SimFrameSource:

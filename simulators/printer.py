@@ -451,8 +451,8 @@ class VirtualPrinter:
             self._answering = bool(on)
 
     def unplug(self) -> None:
-        """Pull the network cable (or the power): the host's connection drops and new ones are
-        refused until replug(). TCP only."""
+        """Pull the cable (or the power) until replug(): over TCP the host's connection drops
+        and new ones are refused; on a pty started with a link the pty and its link vanish."""
         self._link.unplug()
 
     def replug(self) -> None:
@@ -506,10 +506,12 @@ class VirtualPrinter:
 
     # --- transport --------------------------------------------------------
 
-    def start(self, transport: Literal["tcp", "pty"] = "tcp", port: int = 0) -> str:
+    def start(self, transport: Literal["tcp", "pty"] = "tcp", port: int = 0, *, link: str | None = None) -> str:
+        """Serve on 127.0.0.1:`port` or a pty (through the symlink `link` if given, which
+        unplug() needs on a pty); returns the URL the host opens."""
         if self.url is not None:
             raise RuntimeError(f"virtual printer already running at {self.url}")
-        self.url = self._link.open(transport, port, serve=self._serve, name="virtual-printer")
+        self.url = self._link.open(transport, port, serve=self._serve, name="virtual-printer", link=link)
         return self.url
 
     def stop(self) -> None:

@@ -84,11 +84,12 @@ class SerialScannerSimulator:
 
     # ------------------------------------------------------------------ transport
 
-    def start(self, transport: str = "tcp", *, port: int = 0) -> str:
-        """Start serving; returns the pyserial URL the host should open."""
+    def start(self, transport: str = "tcp", *, port: int = 0, link: str | None = None) -> str:
+        """Start serving; returns the pyserial URL the host should open (on a pty, the
+        symlink `link` if given, which unplug() needs)."""
         if self._link.is_open:
             raise RuntimeError("simulator already started")
-        self._url = self._link.open(transport, port, serve=self._pump, name="scanner-sim")
+        self._url = self._link.open(transport, port, serve=self._pump, name="scanner-sim", link=link)
         return self._url
 
     def stop(self) -> None:

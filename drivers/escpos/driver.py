@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import string
+import termios
 import threading
 from typing import Literal, Protocol
 
@@ -65,19 +66,20 @@ class _SerialLink:
         except serial.SerialTimeoutException as exc:
             raise DeviceTimeout(f"printer on {self._port} did not take the data in time"
                                 " (flow control held, printer busy or off)") from exc
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
             raise PortError(f"writing to printer port {self._port} failed: {exc}") from exc
 
     def read_byte(self) -> bytes:
         try:
             return self._serial.read(1)
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
             raise PortError(f"reading from printer port {self._port} failed: {exc}") from exc
 
     def discard_input(self) -> None:
         try:
             self._serial.reset_input_buffer()
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
+            # termios.error: the tty vanished (USB adapter unplugged) under pyserial's tcflush.
             raise PortError(f"printer port {self._port} failed: {exc}") from exc
 
     def close(self) -> None:

@@ -6,6 +6,7 @@ port that goes away is reported offline and reopened with backoff.
 from __future__ import annotations
 
 import logging
+import termios
 import threading
 import time
 from typing import Any, Callable
@@ -211,8 +212,8 @@ class SerialScanner(CodeScanner):
                     self._write(self._arm)
             try:
                 data = port.read(max(1, port.in_waiting))
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                # pyserial's socket:// and pty backends raise different things when the peer vanishes.
+            except (serial.SerialException, OSError, TypeError, AttributeError, termios.error) as exc:
+                # pyserial's socket:// and tty backends raise different things when the peer vanishes.
                 if stop.is_set():
                     break
                 self._stats["port_drops"] += 1

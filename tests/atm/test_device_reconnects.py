@@ -62,18 +62,20 @@ async def buy_one_note(h: RealDeviceHarness, show_code) -> None:
     await h.wait_for(lambda: h.screen == "receipt", WAIT_S)
 
 
-@pytest.fixture
-def serial_scanner_sim():
+# Over TCP the cable is a serial-over-IP adapter or a network printer's; over a pty it is a
+# USB serial adapter, reached by a stable symlink as udev's /dev/serial/by-id/... names it.
+@pytest.fixture(params=["tcp", "pty"])
+def serial_scanner_sim(request, tmp_path):
     sim = SerialScannerSimulator()
-    sim.start("tcp")
+    sim.start(request.param, link=str(tmp_path / "ttyACM-scanner") if request.param == "pty" else None)
     yield sim
     sim.stop()
 
 
-@pytest.fixture
-def virtual_printer():
+@pytest.fixture(params=["tcp", "pty"])
+def virtual_printer(request, tmp_path):
     printer = VirtualPrinter(80)
-    printer.start("tcp")
+    printer.start(request.param, link=str(tmp_path / "ttyUSB-printer") if request.param == "pty" else None)
     yield printer
     printer.stop()
 

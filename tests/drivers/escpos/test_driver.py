@@ -465,3 +465,39 @@ def test_close_ends_the_reconnect_retries(events):
 def test_bad_retry_times_are_configuration_errors(initial, most):
     with pytest.raises(ConfigurationError, match="retry_initial_s"):
         EscposPrinter("socket://127.0.0.1:1", retry_initial_s=initial, retry_max_s=most)
+
+
+def test_usb_serial_adapter_unplugged_and_replugged_is_reopened_under_its_name(events, tmp_path):
+    """A pty behind a stable link, as /dev/serial/by-id/...: the tty vanishes and a new one appears."""
+    virtual = VirtualPrinter(80)
+    url = virtual.start("pty", link=str(tmp_path / "ttyUSB-printer"))
+    printer = make_printer(url, events, link="two-way", poll_interval=0.05, retry_initial_s=0.02, retry_max_s=0.1)
+    try:
+        virtual.unplug()
+        assert wait_until(lambda: DeviceState.OFFLINE in _device_states(events))
+        virtual.replug()
+        assert wait_until(lambda: _device_states(events)[-1:] == [DeviceState.ONLINE])
+        printer.print_receipt(Receipt((TextLine("after replug"),)))
+        assert virtual.wait_for_receipts(1)
+    finally:
+        printer.close()
+        virtual.stop()
+    assert virtual.receipts() == ["after replug\n"]
+
+
+def test_a_tty_that_vanishes_under_tcflush_is_a_lost_port_not_a_crash(virtual, events):
+    """pyserial's reset_input_buffer raises termios.error (not OSError) on a tty that is gone.
+    Seen failing (termios.error raised out of status()) before the driver caught it."""
+    import termios
+
+    printer = make_printer(virtual.url, events, link="two-way", retry_initial_s=0.02, retry_max_s=0.1)
+    try:
+        def gone() -> None:
+            raise termios.error(5, "Input/output error")
+
+        printer._transport._serial.reset_input_buffer = gone
+        status = printer.status()
+        assert status.state is DeviceState.OFFLINE and "Input/output error" in status.detail
+        assert wait_until(lambda: _device_states(events)[-1:] == [DeviceState.ONLINE])
+    finally:
+        printer.close()

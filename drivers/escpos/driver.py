@@ -272,7 +272,9 @@ class EscposPrinter(ReceiptPrinter):
 
     def _require_open(self) -> _Link:
         if self._transport is None:
-            raise PortError(f"printer {self.name} on {self.port} is not open")
+            # Say why: after a lost link the last status holds the port's error and the retry plan.
+            why = "" if self._sink is None else f" ({self._last.detail})"
+            raise PortError(f"printer {self.name} on {self.port} is not open{why}")
         return self._transport
 
     def _ask(self, transport: _Link, request: bytes) -> bytes | None:

@@ -176,3 +176,21 @@ async def test_without_a_signed_sell_table_the_kiosk_does_not_sell(tmp_path):
                 await cas_client.sell_payment("s-1")
         finally:
             await cas_client.stop()
+
+
+async def test_a_newer_signed_checkpoint_is_proven_from_with_the_headers_after_it(operator, seller):
+    """The operator signs a later block as the checkpoint; the CAS then sends only the
+    headers after it, and the kiosk proves the payment from the new checkpoint."""
+    operator.cas.mine(3)
+    chain = operator.cas.chain
+    newer = {"height": chain.tip_height, "block_hash": chain.blocks[-1].hash[::-1].hex(), "max_bits": "1f7fffff"}
+    operator.publish(sell={**operator.settings["sell"], "checkpoint": newer})
+    await seller.poll_once()
+    assert seller.settings().sell.checkpoint.height == chain.tip_height
+    sats = CAP + 1
+    await seller.sell_invoice("s-c", Fiat(30_000, "EUR"), Sats(sats))
+    operator.cas.pay_invoice("s-c", sats, confirmations=NEEDED)
+    status = await seller.sell_invoice_status("s-c")
+    assert len(status.payment.headers) == NEEDED
+    proven = await seller.sell_payment("s-c")
+    assert proven.state == "proven" and proven.proof.confirmations == NEEDED

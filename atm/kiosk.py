@@ -13,17 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections import deque
 from datetime import datetime, timezone
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Mapping
 
 from transitions.core import MachineError
 
 from hal import (
-    BillValidator, CashboxChanged, Sats, CodeScanned, CodeScanner, DeviceState, DeviceStatusChanged, Event, Fiat,
+    BillValidator, CashboxChanged, CodeScanned, CodeScanner, DeviceState, DeviceStatusChanged, Event, Fiat,
     FraudDetected, Indicators, Light, NoteCredited, NoteEscrowed, NoteRejected, NoteReturned, NoteStacked,
     PaperState, PrinterStatusChanged, ReceiptPrinter, SensorChanged, Sensors, UnitStatus,
 )
@@ -34,8 +32,8 @@ from atm.cas.interface import CasError, CasService, KioskSettings, Quote
 from atm.config import Config
 from atm.journal import Journal
 from atm.settlement import Settlement
+from atm.flows import BuyFlow, FlowContext, TransactionFlow
 from atm.machine import IGNORABLE, build_machine, state_spec
-from atm.payloads import BitcoinAddress, PayloadError, PaymentRequest, parse_payload
 from atm.pins import check_pin
 
 log = logging.getLogger("atm.kiosk")
@@ -114,14 +112,13 @@ class Kiosk:
         self._active = self._load_active()
         self._alerts: deque[str] = deque(maxlen=50)
         self._quote: Quote | None = None
-        self._tx_id: str | None = None
-        self._address: str | None = None
-        self._scan_error: str | None = None
+        self.flow: TransactionFlow | None = None    # the transaction at the kiosk now, if any
         self._login_error: str | None = None
-        self._message: str | None = None
         self._pin_attempt: str | None = None
         self._last_receipt_printed: bool | None = None
         self.settlement = Settlement(journal, cas, lambda: self._quote)
+        self._flow_context = FlowContext(config=config, journal=journal, cas=cas, settings=self.settings,
+                                         alert=lambda kind, text, severity="warning": self.alert(text))
         self.retry_interval = 10.0              # seconds between retries of postponed sends
         self.receipts: list[Any] = []          # Receipt documents printed (or attempted), newest last
         self.ready = asyncio.Event()
@@ -229,20 +226,12 @@ class Kiosk:
             if item.token == self._timer_token:
                 await self._fire("timeout")
         elif isinstance(item, NoteEscrowed):
-            await self._on_escrow(item)
-        elif isinstance(item, NoteCredited):
-            self._message = f"{item.value} received" if item.value is not None else "Note received"
-            await self._fire("credited")
-        elif isinstance(item, NoteStacked):
-            self.journal.note_stacked(item.device)
-        elif isinstance(item, NoteReturned):
-            if self._tx_id:
-                self.journal.note_returned(item.device, self._tx_id)
-            self._message = self._message or f"Note returned: {item.reason}"
-            await self._fire("credited")
-        elif isinstance(item, NoteRejected):
-            self._message = f"Note not accepted ({item.reason}). Please try another note."
-            await self._fire("credited")
+            await self._buy_flow().on_escrow(item, taking_cash=self.state == "buy_cash")
+            self._publish()
+        elif isinstance(item, (NoteCredited, NoteStacked, NoteReturned, NoteRejected)):
+            trigger = await self._buy_flow().on_event(item)
+            if trigger:
+                await self._fire(trigger)
         elif isinstance(item, DeviceStatusChanged):
             self._health[self._kind_of(item.device)] = _Health(item.state, item.detail)
             if item.state in (DeviceState.HARDWARE_ERROR, DeviceState.OFFLINE, DeviceState.FRAUD_ATTEMPT,
@@ -255,7 +244,7 @@ class Kiosk:
             await self._fire("recheck" if self.is_healthy() else "fault")
         elif isinstance(item, FraudDetected):
             self.alert(f"{item.device}: fraud attempt: {item.detail}")
-            self.journal.record_fact("fraud_attempt", self._tx_id, device=item.device, detail=item.detail)
+            self.journal.record_fact("fraud_attempt", self.tx_id, device=item.device, detail=item.detail)
         elif isinstance(item, CodeScanned):
             await self._fire("scanned", text=item.text)
         elif isinstance(item, SensorChanged):
@@ -333,7 +322,7 @@ class Kiosk:
     def _why_not(self, action: str) -> str:
         if action == "start_buy":
             return self._idle_notice() or "buying is not available right now"
-        if action in ("finish_cash", "cancel") and self._tx_id and self.journal.notes_in_flight(self._tx_id):
+        if action in ("finish_cash", "cancel") and self.flow is not None and self.flow.money_in_flight():
             return "a note is still being processed; one moment"
         if action == "finish_cash":
             return "insert at least one note first"
@@ -408,27 +397,13 @@ class Kiosk:
         return None
 
     def accept_address(self, event: Any) -> bool:
-        text = event.kwargs.get("text", "")
-        try:
-            payload = parse_payload(text, network=self.config.network)
-        except PayloadError as exc:
-            self._scan_error = str(exc)
-            log.info("scan refused (%s): %s", exc.reason, exc)
-            return False
-        if isinstance(payload, PaymentRequest):
-            payload = payload.address
-        if not isinstance(payload, BitcoinAddress):
-            self._scan_error = "That code is not a bitcoin address. Please show your wallet's receive address."
-            return False
-        self._scan_error = None
-        self._address = payload.address
-        return True
+        return self._buy_flow().accept_address(event.kwargs.get("text", ""))
 
     def has_credit(self, event: Any = None) -> bool:
-        return bool(self._tx_id) and self.journal.credited(self._tx_id).minor > 0
+        return self.flow is not None and self.flow.has_money_in()
 
     def nothing_in_flight(self, event: Any = None) -> bool:
-        return not self._tx_id or self.journal.notes_in_flight(self._tx_id) == 0
+        return self.flow is None or not self.flow.money_in_flight()
 
     def anything_in_flight(self, event: Any = None) -> bool:
         return not self.nothing_in_flight()
@@ -477,12 +452,12 @@ class Kiosk:
         self._publish()
 
     def enter_idle(self, event: Any) -> None:
-        self._tx_id = self._address = self._scan_error = self._message = None
+        self.flow = None
         self._light(Light.VALIDATOR, "off")
         self._light(Light.SCANNER, "off")
 
     def enter_scan(self, event: Any) -> None:
-        self._scan_error = None
+        self.flow = BuyFlow(self._flow_context, self.devices.validator, self.settlement, lambda: self._quote)
         self._call(self.devices.scanner.start_scanning)
         self._light(Light.SCANNER, "blink")
 
@@ -491,9 +466,7 @@ class Kiosk:
         self._light(Light.SCANNER, "off")
 
     def enter_cash(self, event: Any) -> None:
-        self._tx_id = f"buy-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        self.journal.open_buy(self._tx_id, self._address or "", self.config.currency)
-        self._message = None
+        self._buy_flow().open()
         self._enable_validator()
         self._light(Light.VALIDATOR, "blink")
 
@@ -505,18 +478,18 @@ class Kiosk:
         self._spawn(self._refresh_quote_and_publish(), "quote")
 
     def enter_sending(self, event: Any) -> None:
-        if self._tx_id:
-            self.journal.close_cash(self._tx_id)
-            self._spawn(self._settle(self._tx_id, notify=True), f"send-{self._tx_id}")
+        flow = self._buy_flow()
+        if flow.tx_id:
+            flow.close_cash()
+            self._spawn(self._settle(flow.tx_id, notify=True), f"send-{flow.tx_id}")
 
     def enter_receipt(self, event: Any) -> None:
-        if self._tx_id:
-            self._spawn(self._print_buy_receipt(self._tx_id), f"receipt-{self._tx_id}")
+        if self.tx_id:
+            self._spawn(self._print_buy_receipt(self._buy_flow()), f"receipt-{self.tx_id}")
 
     def leave_buy(self, event: Any) -> None:
-        if self._tx_id and self.journal.transaction(self._tx_id)["status"] == "open":
-            # left before sending: only possible with nothing credited (the table's guards)
-            self.journal.finish(self._tx_id, "canceled")
+        if self.flow is not None:
+            self.flow.abandon()
 
     def enter_out_of_service(self, event: Any) -> None:
         self._light(Light.VALIDATOR, "off")
@@ -530,53 +503,25 @@ class Kiosk:
 
     # ---------------------------------------------------------------- money steps
 
-    def _room(self) -> Fiat:
-        settings = self.settings()
-        if settings is None:
-            return Fiat.zero(self.config.currency)
-        credited = self.journal.credited(self._tx_id) if self._tx_id else Fiat.zero(self.config.currency)
-        return settings.max_buy - credited
+    @property
+    def tx_id(self) -> str | None:
+        return self.flow.tx_id if self.flow is not None else None
+
+    def _buy_flow(self) -> BuyFlow:
+        """The buy at the kiosk; notes that arrive with no buy open are judged by a
+        flow with no transaction, which returns them."""
+        if isinstance(self.flow, BuyFlow):
+            return self.flow
+        return BuyFlow(self._flow_context, self.devices.validator, self.settlement, lambda: self._quote)
 
     def _enable_validator(self) -> None:
         if self.state != "buy_cash":
             return
-        room = self._room()
-        accept = [d for d in self.devices.validator.denominations if d.currency == room.currency and d <= room]
+        accept = self._buy_flow().accepted_notes()
         if accept:
             self._call(self.devices.validator.enable, accept)
         else:
             self._call(self.devices.validator.disable)
-
-    async def _on_escrow(self, event: NoteEscrowed) -> None:
-        if event.value is None:                 # the driver already returned it
-            self._message = "Note returned: this kiosk does not take that note."
-            self._publish()
-            return
-        validator = self.devices.validator
-        reason = None
-        if self.state != "buy_cash" or not self._tx_id:
-            reason = "not taking cash now"
-        elif event.value.currency != self.config.currency:
-            reason = f"this kiosk takes {self.config.currency} only"
-        elif event.value > self._room():
-            settings = self.settings()
-            reason = f"it would pass the limit of {settings.max_buy}" if settings else "no limits configured"
-        decision = "return" if reason else "stack"
-        self.journal.escrow_decided(event.device, event.code, event.value, decision,
-                                    self._tx_id if decision == "stack" else None)
-        try:
-            if decision == "stack":
-                await asyncio.to_thread(validator.stack)
-            else:
-                self._message = f"Note returned: {reason}."
-                await asyncio.to_thread(validator.return_note)
-        except DeviceError as exc:
-            self.alert(f"validator refused {decision}: {exc}")
-            if decision == "stack" and self._tx_id:
-                # STACK never reached the device: the note is not on its way to the cashbox
-                self.journal.note_returned(event.device, self._tx_id)
-                self._message = "That note could not be taken. Please take it and try again."
-        self._publish()
 
     async def _settle(self, tx_id: str, notify: bool = False) -> None:
         """Pay out what the transaction's credited cash has not yet paid for (atm.settlement)."""
@@ -584,7 +529,8 @@ class Kiosk:
             await self.settlement.settle(tx_id)
         except CasError as exc:
             log.warning("send for %s postponed: %s", tx_id, exc)
-            self._message = ("Your purchase is recorded. The coins will be sent as soon as the kiosk "
+            if self.flow is not None and self.flow.tx_id == tx_id:
+                self.flow.message = ("Your purchase is recorded. The coins will be sent as soon as the kiosk "
                              "reaches its server again; keep your receipt.")
         if notify:
             self._post(_Trigger("sent"))
@@ -640,19 +586,8 @@ class Kiosk:
             self.alert(f"printer: {exc}")
             return False
 
-    async def _print_buy_receipt(self, tx_id: str) -> None:
-        from atm import receipts
-        summary = self.journal.summary(tx_id)
-        sends = self.journal.sends_for(tx_id)
-        fee = Fiat(sum(s.fee.minor for s in sends), summary["currency"])
-        rate = sends[-1].rate if sends else (self._quote.rate if self._quote else Decimal(0))
-        receipt = receipts.buy_receipt(
-            operator=receipts.OperatorInfo(self.config.operator_name, self.config.operator_contact),
-            kiosk_id=self.config.kiosk_id, tx_id=tx_id, when=_now(),
-            cash=Fiat(summary["fiat_minor"], summary["currency"]), fee=fee, rate=rate,
-            currency=summary["currency"], sats=Sats(sum(s.sats.sat for s in sends)),
-            address=summary["address"] or "", txid=(summary["txids"] or [None])[0], language=self.config.language)
-        self._last_receipt_printed = await self._print(receipt)
+    async def _print_buy_receipt(self, flow: BuyFlow) -> None:
+        self._last_receipt_printed = await self._print(flow.receipt(_now()))
         self._publish()
 
     def _collection_receipt(self, counts: dict[int, int], period_start: float | None) -> Any:
@@ -674,7 +609,7 @@ class Kiosk:
     # ---------------------------------------------------------------- sensors, commands, status
 
     async def _on_sensor(self, event: SensorChanged) -> None:
-        self.journal.record_fact("sensor", self._tx_id, sensor=event.sensor, active=event.active)
+        self.journal.record_fact("sensor", self.tx_id, sensor=event.sensor, active=event.active)
         if event.sensor == "door":
             self._door_open = event.active
             self.alert("door opened" if event.active else "door closed")
@@ -771,35 +706,15 @@ class Kiosk:
             rate = f"{self._quote.rate:,.2f} {currency}/BTC" if self._quote else None
             return "idle", {"buy_enabled": self.can_start_buy(), "sell_enabled": False, "rate": rate,
                             "currency": currency, "notice": self._idle_notice()}
-        if state == "buy_scan":
-            return "scan_address", {"error": self._scan_error, "network": self.config.network,
-                                    "timeout_s": timeout_s}
-        if state in ("buy_cash", "buy_confirm"):
-            settings = self.settings()
-            credited = self.journal.credited(self._tx_id) if self._tx_id else Fiat.zero(currency)
-            sats, fee = self._quote.sats_for(credited) if self._quote else (Sats(0), Fiat.zero(currency))
-            data = {"address": self._address, "inserted": str(credited), "inserted_minor": credited.minor,
-                    "sats": sats.sat, "btc": f"{sats.btc:.8f}", "min": str(settings.min_buy) if settings else "",
-                    "max": str(settings.max_buy) if settings else "", "room": str(self._room()), "message": self._message,
-                    "can_finish": credited.minor > 0 and self.nothing_in_flight(),
-                    "receipt_available": self.devices.printer is not None and self._paper != PaperState.OUT,
-                    "timeout_s": timeout_s}
-            if state == "buy_cash":
-                return "insert_cash", data
-            rate = f"{self._quote.rate:,.2f} {currency}/BTC" if self._quote else ""
-            return "confirm", {"address": self._address, "cash": str(credited), "fee": str(fee),
-                               "btc": data["btc"], "sats": sats.sat, "rate": rate, "timeout_s": timeout_s,
-                               "receipt_available": data["receipt_available"]}
-        if state == "buy_sending":
-            return "sending", {"address": self._address, "btc": "", "timeout_s": timeout_s}
-        if state == "buy_receipt":
-            summary = self.journal.summary(self._tx_id) if self._tx_id else {}
-            sats = Sats(summary.get("sats", 0))
-            pending = bool(self._tx_id and self.journal.pending_sends_for(self._tx_id))
-            return "receipt", {"txid": (summary.get("txids") or [None])[0], "cash": str(Fiat(summary.get(
-                "fiat_minor", 0), currency)), "btc": f"{sats.btc:.8f}", "address": self._address,
-                "printed": bool(self._last_receipt_printed), "pending": pending,
-                "message": self._message if pending else None, "timeout_s": timeout_s}
+        screen = {"buy_scan": "scan_address", "buy_cash": "insert_cash", "buy_confirm": "confirm",
+                  "buy_sending": "sending", "buy_receipt": "receipt"}.get(state)
+        if screen is not None:
+            data = self.flow.screen_data(screen) if self.flow is not None else {}
+            if screen in ("insert_cash", "confirm"):
+                data["receipt_available"] = self.devices.printer is not None and self._paper != PaperState.OUT
+            if screen == "receipt":
+                data["printed"] = bool(self._last_receipt_printed)
+            return screen, {**data, "timeout_s": timeout_s}
         if state.startswith("out_"):
             reasons = {"out_fault": self._fault_reason(), "out_door": "The service door is open.",
                        "out_deactivated": "This kiosk has been switched off by its operator."}

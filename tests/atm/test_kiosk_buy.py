@@ -45,7 +45,7 @@ async def test_a_note_that_would_pass_the_limit_is_returned_not_stacked(tmp_path
         h.validator._accept.add(Fiat(2000, "EUR"))       # a device that ignores its enable list
         assert h.validator.insert_note(2000)
         await h.wait_for(lambda: "limit" in (h.kiosk.snapshot()["data"].get("message") or ""))
-        assert h.journal.credited(h.kiosk._tx_id) == Fiat(5000, "EUR")
+        assert h.journal.credited(h.kiosk.tx_id) == Fiat(5000, "EUR")
         assert h.validator.cashbox == [5000]
         decisions = [f["data"] for f in h.journal.facts("escrow_decided")]
         assert '"decision": "return"' in decisions[-1]
@@ -293,7 +293,7 @@ async def test_a_stack_the_validator_refuses_does_not_leave_a_note_hanging_in_th
         h.validator.stack = refusing_stack
         assert h.validator.insert_note(2000)
         await h.wait_for(lambda: "could not be taken" in (h.kiosk.snapshot()["data"].get("message") or ""))
-        assert h.journal.notes_in_flight(h.kiosk._tx_id) == 0 and h.kiosk.nothing_in_flight()
+        assert h.journal.notes_in_flight(h.kiosk.tx_id) == 0 and h.kiosk.nothing_in_flight()
         h.validator.stack = real_stack
         h.validator._escrow = None
         await h.insert(1000)

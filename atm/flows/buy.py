@@ -1,8 +1,10 @@
 """The buy flow: a customer's cash becomes bitcoin sent to the address they showed.
 
-Owns the buy's money rules: which address, which notes fit the limit, the
-escrow decision (journaled before STACK or RETURN), what the credited cash is
-worth, settlement (atm.settlement) and the receipt. Device commands go out
+Owns the buy's money rules: which address, the quote the customer is shown and
+confirms (journaled with the transaction, refreshed when stale before the
+customer commits), which notes fit the limit, the escrow decision (journaled
+before STACK or RETURN), the minimum purchase, what the credited cash is worth
+(fees over the total), settlement (atm.settlement) and the receipt. Device commands go out
 through the kiosk's DeviceSet, blocking calls in a thread; nothing here
 waits on a screen or a timer.
 """
@@ -15,10 +17,11 @@ import time
 import uuid
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from atm.cas.interface import Quote
 from atm.flows.base import FlowContext, TransactionFlow
+from atm.flows.pricing import Pricing, quote_problem
 from atm.payloads import BitcoinAddress, PayloadError, PaymentRequest, parse_payload
 from atm.settlement import Settlement
 from hal import BillValidator, Fiat, NoteCredited, NoteEscrowed, NoteRejected, NoteReturned, NoteStacked, Sats
@@ -32,13 +35,15 @@ class BuyFlow(TransactionFlow):
     kind: ClassVar[str] = "buy"
 
     def __init__(self, ctx: FlowContext, validator: BillValidator, settlement: Settlement,
-                 market_quote: Callable[[], Quote | None]) -> None:
+                 pricing: Pricing) -> None:
         super().__init__(ctx)
         self.validator = validator
         self.settlement = settlement
-        self._market_quote = market_quote
+        self.pricing = pricing
         self.address: str | None = None
         self.scan_error: str | None = None
+        self.quote: Quote | None = None          # the quote journaled with this transaction
+        self.quote_at: float | None = None       # when the CAS gave it (pricing's clock)
 
     # -- address ----------------------------------------------------------------------
 
@@ -54,6 +59,9 @@ class BuyFlow(TransactionFlow):
         if not isinstance(payload, BitcoinAddress):
             self.scan_error = "That code is not a bitcoin address. Please show your wallet's receive address."
             return False
+        if self.pricing.quote is None:
+            self.scan_error = f"Buying is paused: {self.pricing.why_not()}. Please try again in a moment."
+            return False
         self.scan_error = None
         self.address = payload.address
         return True
@@ -61,10 +69,43 @@ class BuyFlow(TransactionFlow):
     # -- opening and closing ------------------------------------------------------------
 
     def open(self) -> None:
-        """The customer may now insert cash: the transaction is journaled."""
+        """The customer may now insert cash: the transaction is journaled with the quote
+        the cash screen shows."""
         self.tx_id = f"buy-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        self.ctx.journal.open_buy(self.tx_id, self.address or "", self.ctx.config.currency)
+        self.quote, self.quote_at = self.pricing.quote, self.pricing.fetched_at
+        settings = self.ctx.settings()
+        self.ctx.journal.open_buy(self.tx_id, self.address or "", self.ctx.config.currency, self.quote,
+                                  settings.min_buy if settings else None)
         self.message = None
+
+    def quote_is_fresh(self) -> bool:
+        """The confirmed quote may be committed to: young enough, inside the bounds in force."""
+        if self.quote is None or self.quote_at is None:
+            return False
+        if self.pricing.clock() - self.quote_at > self.pricing.max_age():
+            return False
+        return quote_problem(self.quote, self.ctx.settings()) is None
+
+    async def refresh_quote(self) -> bool:
+        """A stale quote is replaced by a fresh one before the customer commits, and shown
+        again. False when no usable rate came (the customer cannot confirm yet)."""
+        quote = await self.pricing.refresh()
+        settings = self.ctx.settings()
+        if quote is None or settings is None or not self.tx_id:
+            self.message = f"The price cannot be confirmed right now ({self.pricing.why_not()})."
+            return False
+        self.ctx.journal.lock_quote(self.tx_id, quote, settings.min_buy)
+        self.quote, self.quote_at = quote, self.pricing.fetched_at
+        self.message = "The price was updated. Please check the amount and confirm again."
+        return True
+
+    def reaches_minimum(self) -> bool:
+        settings = self.ctx.settings()
+        return settings is not None and self.credited() >= settings.min_buy
+
+    def waives_fixed_fee(self) -> bool:
+        settings = self.ctx.settings()
+        return settings is not None and self.credited() < settings.min_buy
 
     def close_cash(self) -> None:
         if self.tx_id:
@@ -101,11 +142,12 @@ class BuyFlow(TransactionFlow):
 
     # -- notes --------------------------------------------------------------------------
 
-    async def on_escrow(self, event: NoteEscrowed, taking_cash: bool) -> None:
-        """Decide, journal, then tell the validator: stack if the note fits, else return."""
+    async def on_escrow(self, event: NoteEscrowed, taking_cash: bool) -> bool:
+        """Decide, journal, then tell the validator: stack if the note fits, else return.
+        True when STACK went to the device (its settled event is now awaited)."""
         if event.value is None:                 # the driver already returned it
             self.message = "Note returned: this kiosk does not take that note."
-            return
+            return False
         reason = None
         currency = self.ctx.config.currency
         if not taking_cash or not self.tx_id:
@@ -121,15 +163,16 @@ class BuyFlow(TransactionFlow):
         try:
             if decision == "stack":
                 await asyncio.to_thread(self.validator.stack)
-            else:
-                self.message = f"Note returned: {reason}."
-                await asyncio.to_thread(self.validator.return_note)
+                return True
+            self.message = f"Note returned: {reason}."
+            await asyncio.to_thread(self.validator.return_note)
         except DeviceError as exc:
             self.ctx.alert("device", f"validator refused {decision}: {exc}", "warning")
             if decision == "stack" and self.tx_id:
                 # STACK never reached the device: the note is not on its way to the cashbox
                 self.ctx.journal.note_returned(event.device, self.tx_id)
                 self.message = "That note could not be taken. Please take it and try again."
+        return False
 
     async def on_event(self, event: Event) -> str | None:
         if isinstance(event, NoteCredited):
@@ -161,8 +204,7 @@ class BuyFlow(TransactionFlow):
         summary = journal.summary(self.tx_id)
         sends = journal.sends_for(self.tx_id)
         fee = Fiat(sum(s.fee.minor for s in sends), summary["currency"])
-        quote = self._market_quote()
-        rate = sends[-1].rate if sends else (quote.rate if quote else Decimal(0))
+        rate = sends[-1].rate if sends else (self.quote.rate if self.quote else Decimal(0))
         return receipts.buy_receipt(
             operator=receipts.OperatorInfo(config.operator_name, config.operator_contact),
             kiosk_id=config.kiosk_id, tx_id=self.tx_id, when=when,
@@ -172,25 +214,39 @@ class BuyFlow(TransactionFlow):
 
     # -- screens ------------------------------------------------------------------------
 
+    def terms(self) -> dict[str, Any]:
+        """Fee terms and effective price of this purchase's quote (before any note goes in)."""
+        if self.quote is None:
+            return self.pricing.terms()
+        settings = self.ctx.settings()
+        currency = self.ctx.config.currency
+        return {"fee_percent": str(self.quote.fee_percent),
+                "fixed_fee": str(self.quote.fixed_fee or Fiat.zero(currency)),
+                "price_per_btc": f"{self.quote.price_per_btc():,.2f} {currency}/BTC",
+                "min": str(settings.min_buy) if settings else "", "max": str(settings.max_buy) if settings else ""}
+
     def screen_data(self, screen: str) -> dict[str, Any]:
         config = self.ctx.config
         currency = config.currency
-        quote = self._market_quote()
+        quote = self.quote
         if screen == "scan_address":
-            return {"error": self.scan_error, "network": config.network}
+            return {"error": self.scan_error, "network": config.network, **self.pricing.terms()}
         if screen in ("insert_cash", "confirm"):
-            settings = self.ctx.settings()
             credited = self.credited()
-            sats, fee = quote.sats_for(credited) if quote else (Sats(0), Fiat.zero(currency))
+            waive = self.waives_fixed_fee()
+            sats, fee = quote.sats_for(credited, waive_fixed=waive) if quote else (Sats(0), Fiat.zero(currency))
+            if credited.minor == 0:
+                fee = Fiat.zero(currency)
             data = {"address": self.address, "inserted": str(credited), "inserted_minor": credited.minor,
-                    "sats": sats.sat, "btc": f"{sats.btc:.8f}", "min": str(settings.min_buy) if settings else "",
-                    "max": str(settings.max_buy) if settings else "", "room": str(self.room()),
-                    "message": self.message, "can_finish": credited.minor > 0 and not self.money_in_flight()}
+                    "sats": sats.sat, "btc": f"{sats.btc:.8f}", "room": str(self.room()), "message": self.message,
+                    "can_finish": credited.minor > 0 and not self.money_in_flight() and self.reaches_minimum(),
+                    "fee": str(fee), **self.terms()}
             if screen == "insert_cash":
                 return data
             rate = f"{quote.rate:,.2f} {currency}/BTC" if quote else ""
-            return {"address": self.address, "cash": str(credited), "fee": str(fee),
-                    "btc": data["btc"], "sats": sats.sat, "rate": rate}
+            return {"address": self.address, "cash": str(credited), "fee": str(fee), "btc": data["btc"],
+                    "sats": sats.sat, "rate": rate, "fixed_fee_waived": waive and quote is not None
+                    and quote.fixed_fee is not None, "message": self.message, **self.terms()}
         if screen == "sending":
             return {"address": self.address, "btc": ""}
         if screen == "receipt":

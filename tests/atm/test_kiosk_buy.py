@@ -211,7 +211,7 @@ async def test_a_credit_with_no_escrow_decision_is_kept_and_raised_for_reconcili
         outcome = h.journal.record_credit(NoteCredited(device="validator", value=Fiat(1000, "EUR"), code="x"))
         assert outcome.kind == "orphan" and outcome.tx_id is None
         items = h.journal.reconciliation_items()
-        assert len(items) == 1 and "no open transaction" in items[0]["summary"]
+        assert len(items) == 1 and "belongs to no transaction" in items[0]["summary"]
 
 
 async def test_garbage_from_the_ui_is_refused_and_the_kiosk_keeps_working(tmp_path):

@@ -388,8 +388,12 @@ class Journal:
         """The device gave back a note of this transaction that we had decided to stack
         (it could not stack it); a note we decided to return is not affected."""
         def go(db):
-            db.execute("UPDATE notes SET state='return_decided' WHERE id = (SELECT id FROM notes WHERE device=?"
-                       " AND tx_id=? AND state='stack_decided' ORDER BY id DESC LIMIT 1)", (device, tx_id))
+            # only when the device's latest decision was "stack": a note we told it to return
+            # coming back says nothing about a stalled one before it
+            latest = db.execute("SELECT id, tx_id, state FROM notes WHERE device=? AND state != 'orphan'"
+                                " ORDER BY id DESC LIMIT 1", (device,)).fetchone()
+            if latest is not None and latest["state"] in ("stack_decided", "unresolved") and latest["tx_id"] == tx_id:
+                db.execute("UPDATE notes SET state='return_decided' WHERE id=?", (latest["id"],))
         self._write("note_returned", tx_id, {"device": device}, go)
 
     def notes_in_flight(self, tx_id: str) -> int:

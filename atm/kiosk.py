@@ -325,8 +325,8 @@ class Kiosk:
                 self._watch_note(item.device)
             self._publish()
         elif isinstance(item, (NoteCredited, NoteStacked, NoteReturned, NoteRejected)):
-            resolved = isinstance(item, (NoteCredited, NoteReturned)) and self._settled(item.device)
             trigger = await self._buy_flow().on_event(item)
+            resolved = isinstance(item, (NoteCredited, NoteReturned)) and self._settled(item.device)
             if trigger:
                 await self._fire(trigger)
             if resolved:
@@ -684,7 +684,10 @@ class Kiosk:
             self._note_timer = None
 
     def _settled(self, device: str) -> bool:
-        """A settled or returned note ends the watch; True when it answered resolve_note()."""
+        """A settled or returned note that leaves nothing on its way ends the watch; True
+        when it answered resolve_note()."""
+        if self.journal.unresolved_on(device):
+            return False
         self._unwatch_note()
         resolving, self._resolving = self._resolving, None
         return resolving == device

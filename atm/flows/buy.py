@@ -154,6 +154,9 @@ class BuyFlow(TransactionFlow):
             reason = "not taking cash now"
         elif event.value.currency != currency:
             reason = f"this kiosk takes {currency} only"
+        elif self.ctx.journal.unresolved_on(event.device):
+            # the previous note's settled event would be ambiguous: one note on its way at a time
+            reason = "the previous note is still being processed"
         elif event.value > self.room():
             settings = self.ctx.settings()
             reason = f"it would pass the limit of {settings.max_buy}" if settings else "no limits configured"

@@ -628,7 +628,8 @@ class Kiosk:
             self._spawn(self._print_buy_receipt(self._buy_flow()), f"receipt-{self.tx_id}")
 
     def leave_buy(self, event: Any) -> None:
-        if self.flow is not None:
+        # with a broken journal nothing is written: the restart's recovery closes the transaction
+        if self.flow is not None and self._journal_error is None:
             self.flow.abandon()
 
     def enter_out_of_service(self, event: Any) -> None:

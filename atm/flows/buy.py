@@ -112,7 +112,8 @@ class BuyFlow(TransactionFlow):
             self.ctx.journal.close_cash(self.tx_id)
 
     def abandon(self) -> None:
-        if self.tx_id and self.ctx.journal.transaction(self.tx_id)["status"] == "open":
+        if self.tx_id and not self.has_money_in() and not self.money_in_flight() \
+                and self.ctx.journal.transaction(self.tx_id)["status"] == "open":
             # left before sending: only possible with nothing credited (the table's guards)
             self.ctx.journal.finish(self.tx_id, "canceled")
 

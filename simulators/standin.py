@@ -161,7 +161,11 @@ class StandinValidator(BillValidator):
         self._lose_ack = False
         for _ in range(repeats):        # a lost ACK: the unit reports the same settled event again
             if self._recorder is not None:
-                self._recorder(event)       # durable before the "device" is acknowledged
+                try:
+                    self._recorder(event)       # durable before the "device" is acknowledged
+                except Exception:           # not acknowledged: the unit keeps the note unsettled
+                    self._stalled = (note, "stacker")
+                    return
             self._emit(event)
         self.cashbox.append(note.minor)
         self._emit(NoteStacked(device=self.name, value=note))

@@ -12,6 +12,7 @@ waits on a screen or a timer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -22,6 +23,7 @@ from typing import Any, ClassVar
 from atm.cas.interface import Quote
 from atm.flows.base import FlowContext, TransactionFlow
 from atm.flows.pricing import Pricing, quote_problem
+from atm.journal import JournalWriteError
 from atm.payloads import BitcoinAddress, PayloadError, PaymentRequest, parse_payload
 from atm.settlement import Settlement
 from hal import BillValidator, Fiat, NoteCredited, NoteEscrowed, NoteRejected, NoteReturned, NoteStacked, Sats
@@ -162,8 +164,14 @@ class BuyFlow(TransactionFlow):
             settings = self.ctx.settings()
             reason = f"it would pass the limit of {settings.max_buy}" if settings else "no limits configured"
         decision = "return" if reason else "stack"
-        self.ctx.journal.escrow_decided(event.device, event.code, event.value, decision,
-                                        self.tx_id if decision == "stack" else None)
+        try:
+            self.ctx.journal.escrow_decided(event.device, event.code, event.value, decision,
+                                            self.tx_id if decision == "stack" else None)
+        except JournalWriteError:
+            # nothing may be stacked unjournaled; giving the note back takes no money
+            with contextlib.suppress(DeviceError):
+                await asyncio.to_thread(self.validator.return_note)
+            raise
         try:
             if decision == "stack":
                 await asyncio.to_thread(self.validator.stack)

@@ -11,6 +11,7 @@ import sqlite3
 from typing import Any
 
 from atm.cas.standin import StandinCas
+from atm.journal import JournalWriteError
 from hal import DeviceState, DeviceStatusChanged, Fiat, NoteCredited
 from kiosk_harness import PIN, Harness
 
@@ -63,6 +64,31 @@ async def test_a_journal_failure_during_a_customer_action_answers_and_goes_out_o
     async with Harness(tmp_path) as h:
         await h.wait_for(lambda: len(h.cas.sent()) == 1)
         assert h.cas.sent()[0]["request_id"].startswith(tx_id) and h.cas.sent()[0]["sats"] == 38_000
+
+
+async def test_a_credit_the_journal_cannot_write_is_not_acknowledged_and_the_kiosk_stops_taking_cash(tmp_path):
+    async with Harness(tmp_path) as h:
+        await h.start_buy()
+        tx_id = h.kiosk.tx_id
+
+        def disk_full(event):
+            raise JournalWriteError("the journal cannot be written (credit_recorded): disk full")
+
+        h.journal.record_credit = disk_full
+        assert h.validator.insert_note(2000)
+        await h.wait_for(lambda: h.screen == "out_of_service")
+        assert "journal" in h.data["reason"] and h.validator.state_info()["enabled"] is False
+        assert h.validator.state_info()["stalled"] == 2000        # the device was never acknowledged
+        assert h.validator.cashbox == [] and h.journal.credited(tx_id).minor == 0
+
+
+async def test_an_escrow_decision_the_journal_cannot_write_gives_the_note_back(tmp_path):
+    async with Harness(tmp_path) as h:
+        await h.start_buy()
+        _break_journal(h).fail = True
+        assert h.validator.insert_note(2000)
+        await h.wait_for(lambda: h.screen == "out_of_service")
+        assert h.validator.state_info()["escrow"] is None and h.validator.cashbox == []
 
 
 async def test_no_log_line_carries_the_technician_pin_when_a_login_fails_inside(tmp_path, caplog):

@@ -158,7 +158,7 @@ class Kiosk:
         # answer must come within the second bound, else the note is parked for the operator.
         self.note_settle_bound_s = float(getattr(config.timeouts, "note_settle", 15.0))
         self.note_resolve_bound_s = float(getattr(config.timeouts, "note_resolve", 5.0))
-        self.receipts: list[Any] = []          # Receipt documents printed (or attempted), newest last
+        self.receipts: deque[Any] = deque(maxlen=20)   # latest Receipt documents printed (or attempted)
         self.ready = asyncio.Event()
         self.machine = build_machine(self)
 

@@ -429,16 +429,8 @@ class Kiosk:
             return self._idle_notice() or "buying is not available right now"
         if action in ("finish_cash", "cancel") and self.flow is not None and self.flow.money_in_flight():
             return "a note is still being processed; one moment"
-        if action == "finish_cash" and isinstance(self.flow, BuyFlow) and self.flow.has_money_in() \
-                and not self.flow.reaches_minimum():
-            settings = self.settings()
-            minimum = settings.min_buy if settings else None
-            return (f"the minimum purchase is {minimum}; please insert {minimum - self.flow.credited()} more, "
-                    "or press Cancel to buy with what you inserted" if minimum else "no limits in force")
-        if action == "finish_cash":
-            return "insert at least one note first"
-        if action == "confirm" and isinstance(self.flow, BuyFlow) and self.flow.has_money_in():
-            return self.flow.message or "the price is being updated; please check it and confirm again"
+        if self.flow is not None and (why := self.flow.why_not(action)) is not None:
+            return why
         return f"{action} is not available right now"
 
     async def _service_action(self, do: Any) -> dict[str, Any]:

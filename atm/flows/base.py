@@ -54,6 +54,11 @@ class TransactionFlow(ABC):
     def money_in_flight(self) -> bool:
         """A device is moving money whose outcome the journal does not know yet."""
 
+    def why_not(self, action: str) -> str | None:
+        """Why a customer action this flow's guards refused cannot happen now, in words
+        for the customer (None: the kiosk's generic answer)."""
+        return None
+
     # -- events ------------------------------------------------------------------------
 
     async def on_event(self, event: Event) -> str | None:

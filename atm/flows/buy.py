@@ -105,6 +105,19 @@ class BuyFlow(TransactionFlow):
         settings = self.ctx.settings()
         return settings is not None and self.credited() >= settings.min_buy
 
+    def why_not(self, action: str) -> str | None:
+        if action == "finish_cash" and self.has_money_in() and not self.reaches_minimum():
+            settings = self.ctx.settings()
+            if settings is None:
+                return "no limits are in force"
+            return (f"the minimum purchase is {settings.min_buy}; please insert {settings.min_buy - self.credited()} "
+                    "more, or press Cancel to buy with what you inserted")
+        if action == "finish_cash":
+            return "insert at least one note first"
+        if action == "confirm" and self.has_money_in():
+            return self.message or "the price is being updated; please check it and confirm again"
+        return None
+
     def waives_fixed_fee(self) -> bool:
         settings = self.ctx.settings()
         return settings is not None and self.credited() < settings.min_buy

@@ -190,6 +190,7 @@ class Kiosk:
                 log.error("task %s did not stop: %s", task.get_name(), task.get_stack(limit=5))
         if self._timer:
             self._timer.cancel()
+        self.notes.stop()
         for _, device in self.devices.items():
             try:
                 await asyncio.to_thread(device.close)
@@ -782,7 +783,11 @@ class Kiosk:
         """A new signed bundle is in force (called by the CAS link)."""
         # good news, not an alert: the CAS section of the service screen shows the version
         log.info("signed configuration version %s in force", settings.version)
-        self.journal.record_fact("settings_accepted", None, version=settings.version)
+        try:
+            self.journal.record_fact("settings_accepted", None, version=settings.version)
+        except JournalWriteError as exc:
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._post, _JournalFailed(str(exc)))
         self.pricing.recheck()                  # the quote in force must pass the new bounds
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._post, _Trigger("recheck"))

@@ -111,7 +111,8 @@ class BuyFlow(TransactionFlow):
             if settings is None:
                 return "no limits are in force"
             return (f"the minimum purchase is {settings.min_buy}; please insert {settings.min_buy - self.credited()} "
-                    "more, or press Cancel to buy with what you inserted")
+                    f"more. If you insert no more, your {self.credited()} is still sent to your wallet when this "
+                    "screen times out, without the fixed fee")
         if action == "finish_cash":
             return "insert at least one note first"
         if action == "confirm" and self.has_money_in():

@@ -33,7 +33,7 @@ from hal.errors import DeviceError
 from atm.cas.interface import CasError, CasService, KioskSettings
 from atm.config import Config
 from atm.journal import Journal, JournalWriteError
-from atm.settlement import Settlement
+from atm.settlement import QuoteRefused, Settlement
 from atm.flows import BuyFlow, FlowContext, TransactionFlow
 from atm.flows.note_watch import NoteOverdue, NoteWatch
 from atm.flows.pricing import Pricing
@@ -138,6 +138,7 @@ class Kiosk:
         self._pin_attempt: str | None = None
         self._last_receipt_printed: bool | None = None
         self._journal_error: str | None = None       # set once a journal write failed: no more cash
+        self._refused_quotes: set[str] = set()       # transactions whose confirmed rate left the signed bounds
         self.settlement = Settlement(journal, cas, lambda: self.pricing.quote, self.settings)
         self._flow_context = FlowContext(config=config, journal=journal, cas=cas, settings=self.settings,
                                          alert=self.alert)
@@ -663,6 +664,10 @@ class Kiosk:
         """Pay out what the transaction's credited cash has not yet paid for (atm.settlement)."""
         try:
             await self.settlement.settle(tx_id)
+        except QuoteRefused as exc:
+            if tx_id not in self._refused_quotes:
+                self._refused_quotes.add(tx_id)
+                self.alert("quote_refused", str(exc), "critical")
         except CasError as exc:
             log.warning("send for %s postponed: %s", tx_id, exc)
             if self.flow is not None and self.flow.tx_id == tx_id:

@@ -260,3 +260,22 @@ async def test_a_note_that_exactly_fills_the_remaining_room_is_accepted_and_one_
         assert h.validator.insert_note(2000)
         await h.wait_for(lambda: "limit" in (h.data.get("message") or ""))
         assert h.journal.credited(h.kiosk.tx_id) == Fiat(5000, EUR) and h.validator.cashbox == [5000]
+
+
+async def test_a_confirmed_rate_outside_bounds_signed_later_prices_no_send_and_is_parked_and_alerted(tmp_path):
+    """Mutation caught: pricing a send at a confirmed rate the operator's newer bounds
+    exclude (the bounds check in Settlement._price)."""
+    narrowed = {"rate_bounds": (Decimal(55000), Decimal(60000))}
+    async with Harness(tmp_path, settings=narrowed) as h:
+        await h.wait_for(lambda: h.screen == "idle")
+        # a buy confirmed at 50,000 EUR/BTC before the new bounds, whose cash is not yet sent
+        h.journal.open_buy("t1", "addr", EUR, Quote(EUR, Decimal(50000), Decimal(5)), Fiat(500, EUR))
+        h.journal.escrow_decided("validator", "1", Fiat(2000, EUR), "stack", "t1")
+        h.journal.record_credit(NoteCredited(device="validator", value=Fiat(2000, EUR), code="1"))
+        h.journal.close_cash("t1")
+        await h.kiosk._settle("t1")
+        await h.kiosk._settle("t1")                             # the background retry
+        assert h.cas.sent() == [] and h.journal.sends_for("t1") == []
+        assert h.journal.transaction("t1")["status"] == "parked"
+        assert sum("outside the signed range" in i["summary"] for i in h.journal.reconciliation_items()) == 1
+        assert sum("outside the signed range" in a for a in h.kiosk.service_status()["alerts"]) == 1

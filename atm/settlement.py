@@ -68,6 +68,9 @@ class Settlement:
         settings = self._settings()
         bounds = settings.rate_bounds if settings is not None else None
         if bounds is not None and not bounds[0] <= quote.rate <= bounds[1]:
+            if tx["status"] != "parked":
+                journal.park(tx_id, f"the confirmed rate {quote.rate} is outside the signed range {bounds[0]}.."
+                             f"{bounds[1]} now in force: nothing was sent; send at an agreed rate or refund")
             raise QuoteRefused(f"{tx_id}: the confirmed rate {quote.rate} is outside the signed range "
                                f"{bounds[0]}..{bounds[1]} now in force; the operator must decide")
         total = journal.credited(tx_id)

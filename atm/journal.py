@@ -626,6 +626,12 @@ class Journal:
         return {"transactions": transactions, "reconciliation": self.reconciliation_items(),
                 "pending_sends": [dataclasses.asdict(s) for s in self.pending_sends()]}
 
+    def last_fact(self, kinds: tuple[str, ...]) -> dict[str, Any] | None:
+        """The latest fact of one of these kinds (journal order), without reading them all."""
+        marks = ",".join("?" * len(kinds))
+        rows = self._rows(f"SELECT * FROM facts WHERE kind IN ({marks}) ORDER BY id DESC LIMIT 1", kinds)
+        return dict(rows[0]) if rows else None
+
     def facts(self, kind: str | None = None) -> Iterator[dict[str, Any]]:
         sql, params = "SELECT * FROM facts", ()
         if kind:

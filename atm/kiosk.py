@@ -804,11 +804,8 @@ class Kiosk:
         self.alert("activation", f"kiosk {'activated' if active else 'deactivated'} by {by}", "info")
 
     def _load_active(self) -> bool:
-        last = None
-        for fact in self.journal.facts():
-            if fact["kind"] in ("activated", "deactivated"):
-                last = fact["kind"]
-        return last != "deactivated"
+        last = self.journal.last_fact(("activated", "deactivated"))
+        return last is None or last["kind"] != "deactivated"
 
     def alert(self, kind: str, text: str, severity: str = "warning") -> None:
         """The one way to tell the operator: journaled durably, shown in the service menu,

@@ -130,6 +130,12 @@ CREATE TABLE IF NOT EXISTS facts (
     tx_id TEXT,
     data TEXT NOT NULL
 );
+-- the kiosk's frequent questions: a device's latest note, a transaction's notes and sends,
+-- the latest fact of a kind
+CREATE INDEX IF NOT EXISTS notes_by_device ON notes(device, id);
+CREATE INDEX IF NOT EXISTS notes_by_tx ON notes(tx_id);
+CREATE INDEX IF NOT EXISTS sends_by_tx ON sends(tx_id);
+CREATE INDEX IF NOT EXISTS facts_by_kind ON facts(kind, id);
 """
 
 

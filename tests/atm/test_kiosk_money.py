@@ -279,3 +279,20 @@ async def test_a_confirmed_rate_outside_bounds_signed_later_prices_no_send_and_i
         assert h.journal.transaction("t1")["status"] == "parked"
         assert sum("outside the signed range" in i["summary"] for i in h.journal.reconciliation_items()) == 1
         assert sum("outside the signed range" in a for a in h.kiosk.service_status()["alerts"]) == 1
+
+
+async def test_a_customer_who_leaves_without_confirming_is_priced_at_the_fresh_rate_not_a_stale_one(tmp_path):
+    """Mutation caught: sending a walk-away purchase at a quote older than the age limit."""
+    h = Harness(tmp_path)
+    now = [1000.0]
+    h.kiosk.pricing.clock = lambda: now[0]
+    h.kiosk.config = dataclasses.replace(h.config, timeouts=Timeouts(cash=1.0, recheck=30))
+    async with h:
+        await h.start_buy()
+        await h.insert(2000)
+        h.set_rate("40000")
+        now[0] += 61                                          # the quote on screen is stale...
+        await h.kiosk._refresh_quote()                        # ...and the market has a fresh one
+        await h.wait_for(lambda: len(h.cas.sent()) == 1, timeout=10)
+        assert h.cas.sent()[0]["sats"] == 47_500              # 19.00 EUR at 40,000, not at 50,000
+        assert h.journal.report()["transactions"][0]["quote"]["rate"] == "40000"

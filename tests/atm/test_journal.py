@@ -25,6 +25,7 @@ def _credit(value: int, device: str = "validator") -> NoteCredited:
 def test_the_journal_runs_in_wal_mode_with_full_fsync(journal):
     assert journal._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert journal._db.execute("PRAGMA synchronous").fetchone()[0] == 2     # FULL
+    assert journal._db.execute("PRAGMA cache_size").fetchone()[0] < 0       # a bounded cache, in KiB
 
 
 def test_a_note_is_credited_once_even_when_the_device_repeats_its_settled_event(journal):

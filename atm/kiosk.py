@@ -146,8 +146,7 @@ class Kiosk:
         # A note told to stack must settle within a bound, else the device is asked; its
         # answer must come within a second bound, else the note is parked for the operator.
         self.notes = NoteWatch(journal, devices.validator, self.alert, self._post,
-                               float(getattr(config.timeouts, "note_settle", 15.0)),
-                               float(getattr(config.timeouts, "note_resolve", 5.0)))
+                               config.timeouts.note_settle, config.timeouts.note_resolve)
         self.receipts: deque[Any] = deque(maxlen=20)   # latest Receipt documents printed (or attempted)
         self.ready = asyncio.Event()
         self.machine = build_machine(self)

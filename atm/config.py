@@ -33,6 +33,8 @@ class Timeouts:
     receipt: float = 20.0
     maintenance: float = 300.0
     recheck: float = 15.0       # out of service: how often to try to recover
+    payment: float = 1800.0     # sell: the payment screen's safety bound (the invoice expiry ends it first)
+    dispense: float = 180.0     # cash-out: the dispenser's answer must come within this
 
 
 @dataclass(frozen=True)

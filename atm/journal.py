@@ -435,16 +435,23 @@ class Journal:
                        " AND state='credited' ORDER BY id DESC LIMIT 1)", (device,))
         self._write("note_stacked", None, {"device": device}, go)
 
-    def note_returned(self, device: str, tx_id: str) -> None:
-        """The device gave back a note of this transaction that we had decided to stack
-        (it could not stack it); a note we decided to return is not affected."""
+    def note_returned(self, device: str, tx_id: str | None) -> None:
+        """The device gave back a note we had decided to stack (it could not stack it, or it
+        came back at power-up). Only the device's latest decision can be that note, and only
+        if it belongs to `tx_id`; with no transaction at the kiosk (None), only a parked
+        (unresolved) note is matched. A note we decided to return is not affected."""
         def go(db):
-            # only when the device's latest decision was "stack": a note we told it to return
-            # coming back says nothing about a stalled one before it
-            latest = db.execute("SELECT id, tx_id, state FROM notes WHERE device=? AND state != 'orphan'"
+            latest = db.execute("SELECT id, tx_id, state, value_minor FROM notes WHERE device=? AND state != 'orphan'"
                                 " ORDER BY id DESC LIMIT 1", (device,)).fetchone()
-            if latest is not None and latest["state"] in ("stack_decided", "unresolved") and latest["tx_id"] == tx_id:
+            if latest is None:
+                return
+            if tx_id is not None and latest["state"] in ("stack_decided", "unresolved") and latest["tx_id"] == tx_id \
+                    or tx_id is None and latest["state"] == "unresolved":
                 db.execute("UPDATE notes SET state='return_decided' WHERE id=?", (latest["id"],))
+                if latest["state"] == "unresolved":
+                    db.execute("INSERT INTO reconciliation (tx_id, summary, created_at) VALUES (?, ?, ?)",
+                               (latest["tx_id"], f"{device} reports the parked note of {latest['value_minor']} "
+                                "minor units went back to the customer: not credited", time.time()))
         self._write("note_returned", tx_id, {"device": device}, go)
 
     def notes_in_flight(self, tx_id: str) -> int:

@@ -207,8 +207,7 @@ class BuyFlow(TransactionFlow):
             self.ctx.journal.note_stacked(event.device)
             return None
         if isinstance(event, NoteReturned):
-            if self.tx_id:
-                self.ctx.journal.note_returned(event.device, self.tx_id)
+            self.ctx.journal.note_returned(event.device, self.tx_id)
             self.message = self.message or f"Note returned: {event.reason}"
             return "credited"
         if isinstance(event, NoteRejected):

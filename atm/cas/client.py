@@ -23,7 +23,10 @@ from atm.cas.bundle import BundleError, ConfigBundle, verify_bundle
 from atm.cas.commands import decide
 from atm.cas.errors import (AddressRefused, AnswerMalformed, AnswerTimeout, NotConfigured, PinMismatch,
                             RateRefused, RecordRefused, crash_site, plain_text)
-from atm.cas.interface import CasError, CasRefused, CasUnavailable, KioskSettings, Quote, SendResult
+from atm.cas.interface import (CasError, CasRefused, CasUnavailable, KioskSettings, PaymentRefused, Quote,
+                               SellPayment, SendResult)
+from atm.cas.payment_proof import PaymentProofError
+from atm.cas.sell import AcceptedInvoice, invoice_expiry, judge_payment
 from atm.cas.signing import DocumentError, key_id, parse_public_key, strict_json
 from atm.cas.state import (BUNDLE_FILE, CERT_FILE, DB_FILE, KEY_FILE, PAIRING_FILE, PairingRecord, Store,
                            atomic_write, load_pairing, save_pairing)
@@ -42,9 +45,14 @@ EVENT_KINDS = ("alert", "fault", "door", "cash_counts", "info")
 # What the client itself refused -> the alert kind the operator sees.
 _REFUSAL_ALERTS = {"pin": "pin_mismatch", "bundle": "bundle_refused", "command": "command_refused",
                    "rate": "rate_refused", "sell-address": "address_refused", "sell-invoice": "address_refused",
-                   "answer": "cas_misbehaving"}
+                   "answer": "cas_misbehaving", "sell-payment": "payment_refused"}
 _CRITICAL_REASONS = ("pin-mismatch", "unsigned", "bad-signature", "old-version", "other-kiosk", "foreign-address",
-                     "wrong-amount")
+                     "wrong-amount",
+                     # sell payment evidence that proves nothing it claims (atm.cas.payment_proof reasons)
+                     "no_transaction", "bad_transaction", "wrong_address", "bad_merkle", "bad_chain",
+                     "insufficient_work", "bad_header", "stale_checkpoint", "bad_amount", "bad_address")
+# CAS invoice states that claim money arrived: used only to refuse a claim without evidence.
+_CLAIMED_STATES = ("seen", "confirmed", "underpaid", "overpaid", "late")
 # Identical refusals within this window are logged but not stored or alerted again,
 # so a hostile server repeating itself cannot flood the journal or the CAS.
 REFUSAL_REPEAT_S = 60.0
@@ -59,7 +67,8 @@ class CasClient:
     def __init__(self, state_dir: Path, record: PairingRecord, *, poll_interval_s: float = 5.0,
                  timeout_s: float = 10.0, upload_batch: int = 200, backoff_base_s: float = 0.5,
                  backoff_cap_s: float = 60.0, rate_max_age_s: float = 120.0,
-                 max_answer_bytes: int | None = None, rng: random.Random | None = None) -> None:
+                 max_answer_bytes: int | None = None, rng: random.Random | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.state_dir = Path(state_dir)
         self._record = record
         self.poll_interval_s = poll_interval_s
@@ -70,6 +79,9 @@ class CasClient:
         self.rate_max_age_s = rate_max_age_s
         self._max_answer_bytes = max_answer_bytes
         self._rng = rng or random.Random()
+        # The kiosk's own wall clock for sell invoices (expiry, first sighting of a
+        # payment); tests move it instead of waiting.
+        self.clock = clock
         self._store = Store(self.state_dir / DB_FILE)
         self._transport: CasTransport | None = None
         self._bundle: ConfigBundle | None = None
@@ -533,11 +545,63 @@ class CasClient:
             detail = f"sell invoice {invoice_id}: CAS asks {invoice.sats} sat, the kiosk quoted {amount.sat}"
             self._refuse("sell-invoice", "wrong-amount", detail)
             raise CasRefused(detail)
+        if bundle.sell is not None:
+            self._remember_invoice(invoice, bundle.wallet.network, bundle.sell)
         return invoice
 
+    def _remember_invoice(self, invoice: SellInvoice, network: str, sell: Any) -> AcceptedInvoice:
+        """Keep what the kiosk accepted, with its own clock: the expiry and the payment
+        checks later use this record, never what the CAS says about the invoice then."""
+        key = f"sell_invoice:{invoice.id}"
+        kept = self._store.get(key)
+        if kept is not None:
+            record = AcceptedInvoice.from_json(json.loads(kept))
+            if (record.address, record.index, record.sats) == (invoice.address, invoice.index, invoice.sats):
+                return record  # asked again (idempotent): the first acceptance's clock stands
+        now = self.clock()
+        record = AcceptedInvoice(id=invoice.id, address=invoice.address, index=invoice.index, sats=invoice.sats,
+                                 network=network, accepted_at=now,
+                                 expires_at=invoice_expiry(invoice.expires_at, now, sell))
+        self._store.put(key, json.dumps(record.to_json()))
+        return record
+
     async def sell_invoice_status(self, invoice_id: str) -> InvoiceStatus:
+        """The CAS's status answer as it came (claims and evidence); nothing here is proven."""
         raw = await self._request("GET", f"/v1/sell-invoices/{invoice_id}")
         return self._parse(parse_invoice_status, raw, invoice_id)
+
+    def _first_seen(self, invoice_id: str) -> Any:
+        def first_seen(txid: str, now: float) -> float:
+            key = f"sell_seen:{invoice_id}:{txid}"
+            kept = self._store.get(key)
+            if kept is None:
+                self._store.put(key, repr(now))
+                return now
+            return float(kept)
+        return first_seen
+
+    async def sell_payment(self, invoice_id: str) -> SellPayment:
+        """The payment of a sell invoice as the kiosk proved it (atm.cas.sell): "waiting",
+        "proven" (with the proof) or "expired". The CAS's state, received_sats and
+        confirmations are never used for money. Evidence that proves nothing it claims
+        raises PaymentRefused (a CasRefused) with the payment_proof reason, is kept as a
+        refusal and queued as an alert (critical unless the customer underpaid)."""
+        bundle = self._require_bundle()
+        if bundle.sell is None or bundle.wallet is None:
+            raise NotConfigured("the signed configuration has no sell rules, so the kiosk does not sell")
+        kept = self._store.get(f"sell_invoice:{invoice_id}")
+        if kept is None:
+            raise CasRefused(f"sell invoice {invoice_id}: this kiosk never accepted it, so no payment for it counts")
+        invoice = AcceptedInvoice.from_json(json.loads(kept))
+        status = await self.sell_invoice_status(invoice_id)
+        claims = status.state in _CLAIMED_STATES or status.received_sats > 0
+        try:
+            return judge_payment(invoice, status.payment, cas_claims_payment=claims, sell=bundle.sell,
+                                 now=self.clock(), first_seen=self._first_seen(invoice_id))
+        except PaymentProofError as exc:
+            detail = f"sell invoice {invoice_id}: {exc}"
+            self._refuse("sell-payment", exc.reason, detail)
+            raise PaymentRefused(f"{detail}; not paid out", exc.reason) from None
 
     # ---- outbox ---------------------------------------------------------------------
 

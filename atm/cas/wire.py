@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from atm.cas.errors import AnswerMalformed
 from atm.cas.interface import SendResult
+from atm.cas.payment_proof import HEADER_SIZE, MAX_BRANCH, PaymentEvidence
 from atm.cas.signing import DocumentError, strict_json
 
 PROTOCOL_VERSION = 1
@@ -23,6 +24,12 @@ MAX_TEXTS = 64
 RATE_MIN = Decimal("0.01")
 RATE_MAX = Decimal(10) ** 12
 MAX_RATE_TEXT = 40
+# Payment evidence must fit a whole answer (MAX_ANSWER_BYTES): 1,000 headers are 160,000
+# hex digits, about a week of blocks past the signed checkpoint (the operator signs a
+# newer one long before), and a customer's deposit transaction is far below 40 kB.
+MAX_EVIDENCE_HEADERS = 1_000
+MAX_EVIDENCE_TX_BYTES = 40_000
+MAX_BLOCK_HEIGHT = 100_000_000
 
 
 def decode_answer(data: bytes, what: str, limit: int = MAX_ANSWER_BYTES) -> Any:
@@ -173,10 +180,63 @@ INVOICE_STATES = ("unpaid", "seen", "confirmed", "underpaid", "overpaid", "late"
 
 @dataclass(frozen=True)
 class InvoiceStatus:
+    """The CAS's word on a sell invoice. `state`, `received_sats` and `confirmations`
+    are unsigned claims, shown to the operator and never used for money; `payment` is
+    the evidence the kiosk checks itself (atm.cas.payment_proof)."""
+
     id: str
     state: str
     received_sats: int
     confirmations: int
+    payment: PaymentEvidence | None = None
+
+
+def _hex_bytes(value: Any, key: str, what: str, *, max_bytes: int, exact: int | None = None) -> bytes:
+    if not isinstance(value, str):
+        raise AnswerMalformed(f"CAS answer to {what}: {key} must be a hex string, got {type(value).__name__}")
+    if len(value) > 2 * max_bytes:
+        raise AnswerMalformed(f"CAS answer to {what}: {key} is longer than {max_bytes} bytes")
+    if len(value) % 2 or any(c not in "0123456789abcdef" for c in value):
+        raise AnswerMalformed(f"CAS answer to {what}: {key} must be lower-case hex of whole bytes")
+    raw = bytes.fromhex(value)
+    if exact is not None and len(raw) != exact:
+        raise AnswerMalformed(f"CAS answer to {what}: {key} must be {exact} bytes, got {len(raw)}")
+    return raw
+
+
+def _hex_list(value: Any, key: str, what: str, *, limit: int, size: int) -> list[bytes]:
+    if not isinstance(value, list):
+        raise AnswerMalformed(f"CAS answer to {what}: {key} must be a list of hex strings")
+    if len(value) > limit:
+        raise AnswerMalformed(f"CAS answer to {what}: {key} holds {len(value)} entries, at most {limit} are read")
+    return [_hex_bytes(item, f"{key}[{i}]", what, max_bytes=size, exact=size) for i, item in enumerate(value)]
+
+
+def parse_payment_evidence(value: Any, what: str = "sell invoice status") -> PaymentEvidence | None:
+    """`payment` of a sell invoice status: null, or the raw transaction with (once mined)
+    its block height, merkle branch, index and the headers from the signed checkpoint
+    up to the tip. Only shapes and sizes are checked here; what they prove is judged by
+    atm.cas.payment_proof. An empty raw_tx is kept, so the claim is refused by name."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise AnswerMalformed(f"CAS answer to {what}: 'payment' must be an object or null")
+    unknown = sorted(set(value) - {"raw_tx", "block_height", "merkle_branch", "tx_index", "headers"})
+    if unknown:
+        raise AnswerMalformed(f"CAS answer to {what}: 'payment' has an unknown field {str(unknown[0])[:40]!r}")
+    raw_tx = _hex_bytes(value.get("raw_tx"), "payment.raw_tx", what, max_bytes=MAX_EVIDENCE_TX_BYTES)
+    height = value.get("block_height")
+    if height is not None and (isinstance(height, bool) or not isinstance(height, int)
+                               or not 0 <= height <= MAX_BLOCK_HEIGHT):
+        raise AnswerMalformed(f"CAS answer to {what}: payment.block_height must be null or 0..{MAX_BLOCK_HEIGHT}")
+    branch = _hex_list(value.get("merkle_branch", []), "payment.merkle_branch", what, limit=MAX_BRANCH, size=32)
+    index = value.get("tx_index", 0)
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < 2**32:
+        raise AnswerMalformed(f"CAS answer to {what}: payment.tx_index must be an integer 0..2^32-1")
+    headers = _hex_list(value.get("headers", []), "payment.headers", what, limit=MAX_EVIDENCE_HEADERS,
+                        size=HEADER_SIZE)
+    return PaymentEvidence(raw_tx=raw_tx, headers=tuple(headers), block_height=height,
+                           merkle_branch=tuple(branch), tx_index=index)
 
 
 def parse_invoice_status(value: Any, invoice_id: str) -> InvoiceStatus:
@@ -191,7 +251,9 @@ def parse_invoice_status(value: Any, invoice_id: str) -> InvoiceStatus:
     confirmations = _field(obj, "confirmations", int, "sell invoice status")
     if received < 0 or confirmations < 0:
         raise AnswerMalformed("CAS answer to sell invoice status: amounts and confirmations must not be negative")
-    return InvoiceStatus(id=invoice_id, state=state, received_sats=received, confirmations=confirmations)
+    payment = parse_payment_evidence(obj.get("payment"))
+    return InvoiceStatus(id=invoice_id, state=state, received_sats=received, confirmations=confirmations,
+                         payment=payment)
 
 
 def parse_pair_answer(value: Any, kiosk_id: str) -> None:

@@ -22,6 +22,9 @@ a pairing code and pairs the kiosk (state dir: workdir/kiosk-cas), publishes bun
 version 1 signed by the operator key, and sets the rates. On exit it stops the simulator.
 Settings values may be Decimal or float (fees); they are signed as decimal strings.
 Without `rate_bounds` in the settings it signs a tenth to ten times the starting rate.
+Without `sell` it signs DEFAULT_SELL with the simulator chain's checkpoint (its first
+block), so the kiosk can sell; `sell=None` signs no sell table (the kiosk does not sell).
+A `sell` table without a `checkpoint` gets the chain's.
 Later: `op.publish(max_buy_minor=...)` signs and serves the next version,
 `op.cas.queue_command(kiosk_id, op.sign_command("activate"))` sends a signed command,
 `op.cas.set_hostile("unsigned-bundle", ...)` plays a compromised CAS (see HOSTILE_MODES).
@@ -53,6 +56,16 @@ DEFAULT_SETTINGS: dict[str, Any] = {"currency": "EUR", "min_buy_minor": 500, "ma
 # times the starting rate: wide enough for any demo, narrow enough that a rate of 0.01
 # or 10^12 from a hostile CAS is refused.
 DEFAULT_BOUNDS_FACTOR = Decimal(10)
+DEFAULT_SELL: dict[str, Any] = {"min_sell_minor": 2_000, "max_sell_minor": 50_000, "fee_percent": "5",
+                                "fixed_fee_minor": 0, "zero_conf_cap_sats": 50_000, "confirmations_required": 2,
+                                "invoice_ttl_s": 900}
+
+
+def checkpoint_table(chain: Any) -> dict[str, Any]:
+    """The signed form of a SimChain's checkpoint: height, display-order hash, least work."""
+    checkpoint = chain.checkpoint
+    return {"height": checkpoint.height, "block_hash": checkpoint.block_hash[::-1].hex(),
+            "max_bits": format(chain.bits, "08x")}
 
 
 def default_rate_bounds(currency: str, rate: str) -> dict[str, list[str]]:
@@ -93,6 +106,13 @@ class SimulatedOperator:
         self.settings.setdefault("wallet", {"xpub": self.xpub, "network": network,
                                             "invalid_payment": "hold", "late_payment": "hold"})
         self.cas = CasSimulator(self.workdir / "cas")
+        if "sell" not in self.settings:
+            self.settings["sell"] = dict(DEFAULT_SELL)
+        if self.settings["sell"] is None:
+            del self.settings["sell"]
+        else:
+            self.settings["sell"] = {key: _signable(value) for key, value in self.settings["sell"].items()}
+            self.settings["sell"].setdefault("checkpoint", checkpoint_table(self.cas.chain))
         self.version = 0
         self.command_sequence = 0
         self.pairing_code = ""

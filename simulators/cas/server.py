@@ -29,7 +29,9 @@ from embit.networks import NETWORKS
 from atm.cas.signing import generate_operator_key, sign_payload
 from atm.cas.tls import make_key_and_certificate, spki_pin, spki_pin_of_pem
 from atm.cas.wallet import deposit_address
+from atm.cas.payment_proof import PaymentEvidence
 from atm.cas.wire import PROTOCOL_HEADER, PROTOCOL_VERSION
+from simulators.cas.chain import EASY_BITS, SimChain
 
 HOSTILE_MODES = (
     "other-certificate",      # a different key answers (impersonation / man in the middle)
@@ -46,6 +48,11 @@ HOSTILE_MODES = (
     "surrogate-command",      # a signed-looking "activate" holding a lone UTF-16 surrogate
     "absurd-rate",            # every rate 1E-30: a price no currency has, which once overflowed the journal
     "split-answers",          # honest answers sent in two TLS records 300 ms apart (a slow link, not an attack)
+    # Sell payments claimed, not proven (the kiosk must refuse each and pay nothing):
+    "claim-without-tx",       # every invoice "confirmed" at its full amount, with no transaction at all
+    "pay-other-address",      # a real, mined transaction for the full amount, paying the attacker's address
+    "wrong-merkle",           # a made-up transaction paying the invoice, claimed in a block it is not in
+    "weak-headers",           # a made-up transaction in a private branch of regtest-work headers (EASY_BITS)
 )
 SPLIT_PAUSE_S = 0.3
 LONE_SURROGATE = json.loads('"\\ud800"')
@@ -67,6 +74,7 @@ class Invoice:
     received_sats: int = 0
     confirmations: int = 0
     late: bool = False
+    txs: list[Any] = field(default_factory=list)     # chain transactions paying the address, in order
 
     def state(self, now: float) -> str:
         if self.received_sats == 0:
@@ -135,6 +143,11 @@ class CasSimulator:
         self.alert_log: dict[str, dict[str, Any]] = {}   # alert id -> alert, in arrival order
         self.alert_submissions: Counter[str] = Counter()
         self.invoices: dict[str, Invoice] = {}
+        # Sell payments are real transactions on a regtest-style chain whose first block
+        # the operator signs as the checkpoint (see SimulatedOperator).
+        self.chain = SimChain()
+        self.invoice_ttl_s = 900
+        self._hostile_evidence: dict[tuple[str, str], PaymentEvidence] = {}
         self._next_index = 0
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -254,15 +267,39 @@ class CasSimulator:
     def queue_command(self, kiosk_id: str, doc: dict[str, Any]) -> None:
         self.commands.setdefault(kiosk_id, []).append(doc)
 
-    def pay_invoice(self, invoice_id: str, sats: int, *, confirmations: int = 0, late: bool = False) -> None:
-        """A simulated chain payment to a sell invoice's address."""
+    def pay_invoice(self, invoice_id: str, sats: int, *, confirmations: int = 0, late: bool = False) -> Any:
+        """A real transaction paying `sats` to the invoice's address, put on the simulated
+        chain; with `confirmations`, that many blocks are mined on top (its own first).
+        Returns the transaction."""
         invoice = self.invoices[invoice_id]
+        tx = self.chain.pay(invoice.address, sats)
+        invoice.txs.append(tx)
         invoice.received_sats += sats
-        invoice.confirmations = confirmations
         invoice.late = late or time.time() > invoice.expires_at
+        if confirmations:
+            self.chain.mine(confirmations)
+        invoice.confirmations = self.chain.confirmations(invoice.txs[0])
+        return tx
+
+    def pay_late(self, invoice_id: str, sats: int, *, confirmations: int = 0) -> Any:
+        """A payment that arrives after the invoice expired (the CAS says "late")."""
+        return self.pay_invoice(invoice_id, sats, confirmations=confirmations, late=True)
 
     def confirm_invoice(self, invoice_id: str, confirmations: int) -> None:
-        self.invoices[invoice_id].confirmations = confirmations
+        """Mine blocks until the invoice's first payment has `confirmations`."""
+        invoice = self.invoices[invoice_id]
+        if not invoice.txs:
+            raise ValueError(f"sell invoice {invoice_id} has no payment to confirm")
+        while self.chain.confirmations(invoice.txs[0]) < confirmations:
+            self.chain.mine(1)
+        invoice.confirmations = self.chain.confirmations(invoice.txs[0])
+
+    def mine(self, count: int = 1) -> None:
+        """Mine `count` blocks on the simulated chain (mempool payments go in the first)."""
+        self.chain.mine(count)
+        for invoice in self.invoices.values():
+            if invoice.txs:
+                invoice.confirmations = self.chain.confirmations(invoice.txs[0])
 
     def requests_to(self, path: str) -> list[dict[str, Any]]:
         return [entry for entry in self.request_log if entry["path"] == path]
@@ -493,7 +530,7 @@ class CasSimulator:
             invoice = Invoice(id=invoice_id, kiosk_id=request[KIOSK].kiosk_id,
                               address=deposit_address(xpub, wallet["network"], index), index=index, sats=sats,
                               fiat_minor=int(body.get("fiat_minor", 0)), currency=str(body.get("currency", "")),
-                              expires_at=int(time.time()) + 900)
+                              expires_at=int(time.time()) + self.invoice_ttl_s)
             self.invoices[invoice_id] = invoice
         return self._json({"id": invoice.id, "address": invoice.address, "index": invoice.index,
                            "sats": invoice.sats, "expires_at": invoice.expires_at})
@@ -502,5 +539,64 @@ class CasSimulator:
         invoice = self.invoices.get(request.match_info["invoice_id"])
         if invoice is None:
             return self._json({"error": "no such sell invoice"}, 404)
-        return self._json({"id": invoice.id, "state": invoice.state(time.time()),
-                           "received_sats": invoice.received_sats, "confirmations": invoice.confirmations})
+        answer: dict[str, Any] = {"id": invoice.id, "state": invoice.state(time.time()),
+                                  "received_sats": invoice.received_sats, "confirmations": invoice.confirmations,
+                                  "payment": None}
+        modes = self.hostile.modes
+        if "claim-without-tx" in modes:
+            answer.update(state="confirmed", received_sats=invoice.sats, confirmations=6)
+        elif {"pay-other-address", "wrong-merkle", "weak-headers"} & modes:
+            mode = sorted({"pay-other-address", "wrong-merkle", "weak-headers"} & modes)[0]
+            answer.update(state="confirmed", received_sats=invoice.sats, confirmations=6,
+                          payment=_evidence_json(self._forged(invoice, mode)))
+        elif invoice.txs:
+            answer["payment"] = _evidence_json(self._evidence(invoice.txs[0]))
+        return self._json(answer)
+
+    def _signed_checkpoint_height(self) -> int:
+        """Headers start after the checkpoint the operator signed last (else the chain's base)."""
+        bundle = self.current_bundle() or {}
+        checkpoint = bundle.get("payload", {}).get("settings", {}).get("sell", {}) or {}
+        height = (checkpoint.get("checkpoint") or {}).get("height")
+        return height if isinstance(height, int) and height >= self.chain.base_height else self.chain.base_height
+
+    def _evidence(self, tx: Any) -> PaymentEvidence:
+        evidence = self.chain.evidence(tx)
+        if evidence.block_height is None:
+            return evidence
+        skip = self._signed_checkpoint_height() - self.chain.base_height
+        return PaymentEvidence(raw_tx=evidence.raw_tx, headers=list(evidence.headers)[skip:],
+                               block_height=evidence.block_height, merkle_branch=evidence.merkle_branch,
+                               tx_index=evidence.tx_index)
+
+    def _forged(self, invoice: Invoice, mode: str) -> PaymentEvidence:
+        """The evidence a hostile CAS makes up for `invoice`, once per invoice and mode."""
+        key = (invoice.id, mode)
+        if key not in self._hostile_evidence:
+            if mode == "pay-other-address":
+                # A real payment, honestly mined: it just pays the attacker's own address.
+                tx = self.chain.pay(deposit_address(self.rogue_xpub, "regtest", invoice.index), invoice.sats)
+                self.chain.mine(6)
+                evidence = self._evidence(tx)
+            elif mode == "wrong-merkle":
+                # A transaction that was never broadcast, claimed in the newest real block
+                # with the branch of another transaction there.
+                tx = self.chain.unsent_payment(invoice.address, invoice.sats)
+                decoy = self.chain.pay(deposit_address(self.rogue_xpub, "regtest", invoice.index), 1_000)
+                self.chain.mine(6)
+                honest = self._evidence(decoy)
+                evidence = PaymentEvidence(raw_tx=tx.serialize(), headers=honest.headers,
+                                           block_height=honest.block_height, merkle_branch=honest.merkle_branch,
+                                           tx_index=honest.tx_index)
+            else:
+                tx = self.chain.unsent_payment(invoice.address, invoice.sats)
+                evidence = self.chain.forged_evidence(tx, blocks=6, bits=EASY_BITS)
+            self._hostile_evidence[key] = evidence
+        return self._hostile_evidence[key]
+
+
+def _evidence_json(evidence: PaymentEvidence) -> dict[str, Any]:
+    """Protocol 1's `payment` object (docs/cas-protocol.md §8)."""
+    return {"raw_tx": evidence.raw_tx.hex(), "block_height": evidence.block_height,
+            "merkle_branch": [h.hex() for h in evidence.merkle_branch], "tx_index": evidence.tx_index,
+            "headers": [h.hex() for h in evidence.headers]}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from atm.cas.errors import AddressRefused, AnswerMalformed, AnswerTimeout, PinMismatch
+from atm.cas.interface import PaymentRefused
 from hal.money import Fiat, Sats
 
 from .conftest import FAST
@@ -86,6 +87,39 @@ async def test_sell_address_not_from_the_signed_xpub_is_refused_and_alerted(oper
         await client.sell_invoice("sell-1", Fiat(10_000, "EUR"), Sats(16_000))
     alerts = await _settle_and_collect_alerts(operator, client)
     assert [a["detail"]["reason"] for a in alerts] == ["foreign-address"]
+
+
+@pytest.mark.parametrize("mode, reason", [
+    ("claim-without-tx", "no_transaction"),
+    ("pay-other-address", "wrong_address"),
+    ("wrong-merkle", "bad_merkle"),
+    ("weak-headers", "insufficient_work"),
+])
+async def test_claimed_sell_payment_without_proof_is_refused_alerted_and_never_proven(operator, client, mode, reason):
+    """A hijacked CAS says the invoice is paid and confirmed (state "confirmed", the full
+    amount, 6 confirmations) and backs it with nothing, another address's payment, a
+    made-up transaction in a block it is not in, or headers of regtest work. Each is
+    refused by name and alerted as critical; no call ever answers "proven".
+    Mutation caught (seen failing): sell_payment trusting the CAS's state "confirmed"
+    (returning "proven" when status.state == "confirmed") instead of verify_payment; and
+    atm.cas.sell accepting a mined claim without checking its branch and headers; and
+    dropping the "claims paid, shows no transaction" refusal (claim-without-tx)."""
+    await client.poll_once()
+    await client.sell_invoice("sell-h", Fiat(10_000, "EUR"), Sats(16_000))
+    operator.cas.set_hostile(mode)
+    for _ in range(3):
+        with pytest.raises(PaymentRefused) as info:
+            await client.sell_payment("sell-h")
+        assert info.value.reason == reason
+    status = await client.sell_invoice_status("sell-h")
+    assert (status.state, status.received_sats) == ("confirmed", 16_000)   # the lie was told
+    refusals = client.status()["refusals"]
+    assert [(r["what"], r["reason"]) for r in refusals] == [("sell-payment", reason)]
+    alerts = await _settle_and_collect_alerts(operator, client)
+    assert [(a["kind"], a["severity"], a["detail"]["reason"]) for a in alerts] == [
+        ("payment_refused", "critical", reason)]
+    # With the CAS honest again and no real payment, the kiosk is still only waiting.
+    assert (await client.sell_payment("sell-h")).state == "waiting"
 
 
 async def test_unsigned_activate_is_refused_while_deactivate_is_obeyed(operator, client):

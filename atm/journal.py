@@ -602,7 +602,7 @@ class Journal:
             "fiat_minor": self.dispensed(tx["id"]).minor, "currency": tx["currency"],
             "cash_asked_minor": deposit.get("cash_minor"), "fee_minor": deposit.get("fee_minor"),
             "sats": deposit.get("sats_received", 0), "sats_due": deposit.get("sats_due"),
-            "address": tx["address"], "txids": [deposit["txid"]] if deposit.get("txid") else [],
+            "address": tx["address"], "txids": [deposit["txid"]] if deposit.get("txid") else [], "notes": [],
             "confirmations": deposit.get("confirmations"), "owed_minor": self.owed(tx["id"]).minor,
             "dispenses": [{"request_id": d["request_id"], "plan": d["plan"], "exited": d["exited"],
                            "rejected": d["rejected"], "outcome": d["outcome"]} for d in self.dispenses_for(tx["id"])],

@@ -556,8 +556,9 @@ class Journal:
             db.execute("INSERT INTO reconciliation (tx_id, summary, created_at) VALUES (?, ?, ?)",
                        (tx_id, summary, time.time()))
             if tx_id:
+                # (dispensing and owed: cash-out transactions)
                 db.execute("UPDATE transactions SET status='parked', updated_at=?, version=version+1"
-                           " WHERE id=? AND status IN ('open', 'sending')", (time.time(), tx_id))
+                           " WHERE id=? AND status IN ('open', 'sending', 'dispensing', 'owed')", (time.time(), tx_id))
         self._write("parked", tx_id, {"summary": summary}, go)
 
     @staticmethod

@@ -37,7 +37,7 @@ from atm.journal import Journal, JournalWriteError
 from atm.settlement import Settlement
 from atm.flows import BuyFlow, FlowContext, TransactionFlow
 from atm.flows.note_watch import NoteOverdue, NoteWatch
-from atm.flows.cash_out import CashOutFlow, ask_device_last_operation, books_value
+from atm.flows.cash_out import CashOutFlow, DeviceSilent, ask_device_last_operation, books_value
 from atm.flows.redeem import RedeemFlow
 from atm.flows.sell import SellFlow, offered_amounts, sell_settings
 from atm.redeem_codes import RedeemCodes, load_or_create_secret
@@ -800,35 +800,14 @@ class Kiosk:
         by a dispense that never went out are free again."""
         journal, dispenser = self.journal, self.devices.dispenser
         for intent in journal.open_dispenses():
-            plan = {k: int(v) for k, v in intent["plan"].items() if v}
-            op = await ask_device_last_operation(dispenser) if dispenser is not None else None
-            books = journal.cassette_books()
-            previous = [d for d in journal.dispenses_for(intent["tx_id"]) if d["outcome"] is not None]
-            baseline = self._last_booked_outcome()
-            fits_one = dispenser is not None and sum(plan.values()) <= int(getattr(
-                getattr(dispenser, "model", None), "max_per_command", 0) or 0)
-            said = None
-            if op is not None and op.command == "dispense" and fits_one:
-                exited = {k: v for k, v in op.exited.items() if v}
-                rejected = {k: v for k, v in op.rejected.items() if v}
-                if (exited, rejected) != baseline and all(exited.get(k, 0) <= plan.get(k, 0) for k in exited):
-                    said = (exited, rejected, op.error)
-            if said is not None:
-                exited, rejected, error = said
-                complete = all(exited.get(k, 0) >= n for k, n in plan.items())
-                journal.dispense_outcome(intent["request_id"], "success" if complete else "hardwareError", exited,
-                                         rejected, books_value(books, exited, self.config.currency),
-                                         outcome="complete" if complete else "partial", source="recovery")
-                self.alert("dispense_recovered", f"dispense {intent['request_id']} recovered from the device after a "
-                           f"restart: {exited} exited", "warning")
-            else:
-                journal.dispense_outcome(intent["request_id"], "timeOut", {}, {}, Fiat.zero(self.config.currency),
-                                         outcome="unknown", uncertain=plan,
-                                         uncertain_value=books_value(books, plan, self.config.currency),
-                                         source="recovery")
-                self.alert("dispense_unknown", f"dispense {intent['request_id']} was under way when the kiosk "
-                           "stopped and the dispenser cannot tell what left: reconcile", "critical")
-            del previous
+            try:
+                self._reconcile_dispense(intent, await ask_device_last_operation(dispenser)
+                                         if dispenser is not None else None)
+            except DeviceSilent as exc:
+                # asked again by the background loop; no cash-out starts meanwhile
+                self.alert("dispense_open", f"dispense {intent['request_id']} has no answer and the dispenser "
+                           f"cannot be asked now ({exc}); asking again later", "critical")
+                return
         for claimed in journal.claimed_codes():
             journal.settle_redeem(claimed["tx_id"])
         for tx in journal.transactions(("open", "dispensing")):
@@ -852,9 +831,47 @@ class Kiosk:
             else:
                 journal.set_status(tx["id"], "owed", "sell_recovered")
 
+    def _reconcile_dispense(self, intent: dict[str, Any], op: Any) -> None:
+        """Book an intent with no answer from what the device itself remembers (LCDM-4000
+        LAST STATUS), following the host rules of the LCDM fact sheet: a dispense that differs
+        from the last booked answer is this one; no operation since power-on means the command
+        never arrived (nothing left); anything else is an unknown outcome for the operator."""
+        journal, dispenser = self.journal, self.devices.dispenser
+        plan = {k: int(v) for k, v in intent["plan"].items() if v}
+        books = journal.cassette_books()
+        model = getattr(dispenser, "model", None)
+        # LAST STATUS covers one command: only a plan the driver sent as one command is decided by it
+        one_command = model is not None and sum(plan.values()) <= model.max_per_command and all(
+            n <= model.max_per_cassette for n in plan.values())
+        booked: tuple[dict[str, int], dict[str, int], str] | None = None
+        if op is not None and one_command:
+            exited = {k: v for k, v in op.exited.items() if v}
+            rejected = {k: v for k, v in op.rejected.items() if v}
+            if op.command == "dispense" and (exited, rejected) != self._last_booked_outcome() \
+                    and all(exited.get(k, 0) <= plan.get(k, 0) for k in exited):
+                complete = all(exited.get(k, 0) >= n for k, n in plan.items())
+                booked = (exited, rejected, "complete" if complete else "partial")
+            elif op.command == "none":
+                booked = ({}, {}, "partial")
+        if booked is not None:
+            exited, rejected, outcome = booked
+            journal.dispense_outcome(intent["request_id"], "success" if outcome == "complete" else "hardwareError",
+                                     exited, rejected, books_value(books, exited, self.config.currency),
+                                     outcome=outcome, source="recovery")
+            self.alert("dispense_recovered", f"dispense {intent['request_id']} booked from the dispenser's own "
+                       f"record after a restart: {exited or 'nothing'} exited", "warning")
+        else:
+            journal.dispense_outcome(intent["request_id"], "timeOut", {}, {}, Fiat.zero(self.config.currency),
+                                     outcome="unknown", uncertain=plan,
+                                     uncertain_value=books_value(books, plan, self.config.currency),
+                                     source="recovery")
+            self.alert("dispense_unknown", f"dispense {intent['request_id']} was under way when the kiosk "
+                       "stopped and the dispenser cannot tell what left: reconcile", "critical")
+
     def _last_booked_outcome(self) -> tuple[dict[str, int], dict[str, int]] | None:
         """The device's last answer the journal booked: the baseline LAST STATUS must differ from."""
-        rows = [d for d in self.journal.dispenses_for_all() if d["outcome"] is not None and d["source"] != "recovery"]
+        rows = [d for d in self.journal.dispenses_for_all() if d["outcome"] not in (None, "unknown")
+                and d["source"] in ("device", "recovery")]
         if not rows:
             return None
         return ({k: v for k, v in rows[-1]["exited"].items() if v}, {k: v for k, v in rows[-1]["rejected"].items() if v})
@@ -934,6 +951,8 @@ class Kiosk:
             await asyncio.sleep(self.retry_interval)
             await self._guarded("rate refresh", self._refresh_quote())
             await self._guarded("postponed sends", self._settle_unsettled())
+            if self.journal.open_dispenses() and not isinstance(self.flow, CashOutFlow):
+                await self._guarded("dispense reconciliation", self._recover_cash_out())
             if self.devices.printer is not None:
                 await self._guarded("printer status", self._read_printer_status())
 
@@ -1065,7 +1084,8 @@ class Kiosk:
                 self._journal_error = self._journal_error or str(exc)
         upload = getattr(self.cas, "report_alert", None)
         if upload is not None:
-            coro = upload(kind, text, severity)
+            # CasClient.report_alert and the stand-in's take the detail as a mapping
+            coro = upload(kind, {"text": text}, severity)
         elif (upload := getattr(self.cas, "report_event", None)) is not None:
             coro = upload("alert", {"kind": kind, "text": text, "severity": severity})
         else:

@@ -98,18 +98,21 @@ class CashOutFlow(TransactionFlow):
         self.request_id = request_id
         try:
             self.dispenser.dispense(request_id, plan)
+            self.ctx.journal.crash_point("dispense_sent")     # the command is out, its answer not yet in
         except DeviceError as exc:
             # The command never went out (busy, port closed): the answer is "nothing exited".
             self.ctx.alert("dispenser", f"dispense {request_id} not started: {exc}", "critical")
             self.record(DispenseCompleted(device=self._device(), request_id=request_id, completion=_hw_error(),
                                           exited={}, rejected={}, detail=str(exc), requested=plan,
-                                          outcome="partial", error="notStarted"))
+                                          outcome="partial", error="notStarted"), source="kiosk")
 
     def _device(self) -> str:
         return str(getattr(self.dispenser, "name", "dispenser"))
 
-    def record(self, event: DispenseCompleted) -> None:
+    def record(self, event: DispenseCompleted, source: str = "device") -> None:
         """The device's answer, journaled once; notes it cannot account for go to the operator."""
+        if source == "device":
+            self.ctx.journal.crash_point("dispense_answered")  # the notes are out, the journal does not know
         books = self.ctx.journal.cassette_books()
         currency = self.ctx.config.currency
         exited = {k: int(v) for k, v in event.exited.items() if v}
@@ -117,7 +120,8 @@ class CashOutFlow(TransactionFlow):
         uncertain = {k: int(v) for k, v in event.uncertain.items() if v} if event.outcome == "unknown" else {}
         self.ctx.journal.dispense_outcome(
             event.request_id, event.completion.value, exited, rejected, books_value(books, exited, currency),
-            outcome=event.outcome, uncertain=uncertain, uncertain_value=books_value(books, uncertain, currency))
+            outcome=event.outcome, uncertain=uncertain, uncertain_value=books_value(books, uncertain, currency),
+            source=source)
         if event.outcome == "unknown":
             self.ctx.alert("dispense_unknown", f"dispense {event.request_id}: the dispenser cannot tell what left "
                            f"({event.detail or event.error}); parked for reconciliation", "critical")
@@ -140,7 +144,8 @@ class CashOutFlow(TransactionFlow):
         plan = intent["plan"] if intent else {}
         self.record(DispenseCompleted(device=self._device(), request_id=request_id, completion=_timeout(),
                                       exited={}, rejected={}, detail="no answer from the dispenser in time",
-                                      requested=plan, outcome="unknown", uncertain=plan, error="noAnswer"))
+                                      requested=plan, outcome="unknown", uncertain=plan, error="noAnswer"),
+                    source="kiosk")
 
     def next_dispense(self) -> tuple[str, dict[str, int]] | None:
         """After an answer: the next dispense for what is still owed, journaled and ready to
@@ -168,10 +173,14 @@ def _timeout() -> Any:
     return Completion.TIMEOUT
 
 
+class DeviceSilent(Exception):
+    """The dispenser keeps a record of its last operation but could not be asked now."""
+
+
 async def ask_device_last_operation(dispenser: CashDispenser) -> Any:
-    """The device's own record of its last operation (LCDM-4000 LAST STATUS), or None."""
+    """The device's own record of its last operation (LCDM-4000 LAST STATUS); None on a
+    model that keeps none. Raises DeviceSilent when the device could not be asked."""
     try:
         return await asyncio.to_thread(dispenser.last_operation)
     except DeviceError as exc:
-        log.warning("asking the dispenser for its last operation: %s", exc)
-        return None
+        raise DeviceSilent(str(exc)) from exc

@@ -4,6 +4,7 @@ over TCP, a CAS whose payment the kiosk "proves" as atm.cas.interface describes.
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -135,3 +136,30 @@ async def test_unconfirmed_at_expiry_is_redeemed_later_exactly_once_even_scanned
         await k.wait_for(lambda: k.screen == "redeem_receipt")
         assert "already been paid" in k.data["message"]
         assert sum(c.denomination * c.dispensed for c in k.sim.cassettes) == 4000
+
+
+async def test_every_dispense_command_finds_its_intent_already_durable(tmp_path):
+    """Write-ahead, checked at the moment it matters: when the kiosk calls the dispenser, a
+    second connection (another process could be reading) already sees the intent with the
+    same request id and plan. Catches the mutation: the intent journaled after the command
+    (atm/flows/cash_out.py), which the crash tests can only catch when the kill lands in
+    the microseconds between the two."""
+    import sqlite3
+    async with SellKiosk(tmp_path, cassettes=[(1000, 30), (2000, 30), (5000, 20)]) as k:
+        k.sim.set_count(2, 1)                       # forces a second dispense for the rest
+        seen: list[tuple[str, bool]] = []
+        real = k.dispenser.dispense
+
+        def checked(request_id, plan):
+            db = sqlite3.connect(f"file:{tmp_path / 'journal.sqlite'}?mode=ro", uri=True)
+            row = db.execute("SELECT plan FROM dispense_intents WHERE request_id=?", (request_id,)).fetchone()
+            db.close()
+            seen.append((request_id, row is not None and json.loads(row[0]) == dict(plan)))
+            return real(request_id, plan)
+
+        k.dispenser.dispense = checked
+        tx = await k.sell(10000)
+        k.cas.pay(tx)
+        await k.wait_for(lambda: k.screen == "sell_receipt")
+        assert len(seen) == 2 and all(ok for _, ok in seen), seen
+        assert k.journal.dispensed(tx) == Fiat(10000, "EUR")

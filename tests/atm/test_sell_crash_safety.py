@@ -9,15 +9,19 @@ outlives every kiosk, like a real one; each kiosk is its own process
 simulated chain also persists.
 
 Mutations these tests catch (each seen failing):
-- the dispense intent journaled after the dispense command (atm/flows/cash_out.py:
-  `send` before `intend`'s journal write): the crash at `dispense_intent` leaves notes
-  out that no intent names: the booked count is lower than what left the dispenser;
+- the dispense intent journaled after the dispense command (atm/flows/cash_out.py: the
+  intent written in `send` after `dispenser.dispense`): caught where write-ahead is
+  checked at the moment of the command, tests/atm/test_kiosk_sell.py::
+  test_every_dispense_command_finds_its_intent_already_durable (a kill here lands between
+  the two only by chance; these tests then check the books against the device);
 - the device's answer not journaled before the sale is marked paid (atm/flows/sell.py:
   `_finish_payout` before `record`): on the LCDM-2000, which keeps no LAST STATUS, the
   crash at `tx_completed` leaves a completed sale whose notes nobody booked;
-- the redeem claim not atomic (atm/journal.py: `claim_redeem` without the
-  `state='issued'` and open-intent guards): the code scanned twice pays twice
-  (test_a_code_scanned_twice_pays_once, and tests/atm/test_journal_cash_out.py).
+- the redeem claim not atomic (atm/journal.py: `claim_redeem` reading the code's state
+  outside its write transaction and claiming without its guards): two claims at the same
+  moment both win, tests/atm/test_journal_cash_out.py::
+  test_two_kiosk_processes_claiming_one_code_at_the_same_moment_pay_once. At kiosk level
+  the state table already serialises two scans (test_a_code_scanned_twice_pays_once).
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from atm.flows.base import FlowContext
 from atm.flows.cash_out import CashOutFlow, payable_now
 from atm.flows.sell_terms import PaymentVerdict, SellQuote, bip21_uri, entitlement
 from atm.redeem_codes import RedeemCodes
+from atm import texts
 
 MAX_OFFERED = 8              # amounts on the choice screen
 
@@ -75,16 +76,20 @@ def prove_and_entitle(ctx: FlowContext, tx_id: str, payment: Any, sell: SellSett
     return verdict.verdict
 
 
-def policy_words(verdict: str | None, policy: str, excess_sats: int = 0) -> str:
+def say(ctx: FlowContext, key: str, **values: Any) -> str:
+    """A customer text from the language files (atm/locale/*.toml)."""
+    return texts.text(ctx.config.language, key, **values)
+
+
+def policy_words(ctx: FlowContext, verdict: str | None, policy: str, excess_sats: int = 0) -> str:
     """The signed policy, in words for the customer."""
-    keep = ("The operator holds the bitcoin for you: contact them with your receipt." if policy == "hold"
-            else "The operator will send the bitcoin back: contact them with your receipt and a refund address.")
+    keep = say(ctx, "sell.keep_hold" if policy == "hold" else "sell.keep_refund")
     if verdict == PaymentVerdict.UNDERPAID.value:
-        return "Your payment was less than the amount asked, so no cash was paid. " + keep
+        return say(ctx, "sell.underpaid") + " " + keep
     if verdict == PaymentVerdict.LATE.value:
-        return "Your payment arrived after the time ran out, so no cash was paid. " + keep
+        return say(ctx, "sell.late") + " " + keep
     if excess_sats:
-        return f"You sent {excess_sats} sat more than asked. " + keep
+        return say(ctx, "sell.overpaid", sats=excess_sats) + " " + keep
     return ""
 
 
@@ -126,17 +131,17 @@ class SellFlow(CashOutFlow):
         self.error = None
         sell = sell_settings(self.ctx)
         if sell is None:
-            self.error = "selling is not available"
+            self.error = say(self.ctx, "sell.not_available")
             return False
         if isinstance(minor, bool) or not isinstance(minor, int):
-            self.error = "choose one of the amounts shown"
+            self.error = say(self.ctx, "sell.choose_shown")
             return False
         cash = Fiat(minor, self.ctx.config.currency)
         if cash not in payable_in_limits(self.ctx, self.dispenser):
-            self.error = "that amount cannot be paid right now; choose one of the amounts shown"
+            self.error = say(self.ctx, "sell.cannot_pay")
             return False
         if rate is None:
-            self.error = "no current price; please try again in a moment"
+            self.error = say(self.ctx, "sell.no_price")
             return False
         quote = SellQuote(cash.currency, rate, sell.fee_percent, sell.fixed_fee)
         sats, fee = quote.sats_for(cash)
@@ -159,7 +164,7 @@ class SellFlow(CashOutFlow):
         except CasError as exc:
             if not isinstance(exc, CasUnavailable):
                 self.ctx.alert("sell_refused", f"sale {self.tx_id}: {exc}", "critical")
-            self.message = "Selling is not available right now. Nothing was charged."
+            self.message = say(self.ctx, "sell.not_available")
             self.ctx.journal.finish(self.tx_id, "canceled")
             return "sell_refused"
         expires = min(float(invoice.expires_at), time.time() + sell.invoice_ttl_s)
@@ -191,7 +196,7 @@ class SellFlow(CashOutFlow):
                            "critical")
             return None
         except CasError as exc:
-            self.status_text = "Waiting for the network..."
+            self.status_text = say(self.ctx, "sell.waiting_network")
             return None
         self.status_text = payment.detail
         verdict = prove_and_entitle(self.ctx, self.tx_id, payment, sell)
@@ -203,7 +208,7 @@ class SellFlow(CashOutFlow):
     def unpaid(self) -> None:
         """A proven payment that entitles to no cash (under- or late payment)."""
         assert self.tx_id is not None
-        self.message = policy_words(self.verdict, self._policy())
+        self.message = policy_words(self.ctx, self.verdict, self._policy())
         self.ctx.journal.finish(self.tx_id, "completed")
 
     def _policy(self) -> str:
@@ -217,8 +222,7 @@ class SellFlow(CashOutFlow):
         for this address is collected later with a redeem code, once proven."""
         assert self.tx_id is not None
         self.issue_code(Fiat.zero(self.ctx.config.currency))
-        self.message = ("Your payment is not confirmed yet. Keep this receipt: scan its code here once your "
-                        "payment is confirmed to collect your cash.")
+        self.message = say(self.ctx, "sell.not_confirmed")
 
     def issue_code(self, owed: Fiat) -> None:
         assert self.tx_id is not None
@@ -262,18 +266,16 @@ class SellFlow(CashOutFlow):
             self.ctx.journal.finish(self.tx_id, "completed")
             deposit = self.ctx.journal.deposit(self.tx_id) or {}
             excess = int(deposit.get("sats_received", 0)) - int(deposit.get("sats_due", 0))
-            self.message = policy_words(None, self._policy(), max(0, excess)) or None
+            self.message = policy_words(self.ctx, None, self._policy(), max(0, excess)) or None
         else:
             if owed.minor > 0:
                 self.issue_code(owed)
             if unknown:
                 self.ctx.journal.park(self.tx_id, f"sale {self.tx_id}: a dispense has an unknown outcome")
-                self.message = ("The cash machine could not confirm every note. The operator has been told; "
-                                + ("collect the rest with the code on your receipt." if owed.minor else
-                                   "keep your receipt."))
+                self.message = say(self.ctx, "sell.unknown") + (
+                    " " + say(self.ctx, "sell.unknown_rest") if owed.minor else "")
             else:
-                self.message = (f"The kiosk could pay only part of your cash now. Collect the remaining "
-                                f"{owed} with the code on your receipt.")
+                self.message = say(self.ctx, "sell.partial", amount=str(owed))
         return "dispensed"
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -307,7 +309,8 @@ class SellFlow(CashOutFlow):
 
     def screen_data(self, screen: str) -> dict[str, Any]:
         currency = self.ctx.config.currency
-        data: dict[str, Any] = {"currency": currency, "message": self.message, "error": self.error}
+        data: dict[str, Any] = {"currency": currency, "message": self.message, "error": self.error,
+                                "labels": dict(texts.catalogue(self.ctx.config.language).get("sell_screen", {}))}
         if screen == "sell_amount":
             sell = sell_settings(self.ctx)
             data["amounts"] = [{"minor": a.minor, "text": str(a)} for a in self.amounts()]
@@ -317,12 +320,21 @@ class SellFlow(CashOutFlow):
             data.update(cash_minor=self.cash.minor, cash=str(self.cash), sats=self.sats.sat if self.sats else None,
                         fee=str(self.fee) if self.fee else None)
         if screen == "sell_pay" and self.address and self.sats:
-            data.update(address=self.address, uri=bip21_uri(self.address, self.sats),
-                        seconds_left=self.seconds_left(), status=self.status_text)
+            uri = bip21_uri(self.address, self.sats)
+            data.update(address=self.address, uri=uri, qr=qr_image(uri), btc=str(self.sats.btc),
+                        seconds_left=self.seconds_left(), status=self.status_text, tx_id=self.tx_id)
         if screen == "sell_receipt" and self.tx_id:
             data.update(tx_id=self.tx_id, paid_out=str(self.ctx.journal.dispensed(self.tx_id)),
-                        redeem_code=self.redeem_code, owed=str(self.owed()))
+                        redeem_code=self.redeem_code, owed=str(self.owed()),
+                        redeem_qr=qr_image(self.redeem_code) if self.redeem_code else None)
         return data
+
+
+def qr_image(text: str) -> str:
+    """A QR code of `text` as an SVG data URL, drawn by the kiosk itself (the page has no
+    QR library and loads nothing from outside); shown as an image, never as markup."""
+    import segno
+    return segno.make(text, error="m").svg_data_uri(scale=6, border=2)
 
 
 def now() -> datetime:

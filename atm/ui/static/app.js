@@ -114,6 +114,7 @@
       const buttons = el("div", { class: "buttons" },
         actionButton("Buy bitcoin", "start_buy", { kind: "primary", disabled: d.buy_enabled === false }));
       if (d.sell_enabled === true) buttons.append(actionButton("Sell bitcoin", "start_sell"));
+      if (d.redeem_enabled === true) buttons.append(actionButton("Redeem a code", "start_redeem"));
       return [
         el("section", { class: "centered" },
           el("h1", { text: "Bitcoin for cash" }),
@@ -298,6 +299,11 @@
       ];
     },
   };
+
+  // Screens of other transaction kinds (sell.js) register here, with the page's helpers.
+  if (typeof window.kioskExtraScreens === "function") {
+    Object.assign(screens, window.kioskExtraScreens({ el, text, actionButton, facts, countdown }));
+  }
 
   // Nested status objects (cash units, CAS link) have shapes the kiosk owns;
   // show them generically so a new field appears without a UI change.

@@ -163,6 +163,12 @@ CREATE TABLE IF NOT EXISTS facts (
     tx_id TEXT,
     data TEXT NOT NULL
 );
+-- the kiosk's frequent questions: a device's latest note, a transaction's notes and sends,
+-- the latest fact of a kind
+CREATE INDEX IF NOT EXISTS notes_by_device ON notes(device, id);
+CREATE INDEX IF NOT EXISTS notes_by_tx ON notes(tx_id);
+CREATE INDEX IF NOT EXISTS sends_by_tx ON sends(tx_id);
+CREATE INDEX IF NOT EXISTS facts_by_kind ON facts(kind, id);
 """
 
 
@@ -960,6 +966,12 @@ class Journal:
             transactions.append(item)
         return {"transactions": transactions, "reconciliation": self.reconciliation_items(),
                 "pending_sends": [dataclasses.asdict(s) for s in self.pending_sends()]}
+
+    def last_fact(self, kinds: tuple[str, ...]) -> dict[str, Any] | None:
+        """The latest fact of one of these kinds (journal order), without reading them all."""
+        marks = ",".join("?" * len(kinds))
+        rows = self._rows(f"SELECT * FROM facts WHERE kind IN ({marks}) ORDER BY id DESC LIMIT 1", kinds)
+        return dict(rows[0]) if rows else None
 
     def facts(self, kind: str | None = None) -> Iterator[dict[str, Any]]:
         sql, params = "SELECT * FROM facts", ()

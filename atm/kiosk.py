@@ -34,7 +34,7 @@ from hal.errors import DeviceError
 from atm.cas.interface import CasError, CasService, KioskSettings
 from atm.config import Config
 from atm.journal import Journal, JournalWriteError
-from atm.settlement import Settlement
+from atm.settlement import QuoteRefused, Settlement
 from atm.flows import BuyFlow, FlowContext, TransactionFlow
 from atm.flows.note_watch import NoteOverdue, NoteWatch
 from atm.flows.cash_out import CashOutFlow, DeviceSilent, ask_device_last_operation, books_value
@@ -145,6 +145,7 @@ class Kiosk:
         self._pin_attempt: str | None = None
         self._last_receipt_printed: bool | None = None
         self._journal_error: str | None = None       # set once a journal write failed: no more cash
+        self._refused_quotes: set[str] = set()       # transactions whose confirmed rate left the signed bounds
         self.settlement = Settlement(journal, cas, lambda: self.pricing.quote, self.settings)
         self._flow_context = FlowContext(config=config, journal=journal, cas=cas, settings=self.settings,
                                          alert=self.alert)
@@ -203,6 +204,7 @@ class Kiosk:
                 log.error("task %s did not stop: %s", task.get_name(), task.get_stack(limit=5))
         if self._timer:
             self._timer.cancel()
+        self.notes.stop()
         for _, device in self.devices.items():
             try:
                 await asyncio.to_thread(device.close)
@@ -930,6 +932,10 @@ class Kiosk:
         """Pay out what the transaction's credited cash has not yet paid for (atm.settlement)."""
         try:
             await self.settlement.settle(tx_id)
+        except QuoteRefused as exc:
+            if tx_id not in self._refused_quotes:
+                self._refused_quotes.add(tx_id)
+                self.alert("quote_refused", str(exc), "critical")
         except CasError as exc:
             log.warning("send for %s postponed: %s", tx_id, exc)
             if self.flow is not None and self.flow.tx_id == tx_id:
@@ -1053,7 +1059,11 @@ class Kiosk:
         """A new signed bundle is in force (called by the CAS link)."""
         # good news, not an alert: the CAS section of the service screen shows the version
         log.info("signed configuration version %s in force", settings.version)
-        self.journal.record_fact("settings_accepted", None, version=settings.version)
+        try:
+            self.journal.record_fact("settings_accepted", None, version=settings.version)
+        except JournalWriteError as exc:
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._post, _JournalFailed(str(exc)))
         self.pricing.recheck()                  # the quote in force must pass the new bounds
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._post, _Trigger("recheck"))
@@ -1065,11 +1075,8 @@ class Kiosk:
         self.alert("activation", f"kiosk {'activated' if active else 'deactivated'} by {by}", "info")
 
     def _load_active(self) -> bool:
-        last = None
-        for fact in self.journal.facts():
-            if fact["kind"] in ("activated", "deactivated"):
-                last = fact["kind"]
-        return last != "deactivated"
+        last = self.journal.last_fact(("activated", "deactivated"))
+        return last is None or last["kind"] != "deactivated"
 
     def alert(self, kind: str, text: str, severity: str = "warning") -> None:
         """The one way to tell the operator: journaled durably, shown in the service menu,

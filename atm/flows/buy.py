@@ -111,7 +111,8 @@ class BuyFlow(TransactionFlow):
             if settings is None:
                 return "no limits are in force"
             return (f"the minimum purchase is {settings.min_buy}; please insert {settings.min_buy - self.credited()} "
-                    "more, or press Cancel to buy with what you inserted")
+                    f"more. If you insert no more, your {self.credited()} is still sent to your wallet when this "
+                    "screen times out, without the fixed fee")
         if action == "finish_cash":
             return "insert at least one note first"
         if action == "confirm" and self.has_money_in():
@@ -123,8 +124,16 @@ class BuyFlow(TransactionFlow):
         return settings is not None and self.credited() < settings.min_buy
 
     def close_cash(self) -> None:
-        if self.tx_id:
-            self.ctx.journal.close_cash(self.tx_id)
+        """No more cash. A customer who left without confirming (timeout, cancel, fault)
+        committed to no price: a stale quote gives way to the fresh market one, journaled."""
+        if not self.tx_id:
+            return
+        fresh = self.pricing.fresh()
+        settings = self.ctx.settings()
+        if not self.quote_is_fresh() and fresh is not None and settings is not None:
+            self.ctx.journal.lock_quote(self.tx_id, fresh, settings.min_buy)
+            self.quote, self.quote_at = fresh, self.pricing.fetched_at
+        self.ctx.journal.close_cash(self.tx_id)
 
     def abandon(self) -> None:
         if self.tx_id and not self.has_money_in() and not self.money_in_flight() \

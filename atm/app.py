@@ -99,7 +99,8 @@ def make_cas(config: Config, *, simulate: bool) -> Any:
         from atm.cas.standin import StandinCas, standin_settings
         return StandinCas(config.state_dir / "standin-cas.sqlite",
                           settings=standin_settings(config.min_buy, config.max_buy, config.fee_percent,
-                                                    config.technician_pin_hash), currency=config.currency)
+                                                    config.technician_pin_hash), currency=config.currency,
+                          sell=config.sell)
     from atm.cas.client import CasClient
     from atm.cas.interface import CasError
     try:
@@ -120,6 +121,9 @@ def simulated_settings(config: Config) -> dict[str, Any]:
         "rate_bounds": {config.currency: [str(low), str(high)]}, "quote_max_age_s": config.quote_max_age_s}
     if config.technician_pin_hash:
         settings["technician_pin_hash"] = config.technician_pin_hash
+    # [sell]: signed with the simulator chain's checkpoint (simulators.cas.harness);
+    # None signs no sell table, so the kiosk does not sell.
+    settings["sell"] = dict(config.sell) if config.sell is not None else None
     return settings
 
 
@@ -160,7 +164,7 @@ async def start_simulated_cas(config: Config) -> tuple[Any, Any]:
         await operator.start()
     except BundleError as exc:
         await operator.stop()
-        raise ConfigurationError(f"{config.source}: [limits]: the simulated operator will not sign these "
+        raise ConfigurationError(f"{config.source}: [limits]/[sell]: the simulated operator will not sign these "
                                  f"settings, as a kiosk would refuse them: {exc}") from None
     return operator, operator.client(poll_interval_s=2.0)
 

@@ -71,6 +71,9 @@ class Config:
     cas_state_dir: Path = Path("var/cas")
     cas_offline_stop_after_s: float = 300.0
     devices: Mapping[str, DeviceConfig] = field(default_factory=dict)
+    # [sell]: the cash-out rules the simulated operator signs (keys as in the signed
+    # bundle's settings.sell, the chain checkpoint added by the simulator); None: no selling.
+    sell: Mapping[str, Any] | None = None
 
 
 # Schema: table -> key -> (type, check or None). Keys not listed are refused.
@@ -90,6 +93,16 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "rate_bounds": (list, None),
         # The range a kiosk accepts in a signed bundle (atm/cas/bundle.py).
         "quote_max_age_s": (int, lambda v: 10 <= v <= 600 or "a whole number of seconds from 10 to 600"),
+    },
+    "sell": {
+        "min_sell_minor": (int, lambda v: v > 0 or "a positive whole number of minor units (cents)"),
+        "max_sell_minor": (int, lambda v: v > 0 or "a positive whole number of minor units (cents)"),
+        "fee_percent": (str, None),
+        "fixed_fee_minor": (int, lambda v: v >= 0 or "a whole number of minor units (cents), 0 or more"),
+        "zero_conf_cap_sats": (int, lambda v: v >= 0 or "a whole number of satoshis, 0 or more"),
+        # The ranges a kiosk accepts in a signed bundle (atm/cas/bundle.py).
+        "confirmations_required": (int, lambda v: 1 <= v <= 100 or "a whole number of blocks from 1 to 100"),
+        "invoice_ttl_s": (int, lambda v: 60 <= v <= 86_400 or "a whole number of seconds from 60 to 86400"),
     },
     "operator": {"name": (str, None), "contact": (str, None)},
     "timeouts": {name: ((int, float), lambda v: v > 0 or "a positive number of seconds")
@@ -204,6 +217,9 @@ def parse(data: Mapping[str, Any], source: str = "<config>", base: Path | None =
         options = {k: v for k, v in table.items() if k != "driver"}
         devices[kind] = DeviceConfig(kind, table["driver"], options)
 
+    sell = _sell(source, {key: value for (table, key), value in values.items() if table == "sell"},
+                 "sell" in data)
+
     state_dir = _resolve(base, get("kiosk", "state_dir", "var"))
     return Config(
         source=source,
@@ -230,7 +246,33 @@ def parse(data: Mapping[str, Any], source: str = "<config>", base: Path | None =
                        else state_dir / "cas"),
         cas_offline_stop_after_s=float(get("cas", "offline_stop_after_s", 300.0)),
         devices=devices,
+        sell=sell,
     )
+
+
+SELL_REQUIRED = ("min_sell_minor", "max_sell_minor", "zero_conf_cap_sats", "confirmations_required", "invoice_ttl_s")
+
+
+def _sell(source: str, table: dict[str, Any], present: bool) -> dict[str, Any] | None:
+    if not present:
+        return None
+    missing = [key for key in SELL_REQUIRED if key not in table]
+    if missing:
+        raise ConfigurationError(f"{source}: [sell] needs {', '.join(missing)} (or no [sell] table: no selling)")
+    if table["min_sell_minor"] > table["max_sell_minor"]:
+        raise ConfigurationError(f"{source}: [sell] min_sell_minor ({table['min_sell_minor']}) is above "
+                                 f"max_sell_minor ({table['max_sell_minor']})")
+    fee = table.get("fee_percent", "0")
+    try:
+        if not 0 <= Decimal(fee) < 100:
+            raise InvalidOperation
+    except Exception:
+        raise ConfigurationError(f"{source}: [sell] fee_percent = {fee!r}; expected a decimal string from \"0\" "
+                                 "to below \"100\"") from None
+    if table.get("fixed_fee_minor", 0) >= table["min_sell_minor"]:
+        raise ConfigurationError(f"{source}: [sell] fixed_fee_minor ({table.get('fixed_fee_minor')}) must be below "
+                                 f"min_sell_minor ({table['min_sell_minor']}): a smallest sell would pay no cash")
+    return {"fee_percent": fee, "fixed_fee_minor": 0, **table}
 
 
 def load(path: str | Path) -> Config:

@@ -84,7 +84,7 @@ def _store_counts(state_dir: Path) -> tuple[int | None, int | None, int | None]:
 
 async def run_check(state_dir: Path, *, timeout_s: float = 10.0) -> dict[str, Any]:
     report: dict[str, Any] = {"ok": False, "pin": "unknown", "config_version": None, "signature": "missing",
-                              "problems": [], "queue_length": None, "alerts_queued": None}
+                              "problems": [], "queue_length": None, "alerts_queued": None, "sell": None}
     try:
         await _check(state_dir, timeout_s, report)
     except Exception as exc:  # the technician gets a report, never a traceback
@@ -141,6 +141,14 @@ async def _check(state_dir: Path, timeout_s: float, report: dict[str, Any]) -> N
     except BundleError as exc:
         problems.append(f"the kiosk refuses this bundle: {exc}")
         return
+    if bundle.sell is not None:
+        # What pays cash out: a technician checks the cap and the checkpoint against the
+        # operator's own records.
+        report["sell"] = {"zero_conf_cap_sats": bundle.sell.zero_conf_cap_sats,
+                          "confirmations_required": bundle.sell.confirmations_required,
+                          "checkpoint_height": bundle.sell.checkpoint.height,
+                          "checkpoint_hash": bundle.sell.checkpoint.block_hash[::-1].hex(),
+                          "invoice_ttl_s": bundle.sell.invoice_ttl_s}
     # Judged as the kiosk judges it: against the bundle in force and the version floor
     # its store keeps (which outlives a deleted bundle.json).
     in_force = _payload_in_force(state_dir)
@@ -162,6 +170,13 @@ def _print_human(report: dict[str, Any]) -> None:
     print(f"  server key pin:  {report['pin']}")
     print(f"  configuration:   version {report['config_version']}, signature {report['signature']}")
     print(f"  upload queue:    {report['queue_length']} waiting, {report['alerts_queued']} of them alerts")
+    sell = report.get("sell")
+    if sell is None:
+        print("  selling:         no signed sell rules (the kiosk does not sell)")
+    else:
+        print(f"  selling:         unconfirmed up to {sell['zero_conf_cap_sats']} sat, above it "
+              f"{sell['confirmations_required']} confirmations; checkpoint height {sell['checkpoint_height']} "
+              f"({sell['checkpoint_hash']}); invoices live {sell['invoice_ttl_s']} s")
     for problem in report["problems"]:
         print(f"  problem: {problem}")
 
@@ -171,7 +186,7 @@ def _command(args: argparse.Namespace) -> int:
         state_dir = state_dir_from_config(args.config)
     except CasError as exc:
         report = {"ok": False, "pin": "unknown", "config_version": None, "signature": "missing",
-                  "problems": [str(exc)], "queue_length": None, "alerts_queued": None}
+                  "problems": [str(exc)], "queue_length": None, "alerts_queued": None, "sell": None}
     else:
         report = asyncio.run(run_check(state_dir, timeout_s=args.timeout))
     if args.json:

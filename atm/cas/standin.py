@@ -27,7 +27,7 @@ from atm.cas.alerts import make_alert
 from atm.cas.interface import (CasRefused, CasUnavailable, KioskSettings, PaymentRefused, Quote, SellPayment,
                                SellSettings, SendResult)
 from atm.cas.payment_proof import PaymentProofError
-from atm.cas.sell import AcceptedInvoice, invoice_expiry, judge_payment
+from atm.cas.sell import CUSTOMER_REASONS, AcceptedInvoice, invoice_expiry, judge_payment
 from atm.cas.wire import SellInvoice
 
 
@@ -161,7 +161,7 @@ class StandinCas:
             detail = f"sell invoice {invoice_id}: {exc}"
             await self.report_alert("payment_refused", {"what": "sell-payment", "reason": exc.reason,
                                                         "detail": detail},
-                                    "warning" if exc.reason == "underpaid" else "critical")
+                                    "warning" if exc.reason in CUSTOMER_REASONS else "critical")
             raise PaymentRefused(f"{detail}; not paid out", exc.reason) from None
 
     def pay_invoice(self, invoice_id: str, sats: int, *, confirmations: int = 0) -> str:

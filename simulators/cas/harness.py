@@ -107,7 +107,8 @@ class SimulatedOperator:
                                             "invalid_payment": "hold", "late_payment": "hold"})
         self.cas = CasSimulator(self.workdir / "cas")
         if "sell" not in self.settings:
-            self.settings["sell"] = dict(DEFAULT_SELL)
+            # Selling needs the signed wallet; a test that signs none gets no sell table.
+            self.settings["sell"] = dict(DEFAULT_SELL) if self.settings.get("wallet") else None
         if self.settings["sell"] is None:
             del self.settings["sell"]
         else:

@@ -124,10 +124,13 @@ async def test_payment_seen_in_time_stays_in_time_when_it_confirms_after_the_exp
 
 
 async def test_a_cas_hiding_a_payment_until_after_the_expiry_cannot_make_it_in_time(operator, seller, clock):
-    """The kiosk counts its own first sighting: a payment it never saw before the expiry
-    is late, even if the CAS's invoice says it is not."""
+    """The kiosk counts its own first sighting against its own expiry (never later than
+    the signed invoice_ttl_s after it accepted the invoice): a payment it never saw in
+    time is late, whatever the CAS's invoice says. Mutation caught: taking the CAS's
+    expires_at as the expiry (a CAS stretching the invoice to make a late payment
+    count as in time)."""
+    operator.cas.invoice_ttl_s = 10 * TTL                  # the CAS hands out a far longer life
     await seller.sell_invoice("s-7", Fiat(5_000, "EUR"), Sats(10_000))
-    operator.cas.invoices["s-7"].expires_at += 10 * TTL    # the CAS moves its expiry; the kiosk keeps its own
     clock.now += TTL + 1
     operator.cas.pay_invoice("s-7", 10_000)
     assert operator.cas.invoices["s-7"].state(clock.now) == "seen"
@@ -136,11 +139,14 @@ async def test_a_cas_hiding_a_payment_until_after_the_expiry_cannot_make_it_in_t
 
 
 async def test_first_sighting_outlives_a_restart_of_the_kiosk(operator, seller, clock):
+    """The kiosk stops after it saw the payment in time and starts again after the expiry,
+    when the payment confirms. Mutation caught: keeping the first sighting in memory
+    only (the restarted kiosk would call a payment it saw in time late)."""
     sats = CAP + 1
     await seller.sell_invoice("s-8", Fiat(30_000, "EUR"), Sats(sats))
     operator.cas.pay_invoice("s-8", sats)
     assert (await seller.sell_payment("s-8")).state == "waiting"
-    await seller.stop()
+    # The kiosk dies here without stopping anything (the fixture closes the old client later).
     clock.now += TTL + 1
     operator.cas.mine(NEEDED)
     again = operator.client(clock=clock, **FAST)
@@ -157,8 +163,10 @@ async def test_underpayment_is_refused_as_a_warning(operator, seller):
     with pytest.raises(PaymentRefused) as info:
         await seller.sell_payment("s-9")
     assert info.value.reason == "underpaid"
-    alert = [a for _k, _v, a in seller._store.pending("alert", 10)][-1]
-    assert (alert["kind"], alert["severity"], alert["detail"]["reason"]) == ("payment_refused", "warning", "underpaid")
+    while seller.queue_length():
+        await seller.flush_once()
+    assert [(a["kind"], a["severity"], a["detail"]["reason"]) for a in operator.cas.alerts()] == [
+        ("payment_refused", "warning", "underpaid")]
 
 
 async def test_payment_of_an_invoice_the_kiosk_never_accepted_counts_for_nothing(operator, seller):
@@ -176,3 +184,21 @@ async def test_without_a_signed_sell_table_the_kiosk_does_not_sell(tmp_path):
                 await cas_client.sell_payment("s-1")
         finally:
             await cas_client.stop()
+
+
+async def test_a_newer_signed_checkpoint_is_proven_from_with_the_headers_after_it(operator, seller):
+    """The operator signs a later block as the checkpoint; the CAS then sends only the
+    headers after it, and the kiosk proves the payment from the new checkpoint."""
+    operator.cas.mine(3)
+    chain = operator.cas.chain
+    newer = {"height": chain.tip_height, "block_hash": chain.blocks[-1].hash[::-1].hex(), "max_bits": "1f7fffff"}
+    operator.publish(sell={**operator.settings["sell"], "checkpoint": newer})
+    await seller.poll_once()
+    assert seller.settings().sell.checkpoint.height == chain.tip_height
+    sats = CAP + 1
+    await seller.sell_invoice("s-c", Fiat(30_000, "EUR"), Sats(sats))
+    operator.cas.pay_invoice("s-c", sats, confirmations=NEEDED)
+    status = await seller.sell_invoice_status("s-c")
+    assert len(status.payment.headers) == NEEDED
+    proven = await seller.sell_payment("s-c")
+    assert proven.state == "proven" and proven.proof.confirmations == NEEDED

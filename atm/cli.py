@@ -78,14 +78,7 @@ def _add_sim_choices(p: argparse.ArgumentParser) -> None:
 async def _simulated_cas(args: argparse.Namespace, config: Any) -> tuple[Any, Any, Any]:
     """(operator, cas client, config) for simulate mode; (None, None, config) for the stand-in."""
     if args.cas != "simulator":
-        # the stand-in sells too: its own regtest wallet and simulated chain (atm.cas.standin)
-        from atm.cas.standin import StandinCas, standin_settings
-        from simulators.cas.harness import DEFAULT_SELL
-        standin = StandinCas(config.state_dir / "standin-cas.sqlite",
-                             settings=standin_settings(config.min_buy, config.max_buy, config.fee_percent,
-                                                       config.technician_pin_hash), currency=config.currency,
-                             sell=DEFAULT_SELL)
-        return None, standin, dataclasses.replace(config, cas_mode="standin")
+        return None, None, dataclasses.replace(config, cas_mode="standin")
     from atm.app import start_simulated_cas
     operator, client = await start_simulated_cas(config)
     return operator, client, dataclasses.replace(config, cas_mode="client")
@@ -221,7 +214,7 @@ async def _demo(args: argparse.Namespace) -> dict[str, Any]:
         await _until(lambda: _receipts(world, running), 10, interval=0.1)
         await kiosk.handle_action({"action": "done"})
         await wait_screen("idle")
-        await _demo_sell(kiosk, operator.cas if operator is not None else cas, wait_screen)
+        await _demo_sell(kiosk, operator.cas if operator is not None else running.cas, wait_screen)
         await _until(lambda: len(_receipts(world, running)) >= 2, 10, interval=0.1)
         transactions = []
         for tx in running.journal.transactions():

@@ -116,8 +116,10 @@ async def _run_locked(args: argparse.Namespace, config: Any, ports: dict[str, st
             config = with_devices(config, world.start())
             operator, cas, config = await _simulated_cas(args, config)
         running = RunningKiosk(config, simulate=args.simulate, world=world, cas=cas)
-        if world is not None and "dispenser" not in ports:
-            _book_simulated_cassettes(running.journal, world)
+        if world is not None:
+            world.attach_chain(operator.cas if operator is not None else running.cas)
+            if "dispenser" not in ports:
+                _book_simulated_cassettes(running.journal, world)
         await running.start()
     except BaseException:
         if world:

@@ -67,6 +67,7 @@ class SimulatedWorld:
                                  f"({', '.join(c for c in _CHOICES[kind] if c != 'standin')}), not standin")
         self.sims: dict[str, Any] = {}
         self.devices: Any = None          # the kiosk's DeviceSet, attached after composition
+        self.chain_cas: Any = None        # the CAS with a simulated chain, attached when it runs
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -134,6 +135,10 @@ class SimulatedWorld:
     def attach(self, devices: Any) -> None:
         self.devices = devices
 
+    def attach_chain(self, cas: Any) -> None:
+        """The CAS whose simulated chain the customer's wallet pays on (pay_invoice, mine)."""
+        self.chain_cas = cas
+
     def stop(self) -> None:
         for sim in self.sims.values():
             stop = getattr(sim, "stop", None)
@@ -187,6 +192,10 @@ class SimulatedWorld:
         {"command": "dispenser_power_cut", "args": {"after": "int"},
          "help": "the dispenser loses power after this many notes of the next dispense"},
         {"command": "remove_reject_tray", "args": {"removed": "bool"}, "help": "pull the reject tray out"},
+        # the customer's wallet, on the simulated chain of the CAS (simulator or stand-in)
+        {"command": "pay_invoice", "args": {"invoice": "str", "sats": "int", "confirmations": "int"},
+         "help": "pay a sell invoice (the sale id on the payment screen) from the customer's wallet"},
+        {"command": "mine", "args": {"count": "int"}, "help": "mine blocks on the simulated chain (confirmations)"},
     ]
 
     def commands(self) -> list[dict[str, Any]]:
@@ -329,3 +338,14 @@ class SimulatedWorld:
 
     def _cmd_remove_reject_tray(self, removed: bool = True) -> Any:
         return self._dispenser_sim().remove_reject_tray(bool(removed))
+
+    def _chain(self) -> Any:
+        if self.chain_cas is None or not hasattr(self.chain_cas, "pay_invoice"):
+            raise LookupError("no simulated chain: the kiosk's CAS does not sell")
+        return self.chain_cas
+
+    def _cmd_pay_invoice(self, invoice: str, sats: int, confirmations: int = 0) -> Any:
+        return bool(self._chain().pay_invoice(str(invoice), int(sats), confirmations=int(confirmations)))
+
+    def _cmd_mine(self, count: int = 1) -> Any:
+        return self._chain().mine(int(count))

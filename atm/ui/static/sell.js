@@ -1,105 +1,124 @@
-// Cash-out screens (sell and redeem), registered into the customer page's screens by
-// app.js (window.kioskExtraScreens). Texts come with the screen data from the language
-// files (d.labels, atm/locale/*.toml [sell_screen]) and the flows' messages; every value
-// is shown as text, and the QR codes are images the kiosk drew itself.
+// Cash-out screens (sell and redeem). Every word comes from the language files
+// (atm/locale/*.toml [sell_screen], [sell], [redeem]) through ui.t("sell_screen.key"); the
+// flows' messages arrive as text in the screen's language (or as {key, values}); values are
+// shown as text, and the QR codes are images the kiosk drew itself. Registered into the
+// page's screen registry (window.kioskScreens) where the page has one, else handed to
+// app.js (window.kioskExtraScreens) with the labels the kiosk sends in d.labels.
 "use strict";
-window.kioskExtraScreens = function (ui) {
-  const { el, text, actionButton, facts, countdown } = ui;
-  const L = (d, key, fallback) => (d.labels && d.labels[key]) || fallback;
 
-  function message(d) {
-    return d.message ? el("p", { class: "notice", "data-field": "message", text: text(d.message) }) : null;
+(function () {
+  function message(d, ui) {
+    const words = typeof d.message === "string" ? d.message : (ui.say ? ui.say(d.message) : "");
+    return words ? ui.el("p", { class: "notice", "data-field": "message", text: words }) : null;
   }
 
-  function error(d) {
-    return d.error ? el("p", { class: "error", "data-field": "error", text: text(d.error) }) : null;
+  function waiting(ui, key) {
+    return [ui.el("section", { class: "centered" }, ui.el("h1", { text: ui.t(key) }),
+      ui.el("div", { class: "spinner", "aria-hidden": "true" }))];
   }
 
-  function waiting(title) {
-    return [el("section", { class: "centered" }, el("h1", { text: title }),
-      el("div", { class: "spinner", "aria-hidden": "true" }))];
+  function clock(seconds) {
+    const s = Math.max(0, Math.floor(seconds || 0));
+    return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
   }
 
-  return {
-    sell_amount(d) {
-      const amounts = el("div", { class: "buttons amounts", "data-field": "amounts" });
+  const renderers = {
+    sell_amount(d, ui) {
+      const amounts = ui.el("div", { class: "buttons amounts", "data-field": "amounts" });
       for (const a of d.amounts || []) {
-        amounts.append(actionButton(text(a.text), "choose_amount",
-          { kind: "primary", fields: () => ({ minor: a.minor }) }));
+        const button = ui.actionButton(ui.text(a.text), "choose_amount",
+          { kind: "primary", fields: () => ({ minor: a.minor }) });
+        button.dataset.minor = String(a.minor);
+        amounts.append(button);
       }
-      for (const button of amounts.querySelectorAll("button")) button.dataset.minor = "";
-      (d.amounts || []).forEach((a, i) => { amounts.children[i].dataset.minor = String(a.minor); });
       return [
-        el("h1", { text: L(d, "choose", "How much cash do you want?") }),
-        d.fee_percent ? el("p", { class: "muted", "data-field": "fee_percent",
-          text: L(d, "fee", "Fee") + ": " + text(d.fee_percent) + " %" }) : null,
-        error(d),
+        ui.el("h1", { text: ui.t("sell_screen.choose") }),
+        d.fee_percent ? ui.el("p", { class: "muted", "data-field": "fee_percent",
+          text: ui.t("sell_screen.fee") + ": " + ui.text(d.fee_percent) + " %" }) : null,
+        d.error ? ui.el("p", { class: "error", "data-field": "error", text: ui.text(d.error) }) : null,
         amounts,
-        countdown(d.timeout_s),
-        el("div", { class: "buttons" }, actionButton(L(d, "cancel", "Cancel"), "cancel")),
+        ui.countdown(d.timeout_s),
+        ui.el("div", { class: "buttons" }, ui.actionButton(ui.t("sell_screen.cancel"), "cancel")),
       ];
     },
 
-    sell_wait(d) {
-      return waiting(L(d, "getting_address", "Getting your payment address…"));
+    sell_wait(d, ui) {
+      return waiting(ui, "sell_screen.getting_address");
     },
 
-    sell_pay(d) {
+    sell_pay(d, ui) {
       return [
-        el("h1", { text: L(d, "send_exactly", "Send exactly this amount to this address") }),
-        d.qr ? el("img", { class: "qr", src: d.qr, alt: text(d.uri), "data-field": "qr" }) : null,
-        facts([
-          [L(d, "you_send", "You send"), text(d.btc) + " BTC", "btc"],
-          [L(d, "you_get", "You get"), text(d.cash), "cash"],
-          [L(d, "fee", "Fee"), text(d.fee), "fee"],
-          [L(d, "address", "Address"), text(d.address), "address", "mono"],
-          [L(d, "time_left", "Time left"), text(Math.floor((d.seconds_left || 0) / 60)) + ":" +
-            String((d.seconds_left || 0) % 60).padStart(2, "0"), "seconds_left"],
+        ui.el("h1", { text: ui.t("sell_screen.send_exactly") }),
+        d.qr ? ui.el("img", { class: "qr", src: d.qr, alt: ui.text(d.uri), "data-field": "qr" }) : null,
+        ui.facts([
+          [ui.t("sell_screen.you_send"), ui.text(d.btc) + " BTC", "btc"],
+          [ui.t("sell_screen.you_get"), ui.text(d.cash), "cash"],
+          [ui.t("sell_screen.fee"), ui.text(d.fee), "fee"],
+          [ui.t("sell_screen.address"), ui.text(d.address), "address", "mono"],
+          [ui.t("sell_screen.time_left"), clock(d.seconds_left), "seconds_left"],
         ]),
-        el("p", { class: "mono muted", "data-field": "uri", text: text(d.uri) }),
-        d.status ? el("p", { class: "muted", "data-field": "status", text: text(d.status) }) : null,
-        el("div", { class: "buttons" }, actionButton(L(d, "cancel", "Cancel"), "cancel")),
+        ui.el("p", { class: "mono muted", "data-field": "uri", text: ui.text(d.uri) }),
+        d.status ? ui.el("p", { class: "muted", "data-field": "status", text: ui.text(d.status) }) : null,
+        ui.el("div", { class: "buttons" }, ui.actionButton(ui.t("sell_screen.cancel"), "cancel")),
       ];
     },
 
-    dispensing(d) {
-      return waiting(L(d, "counting", "Counting your cash…"));
+    dispensing(d, ui) {
+      return waiting(ui, "sell_screen.counting");
     },
 
-    sell_receipt(d) {
+    sell_receipt(d, ui) {
       return [
-        el("h1", { text: d.redeem_code ? L(d, "redeem_code", "Your redeem code") : L(d, "take_cash", "Please take your cash") }),
-        facts([
-          [L(d, "paid_out", "Paid out"), text(d.paid_out), "paid_out"],
-          [L(d, "still_owed", "Still owed"), text(d.owed), "owed"],
+        ui.el("h1", { text: ui.t(d.redeem_code ? "sell_screen.redeem_code" : "sell_screen.take_cash") }),
+        ui.facts([
+          [ui.t("sell_screen.paid_out"), ui.text(d.paid_out), "paid_out"],
+          [ui.t("sell_screen.still_owed"), ui.text(d.owed), "owed"],
         ]),
-        d.redeem_qr ? el("img", { class: "qr", src: d.redeem_qr, alt: text(d.redeem_code), "data-field": "redeem_qr" }) : null,
-        d.redeem_code ? el("p", { class: "mono", "data-field": "redeem_code", text: text(d.redeem_code) }) : null,
-        message(d),
-        el("div", { class: "buttons" }, actionButton(L(d, "done", "Done"), "done", { kind: "primary" })),
+        d.redeem_qr ? ui.el("img", { class: "qr", src: d.redeem_qr, alt: ui.text(d.redeem_code),
+          "data-field": "redeem_qr" }) : null,
+        d.redeem_code ? ui.el("p", { class: "mono", "data-field": "redeem_code", text: ui.text(d.redeem_code) }) : null,
+        message(d, ui),
+        ui.el("div", { class: "buttons" }, ui.actionButton(ui.t("sell_screen.done"), "done", { kind: "primary" })),
       ];
     },
 
-    redeem_scan(d) {
+    redeem_scan(d, ui) {
       return [
-        el("section", { class: "centered" },
-          el("h1", { text: L(d, "scan_code", "Show your redeem code to the camera") }),
-          countdown(d.timeout_s)),
-        el("div", { class: "buttons" }, actionButton(L(d, "cancel", "Cancel"), "cancel")),
+        ui.el("section", { class: "centered" }, ui.el("h1", { text: ui.t("sell_screen.scan_code") }),
+          ui.countdown(d.timeout_s)),
+        ui.el("div", { class: "buttons" }, ui.actionButton(ui.t("sell_screen.cancel"), "cancel")),
       ];
     },
 
-    redeem_wait(d) {
-      return waiting(L(d, "checking", "Checking your code…"));
+    redeem_wait(d, ui) {
+      return waiting(ui, "sell_screen.checking");
     },
 
-    redeem_receipt(d) {
+    redeem_receipt(d, ui) {
       return [
-        el("h1", { text: d.message ? L(d, "redeem", "Redeem a code") : L(d, "take_cash", "Please take your cash") }),
-        d.paid_out ? facts([[L(d, "paid_out", "Paid out"), text(d.paid_out), "paid_out"]]) : null,
-        message(d),
-        el("div", { class: "buttons" }, actionButton(L(d, "done", "Done"), "done", { kind: "primary" })),
+        ui.el("h1", { text: ui.t(d.message ? "sell_screen.redeem" : "sell_screen.take_cash") }),
+        d.paid_out ? ui.facts([[ui.t("sell_screen.paid_out"), ui.text(d.paid_out), "paid_out"]]) : null,
+        message(d, ui),
+        ui.el("div", { class: "buttons" }, ui.actionButton(ui.t("sell_screen.done"), "done", { kind: "primary" })),
       ];
     },
   };
-};
+
+  if (window.kioskScreens && typeof window.kioskScreens.register === "function") {
+    for (const [name, render] of Object.entries(renderers)) window.kioskScreens.register(name, render);
+    return;
+  }
+  // app.js without a registry: it passes its helpers; words come from the labels the kiosk sends.
+  window.kioskExtraScreens = function (helpers) {
+    const wrapped = {};
+    for (const [name, render] of Object.entries(renderers)) {
+      wrapped[name] = (d) => render(d, Object.assign({}, helpers, {
+        t: (key) => {
+          const name = key.slice(key.indexOf(".") + 1);
+          return (d.labels && typeof d.labels[name] === "string") ? d.labels[name] : key;
+        },
+      }));
+    }
+    return wrapped;
+  };
+})();

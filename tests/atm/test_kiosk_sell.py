@@ -163,3 +163,29 @@ async def test_every_dispense_command_finds_its_intent_already_durable(tmp_path)
         await k.wait_for(lambda: k.screen == "sell_receipt")
         assert len(seen) == 2 and all(ok for _, ok in seen), seen
         assert k.journal.dispensed(tx) == Fiat(10000, "EUR")
+
+
+async def test_a_lost_dispense_answer_on_the_4000_is_booked_from_last_status_and_never_resent(tmp_path):
+    async with SellKiosk(tmp_path) as k:
+        k.sim.lose_answer_once("dispense")
+        tx = await k.sell(8000)
+        k.cas.pay(tx)
+        await k.wait_for(lambda: k.screen == "sell_receipt", timeout=30)
+        assert k.sim.dispense_commands == 1
+        assert k.journal.dispensed(tx) == Fiat(8000, "EUR") == Fiat(
+            sum(c.denomination * c.dispensed for c in k.sim.cassettes), "EUR")
+        assert k.journal.transaction(tx)["status"] == "completed"
+
+
+async def test_a_lost_dispense_answer_on_the_2000_is_parked_for_the_operator_and_never_resent(tmp_path):
+    async with SellKiosk(tmp_path, model="lcdm2000") as k:
+        k.sim.lose_answer_once("dispense")
+        tx = await k.sell(7000)
+        k.cas.pay(tx)
+        await k.wait_for(lambda: k.screen == "sell_receipt", timeout=60)
+        assert k.sim.dispense_commands == 1, "no second dispense command"
+        assert k.journal.transaction(tx)["status"] == "parked"
+        assert any("cannot tell" in r["summary"] for r in k.journal.reconciliation_items())
+        assert any('"alert": "dispense_unknown"' in f["data"] for f in k.journal.facts("alert"))
+        assert k.journal.owed(tx).minor == 0, "what may have left is never paid again on the kiosk's own"
+        assert "could not confirm every note" in k.data["message"]

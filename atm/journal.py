@@ -172,6 +172,9 @@ CREATE INDEX IF NOT EXISTS facts_by_kind ON facts(kind, id);
 """
 
 
+CACHE_KIB = 256
+
+
 class JournalError(Exception):
     """The journal refused a fact (unknown transaction, wrong state) or cannot write."""
 
@@ -221,6 +224,8 @@ class Journal:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        # a bounded page cache: the kiosk's memory stays flat however long the journal grows
+        self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         self._db.executescript(SCHEMA)
         self._migrate()
 

@@ -153,8 +153,7 @@ class Kiosk:
         # A note told to stack must settle within a bound, else the device is asked; its
         # answer must come within a second bound, else the note is parked for the operator.
         self.notes = NoteWatch(journal, devices.validator, self.alert, self._post,
-                               float(getattr(config.timeouts, "note_settle", 15.0)),
-                               float(getattr(config.timeouts, "note_resolve", 5.0)))
+                               config.timeouts.note_settle, config.timeouts.note_resolve)
         self.receipts: deque[Any] = deque(maxlen=20)   # latest Receipt documents printed (or attempted)
         # Redeem codes are MAC-bound to this kiosk under a secret kept in its state folder (0600).
         self.redeem_codes = RedeemCodes(load_or_create_secret(Path(config.state_dir) / "redeem.key"),

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from atm.journal import Journal, JournalError
+from atm.journal import CACHE_KIB, Journal, JournalError
 from hal import Fiat, NoteCredited, Sats
 
 
@@ -25,6 +25,7 @@ def _credit(value: int, device: str = "validator") -> NoteCredited:
 def test_the_journal_runs_in_wal_mode_with_full_fsync(journal):
     assert journal._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert journal._db.execute("PRAGMA synchronous").fetchone()[0] == 2     # FULL
+    assert journal._db.execute("PRAGMA cache_size").fetchone()[0] == -CACHE_KIB   # KiB, not the default
 
 
 def test_a_note_is_credited_once_even_when_the_device_repeats_its_settled_event(journal):

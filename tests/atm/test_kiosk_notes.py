@@ -131,3 +131,12 @@ async def test_a_note_that_settles_after_it_was_parked_is_credited_to_its_own_tr
         await h.wait_for(lambda: h.journal.credited(first) == Fiat(2000, EUR))
         await h.wait_for(lambda: len(h.cas.sent()) == 1)
         assert h.cas.sent()[0]["request_id"].startswith(first)
+
+
+async def test_the_note_bounds_come_from_the_timeouts_table(tmp_path):
+    from atm.config import Timeouts, parse
+    config = parse({"timeouts": {"note_settle": 4, "note_resolve": 2}}, "<test>")
+    assert (config.timeouts.note_settle, config.timeouts.note_resolve) == (4, 2)
+    h = Harness(tmp_path, timeouts=Timeouts(note_settle=4, note_resolve=2))
+    assert (h.kiosk.notes.settle_bound_s, h.kiosk.notes.resolve_bound_s) == (4, 2)
+    assert (Timeouts().note_settle, Timeouts().note_resolve) == (15.0, 5.0)

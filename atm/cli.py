@@ -441,6 +441,19 @@ def _journal_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _counts(text: str | None) -> dict[str, int]:
+    """"1=2,3=1" -> {"1": 2, "3": 1} (cassette id = notes)."""
+    counts: dict[str, int] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        cassette, sep, n = item.partition("=")
+        if not sep or not n.strip().isdigit():
+            raise ValueError(f"counts are CASSETTE=NOTES separated by commas (1=2,3=0), got {item!r}")
+        counts[cassette.strip()] = int(n)
+    return counts
+
+
 def _cassettes_main(args: argparse.Namespace) -> int:
     """The technician's cassette books: show them, book a refill, book a reject-bin count.
     Every change is journaled; the kiosk service should be stopped (one writer per folder)."""
@@ -467,6 +480,13 @@ def _cassettes_main(args: argparse.Namespace) -> int:
             near = args.near_empty if args.near_empty is not None else (
                 known[args.cassette].near_empty if args.cassette in known else 10)
             journal.load_cassette(args.cassette, Fiat(denomination, currency), args.count, near, by="technician")
+        elif args.action == "resolve":
+            books = journal.cassette_books()
+            exited = _counts(args.exited)
+            resolved = journal.resolve_dispense(args.request, exited, _counts(args.rejected),
+                                                books.value(exited), by="technician")
+            print(f"dispense {args.request} booked as counted; sale {resolved['tx_id']} is {resolved['status']}, "
+                  f"{resolved['owed_minor']} minor units still owed", file=sys.stderr)
         elif args.action == "reject-bin":
             expected = journal.count_reject_bin(args.count)
             if expected != args.count:
@@ -553,6 +573,12 @@ def build_parser() -> argparse.ArgumentParser:
     refill.add_argument("--denomination", type=int, help="minor units per note (needed for a new cassette)")
     refill.add_argument("--near-empty", type=int, help="status low at or below this many notes")
     refill.add_argument("--json", action="store_true")
+    resolve = actions.add_parser("resolve", help="book what a dispense of unknown outcome really paid out, "
+                                                 "as counted (the reconciliation item names the request)")
+    resolve.add_argument("--request", required=True, help="the dispense request id from the reconciliation item")
+    resolve.add_argument("--exited", required=True, help="notes that left, per cassette: 1=2,3=1")
+    resolve.add_argument("--rejected", default="", help="notes in the reject bin from it, per cassette")
+    resolve.add_argument("--json", action="store_true")
     reject = actions.add_parser("reject-bin", help="the reject bin was counted (and emptied)")
     reject.add_argument("--count", required=True, type=int, help="notes found in the reject bin")
     reject.add_argument("--json", action="store_true")

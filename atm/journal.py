@@ -710,6 +710,39 @@ class Journal:
                                                "exited": exited, "rejected": rejected, "outcome": outcome,
                                                "uncertain": uncertain, "source": source}, go)
 
+    def resolve_dispense(self, request_id: str, exited: dict[str, int], rejected: dict[str, int],
+                         exited_value: Fiat, by: str = "operator") -> dict[str, Any]:
+        """The operator counted what a dispense of unknown outcome really paid out: the
+        answer is booked as theirs, its reconciliation item resolved, and what the sale still
+        owes is collectable again with its redeem code. Only an unknown outcome is resolved."""
+        def go(db):
+            row = db.execute("SELECT i.id, i.tx_id, i.plan, o.outcome FROM dispense_intents i JOIN dispense_outcomes o"
+                             " ON o.intent_id = i.id WHERE i.request_id=?", (request_id,)).fetchone()
+            if row is None or row["outcome"] != "unknown":
+                raise JournalError(f"dispense {request_id!r} has no unknown outcome to resolve")
+            plan = json.loads(row["plan"])
+            if any(n < 0 or n > plan.get(k, 0) for k, n in exited.items()):
+                raise JournalError(f"dispense {request_id}: {exited} exited is not within what was asked, {plan}")
+            complete = all(exited.get(k, 0) >= n for k, n in plan.items())
+            db.execute("UPDATE dispense_outcomes SET exited=?, rejected=?, exited_minor=?, uncertain='{}',"
+                       " uncertain_minor=0, outcome=?, source='operator' WHERE intent_id=?",
+                       (json.dumps(exited), json.dumps(rejected), exited_value.minor,
+                        "complete" if complete else "partial", row["id"]))
+            db.execute("UPDATE reconciliation SET resolved_at=? WHERE tx_id=? AND resolved_at IS NULL"
+                       " AND summary LIKE ?", (time.time(), row["tx_id"], f"dispense {request_id}:%"))
+            owed = self._owed(db, row["tx_id"]).minor
+            code = db.execute("SELECT state FROM redeem_codes WHERE tx_id=?", (row["tx_id"],)).fetchone()
+            if owed > 0 and code is not None:
+                db.execute("UPDATE redeem_codes SET state='issued', claim_request=NULL WHERE tx_id=?", (row["tx_id"],))
+                status = "owed"
+            else:
+                status = "completed" if owed == 0 else "parked"
+            db.execute("UPDATE transactions SET status=?, updated_at=?, version=version+1 WHERE id=?",
+                       (status, time.time(), row["tx_id"]))
+            return {"tx_id": row["tx_id"], "owed_minor": owed, "status": status}
+        return self._write("dispense_resolved", None, {"request_id": request_id, "exited": exited,
+                                                       "rejected": rejected, "by": by}, go)
+
     def open_dispenses(self) -> list[dict[str, Any]]:
         """Intents with no outcome: after a crash, ask the device, never dispense again."""
         return [dict(r) | {"plan": json.loads(r["plan"])} for r in self._rows(

@@ -835,8 +835,8 @@ class Kiosk:
     def _reconcile_dispense(self, intent: dict[str, Any], op: Any) -> None:
         """Book an intent with no answer from what the device itself remembers (LCDM-4000
         LAST STATUS), following the host rules of the LCDM fact sheet: a dispense that differs
-        from the last booked answer is this one; no operation since power-on means the command
-        never arrived (nothing left); anything else is an unknown outcome for the operator."""
+        from the last booked answer is this one; anything else is an unknown outcome for the
+        operator, who counts and books it (`atm cassettes resolve`)."""
         journal, dispenser = self.journal, self.devices.dispenser
         plan = {k: int(v) for k, v in intent["plan"].items() if v}
         books = journal.cassette_books()
@@ -848,12 +848,12 @@ class Kiosk:
         if op is not None and one_command:
             exited = {k: v for k, v in op.exited.items() if v}
             rejected = {k: v for k, v in op.rejected.items() if v}
+            # "none" (nothing since power-on) decides nothing: a unit that lost power may have
+            # forgotten notes that left (the fact sheet's host rules book that as unknown)
             if op.command == "dispense" and (exited, rejected) != self._last_booked_outcome() \
                     and all(exited.get(k, 0) <= plan.get(k, 0) for k in exited):
                 complete = all(exited.get(k, 0) >= n for k, n in plan.items())
                 booked = (exited, rejected, "complete" if complete else "partial")
-            elif op.command == "none":
-                booked = ({}, {}, "partial")
         if booked is not None:
             exited, rejected, outcome = booked
             journal.dispense_outcome(intent["request_id"], "success" if outcome == "complete" else "hardwareError",

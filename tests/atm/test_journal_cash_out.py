@@ -141,3 +141,21 @@ def test_two_kiosk_processes_claiming_one_code_at_the_same_moment_pay_once(tmp_p
 def test_books_keep_missing_and_mismatched_cassettes_out_of_the_plan(journal):
     books = journal.cassette_books(sensors={"2": UnitStatus.MISSING})
     assert books.unit("2").available == 0
+
+
+def test_the_operators_count_resolves_an_unknown_dispense_and_reopens_the_code(journal):
+    tx = paid_sale(journal)
+    journal.issue_redeem(tx, "CODE-1", eur(6000))
+    assert journal.claim_redeem("CODE-1", tx, "r1", "dispenser", {"2": 1, "1": 1}, eur(6000))
+    journal.dispense_outcome("r1", "timeOut", {}, {}, eur(0), outcome="unknown", uncertain={"2": 1, "1": 1},
+                             uncertain_value=eur(6000))
+    journal.settle_redeem(tx)
+    assert journal.owed(tx) == eur(0) and journal.redeem_code(tx)["state"] == "redeemed"
+    with pytest.raises(JournalError, match="not within what was asked"):
+        journal.resolve_dispense("r1", {"2": 2}, {}, eur(10000))
+    resolved = journal.resolve_dispense("r1", {"2": 1}, {}, eur(5000))
+    assert resolved == {"tx_id": tx, "owed_minor": 1000, "status": "owed"}
+    assert journal.redeem_code(tx)["state"] == "issued"
+    assert not [r for r in journal.reconciliation_items() if "r1" in r["summary"]]
+    with pytest.raises(JournalError, match="no unknown outcome"):
+        journal.resolve_dispense("r1", {"2": 1}, {}, eur(5000))

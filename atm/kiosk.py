@@ -788,6 +788,9 @@ class Kiosk:
                 self._last_receipt_printed = await self._print(flow.receipt(_now()))
                 self._publish()
             self._spawn(print_it(), f"receipt-{flow.tx_id}")
+            # the sale as it stands now goes to the CAS outbox (idempotent by id and version)
+            self._spawn(self._guarded("sale upload", self.cas.upload_transaction(self.journal.summary(flow.tx_id))),
+                        f"upload-{flow.tx_id}")
 
     def leave_cash_out(self, event: Any) -> None:
         if self._cash_out_task is not None and not self._cash_out_task.done():
@@ -1118,13 +1121,22 @@ class Kiosk:
             "devices": devices,
             "cash": {"cashbox": {"status": self._cashbox.value, "notes": {str(k): v for k, v in counts.items()},
                                  "total": str(Fiat(total, self.config.currency))},
-                     "paper": self._paper.value},
+                     "paper": self._paper.value,
+                     "cassettes": self._cassette_status()},
             "journal": {"open": len(self.journal.transactions(("open", "sending"))),
                         "reconciliation": [{"id": r["id"], "summary": r["summary"]}
                                            for r in self.journal.reconciliation_items()]},
             "cas": cas_status() if cas_status else {},
             "alerts": list(self._alerts)[::-1],
         }
+
+    def _cassette_status(self) -> dict[str, Any]:
+        """The dispenser's books for the service menu: per cassette count and status."""
+        books = self.journal.cassette_books()
+        return {"units": [{"cassette": u.id, "denomination": str(u.denomination), "count": u.count,
+                           "status": u.status.value} for u in books.units],
+                "reject_bin": self.journal.reject_bin(),
+                "mismatches": [m.detail for m in books.mismatches]}
 
     # ---------------------------------------------------------------- screens
 

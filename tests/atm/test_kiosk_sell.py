@@ -189,3 +189,16 @@ async def test_a_lost_dispense_answer_on_the_2000_is_parked_for_the_operator_and
         assert any('"alert": "dispense_unknown"' in f["data"] for f in k.journal.facts("alert"))
         assert k.journal.owed(tx).minor == 0, "what may have left is never paid again on the kiosk's own"
         assert "could not confirm every note" in k.data["message"]
+
+
+async def test_the_service_status_shows_the_books_and_the_sale_goes_to_the_cas_outbox(tmp_path):
+    async with SellKiosk(tmp_path) as k:
+        tx = await k.sell(8000)
+        k.cas.pay(tx)
+        await k.wait_for(lambda: k.screen == "sell_receipt")
+        units = k.kiosk.service_status()["cash"]["cassettes"]["units"]
+        assert [(u["cassette"], u["count"]) for u in units] == [("1", 29), ("2", 29), ("3", 19)]
+        await k.wait_for(lambda: k.cas._db.execute("SELECT record FROM uploads WHERE id=?", (tx,)).fetchone())
+        import json as _json
+        record = _json.loads(k.cas._db.execute("SELECT record FROM uploads WHERE id=?", (tx,)).fetchone()[0])
+        assert (record["type"], record["status"], record["fiat_minor"]) == ("sell", "completed", 8000)

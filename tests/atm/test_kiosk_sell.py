@@ -3,7 +3,6 @@ over TCP, a CAS whose payment the kiosk "proves" as atm.cas.interface describes.
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest

@@ -782,8 +782,9 @@ class Kiosk:
 
     def enter_cash_out_receipt(self, event: Any) -> None:
         flow = self.flow
+        # a receipt once money may have moved: an address was shown, or a code paid out
         if isinstance(flow, (SellFlow, RedeemFlow)) and flow.tx_id and (
-                not isinstance(flow, RedeemFlow) or flow.dispenses):
+                flow.shown_address if isinstance(flow, SellFlow) else flow.dispenses):
             async def print_it() -> None:
                 self._last_receipt_printed = await self._print(flow.receipt(_now()))
                 self._publish()

@@ -50,6 +50,7 @@ async def test_an_address_the_client_refuses_shows_selling_unavailable_and_alert
         assert k.journal.transaction(tx)["status"] == "canceled"
         assert any(f["data"].find("sell_refused") >= 0 for f in k.journal.facts("alert"))
         assert k.exited_notes() == 0
+        assert k.printer.printed == [], "no receipt for a sale that never showed an address"
 
 
 async def test_hostile_payment_evidence_dispenses_nothing_and_alerts(tmp_path):

@@ -638,8 +638,17 @@ class Kiosk:
             self._post(_Trigger("fault"))
         self._publish()
 
+    def wait_for_note(self, event: Any = None) -> None:
+        """Cancel, door or service while a note moves: take no new note, keep the countdown,
+        and let the note settle or be parked (the note watch bounds the wait); then the
+        cash screen's health check moves on."""
+        self._enable_validator()
+        self._publish()
+
     def enter_idle(self, event: Any) -> None:
         self.flow = None
+        if not self.is_healthy():           # e.g. a door opened while a note was moving
+            self._post(_Trigger("recheck"))
         self._light(Light.VALIDATOR, "off")
         self._light(Light.SCANNER, "off")
 

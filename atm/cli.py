@@ -330,9 +330,7 @@ def _journal_main(args: argparse.Namespace) -> int:
         print(f"atm journal: no journal at {path}", file=sys.stderr)
         return 2
     journal = Journal(path)
-    data = {"transactions": [journal.summary(t["id"]) for t in journal.transactions()],
-            "reconciliation": journal.reconciliation_items(),
-            "pending_sends": [dataclasses.asdict(s) for s in journal.pending_sends()]}
+    data = journal.report()
     journal.close()
     if args.json:
         print(json.dumps(data, default=str))

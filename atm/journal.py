@@ -6,7 +6,10 @@ cut. Write-ahead points (each also a crash-test point, see fault_injection):
   credit_recorded  before the validator's settled event is acknowledged
   send_requested   before the CAS is asked to send coins (with the request id)
   send_confirmed   after the CAS answered with a txid
-On start the kiosk replays open transactions (atm.recovery): whatever was
+  dispense_intent  before a dispense command (notes per cassette; cash-out flows)
+  dispense_outcome after it: what the device says exited and was rejected
+Order comes from row ids (journal sequence numbers), never from the wall clock.
+On start the kiosk replays open transactions (atm.settlement): whatever was
 credited and not yet sent is sent (same request id: the CAS dedupes), anything
 it cannot decide alone becomes a reconciliation item for the operator.
 
@@ -15,6 +18,7 @@ Thread-safe: validator drivers call record_credit from their own threads.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -26,6 +30,7 @@ from typing import Any, Iterator
 
 from hal.events import NoteCredited
 from hal.money import Fiat, Sats
+from atm.cas.interface import Quote
 from atm.fault_injection import CrashPoints
 
 SCHEMA = """
@@ -46,7 +51,8 @@ CREATE TABLE IF NOT EXISTS notes (
     code TEXT NOT NULL,
     value_minor INTEGER,
     currency TEXT NOT NULL,
-    state TEXT NOT NULL,           -- stack_decided, return_decided, credited, stacked
+    state TEXT NOT NULL,           -- stack_decided, return_decided, credited, stacked,
+                                   -- unresolved (told to stack, outcome unknown: parked)
     escrowed_at REAL,
     credited_at REAL
 );
@@ -58,7 +64,7 @@ CREATE TABLE IF NOT EXISTS sends (
     fee_minor INTEGER NOT NULL,
     sats INTEGER NOT NULL,
     rate TEXT NOT NULL,
-    status TEXT NOT NULL,          -- requested, sent
+    status TEXT NOT NULL,          -- requested, sent, parked (priced at 0 sats: never sent)
     txid TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
@@ -69,6 +75,53 @@ CREATE TABLE IF NOT EXISTS reconciliation (
     summary TEXT NOT NULL,
     created_at REAL NOT NULL,
     resolved_at REAL
+);
+-- The quote the customer confirmed: every send of the transaction is priced with it.
+CREATE TABLE IF NOT EXISTS quotes (
+    tx_id TEXT PRIMARY KEY,
+    currency TEXT NOT NULL,
+    rate TEXT NOT NULL,
+    fee_percent TEXT NOT NULL,
+    fee_fixed_minor INTEGER NOT NULL,
+    min_minor INTEGER NOT NULL,    -- below this total the fixed fee is waived
+    fixed_waived INTEGER,          -- decided at the first send, then kept: NULL until then
+    locked_at REAL NOT NULL
+);
+-- Cash-out flows (sell, redeem): a dispense is journaled per cassette before the
+-- command, and the device's answer after it. Never resent blindly.
+CREATE TABLE IF NOT EXISTS dispense_intents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tx_id TEXT NOT NULL,
+    request_id TEXT NOT NULL UNIQUE,
+    device TEXT NOT NULL,
+    plan TEXT NOT NULL,            -- JSON {cassette id: notes}
+    value_minor INTEGER NOT NULL,
+    currency TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dispense_outcomes (
+    intent_id INTEGER PRIMARY KEY REFERENCES dispense_intents(id),
+    completion TEXT NOT NULL,      -- XFS4IoT completion word
+    exited TEXT NOT NULL,          -- JSON {cassette id: notes}
+    rejected TEXT NOT NULL,        -- JSON {cassette id: notes}
+    exited_minor INTEGER NOT NULL
+);
+-- Sell: the deposit address (derived from the signed xpub) and what was proven paid.
+CREATE TABLE IF NOT EXISTS deposits (
+    tx_id TEXT PRIMARY KEY,
+    invoice_id TEXT NOT NULL,
+    address TEXT NOT NULL,
+    derivation_index INTEGER,
+    sats_due INTEGER NOT NULL,
+    sats_received INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL
+);
+-- Redeem: codes printed for a later cash-out, spent at most once.
+CREATE TABLE IF NOT EXISTS redeem_codes (
+    code_hash TEXT PRIMARY KEY,
+    tx_id TEXT NOT NULL,
+    value_minor INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    state TEXT NOT NULL            -- issued, redeemed, void
 );
 CREATE TABLE IF NOT EXISTS facts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -82,6 +135,19 @@ CREATE TABLE IF NOT EXISTS facts (
 
 class JournalError(Exception):
     """The journal refused a fact (unknown transaction, wrong state) or cannot write."""
+
+
+class JournalWriteError(JournalError):
+    """The journal file cannot be written (disk full, I/O error): take no more money."""
+
+
+@dataclass(frozen=True)
+class LockedQuote:
+    """The quote journaled with a transaction (what the customer confirmed)."""
+
+    quote: Quote
+    min_buy: Fiat
+    fixed_waived: bool | None       # None until the first send decided it
 
 
 @dataclass(frozen=True)
@@ -127,16 +193,23 @@ class Journal:
     def _write(self, point: str | None, tx_id: str | None, data: dict[str, Any], statements) -> Any:
         """Run `statements(db)` and a fact row in one durable transaction, then pass the crash point."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                result = statements(self._db)
-                if point:
-                    self._db.execute("INSERT INTO facts (at, kind, tx_id, data) VALUES (?, ?, ?, ?)",
-                                     (time.time(), point, tx_id, json.dumps(data, default=str)))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    result = statements(self._db)
+                    if point:
+                        self._db.execute("INSERT INTO facts (at, kind, tx_id, data) VALUES (?, ?, ?, ?)",
+                                         (time.time(), point, tx_id, json.dumps(data, default=str)))
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.IntegrityError:
                 raise
+            except sqlite3.Error as exc:
+                raise JournalWriteError(f"the journal {self.path} cannot be written ({point or 'write'}): "
+                                        f"{exc}") from exc
         if point:
             self._crash.reached(point)
         return result
@@ -155,17 +228,57 @@ class Journal:
 
     # -- buy lifecycle --------------------------------------------------------------------
 
-    def open_buy(self, tx_id: str, address: str, currency: str) -> None:
+    def open_buy(self, tx_id: str, address: str, currency: str, quote: Quote | None = None,
+                 min_buy: Fiat | None = None) -> None:
+        """A buy starts taking cash, with the quote it is priced at (journaled together)."""
+        self.open_transaction("buy", tx_id, currency, address=address, quote=quote, min_buy=min_buy)
+
+    def open_transaction(self, kind: str, tx_id: str, currency: str, *, address: str | None = None,
+                         quote: Quote | None = None, min_buy: Fiat | None = None) -> None:
+        """Any flow's transaction (buy, sell, redeem); one takes money at a time."""
         def go(db):
             if db.execute("SELECT 1 FROM transactions WHERE status='open'").fetchone():
                 raise JournalError("another transaction is still open for cash")
             now = time.time()
             db.execute("INSERT INTO transactions (id, type, status, currency, address, created_at, updated_at)"
-                       " VALUES (?, 'buy', 'open', ?, ?, ?, ?)", (tx_id, currency, address, now, now))
-        self._write("buy_opened", tx_id, {"address": address, "currency": currency}, go)
+                       " VALUES (?, ?, 'open', ?, ?, ?, ?)", (tx_id, kind, currency, address, now, now))
+            if quote is not None:
+                self._put_quote(db, tx_id, quote, min_buy or Fiat.zero(currency))
+        data: dict[str, Any] = {"address": address, "currency": currency}
+        if quote is not None:
+            data["rate"] = str(quote.rate)
+        self._write(f"{kind}_opened", tx_id, data, go)
+
+    @staticmethod
+    def _put_quote(db: sqlite3.Connection, tx_id: str, quote: Quote, min_buy: Fiat) -> None:
+        db.execute("INSERT OR REPLACE INTO quotes (tx_id, currency, rate, fee_percent, fee_fixed_minor, min_minor,"
+                   " locked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (tx_id, quote.currency, str(quote.rate), str(quote.fee_percent),
+                    quote.fixed_fee.minor if quote.fixed_fee else 0, min_buy.minor, time.time()))
+
+    def lock_quote(self, tx_id: str, quote: Quote, min_buy: Fiat) -> None:
+        """The customer was shown a refreshed quote before committing: it replaces the old one.
+        Refused once a send was priced: a transaction's sends all use one quote."""
+        def go(db):
+            if db.execute("SELECT 1 FROM sends WHERE tx_id=?", (tx_id,)).fetchone():
+                raise JournalError(f"{tx_id}: a send was already priced; its quote cannot change")
+            self._put_quote(db, tx_id, quote, min_buy)
+        self._write("quote_locked", tx_id, {"rate": str(quote.rate), "fee_percent": str(quote.fee_percent),
+                                            "fee_fixed_minor": quote.fixed_fee.minor if quote.fixed_fee else 0},
+                    go)
+
+    def quote_for(self, tx_id: str) -> LockedQuote | None:
+        rows = self._rows("SELECT * FROM quotes WHERE tx_id=?", (tx_id,))
+        if not rows:
+            return None
+        r = rows[0]
+        fixed = Fiat(r["fee_fixed_minor"], r["currency"]) if r["fee_fixed_minor"] else None
+        waived = None if r["fixed_waived"] is None else bool(r["fixed_waived"])
+        return LockedQuote(Quote(r["currency"], Decimal(r["rate"]), Decimal(r["fee_percent"]), fixed),
+                           Fiat(r["min_minor"], r["currency"]), waived)
 
     def open_transaction_id(self) -> str | None:
-        rows = self._rows("SELECT id FROM transactions WHERE status='open' ORDER BY created_at DESC LIMIT 1")
+        rows = self._rows("SELECT id FROM transactions WHERE status='open' ORDER BY rowid DESC LIMIT 1")
         return rows[0]["id"] if rows else None
 
     def escrow_decided(self, device: str, code: str, value: Fiat | None, decision: str,
@@ -188,56 +301,82 @@ class Journal:
                                                      "value_minor": value.minor if value else None}, go)
 
     def record_credit(self, event: NoteCredited) -> CreditOutcome:
-        """Make a validator's settled event durable. Idempotent for repeats.
+        """Make a validator's settled event durable. Idempotent per escrow decision.
 
-        A credit is *new* when a note of this device was decided "stack" and not yet
-        credited; it is a *repeat* when the device's latest note is already credited and
-        no new escrow came since (the device repeats an unacknowledged settled event after
-        a host restart). Otherwise it is an *orphan*: still credited, to the open
-        transaction if there is one, else parked for the operator. Never dropped."""
+        A settled event settles the device's latest escrow decision: *new* when that
+        decision was "stack" and is not yet credited (or was parked as unresolved: a late
+        answer), credited to the decision's own transaction. *repeat* when that decision is
+        already credited (the device repeats a settled event whose ACK was lost): nothing
+        changes. Anything else is an *orphan*: kept as a note in the cashbox with no
+        transaction and parked for the operator, never credited to whoever is at the kiosk."""
         def go(db):
-            pending = db.execute(
-                "SELECT id, tx_id, value_minor FROM notes WHERE device=? AND state='stack_decided'"
-                " ORDER BY id DESC LIMIT 1", (event.device,)).fetchone()
-            now = time.time()
-            if pending is not None:
-                minor = pending["value_minor"] if event.value is None else event.value.minor
-                if minor != pending["value_minor"]:
-                    db.execute("INSERT INTO reconciliation (tx_id, summary, created_at) VALUES (?, ?, ?)",
-                               (pending["tx_id"], f"{event.device} credited {event.value} for a note escrowed as "
-                                f"{pending['value_minor']} minor units; credited the device's value", now))
-                db.execute("UPDATE notes SET state='credited', credited_at=?, value_minor=? WHERE id=?",
-                           (now, minor, pending["id"]))
-                self._bump(db, pending["tx_id"])
-                return CreditOutcome("new", pending["tx_id"], pending["id"])
             latest = db.execute("SELECT id, tx_id, state, value_minor FROM notes WHERE device=?"
-                                " ORDER BY id DESC LIMIT 1", (event.device,)).fetchone()
-            if latest is not None and latest["state"] == "credited" and (
+                                " AND state != 'orphan' ORDER BY id DESC LIMIT 1", (event.device,)).fetchone()
+            now = time.time()
+            if latest is not None and latest["state"] in ("stack_decided", "unresolved"):
+                minor = latest["value_minor"] if event.value is None else event.value.minor
+                if minor != latest["value_minor"]:
+                    db.execute("INSERT INTO reconciliation (tx_id, summary, created_at) VALUES (?, ?, ?)",
+                               (latest["tx_id"], f"{event.device} credited {event.value} for a note escrowed as "
+                                f"{latest['value_minor']} minor units; credited the device's value", now))
+                if latest["state"] == "unresolved":
+                    db.execute("INSERT INTO reconciliation (tx_id, summary, created_at) VALUES (?, ?, ?)",
+                               (latest["tx_id"], f"{event.device} settled the parked note of {minor} minor units "
+                                "late; it is credited to its own transaction", now))
+                db.execute("UPDATE notes SET state='credited', credited_at=?, value_minor=? WHERE id=?",
+                           (now, minor, latest["id"]))
+                self._bump(db, latest["tx_id"])
+                return CreditOutcome("new", latest["tx_id"], latest["id"])
+            if latest is not None and latest["state"] in ("credited", "stacked") and (
                     event.value is None or latest["value_minor"] == event.value.minor):
                 return CreditOutcome("repeat", latest["tx_id"], latest["id"])
-            open_tx = db.execute("SELECT id FROM transactions WHERE status='open'"
-                                 " ORDER BY created_at DESC LIMIT 1").fetchone()
-            tx_id = open_tx["id"] if open_tx else None
             if event.value is None:
-                db.execute("INSERT INTO reconciliation (tx_id, summary, created_at) VALUES (?, ?, ?)",
-                           (tx_id, f"{event.device} settled a note whose value it did not report and no escrow "
+                db.execute("INSERT INTO reconciliation (tx_id, summary, created_at) VALUES (NULL, ?, ?)",
+                           (f"{event.device} settled a note whose value it did not report and no escrow "
                             "decision is on record: count the cashbox and credit or refund by hand", now))
-                return CreditOutcome("orphan", tx_id, None)
+                return CreditOutcome("orphan", None, None)
             cur = db.execute(
                 "INSERT INTO notes (tx_id, device, code, value_minor, currency, state, credited_at)"
-                " VALUES (?, ?, ?, ?, ?, 'credited', ?)",
-                (tx_id, event.device, event.code, event.value.minor, event.value.currency, now))
-            db.execute("INSERT INTO reconciliation (tx_id, summary, created_at) VALUES (?, ?, ?)",
-                       (tx_id, f"{event.device} credited {event.value} with no escrow decision on record"
-                        + ("" if tx_id else " and no open transaction: refund or credit by hand"), now))
-            if tx_id:
-                self._bump(db, tx_id)
-            return CreditOutcome("orphan", tx_id, cur.lastrowid)
+                " VALUES (NULL, ?, ?, ?, ?, 'orphan', ?)",
+                (event.device, event.code, event.value.minor, event.value.currency, now))
+            db.execute("INSERT INTO reconciliation (tx_id, summary, created_at) VALUES (NULL, ?, ?)",
+                       (f"{event.device} credited {event.value} with no escrow decision on record for it: "
+                        "the note is in the cashbox, credited to no open transaction (it belongs to no "
+                        "transaction); refund or credit by hand", now))
+            return CreditOutcome("orphan", None, cur.lastrowid)
 
         outcome = self._write("credit_recorded", None, {"device": event.device, "code": event.code,
                                                         "value_minor": event.value.minor if event.value else None},
                               go)
         return outcome
+
+    def note_unresolved(self, device: str, detail: str) -> tuple[str | None, Fiat | None]:
+        """A note told to stack whose outcome neither the device nor a bound could settle:
+        parked with its amount for the operator; its transaction is parked too. Returns the
+        transaction and the amount (None, None when no note was in flight)."""
+        def go(db):
+            row = db.execute("SELECT id, tx_id, value_minor, currency FROM notes WHERE device=?"
+                             " AND state='stack_decided' ORDER BY id DESC LIMIT 1", (device,)).fetchone()
+            if row is None:
+                return None, None
+            value = Fiat(row["value_minor"], row["currency"])
+            db.execute("UPDATE notes SET state='unresolved' WHERE id=?", (row["id"],))
+            db.execute("INSERT INTO reconciliation (tx_id, summary, created_at) VALUES (?, ?, ?)",
+                       (row["tx_id"], f"a note of {value} told to stack on {device} was never confirmed ({detail}): "
+                        "count the cashbox; credit or refund it by hand", time.time()))
+            db.execute("UPDATE transactions SET status='parked', updated_at=?, version=version+1"
+                       " WHERE id=? AND status IN ('open', 'sending')", (time.time(), row["tx_id"]))
+            return row["tx_id"], value
+        return self._write("note_unresolved", None, {"device": device, "detail": detail}, go)
+
+    def devices_in_flight(self, tx_id: str) -> list[str]:
+        return [r["device"] for r in self._rows(
+            "SELECT DISTINCT device FROM notes WHERE tx_id=? AND state='stack_decided'", (tx_id,))]
+
+    def unresolved_on(self, device: str) -> int:
+        """Notes of this device told to stack whose outcome is not known yet (any transaction)."""
+        return self._rows("SELECT COUNT(*) AS n FROM notes WHERE device=? AND state='stack_decided'",
+                          (device,))[0]["n"]
 
     def note_stacked(self, device: str) -> None:
         def go(db):
@@ -249,8 +388,12 @@ class Journal:
         """The device gave back a note of this transaction that we had decided to stack
         (it could not stack it); a note we decided to return is not affected."""
         def go(db):
-            db.execute("UPDATE notes SET state='return_decided' WHERE id = (SELECT id FROM notes WHERE device=?"
-                       " AND tx_id=? AND state='stack_decided' ORDER BY id DESC LIMIT 1)", (device, tx_id))
+            # only when the device's latest decision was "stack": a note we told it to return
+            # coming back says nothing about a stalled one before it
+            latest = db.execute("SELECT id, tx_id, state FROM notes WHERE device=? AND state != 'orphan'"
+                                " ORDER BY id DESC LIMIT 1", (device,)).fetchone()
+            if latest is not None and latest["state"] in ("stack_decided", "unresolved") and latest["tx_id"] == tx_id:
+                db.execute("UPDATE notes SET state='return_decided' WHERE id=?", (latest["id"],))
         self._write("note_returned", tx_id, {"device": device}, go)
 
     def notes_in_flight(self, tx_id: str) -> int:
@@ -285,13 +428,21 @@ class Journal:
         self._write("cash_closed", tx_id, {}, go)
 
     def request_send(self, tx_id: str, request_id: str, address: str, fiat: Fiat, fee: Fiat,
-                     sats: Sats, rate: Decimal) -> SendRequest:
-        """Journal the send before the CAS is asked; the request id makes retries safe."""
+                     sats: Sats, rate: Decimal, fixed_waived: bool | None = None) -> SendRequest:
+        """Journal the send before the CAS is asked; the request id makes retries safe.
+        A send priced at no satoshis is journaled as parked, never as sent."""
         def go(db):
             now = time.time()
+            status = "requested" if sats.sat > 0 else "parked"
             db.execute("INSERT INTO sends (request_id, tx_id, address, fiat_minor, fee_minor, sats, rate, status,"
-                       " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'requested', ?, ?)",
-                       (request_id, tx_id, address, fiat.minor, fee.minor, sats.sat, str(rate), now, now))
+                       " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (request_id, tx_id, address, fiat.minor, fee.minor, sats.sat, str(rate), status, now, now))
+            if fixed_waived is not None:
+                db.execute("UPDATE quotes SET fixed_waived=? WHERE tx_id=? AND fixed_waived IS NULL",
+                           (int(fixed_waived), tx_id))
+            if status == "parked":
+                db.execute("INSERT INTO reconciliation (tx_id, summary, created_at) VALUES (?, ?, ?)",
+                           (tx_id, f"{fiat} of cash priced at 0 sats at rate {rate}: send or refund by hand", now))
             # a parked transaction stays parked (the operator must look at it) even as it pays out
             db.execute("UPDATE transactions SET status='sending', updated_at=?, version=version+1 WHERE id=?"
                        " AND status = 'open'", (now, tx_id))
@@ -303,7 +454,7 @@ class Journal:
 
     def send_confirmed(self, request_id: str, txid: str) -> None:
         def go(db):
-            db.execute("UPDATE sends SET status='sent', txid=?, updated_at=? WHERE request_id=?",
+            db.execute("UPDATE sends SET status='sent', txid=?, updated_at=? WHERE request_id=? AND sats > 0",
                        (txid, time.time(), request_id))
         self._write("send_confirmed", None, {"request_id": request_id, "txid": txid}, go)
 
@@ -317,12 +468,12 @@ class Journal:
     def sends_for(self, tx_id: str) -> list[SendRequest]:
         return [self._send_from(r) for r in self._rows(
             "SELECT s.*, t.currency FROM sends s JOIN transactions t ON t.id = s.tx_id WHERE tx_id=?"
-            " ORDER BY created_at", (tx_id,))]
+            " ORDER BY s.rowid", (tx_id,))]
 
     def pending_sends(self) -> list[SendRequest]:
         return [self._send_from(r) for r in self._rows(
             "SELECT s.*, t.currency FROM sends s JOIN transactions t ON t.id = s.tx_id"
-            " WHERE s.status='requested' ORDER BY s.created_at")]
+            " WHERE s.status='requested' ORDER BY s.rowid")]
 
     def pending_sends_for(self, tx_id: str) -> list[SendRequest]:
         return [s for s in self.sends_for(tx_id) if s.status == "requested"]
@@ -367,9 +518,9 @@ class Journal:
     def transactions(self, statuses: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
         if statuses:
             marks = ",".join("?" * len(statuses))
-            rows = self._rows(f"SELECT * FROM transactions WHERE status IN ({marks}) ORDER BY created_at", statuses)
+            rows = self._rows(f"SELECT * FROM transactions WHERE status IN ({marks}) ORDER BY rowid", statuses)
         else:
-            rows = self._rows("SELECT * FROM transactions ORDER BY created_at")
+            rows = self._rows("SELECT * FROM transactions ORDER BY rowid")
         return [dict(r) for r in rows]
 
     def summary(self, tx_id: str) -> dict[str, Any]:
@@ -392,12 +543,81 @@ class Journal:
         rows = self._rows("SELECT MAX(at) AS at FROM facts WHERE kind='cash_collected'")
         return rows[0]["at"]
 
+    def _collected_upto(self) -> int:
+        """Note row id up to which the cashbox was emptied (journal order, not the clock)."""
+        rows = self._rows("SELECT data FROM facts WHERE kind='cash_collected' ORDER BY id DESC LIMIT 1")
+        return int(json.loads(rows[0]["data"]).get("upto_note_id", 0)) if rows else 0
+
     def cashbox_counts(self) -> dict[int, int]:
         """Notes in the cashbox per value (minor units) since the last cash collection."""
-        since = self.last_collection_at() or 0.0
         return {r["value_minor"]: r["n"] for r in self._rows(
-            "SELECT value_minor, COUNT(*) AS n FROM notes WHERE state IN ('credited', 'stacked')"
-            " AND credited_at > ? GROUP BY value_minor ORDER BY value_minor", (since,))}
+            "SELECT value_minor, COUNT(*) AS n FROM notes WHERE state IN ('credited', 'stacked', 'orphan')"
+            " AND id > ? GROUP BY value_minor ORDER BY value_minor", (self._collected_upto(),))}
+
+    def collect_cash(self) -> dict[int, int]:
+        """The cashbox was emptied: journal the counts and where the next period starts."""
+        def go(db):
+            upto = db.execute("SELECT COALESCE(MAX(id), 0) FROM notes").fetchone()[0]
+            since = db.execute("SELECT data FROM facts WHERE kind='cash_collected' ORDER BY id DESC LIMIT 1").fetchone()
+            start = int(json.loads(since[0]).get("upto_note_id", 0)) if since else 0
+            counts = {r[0]: r[1] for r in db.execute(
+                "SELECT value_minor, COUNT(*) FROM notes WHERE state IN ('credited', 'stacked', 'orphan') AND id > ? AND id <= ?"
+                " GROUP BY value_minor ORDER BY value_minor", (start, upto))}
+            db.execute("INSERT INTO facts (at, kind, tx_id, data) VALUES (?, 'cash_collected', NULL, ?)",
+                       (time.time(), json.dumps({"counts": {str(k): v for k, v in counts.items()},
+                                                 "upto_note_id": upto})))
+            return counts
+        return self._write(None, None, {}, go)
+
+    # -- cash-out flows (filled by the sell and redeem flows) ----------------------------
+
+    def dispense_intended(self, tx_id: str, request_id: str, device: str, plan: dict[str, int],
+                          value: Fiat) -> int:
+        """Before a dispense command: which notes from which cassette, for which transaction."""
+        def go(db):
+            return db.execute("INSERT INTO dispense_intents (tx_id, request_id, device, plan, value_minor, currency)"
+                              " VALUES (?, ?, ?, ?, ?, ?)", (tx_id, request_id, device, json.dumps(plan),
+                                                              value.minor, value.currency)).lastrowid
+        return self._write("dispense_intent", tx_id, {"request_id": request_id, "plan": plan}, go)
+
+    def dispense_outcome(self, request_id: str, completion: str, exited: dict[str, int],
+                         rejected: dict[str, int], exited_value: Fiat) -> None:
+        """After it: what the dispenser reports as exited (the count that is paid out)."""
+        def go(db):
+            row = db.execute("SELECT id, tx_id FROM dispense_intents WHERE request_id=?", (request_id,)).fetchone()
+            if row is None:
+                raise JournalError(f"no dispense intent {request_id!r}: journal the intent before dispensing")
+            db.execute("INSERT INTO dispense_outcomes (intent_id, completion, exited, rejected, exited_minor)"
+                       " VALUES (?, ?, ?, ?, ?)", (row["id"], completion, json.dumps(exited), json.dumps(rejected),
+                                                   exited_value.minor))
+            self._bump(db, row["tx_id"])
+        self._write("dispense_outcome", None, {"request_id": request_id, "completion": completion,
+                                               "exited": exited}, go)
+
+    def open_dispenses(self) -> list[dict[str, Any]]:
+        """Intents with no outcome: after a crash, ask the device, never dispense again."""
+        return [dict(r) for r in self._rows(
+            "SELECT i.* FROM dispense_intents i LEFT JOIN dispense_outcomes o ON o.intent_id = i.id"
+            " WHERE o.intent_id IS NULL ORDER BY i.id")]
+
+    # -- reports -------------------------------------------------------------------------
+
+    def report(self) -> dict[str, Any]:
+        """Everything `atm journal --json` shows: transactions with their confirmed quote and
+        every send, reconciliation items, sends waiting for the CAS."""
+        transactions = []
+        for tx in self.transactions():
+            item = self.summary(tx["id"])
+            locked = self.quote_for(tx["id"])
+            item["quote"] = None if locked is None else {
+                "rate": str(locked.quote.rate), "fee_percent": str(locked.quote.fee_percent),
+                "fee_fixed_minor": locked.quote.fixed_fee.minor if locked.quote.fixed_fee else 0}
+            item["sends"] = [{"request_id": s.request_id, "fiat_minor": s.fiat.minor, "fee_minor": s.fee.minor,
+                              "sats": s.sats.sat, "txid": s.txid, "status": s.status}
+                             for s in self.sends_for(tx["id"])]
+            transactions.append(item)
+        return {"transactions": transactions, "reconciliation": self.reconciliation_items(),
+                "pending_sends": [dataclasses.asdict(s) for s in self.pending_sends()]}
 
     def facts(self, kind: str | None = None) -> Iterator[dict[str, Any]]:
         sql, params = "SELECT * FROM facts", ()

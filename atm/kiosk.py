@@ -1,6 +1,7 @@
 """The kiosk application: consumes device events in order, drives the state table
-(atm.machine), keeps the journal ahead of every money step, and publishes the
-customer screen.
+(atm.machine), routes money events and actions to the transaction flow at the
+kiosk (atm.flows), and publishes the customer screen. Money rules live in the
+flows; this module holds timers, health, alerts and screens.
 
 One asyncio task consumes one queue: device events (from driver threads, via a
 thread-safe sink), UI actions, timer expiries and results of background work
@@ -13,18 +14,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections import deque
 from datetime import datetime, timezone
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Mapping
 
 from transitions.core import MachineError
 
 from hal import (
-    BillValidator, CashboxChanged, Sats, CodeScanned, CodeScanner, DeviceState, DeviceStatusChanged, Event, Fiat,
-    FraudDetected, Indicators, Light, NoteCredited, NoteEscrowed, NoteRejected, NoteReturned, NoteStacked,
+    BillValidator, CashboxChanged, CodeScanned, CodeScanner, DeviceState, DeviceStatusChanged, Event, Fiat,
+    FraudDetected, Indicators, Light, NoteCredited, NoteEscrowed, NoteOutcomeUnknown, NoteRejected, NoteReturned,
+    NoteStacked,
     PaperState, PrinterStatusChanged, ReceiptPrinter, SensorChanged, Sensors, UnitStatus,
 )
 from hal.device import Device
@@ -32,10 +32,11 @@ from hal.dispenser import CashDispenser
 from hal.errors import DeviceError
 from atm.cas.interface import CasError, CasService, KioskSettings, Quote
 from atm.config import Config
-from atm.journal import Journal
+from atm.journal import Journal, JournalWriteError
 from atm.settlement import Settlement
+from atm.flows import BuyFlow, FlowContext, TransactionFlow
+from atm.flows.pricing import Pricing
 from atm.machine import IGNORABLE, build_machine, state_spec
-from atm.payloads import BitcoinAddress, PayloadError, PaymentRequest, parse_payload
 from atm.pins import check_pin
 
 log = logging.getLogger("atm.kiosk")
@@ -63,8 +64,35 @@ class _Timer:
 
 @dataclass(frozen=True)
 class _Action:
-    message: Mapping[str, Any]
-    reply: "asyncio.Future[dict[str, Any]]"
+    message: Mapping[str, Any] = field(repr=False)       # may hold a PIN: never in a log line
+    reply: "asyncio.Future[dict[str, Any]]" = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"_Action({self.message.get('action')!r})"
+
+
+@dataclass(frozen=True)
+class _NoteOverdue:
+    """A note told to stack has no settled event within a bound (phase 1: ask the
+    device; phase 2: the device did not answer either)."""
+
+    token: int
+    device: str
+    phase: int
+
+
+@dataclass(frozen=True)
+class _JournalFailed:
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Alert:
+    """An alert raised in a driver's thread, handed to the loop."""
+
+    kind: str
+    text: str
+    severity: str
 
 
 @dataclass(frozen=True)
@@ -113,16 +141,23 @@ class Kiosk:
         self._door_open = False
         self._active = self._load_active()
         self._alerts: deque[str] = deque(maxlen=50)
-        self._quote: Quote | None = None
-        self._tx_id: str | None = None
-        self._address: str | None = None
-        self._scan_error: str | None = None
+        self.pricing = Pricing(cas, config.currency, self.settings)
+        self.flow: TransactionFlow | None = None    # the transaction at the kiosk now, if any
         self._login_error: str | None = None
-        self._message: str | None = None
         self._pin_attempt: str | None = None
         self._last_receipt_printed: bool | None = None
-        self.settlement = Settlement(journal, cas, lambda: self._quote)
+        self._journal_error: str | None = None       # set once a journal write failed: no more cash
+        self._note_token = 0
+        self._note_timer: asyncio.TimerHandle | None = None
+        self._resolving: str | None = None           # device asked what became of a stalled note
+        self.settlement = Settlement(journal, cas, lambda: self.pricing.quote, self.settings)
+        self._flow_context = FlowContext(config=config, journal=journal, cas=cas, settings=self.settings,
+                                         alert=self.alert)
         self.retry_interval = 10.0              # seconds between retries of postponed sends
+        # A note told to stack must settle within this bound, else the device is asked; its
+        # answer must come within the second bound, else the note is parked for the operator.
+        self.note_settle_bound_s = float(getattr(config.timeouts, "note_settle", 15.0))
+        self.note_resolve_bound_s = float(getattr(config.timeouts, "note_resolve", 5.0))
         self.receipts: list[Any] = []          # Receipt documents printed (or attempted), newest last
         self.ready = asyncio.Event()
         self.machine = build_machine(self)
@@ -141,13 +176,14 @@ class Kiosk:
                                              else DeviceState.ONLINE)
             except DeviceError as exc:
                 self._health[kind] = _Health(DeviceState.OFFLINE, str(exc))
-                self.alert(f"{kind} did not start: {exc}")
+                self.alert("device", f"{kind} did not start: {exc}", "critical")
         if self.devices.sensors is not None:
             self._door_open = bool(self.devices.sensors.read().get("door", False))
         if self.devices.printer is not None:
             await self._read_printer_status()
-        await self._refresh_quote()
-        await self.recover()
+        # nothing the CAS answers (or a broken journal) may stop the kiosk from booting
+        await self._guarded("rate refresh", self._refresh_quote())
+        await self._guarded("recovery", self.recover())
         self._spawn(self._background_loop(), "kiosk-background")
         await self._post_and_wait("booted")
         self.ready.set()
@@ -178,9 +214,17 @@ class Kiosk:
             loop.call_soon_threadsafe(self._events.put_nowait, event)
 
     def _record_credit(self, event: NoteCredited) -> None:
-        """CreditRecorder: runs in the validator's thread, durable before the device is acknowledged."""
-        outcome = self.journal.record_credit(event)
+        """CreditRecorder: runs in the validator's thread, durable before the device is acknowledged.
+        If the journal cannot write, it raises: the driver does not acknowledge the note."""
+        try:
+            outcome = self.journal.record_credit(event)
+        except JournalWriteError as exc:
+            self._sink(_JournalFailed(str(exc)))
+            raise
         log.info("credit %s from %s: %s (tx %s)", event.value, event.device, outcome.kind, outcome.tx_id)
+        if outcome.kind == "orphan":
+            self._sink(_Alert("note_parked", f"{event.device}: a settled note of {event.value} matched no escrow "
+                                             "decision; parked for reconciliation", "critical"))
 
     def _post(self, item: Any) -> None:
         self._events.put_nowait(item)
@@ -198,8 +242,21 @@ class Kiosk:
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
-            self.alert(f"internal error in {task.get_name()}: {task.exception()}")
+            exc = task.exception()
+            log.error("background task %s failed: %s: %s", task.get_name(), type(exc).__name__, exc)
+            if isinstance(exc, JournalWriteError):
+                self._post(_JournalFailed(str(exc)))
+            self.alert("internal", f"internal error in {task.get_name()}: {type(exc).__name__}", "critical")
+
+    async def _guarded(self, what: str, coro: Any) -> None:
+        """Run background work whose failure must not end the kiosk or its background task."""
+        try:
+            await coro
+        except JournalWriteError as exc:
+            self._post(_JournalFailed(str(exc)))
+        except Exception as exc:               # logged by type and text only: no secrets in there
+            log.error("%s failed: %s: %s", what, type(exc).__name__, exc)
+            self.alert("internal", f"{what} failed: {type(exc).__name__}", "critical")
 
     # ---------------------------------------------------------------- the one consumer
 
@@ -210,9 +267,37 @@ class Kiosk:
                 return
             try:
                 await self._dispatch(item)
-            except Exception:          # one bad event must not stop the kiosk
-                log.exception("while handling %r", item)
-                self.alert(f"internal error while handling {type(item).__name__}")
+            except Exception as exc:          # one bad event must not stop the kiosk
+                await self._handler_failed(item, exc)
+
+    async def _handler_failed(self, item: Any, exc: Exception) -> None:
+        """Answer the screen, log without secrets (the item itself may carry a PIN, so only
+        its kind is named), and leave the kiosk safe."""
+        what = item.message.get("action") if isinstance(item, _Action) else type(item).__name__
+        log.error("while handling %s: %s: %s", what, type(exc).__name__,
+                  exc if isinstance(exc, (JournalWriteError, DeviceError, CasError)) else "see the journal")
+        if isinstance(item, _Action) and not item.reply.done():
+            item.reply.set_result({"ok": False, "error": "Sorry, that did not work. The kiosk is checking itself."})
+        if isinstance(item, _Trigger) and item.done is not None and not item.done.done():
+            item.done.set_result(None)
+        if isinstance(exc, JournalWriteError):
+            await self._journal_failed(str(exc))
+        else:
+            self.alert("internal", f"internal error while handling {what}: {type(exc).__name__}", "critical")
+            self._publish()
+
+    async def _journal_failed(self, reason: str) -> None:
+        """No money step may run without the journal: stop taking cash, go out of service."""
+        first = self._journal_error is None
+        self._journal_error = reason
+        self._call(self.devices.validator.disable)
+        if first:
+            self.alert("journal", f"journal write failed: {reason}", "critical")
+        try:
+            await self._fire("journal_failed")
+        except Exception as exc:       # the table must still show the reason
+            log.error("could not leave %s after the journal failed: %s", self.state, type(exc).__name__)
+        self._publish()
 
     async def _dispatch(self, item: Any) -> None:
         if isinstance(item, _Action):
@@ -228,34 +313,41 @@ class Kiosk:
         elif isinstance(item, _Timer):
             if item.token == self._timer_token:
                 await self._fire("timeout")
+        elif isinstance(item, _JournalFailed):
+            await self._journal_failed(item.reason)
+        elif isinstance(item, _Alert):
+            self.alert(item.kind, item.text, item.severity)
+        elif isinstance(item, _NoteOverdue):
+            await self._note_overdue(item)
         elif isinstance(item, NoteEscrowed):
-            await self._on_escrow(item)
-        elif isinstance(item, NoteCredited):
-            self._message = f"{item.value} received" if item.value is not None else "Note received"
-            await self._fire("credited")
-        elif isinstance(item, NoteStacked):
-            self.journal.note_stacked(item.device)
-        elif isinstance(item, NoteReturned):
-            if self._tx_id:
-                self.journal.note_returned(item.device, self._tx_id)
-            self._message = self._message or f"Note returned: {item.reason}"
-            await self._fire("credited")
-        elif isinstance(item, NoteRejected):
-            self._message = f"Note not accepted ({item.reason}). Please try another note."
-            await self._fire("credited")
+            stacking = await self._buy_flow().on_escrow(item, taking_cash=self.state == "buy_cash")
+            if stacking:
+                self._watch_note(item.device)
+            self._publish()
+        elif isinstance(item, (NoteCredited, NoteStacked, NoteReturned, NoteRejected)):
+            trigger = await self._buy_flow().on_event(item)
+            resolved = isinstance(item, (NoteCredited, NoteReturned)) and self._settled(item.device)
+            if trigger:
+                await self._fire(trigger)
+            if resolved:
+                await self._fire("note_resolved")
+        elif isinstance(item, NoteOutcomeUnknown):
+            await self._park_note(item.device, item.detail or "the validator cannot tell where it went")
         elif isinstance(item, DeviceStatusChanged):
             self._health[self._kind_of(item.device)] = _Health(item.state, item.detail)
             if item.state in (DeviceState.HARDWARE_ERROR, DeviceState.OFFLINE, DeviceState.FRAUD_ATTEMPT,
                               DeviceState.USER_ERROR):
-                self.alert(f"{item.device}: {item.state.value} {item.detail}".strip())
+                kind = "fraud" if item.state == DeviceState.FRAUD_ATTEMPT else "device"
+                self.alert(kind, f"{item.device}: {item.state.value} {item.detail}".strip(), "critical")
             await self._fire("recheck" if self.is_healthy() else "fault")
         elif isinstance(item, CashboxChanged):
             self._cashbox = item.status
-            self.alert(f"{item.device}: cashbox {item.status.value}")
+            self.alert("cashbox", f"{item.device}: cashbox {item.status.value}",
+                       "critical" if item.status in (UnitStatus.FULL, UnitStatus.MISSING) else "warning")
             await self._fire("recheck" if self.is_healthy() else "fault")
         elif isinstance(item, FraudDetected):
-            self.alert(f"{item.device}: fraud attempt: {item.detail}")
-            self.journal.record_fact("fraud_attempt", self._tx_id, device=item.device, detail=item.detail)
+            self.alert("fraud", f"{item.device}: fraud attempt: {item.detail}", "critical")
+            self.journal.record_fact("fraud_attempt", self.tx_id, device=item.device, detail=item.detail)
         elif isinstance(item, CodeScanned):
             await self._fire("scanned", text=item.text)
         elif isinstance(item, SensorChanged):
@@ -264,7 +356,9 @@ class Kiosk:
             self._paper = item.paper
             self._health["printer"] = _Health(item.state, f"paper {item.paper.value}")
             if item.paper == PaperState.NEAR_END:
-                self.alert("printer: paper near end")
+                self.alert("paper", "printer: paper near end", "warning")
+            elif item.paper == PaperState.OUT:
+                self.alert("paper", "printer: paper out", "critical")
             await self._fire("recheck" if self.is_healthy() else "fault")
         else:
             log.warning("ignored unknown event %r", item)
@@ -333,10 +427,18 @@ class Kiosk:
     def _why_not(self, action: str) -> str:
         if action == "start_buy":
             return self._idle_notice() or "buying is not available right now"
-        if action in ("finish_cash", "cancel") and self._tx_id and self.journal.notes_in_flight(self._tx_id):
+        if action in ("finish_cash", "cancel") and self.flow is not None and self.flow.money_in_flight():
             return "a note is still being processed; one moment"
+        if action == "finish_cash" and isinstance(self.flow, BuyFlow) and self.flow.has_money_in() \
+                and not self.flow.reaches_minimum():
+            settings = self.settings()
+            minimum = settings.min_buy if settings else None
+            return (f"the minimum purchase is {minimum}; please insert {minimum - self.flow.credited()} more, "
+                    "or press Cancel to buy with what you inserted" if minimum else "no limits in force")
         if action == "finish_cash":
             return "insert at least one note first"
+        if action == "confirm" and isinstance(self.flow, BuyFlow) and self.flow.has_money_in():
+            return self.flow.message or "the price is being updated; please check it and confirm again"
         return f"{action} is not available right now"
 
     async def _service_action(self, do: Any) -> dict[str, Any]:
@@ -348,11 +450,10 @@ class Kiosk:
             self._set_active(do == "enable_kiosk", by="technician")
             await self._fire("refresh")
         elif do == "collect_cash":
-            counts = self.journal.cashbox_counts()
             period_start = self.journal.last_collection_at()
-            self.journal.record_fact("cash_collected", None, counts={str(k): v for k, v in counts.items()})
+            counts = self.journal.collect_cash()
             self._spawn(self._print(self._collection_receipt(counts, period_start)), "print-collection")
-            self.alert(f"cash collected: {sum(counts.values())} notes")
+            self.alert("cash_collected", f"cash collected: {sum(counts.values())} notes", "info")
             await self._fire("refresh")
         elif do == "print_test":
             self._spawn(self._print(self._test_receipt()), "print-test")
@@ -374,6 +475,8 @@ class Kiosk:
         return (settings.technician_pin_hash if settings else None) or self.config.technician_pin_hash
 
     def is_healthy(self, event: Any = None) -> bool:
+        if self._journal_error is not None:
+            return False
         for kind in _REQUIRED:
             health = self._health.get(kind)
             if health is None or health.state not in (DeviceState.ONLINE, DeviceState.BUSY):
@@ -400,38 +503,49 @@ class Kiosk:
     def _idle_notice(self) -> str | None:
         if self.settings() is None:
             return "Buying is paused: waiting for the operator's signed configuration."
-        if self._quote is None:
-            return "Buying is paused: no exchange rate from the server yet."
+        why = self.pricing.why_not()
+        if why is not None:
+            return f"Buying is paused: {why}."
         reachable = getattr(self.cas, "is_reachable", None)
-        if reachable is not None and not reachable(self.config.cas_offline_stop_after_s):
+        if reachable is not None and not reachable(self._max_offline_s()):
             return "Buying is paused: the kiosk cannot reach its server."
+        if self.journal.unresolved_on(self._validator_name()):
+            return "Buying is paused: the note validator is finishing a previous note."
         return None
 
+    def _max_offline_s(self) -> float:
+        """The stricter of the local setting and the operator's signed one."""
+        local = float(self.config.cas_offline_stop_after_s)
+        settings = self.settings()
+        signed = getattr(settings, "max_offline_s", None)
+        return min(local, float(signed)) if signed is not None else local
+
+    def _validator_name(self) -> str:
+        return str(getattr(self.devices.validator, "name", "validator"))
+
     def accept_address(self, event: Any) -> bool:
-        text = event.kwargs.get("text", "")
-        try:
-            payload = parse_payload(text, network=self.config.network)
-        except PayloadError as exc:
-            self._scan_error = str(exc)
-            log.info("scan refused (%s): %s", exc.reason, exc)
-            return False
-        if isinstance(payload, PaymentRequest):
-            payload = payload.address
-        if not isinstance(payload, BitcoinAddress):
-            self._scan_error = "That code is not a bitcoin address. Please show your wallet's receive address."
-            return False
-        self._scan_error = None
-        self._address = payload.address
-        return True
+        return self._buy_flow().accept_address(event.kwargs.get("text", ""))
 
     def has_credit(self, event: Any = None) -> bool:
-        return bool(self._tx_id) and self.journal.credited(self._tx_id).minor > 0
+        return self.flow is not None and self.flow.has_money_in()
 
     def nothing_in_flight(self, event: Any = None) -> bool:
-        return not self._tx_id or self.journal.notes_in_flight(self._tx_id) == 0
+        return self.flow is None or not self.flow.money_in_flight()
 
     def anything_in_flight(self, event: Any = None) -> bool:
         return not self.nothing_in_flight()
+
+    def reaches_minimum(self, event: Any = None) -> bool:
+        return isinstance(self.flow, BuyFlow) and self.flow.reaches_minimum()
+
+    def quote_is_fresh(self, event: Any = None) -> bool:
+        return isinstance(self.flow, BuyFlow) and self.flow.quote_is_fresh()
+
+    def refresh_flow_quote(self, event: Any = None) -> None:
+        """Confirm on a stale quote: fetch a fresh one and show it again (the customer
+        confirms what they see)."""
+        self._spawn(self._refresh_flow_quote(), "quote")
+        self._publish()
 
     def pin_ok(self, event: Any = None) -> bool:
         attempt, self._pin_attempt = self._pin_attempt, None
@@ -439,7 +553,7 @@ class Kiosk:
         self._login_error = None if ok else "Wrong PIN."
         self.journal.record_fact("service_login", None, ok=ok)
         if not ok:
-            self.alert("service menu: wrong PIN entered")
+            self.alert("wrong_pin", "service menu: wrong PIN entered", "warning")
         return ok
 
     # ---------------------------------------------------------------- state callbacks
@@ -477,12 +591,12 @@ class Kiosk:
         self._publish()
 
     def enter_idle(self, event: Any) -> None:
-        self._tx_id = self._address = self._scan_error = self._message = None
+        self.flow = None
         self._light(Light.VALIDATOR, "off")
         self._light(Light.SCANNER, "off")
 
     def enter_scan(self, event: Any) -> None:
-        self._scan_error = None
+        self.flow = BuyFlow(self._flow_context, self.devices.validator, self.settlement, self.pricing)
         self._call(self.devices.scanner.start_scanning)
         self._light(Light.SCANNER, "blink")
 
@@ -491,9 +605,7 @@ class Kiosk:
         self._light(Light.SCANNER, "off")
 
     def enter_cash(self, event: Any) -> None:
-        self._tx_id = f"buy-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        self.journal.open_buy(self._tx_id, self._address or "", self.config.currency)
-        self._message = None
+        self._buy_flow().open()
         self._enable_validator()
         self._light(Light.VALIDATOR, "blink")
 
@@ -502,21 +614,23 @@ class Kiosk:
         self._light(Light.VALIDATOR, "off")
 
     def enter_confirm(self, event: Any) -> None:
-        self._spawn(self._refresh_quote_and_publish(), "quote")
+        if not self.quote_is_fresh():
+            self._spawn(self._refresh_flow_quote(), "quote")
 
     def enter_sending(self, event: Any) -> None:
-        if self._tx_id:
-            self.journal.close_cash(self._tx_id)
-            self._spawn(self._settle(self._tx_id, notify=True), f"send-{self._tx_id}")
+        flow = self._buy_flow()
+        if flow.tx_id:
+            flow.close_cash()
+            self._spawn(self._settle(flow.tx_id, notify=True), f"send-{flow.tx_id}")
 
     def enter_receipt(self, event: Any) -> None:
-        if self._tx_id:
-            self._spawn(self._print_buy_receipt(self._tx_id), f"receipt-{self._tx_id}")
+        if self.tx_id:
+            self._spawn(self._print_buy_receipt(self._buy_flow()), f"receipt-{self.tx_id}")
 
     def leave_buy(self, event: Any) -> None:
-        if self._tx_id and self.journal.transaction(self._tx_id)["status"] == "open":
-            # left before sending: only possible with nothing credited (the table's guards)
-            self.journal.finish(self._tx_id, "canceled")
+        # with a broken journal nothing is written: the restart's recovery closes the transaction
+        if self.flow is not None and self._journal_error is None:
+            self.flow.abandon()
 
     def enter_out_of_service(self, event: Any) -> None:
         self._light(Light.VALIDATOR, "off")
@@ -530,53 +644,85 @@ class Kiosk:
 
     # ---------------------------------------------------------------- money steps
 
-    def _room(self) -> Fiat:
-        settings = self.settings()
-        if settings is None:
-            return Fiat.zero(self.config.currency)
-        credited = self.journal.credited(self._tx_id) if self._tx_id else Fiat.zero(self.config.currency)
-        return settings.max_buy - credited
+    @property
+    def tx_id(self) -> str | None:
+        return self.flow.tx_id if self.flow is not None else None
+
+    def _buy_flow(self) -> BuyFlow:
+        """The buy at the kiosk; notes that arrive with no buy open are judged by a
+        flow with no transaction, which returns them."""
+        if isinstance(self.flow, BuyFlow):
+            return self.flow
+        return BuyFlow(self._flow_context, self.devices.validator, self.settlement, self.pricing)
 
     def _enable_validator(self) -> None:
         if self.state != "buy_cash":
             return
-        room = self._room()
-        accept = [d for d in self.devices.validator.denominations if d.currency == room.currency and d <= room]
+        if not self.is_healthy() or self.journal.unresolved_on(self._validator_name()):
+            # a note still on its way belongs to its own transaction: no new note until it settles
+            self._call(self.devices.validator.disable)
+            return
+        accept = self._buy_flow().accepted_notes()
         if accept:
             self._call(self.devices.validator.enable, accept)
         else:
             self._call(self.devices.validator.disable)
 
-    async def _on_escrow(self, event: NoteEscrowed) -> None:
-        if event.value is None:                 # the driver already returned it
-            self._message = "Note returned: this kiosk does not take that note."
-            self._publish()
+    # ---------------------------------------------------------------- a note on its way
+
+    def _watch_note(self, device: str) -> None:
+        """STACK went out: its settled event must come within the bound."""
+        self._unwatch_note()
+        if self._loop is not None:
+            token = self._note_token
+            self._note_timer = self._loop.call_later(self.note_settle_bound_s, self._post,
+                                                     _NoteOverdue(token, device, 1))
+
+    def _unwatch_note(self) -> None:
+        self._note_token += 1
+        if self._note_timer is not None:
+            self._note_timer.cancel()
+            self._note_timer = None
+
+    def _settled(self, device: str) -> bool:
+        """A settled or returned note that leaves nothing on its way ends the watch; True
+        when it answered resolve_note()."""
+        if self.journal.unresolved_on(device):
+            return False
+        self._unwatch_note()
+        resolving, self._resolving = self._resolving, None
+        return resolving == device
+
+    async def _note_overdue(self, item: _NoteOverdue) -> None:
+        if item.token != self._note_token or not self.journal.unresolved_on(item.device):
             return
-        validator = self.devices.validator
-        reason = None
-        if self.state != "buy_cash" or not self._tx_id:
-            reason = "not taking cash now"
-        elif event.value.currency != self.config.currency:
-            reason = f"this kiosk takes {self.config.currency} only"
-        elif event.value > self._room():
-            settings = self.settings()
-            reason = f"it would pass the limit of {settings.max_buy}" if settings else "no limits configured"
-        decision = "return" if reason else "stack"
-        self.journal.escrow_decided(event.device, event.code, event.value, decision,
-                                    self._tx_id if decision == "stack" else None)
-        try:
-            if decision == "stack":
-                await asyncio.to_thread(validator.stack)
-            else:
-                self._message = f"Note returned: {reason}."
-                await asyncio.to_thread(validator.return_note)
-        except DeviceError as exc:
-            self.alert(f"validator refused {decision}: {exc}")
-            if decision == "stack" and self._tx_id:
-                # STACK never reached the device: the note is not on its way to the cashbox
-                self.journal.note_returned(event.device, self._tx_id)
-                self._message = "That note could not be taken. Please take it and try again."
-        self._publish()
+        if item.phase == 1:
+            self.alert("note_stalled", f"{item.device}: no settled event {self.note_settle_bound_s:g} s after "
+                       "STACK; asking the device what became of the note", "warning")
+            self._resolving = item.device
+            try:
+                await asyncio.to_thread(self.devices.validator.resolve_note)
+            except DeviceError as exc:
+                log.warning("resolve_note on %s failed: %s", item.device, exc)
+            if self._loop is not None and item.token == self._note_token:
+                self._note_timer = self._loop.call_later(self.note_resolve_bound_s, self._post,
+                                                         _NoteOverdue(item.token, item.device, 2))
+        else:
+            await self._park_note(item.device, f"the device did not answer within {self.note_resolve_bound_s:g} s")
+
+    async def _park_note(self, device: str, detail: str) -> None:
+        """Nobody can tell where the note went: park it with its amount, leave the cash screen."""
+        self._unwatch_note()
+        self._resolving = None
+        tx_id, value = self.journal.note_unresolved(device, detail)
+        if tx_id is None:
+            return
+        self.alert("note_parked", f"{device}: note of {value} in {tx_id} parked for reconciliation ({detail})",
+                   "critical")
+        if self.flow is not None and self.flow.tx_id == tx_id:
+            self.flow.message = ("We could not confirm your last note. It is recorded and the operator will "
+                                 "settle it; please keep your receipt.")
+        await self._fire("note_resolved")
 
     async def _settle(self, tx_id: str, notify: bool = False) -> None:
         """Pay out what the transaction's credited cash has not yet paid for (atm.settlement)."""
@@ -584,7 +730,8 @@ class Kiosk:
             await self.settlement.settle(tx_id)
         except CasError as exc:
             log.warning("send for %s postponed: %s", tx_id, exc)
-            self._message = ("Your purchase is recorded. The coins will be sent as soon as the kiosk "
+            if self.flow is not None and self.flow.tx_id == tx_id:
+                self.flow.message = ("Your purchase is recorded. The coins will be sent as soon as the kiosk "
                              "reaches its server again; keep your receipt.")
         if notify:
             self._post(_Trigger("sent"))
@@ -595,24 +742,32 @@ class Kiosk:
             await self._settle(tx_id)
 
     async def _background_loop(self) -> None:
-        """Retries postponed sends and refreshes the rate, while the kiosk runs."""
+        """Retries postponed sends and refreshes the rate, while the kiosk runs. A failing
+        step is logged and alerted; the loop goes on."""
         while True:
             await asyncio.sleep(self.retry_interval)
-            await self._refresh_quote()
-            for tx_id in self.settlement.unsettled():
-                await self._settle(tx_id)
+            await self._guarded("rate refresh", self._refresh_quote())
+            await self._guarded("postponed sends", self._settle_unsettled())
             if self.devices.printer is not None:
-                await self._read_printer_status()
+                await self._guarded("printer status", self._read_printer_status())
+
+    async def _settle_unsettled(self) -> None:
+        if self._journal_error is not None:
+            return
+        for tx_id in self.settlement.unsettled():
+            await self._settle(tx_id)
 
     async def _refresh_quote(self) -> None:
-        try:
-            self._quote = await self.cas.quote(self.config.currency)
-        except CasError as exc:
-            log.warning("no rate from the CAS: %s", exc)
+        before = (self.pricing.quote, self.pricing.problem)
+        await self.pricing.refresh()
+        if (self.pricing.quote, self.pricing.problem) != before:
+            self._post(_Trigger("refresh"))     # the idle screen must not keep an old rate or "buy enabled"
 
-    async def _refresh_quote_and_publish(self) -> None:
-        await self._refresh_quote()
-        self._post(_Trigger("credited"))  # re-renders the confirm screen
+    async def _refresh_flow_quote(self) -> None:
+        flow = self.flow
+        if isinstance(flow, BuyFlow):
+            await flow.refresh_quote()
+        self._post(_Trigger("refresh"))
 
     # ---------------------------------------------------------------- printing
 
@@ -637,22 +792,11 @@ class Kiosk:
             await asyncio.to_thread(printer.print_receipt, receipt)
             return True
         except DeviceError as exc:
-            self.alert(f"printer: {exc}")
+            self.alert("printer", f"printer: {exc}", "warning")
             return False
 
-    async def _print_buy_receipt(self, tx_id: str) -> None:
-        from atm import receipts
-        summary = self.journal.summary(tx_id)
-        sends = self.journal.sends_for(tx_id)
-        fee = Fiat(sum(s.fee.minor for s in sends), summary["currency"])
-        rate = sends[-1].rate if sends else (self._quote.rate if self._quote else Decimal(0))
-        receipt = receipts.buy_receipt(
-            operator=receipts.OperatorInfo(self.config.operator_name, self.config.operator_contact),
-            kiosk_id=self.config.kiosk_id, tx_id=tx_id, when=_now(),
-            cash=Fiat(summary["fiat_minor"], summary["currency"]), fee=fee, rate=rate,
-            currency=summary["currency"], sats=Sats(sum(s.sats.sat for s in sends)),
-            address=summary["address"] or "", txid=(summary["txids"] or [None])[0], language=self.config.language)
-        self._last_receipt_printed = await self._print(receipt)
+    async def _print_buy_receipt(self, flow: BuyFlow) -> None:
+        self._last_receipt_printed = await self._print(flow.receipt(_now()))
         self._publish()
 
     def _collection_receipt(self, counts: dict[int, int], period_start: float | None) -> Any:
@@ -674,15 +818,16 @@ class Kiosk:
     # ---------------------------------------------------------------- sensors, commands, status
 
     async def _on_sensor(self, event: SensorChanged) -> None:
-        self.journal.record_fact("sensor", self._tx_id, sensor=event.sensor, active=event.active)
+        self.journal.record_fact("sensor", self.tx_id, sensor=event.sensor, active=event.active)
         if event.sensor == "door":
             self._door_open = event.active
-            self.alert("door opened" if event.active else "door closed")
+            self.alert("door", "door opened" if event.active else "door closed",
+                       "warning" if event.active else "info")
             await self._fire("door_opened" if event.active else "recheck")
         elif event.sensor == "service_switch" and event.active:
             await self._fire("service")
         elif event.sensor == "tamper" and event.active:
-            self.alert("TAMPER sensor tripped")
+            self.alert("tamper", "TAMPER sensor tripped", "critical")
             await self._fire("fault")
 
     async def remote_command(self, name: str, args: Mapping[str, Any] | None = None) -> None:
@@ -697,20 +842,22 @@ class Kiosk:
             self._set_active(False, by="operator (unpaired)")
             self._post(_Trigger("deactivate"))
         else:
-            self.alert(f"ignored unknown remote command {name!r}")
+            self.alert("command", f"ignored unknown remote command {name!r}", "warning")
 
     def settings_changed(self, settings: KioskSettings) -> None:
         """A new signed bundle is in force (called by the CAS link)."""
         # good news, not an alert: the CAS section of the service screen shows the version
         log.info("signed configuration version %s in force", settings.version)
         self.journal.record_fact("settings_accepted", None, version=settings.version)
+        self.pricing.recheck()                  # the quote in force must pass the new bounds
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._post, _Trigger("recheck"))
+            self._loop.call_soon_threadsafe(self._post, _Trigger("refresh"))
 
     def _set_active(self, active: bool, by: str) -> None:
         self._active = active
         self.journal.record_fact("activated" if active else "deactivated", None, by=by)
-        self.alert(f"kiosk {'activated' if active else 'deactivated'} by {by}")
+        self.alert("activation", f"kiosk {'activated' if active else 'deactivated'} by {by}", "info")
 
     def _load_active(self) -> bool:
         last = None
@@ -719,10 +866,28 @@ class Kiosk:
                 last = fact["kind"]
         return last != "deactivated"
 
-    def alert(self, text: str) -> None:
+    def alert(self, kind: str, text: str, severity: str = "warning") -> None:
+        """The one way to tell the operator: journaled durably, shown in the service menu,
+        and handed to the CAS link for upload when it offers one."""
         stamped = f"{time.strftime('%H:%M:%S')} {text}"
         self._alerts.append(stamped)
-        log.warning(text)
+        log.warning("alert %s (%s): %s", kind, severity, text)
+        if self._journal_error is None:
+            try:
+                self.journal.record_fact("alert", self.tx_id, alert=kind, text=text, severity=severity)
+            except JournalWriteError as exc:
+                self._journal_error = self._journal_error or str(exc)
+        upload = getattr(self.cas, "report_alert", None)
+        if upload is not None:
+            coro = upload(kind, text, severity)
+        elif (upload := getattr(self.cas, "report_event", None)) is not None:
+            coro = upload("alert", {"kind": kind, "text": text, "severity": severity})
+        else:
+            return
+        try:
+            self._spawn(self._guarded("alert upload", coro), "alert-upload")
+        except RuntimeError:                    # no running loop (shutting down): journaled anyway
+            coro.close()
 
     def device_health(self) -> dict[str, _Health]:
         return dict(self._health)
@@ -768,38 +933,19 @@ class Kiosk:
         if state == "booting":
             return "booting", {}
         if state == "idle":
-            rate = f"{self._quote.rate:,.2f} {currency}/BTC" if self._quote else None
+            quote = self.pricing.fresh()
+            rate = f"{quote.rate:,.2f} {currency}/BTC" if quote else None
             return "idle", {"buy_enabled": self.can_start_buy(), "sell_enabled": False, "rate": rate,
-                            "currency": currency, "notice": self._idle_notice()}
-        if state == "buy_scan":
-            return "scan_address", {"error": self._scan_error, "network": self.config.network,
-                                    "timeout_s": timeout_s}
-        if state in ("buy_cash", "buy_confirm"):
-            settings = self.settings()
-            credited = self.journal.credited(self._tx_id) if self._tx_id else Fiat.zero(currency)
-            sats, fee = self._quote.sats_for(credited) if self._quote else (Sats(0), Fiat.zero(currency))
-            data = {"address": self._address, "inserted": str(credited), "inserted_minor": credited.minor,
-                    "sats": sats.sat, "btc": f"{sats.btc:.8f}", "min": str(settings.min_buy) if settings else "",
-                    "max": str(settings.max_buy) if settings else "", "room": str(self._room()), "message": self._message,
-                    "can_finish": credited.minor > 0 and self.nothing_in_flight(),
-                    "receipt_available": self.devices.printer is not None and self._paper != PaperState.OUT,
-                    "timeout_s": timeout_s}
-            if state == "buy_cash":
-                return "insert_cash", data
-            rate = f"{self._quote.rate:,.2f} {currency}/BTC" if self._quote else ""
-            return "confirm", {"address": self._address, "cash": str(credited), "fee": str(fee),
-                               "btc": data["btc"], "sats": sats.sat, "rate": rate, "timeout_s": timeout_s,
-                               "receipt_available": data["receipt_available"]}
-        if state == "buy_sending":
-            return "sending", {"address": self._address, "btc": "", "timeout_s": timeout_s}
-        if state == "buy_receipt":
-            summary = self.journal.summary(self._tx_id) if self._tx_id else {}
-            sats = Sats(summary.get("sats", 0))
-            pending = bool(self._tx_id and self.journal.pending_sends_for(self._tx_id))
-            return "receipt", {"txid": (summary.get("txids") or [None])[0], "cash": str(Fiat(summary.get(
-                "fiat_minor", 0), currency)), "btc": f"{sats.btc:.8f}", "address": self._address,
-                "printed": bool(self._last_receipt_printed), "pending": pending,
-                "message": self._message if pending else None, "timeout_s": timeout_s}
+                            "currency": currency, "notice": self._idle_notice(), **self.pricing.terms()}
+        screen = {"buy_scan": "scan_address", "buy_cash": "insert_cash", "buy_confirm": "confirm",
+                  "buy_sending": "sending", "buy_receipt": "receipt"}.get(state)
+        if screen is not None:
+            data = self.flow.screen_data(screen) if self.flow is not None else {}
+            if screen in ("insert_cash", "confirm"):
+                data["receipt_available"] = self._receipt_available()
+            if screen == "receipt":
+                data["printed"] = bool(self._last_receipt_printed)
+            return screen, {**data, "timeout_s": timeout_s}
         if state.startswith("out_"):
             reasons = {"out_fault": self._fault_reason(), "out_door": "The service door is open.",
                        "out_deactivated": "This kiosk has been switched off by its operator."}
@@ -810,7 +956,16 @@ class Kiosk:
             return "maintenance", {**self.service_status(), "timeout_s": timeout_s}
         return "booting", {}
 
+    def _receipt_available(self) -> bool:
+        """Promise a receipt only to a printer that is online with paper."""
+        health = self._health.get("printer")
+        return (self.devices.printer is not None and health is not None
+                and health.state in (DeviceState.ONLINE, DeviceState.BUSY) and self._paper != PaperState.OUT)
+
     def _fault_reason(self) -> str:
+        if self._journal_error is not None:
+            return ("The kiosk cannot record transactions (journal write failed); it takes no cash. "
+                    "A technician must free disk space and restart it.")
         for kind in _REQUIRED:
             health = self._health.get(kind)
             if health and health.state not in (DeviceState.ONLINE, DeviceState.BUSY):
@@ -828,7 +983,7 @@ class Kiosk:
         try:
             fn(*args)
         except DeviceError as exc:
-            self.alert(f"{getattr(fn, '__qualname__', fn)} failed: {exc}")
+            self.alert("device", f"{getattr(fn, '__qualname__', fn)} failed: {exc}", "warning")
 
     def _light(self, light: Light, mode: str) -> None:
         if self.devices.indicators is not None:

@@ -6,7 +6,11 @@ tests/atm/test_machine_table.py checks):
 - no automatic `to_<state>` triggers: every move is a row here;
 - every state a customer can see has a timeout, and a `timeout` row out of it;
 - every row out of a buy state that could move money names its guard;
-- once cash is credited, every way out of the cash screen leads to sending.
+- once cash is credited, every way out of the cash screen leads to sending;
+  the one exception is `journal_failed`: with no journal no money step may run,
+  so the kiosk stops where it is and the restart's recovery settles the cash;
+- a note on its way (told to stack, not settled) holds the cash screen only
+  until `note_resolved`, which the kiosk fires within its two bounds.
 """
 
 from __future__ import annotations
@@ -70,7 +74,8 @@ TRANSITIONS: list[dict[str, Any]] = [
 
     # buy: insert cash (credits arrive as `credited`; escrow is decided outside the table)
     {"trigger": "credited", "source": "buy_cash", "dest": None, "after": "refresh_cash"},
-    {"trigger": "finish_cash", "source": "buy_cash", "dest": "buy_confirm", "conditions": ["has_credit", "nothing_in_flight"]},
+    {"trigger": "finish_cash", "source": "buy_cash", "dest": "buy_confirm",
+     "conditions": ["has_credit", "nothing_in_flight", "reaches_minimum"]},
     {"trigger": "cancel", "source": "buy_cash", "dest": "idle", "unless": ["has_credit", "anything_in_flight"]},
     {"trigger": "cancel", "source": "buy_cash", "dest": "buy_confirm", "conditions": ["has_credit", "nothing_in_flight"]},
     {"trigger": "timeout", "source": "buy_cash", "dest": "idle", "unless": ["has_credit", "anything_in_flight"]},
@@ -78,13 +83,24 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "timeout", "source": "buy_cash", "dest": None, "after": "rearm_timeout"},  # a note is still moving
     {"trigger": "fault", "source": "buy_cash", "dest": "buy_sending", "conditions": ["has_credit", "nothing_in_flight"]},
     {"trigger": "fault", "source": "buy_cash", "dest": "out_fault", "unless": ["has_credit", "anything_in_flight"]},
+    {"trigger": "door_opened", "source": "buy_cash", "dest": "buy_sending", "conditions": ["has_credit", "nothing_in_flight"]},
+    {"trigger": "door_opened", "source": "buy_cash", "dest": "out_door", "unless": ["has_credit", "anything_in_flight"]},
+    {"trigger": "door_opened", "source": "buy_cash", "dest": None, "after": "refresh_cash"},  # note moving: waits for it
+    {"trigger": "service", "source": "buy_cash", "dest": "buy_sending", "conditions": ["has_credit", "nothing_in_flight"]},
+    {"trigger": "service", "source": "buy_cash", "dest": "maintenance_login", "unless": ["has_credit", "anything_in_flight"]},
+    {"trigger": "service", "source": "buy_cash", "dest": None, "after": "refresh_cash"},
+    # a stalled note was settled, returned or parked (atm.kiosk's two bounds): the screen moves on
+    {"trigger": "note_resolved", "source": "buy_cash", "dest": "buy_sending", "conditions": ["has_credit", "nothing_in_flight"]},
+    {"trigger": "note_resolved", "source": "buy_cash", "dest": "idle", "unless": ["has_credit", "anything_in_flight"]},
 
     # buy: confirm the amount (cancel or timeout still sends: the cash is the customer's)
     {"trigger": "credited", "source": "buy_confirm", "dest": None, "after": "refresh_screen"},
-    {"trigger": "confirm", "source": "buy_confirm", "dest": "buy_sending", "conditions": "has_credit"},
+    {"trigger": "confirm", "source": "buy_confirm", "dest": "buy_sending", "conditions": ["has_credit", "quote_is_fresh"]},
+    {"trigger": "confirm", "source": "buy_confirm", "dest": None, "after": "refresh_flow_quote"},  # stale: shown again
     {"trigger": "cancel", "source": "buy_confirm", "dest": "buy_sending", "conditions": "has_credit"},
     {"trigger": "timeout", "source": "buy_confirm", "dest": "buy_sending", "conditions": "has_credit"},
     {"trigger": "fault", "source": "buy_confirm", "dest": "buy_sending", "conditions": "has_credit"},
+    {"trigger": "door_opened", "source": "buy_confirm", "dest": "buy_sending", "conditions": "has_credit"},
 
     # buy: coins on their way (the CAS call runs as a task; its result comes back as an event)
     {"trigger": "sent", "source": "buy_sending", "dest": "buy_receipt"},
@@ -120,12 +136,17 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "timeout", "source": "maintenance", "dest": "idle", "conditions": ["is_healthy", "is_active"]},
     {"trigger": "timeout", "source": "maintenance", "dest": "out_fault"},
     {"trigger": "refresh", "source": "maintenance_menu", "dest": None, "after": "refresh_screen"},
+
+    # the journal cannot be written: no money step may run; stop taking cash where we stand
+    {"trigger": "journal_failed", "source": ["booting", "idle", "buy", "out_door", "out_deactivated", "maintenance"],
+     "dest": "out_fault"},
+    {"trigger": "journal_failed", "source": "out_fault", "dest": None, "after": "refresh_screen"},
 ]
 
 # Triggers the kiosk may fire in any state; in states without a row they are ignored
 # (a late credit in idle is still journaled: the table only drives screens).
 IGNORABLE = {"credited", "sent", "fault", "recheck", "door_opened", "deactivate", "activate", "refresh", "timeout",
-             "scanned", "service"}
+             "scanned", "service", "note_resolved", "journal_failed"}
 
 
 class KioskMachine(HierarchicalAsyncMachine):

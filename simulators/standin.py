@@ -16,6 +16,7 @@ from hal import (
     DeviceStatusChanged, DispenseCompleted, EventSink, Fiat, NoteCredited, NoteEscrowed, NoteRejected,
     NoteReturned, NoteStacked, PaperState, PrinterStatus, Receipt, ReceiptPrinter,
 )
+from hal.events import NoteOutcomeUnknown
 from hal.errors import DeviceError
 from hal.printer import PairLine, QrBlock, Rule, TextLine
 
@@ -53,6 +54,9 @@ class StandinValidator(BillValidator):
         self._enabled = False
         self._escrow: Fiat | None = None
         self._counterfeit_next = False
+        self._stall_next: str | None = None         # stall_stacking(then): where the stalled note ends up
+        self._stalled: tuple[Fiat, str] | None = None
+        self._lose_ack = False
         self.cashbox: list[int] = []
 
     # hal.BillValidator
@@ -91,6 +95,10 @@ class StandinValidator(BillValidator):
     def return_note(self) -> None:
         self._require_worker().submit(self._do_return)
 
+    def resolve_note(self) -> None:
+        """Answers from what this stand-in did with the stalled note (see stall_stacking)."""
+        self._require_worker().submit(self._do_resolve)
+
     # control surface (same names as the wire simulators)
     def insert_note(self, minor: int) -> bool:
         """A customer pushes a note in. False when the device would not take it in at all."""
@@ -111,6 +119,19 @@ class StandinValidator(BillValidator):
     def insert_counterfeit(self) -> None:
         self._counterfeit_next = True
 
+    def stall_stacking(self, then: str) -> None:
+        """The next note told to stack stalls mid-stack (no settled event). Asked with
+        resolve_note(), the unit has it in the "stacker" (credited) or back in the
+        "acceptor" (returned); stand-in extras: "unknown" (it cannot tell) and "silent"
+        (it never answers)."""
+        if then not in ("stacker", "acceptor", "unknown", "silent"):
+            raise ValueError(f"stall_stacking(then={then!r}): expected stacker, acceptor, unknown or silent")
+        self._stall_next = then
+
+    def lose_host_ack_once(self) -> None:
+        """The next settled event's acknowledgement is lost: the unit reports it again."""
+        self._lose_ack = True
+
     def jam(self, where: str = "acceptor") -> None:
         self._state = DeviceState.HARDWARE_ERROR
         self._emit(DeviceStatusChanged(device=self.name, state=self._state, detail=f"{where} jam"))
@@ -121,19 +142,46 @@ class StandinValidator(BillValidator):
 
     def state_info(self) -> dict:
         return {"state": self._state.value, "enabled": self._enabled,
-                "escrow": self._escrow.minor if self._escrow else None, "cashbox": list(self.cashbox)}
+                "escrow": self._escrow.minor if self._escrow else None, "cashbox": list(self.cashbox),
+                "stalled": self._stalled[0].minor if self._stalled else None}
 
     # device-side steps, in the worker thread
     def _do_stack(self) -> None:
         note, self._escrow = self._escrow, None
         if note is None:
             return
+        if self._stall_next is not None:
+            self._stalled, self._stall_next = (note, self._stall_next), None
+            return
+        self._settle(note)
+
+    def _settle(self, note: Fiat) -> None:
         event = NoteCredited(device=self.name, value=note, code=str(note.minor))
-        if self._recorder is not None:
-            self._recorder(event)       # durable before the "device" is acknowledged
+        repeats = 2 if self._lose_ack else 1
+        self._lose_ack = False
+        for _ in range(repeats):        # a lost ACK: the unit reports the same settled event again
+            if self._recorder is not None:
+                try:
+                    self._recorder(event)       # durable before the "device" is acknowledged
+                except Exception:           # not acknowledged: the unit keeps the note unsettled
+                    self._stalled = (note, "stacker")
+                    return
+            self._emit(event)
         self.cashbox.append(note.minor)
-        self._emit(event)
         self._emit(NoteStacked(device=self.name, value=note))
+
+    def _do_resolve(self) -> None:
+        stalled, self._stalled = self._stalled, None
+        if stalled is None:
+            return
+        note, then = stalled
+        if then == "stacker":
+            self._settle(note)
+        elif then == "acceptor":
+            self._emit(NoteReturned(device=self.name, value=note, reason="returned after a stacking fault"))
+        elif then == "unknown":
+            self._emit(NoteOutcomeUnknown(device=self.name, value=note, code=str(note.minor),
+                                          detail="the unit reset mid-stack and cannot tell where the note went"))
 
     def _do_return(self) -> None:
         note, self._escrow = self._escrow, None

@@ -33,27 +33,40 @@ class CasRefused(CasError):
 
 @dataclass(frozen=True)
 class Quote:
-    """Price of one bitcoin in `currency`, and the operator's fee for a buy."""
+    """Price of one bitcoin in `currency`, and the operator's fees for a buy.
+
+    Fees are over a transaction's total: the percent fee of the whole cash, the
+    fixed fee once (waived when the purchase ends below the minimum)."""
 
     currency: str
     rate: Decimal                    # fiat major units per 1 BTC
     fee_percent: Decimal = Decimal(0)  # taken from the fiat before conversion
     fixed_fee: Fiat | None = None
 
-    def sats_for(self, cash: Fiat) -> tuple[Sats, Fiat]:
-        """Satoshis bought with `cash`, and the fee charged. Rounded down: the
-        kiosk never promises a satoshi it cannot account for."""
+    def fee_for(self, cash: Fiat, waive_fixed: bool = False) -> Fiat:
+        """The whole fee for a purchase of `cash` in total (percent rounded up)."""
         if cash.currency != self.currency:
             raise ValueError(f"quote is in {self.currency}, cash is {cash.currency}")
         fee_minor = (Decimal(cash.minor) * self.fee_percent / 100).to_integral_value(rounding="ROUND_CEILING")
         fee = Fiat(int(fee_minor), cash.currency)
-        if self.fixed_fee is not None:
+        if self.fixed_fee is not None and not waive_fixed:
             fee = fee + self.fixed_fee
+        return fee
+
+    def sats_for(self, cash: Fiat, waive_fixed: bool = False) -> tuple[Sats, Fiat]:
+        """Satoshis bought with `cash` (a purchase's total), and the fee charged. Rounded
+        down: the kiosk never promises a satoshi it cannot account for."""
+        fee = self.fee_for(cash, waive_fixed)
         net = cash - fee
-        if net.minor <= 0:
+        if net.minor <= 0 or self.rate <= 0:
             return Sats(0), fee
         sats = (net.major / self.rate * Decimal(100_000_000)).to_integral_value(rounding="ROUND_FLOOR")
         return Sats(int(sats)), fee
+
+    def price_per_btc(self) -> Decimal:
+        """What one bitcoin costs the customer with the percent fee (fixed fee aside)."""
+        keep = 1 - self.fee_percent / 100
+        return self.rate / keep if keep > 0 else self.rate
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from atm.cas.interface import Quote
 from atm.cas.standin import StandinCas, standin_settings
 from atm.config import Config, Timeouts
 from atm.journal import Journal
@@ -31,11 +33,16 @@ def make_config(tmp: Path, **overrides: Any) -> Config:
 
 
 class Harness:
-    def __init__(self, tmp: Path, **config: Any) -> None:
+    """`settings` overrides the signed settings (fixed_fee, rate_bounds, quote_max_age_s...);
+    `cas` replaces the stand-in CAS (a CasClient on the CAS simulator, say)."""
+
+    def __init__(self, tmp: Path, *, settings: dict[str, Any] | None = None, cas: Any = None,
+                 **config: Any) -> None:
         self.config = make_config(tmp, **config)
         self.journal = Journal(tmp / "journal.sqlite")
-        self.cas = StandinCas(tmp / "cas-ledger.sqlite",
-                              settings=standin_settings(self.config.min_buy, self.config.max_buy, "5", _PIN_HASH))
+        signed = dataclasses.replace(standin_settings(self.config.min_buy, self.config.max_buy, "5", _PIN_HASH),
+                                     **(settings or {}))
+        self.cas = cas if cas is not None else StandinCas(tmp / "cas-ledger.sqlite", settings=signed)
         self.validator = StandinValidator()
         self.scanner = StandinScanner()
         self.printer = StandinPrinter()
@@ -53,6 +60,18 @@ class Harness:
     async def __aexit__(self, *exc: Any) -> None:
         await self.kiosk.stop()
         self.journal.close()
+
+    def set_rate(self, rate: str) -> None:
+        """The stand-in CAS quotes another rate from now on (soft data, unsigned)."""
+        self.cas._quote = Quote("EUR", Decimal(rate), self.cas._quote.fee_percent)
+
+    async def settle_events(self) -> None:
+        """Everything queued so far has been handled by the kiosk."""
+        await self.kiosk._post_and_wait("refresh")
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.kiosk.snapshot()["data"]
 
     @property
     def screen(self) -> str:
@@ -74,6 +93,14 @@ class Harness:
         assert self.validator.insert_note(minor), f"validator would not take {minor}"
         await self.wait_for(lambda: self.validator.state_info()["escrow"] is None)
         await self.wait_for(lambda: self.kiosk.nothing_in_flight())
+        await self.wait_for(self.screen_shows_the_journal)
+
+    def screen_shows_the_journal(self) -> bool:
+        """The kiosk has handled the settled event: its screen shows what the journal credited."""
+        tx_id = self.kiosk.tx_id
+        data = self.kiosk.snapshot()["data"]
+        return tx_id is None or "inserted_minor" not in data or \
+            data["inserted_minor"] == self.journal.credited(tx_id).minor
 
     async def start_buy(self, address: str = REGTEST_ADDRESS) -> None:
         assert (await self.act("start_buy"))["ok"]

@@ -45,7 +45,7 @@ async def test_a_note_that_would_pass_the_limit_is_returned_not_stacked(tmp_path
         h.validator._accept.add(Fiat(2000, "EUR"))       # a device that ignores its enable list
         assert h.validator.insert_note(2000)
         await h.wait_for(lambda: "limit" in (h.kiosk.snapshot()["data"].get("message") or ""))
-        assert h.journal.credited(h.kiosk._tx_id) == Fiat(5000, "EUR")
+        assert h.journal.credited(h.kiosk.tx_id) == Fiat(5000, "EUR")
         assert h.validator.cashbox == [5000]
         decisions = [f["data"] for f in h.journal.facts("escrow_decided")]
         assert '"decision": "return"' in decisions[-1]
@@ -211,7 +211,7 @@ async def test_a_credit_with_no_escrow_decision_is_kept_and_raised_for_reconcili
         outcome = h.journal.record_credit(NoteCredited(device="validator", value=Fiat(1000, "EUR"), code="x"))
         assert outcome.kind == "orphan" and outcome.tx_id is None
         items = h.journal.reconciliation_items()
-        assert len(items) == 1 and "no open transaction" in items[0]["summary"]
+        assert len(items) == 1 and "belongs to no transaction" in items[0]["summary"]
 
 
 async def test_garbage_from_the_ui_is_refused_and_the_kiosk_keeps_working(tmp_path):
@@ -293,7 +293,7 @@ async def test_a_stack_the_validator_refuses_does_not_leave_a_note_hanging_in_th
         h.validator.stack = refusing_stack
         assert h.validator.insert_note(2000)
         await h.wait_for(lambda: "could not be taken" in (h.kiosk.snapshot()["data"].get("message") or ""))
-        assert h.journal.notes_in_flight(h.kiosk._tx_id) == 0 and h.kiosk.nothing_in_flight()
+        assert h.journal.notes_in_flight(h.kiosk.tx_id) == 0 and h.kiosk.nothing_in_flight()
         h.validator.stack = real_stack
         h.validator._escrow = None
         await h.insert(1000)

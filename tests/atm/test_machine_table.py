@@ -56,8 +56,15 @@ def test_states_without_timeout_are_not_shown_to_customers():
             assert not state_spec(state).get("customer"), state
 
 
+# With no journal no money step can run: the kiosk stops where it stands and the
+# restart's recovery settles the credited cash (tests/atm/test_kiosk_faults.py).
+EXEMPT = {"journal_failed"}
+
+
 def test_no_row_leaves_the_cash_screen_without_naming_the_credit_guard():
     for row in TRANSITIONS:
+        if row["trigger"] in EXEMPT:
+            continue
         if "buy_cash" in _sources(row) and row.get("dest") not in (None, "buy_cash"):
             assert "has_credit" in _guards(row), f"row {row} could leave credited cash behind"
 
@@ -72,7 +79,7 @@ def test_with_credit_every_exit_from_cash_leads_towards_sending():
 
 def test_rows_out_of_confirm_all_require_credit():
     for row in TRANSITIONS:
-        if "buy_confirm" in _sources(row) and row.get("dest"):
+        if "buy_confirm" in _sources(row) and row.get("dest") and row["trigger"] not in EXEMPT:
             assert "has_credit" in _guards(row), row
 
 

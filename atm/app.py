@@ -50,6 +50,7 @@ async def start_simulated_cas(config: Config) -> tuple[Any, Any]:
     from simulators.cas.harness import SimulatedOperator
     settings = {"currency": config.currency, "min_buy_minor": config.min_buy.minor,
                 "max_buy_minor": config.max_buy.minor, "fee_percent": config.fee_percent}
+    settings["languages"] = ["en", "de", "es", "fr"]   # the simulated operator enables all four
     if config.technician_pin_hash:
         settings["technician_pin_hash"] = config.technician_pin_hash
     operator = SimulatedOperator(config.state_dir / "cas-sim", kiosk_id=config.kiosk_id, settings=settings,

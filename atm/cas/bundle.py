@@ -60,6 +60,7 @@ class ConfigBundle:
     rate_bounds: Mapping[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
     cas_pins: tuple[str, ...] | None = None        # a signed pin change, else None
     operator_key: str | None = None                # a signed operator key rotation, else None
+    languages: tuple[str, ...] = ()                # customer languages the operator enables
     payload: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def kiosk_settings(self) -> KioskSettings:
@@ -71,7 +72,7 @@ class ConfigBundle:
                           late_payment=self.wallet.late_payment)
         return KioskSettings(version=self.version, min_buy=self.min_buy, max_buy=self.max_buy,
                              fee_percent=self.fee_percent, technician_pin_hash=self.technician_pin_hash,
-                             wallet=wallet)
+                             wallet=wallet, languages=self.languages)
 
 
 def _get(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str, *,
@@ -181,11 +182,16 @@ def parse_payload(payload: Mapping[str, Any]) -> ConfigBundle:
         except DocumentError as exc:
             raise BundleError(str(exc)) from None
         operator_key = trust["operator_key"]
+    languages = _get(settings, "languages", list, "settings", required=False, default=[])
+    if not all(isinstance(code, str) and len(code) == 2 and code.isascii() and code.isalpha() and code.islower()
+               for code in languages) or len(languages) > 32:
+        raise BundleError("bundle settings.languages: expected a list of two-letter language codes like "
+                          "[\"en\", \"de\"], at most 32")
     return ConfigBundle(kiosk_id=kiosk_id, version=version, issued_at=issued_at, currency=currency,
                         min_buy=min_buy, max_buy=max_buy, fee_percent=fee_percent, fixed_fee=fixed_fee,
                         coins=tuple(coins_raw), wallet=wallet, technician_pin_hash=pin_hash,
                         max_offline_s=max_offline, rate_bounds=rate_bounds, cas_pins=cas_pins, operator_key=operator_key,
-                        payload=payload)
+                        languages=tuple(dict.fromkeys(languages)), payload=payload)
 
 
 def verify_bundle(data: bytes | Mapping[str, Any], operator_key: Ed25519PublicKey, *, kiosk_id: str,

@@ -92,6 +92,9 @@ class KioskSettings:
     # (low, high) fiat per BTC for the kiosk's currency; a signed bundle without them is refused
     rate_bounds: tuple[Decimal, Decimal] | None = None
     max_offline_s: int | None = None            # signed: no new purchase after this long without the CAS
+    # signed: the languages the customer may choose on screen (ISO 639-1 codes); empty: the
+    # kiosk's configured language only
+    languages: tuple[str, ...] = ()
 
 
 class CasService(Protocol):

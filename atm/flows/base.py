@@ -41,7 +41,8 @@ class TransactionFlow(ABC):
     def __init__(self, ctx: FlowContext) -> None:
         self.ctx = ctx
         self.tx_id: str | None = None        # set once the transaction is journaled
-        self.message: str | None = None      # last thing to tell the customer on the screen
+        self.message: dict[str, Any] | None = None   # last thing to tell the customer: atm.texts.message()
+        self.language: str | None = None     # the customer's language (receipts); None: the kiosk's default
 
     # -- the table's guards ------------------------------------------------------------
 

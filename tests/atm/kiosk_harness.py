@@ -21,7 +21,7 @@ from simulators.standin import StandinPrinter, StandinScanner, StandinValidator
 
 # A valid regtest bech32 address (BIP173 test vector program, regtest HRP).
 REGTEST_ADDRESS = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
-PIN = "2468"
+PIN = "246813"
 _PIN_HASH = hash_pin(PIN, iterations=1000)
 
 

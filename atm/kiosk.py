@@ -169,7 +169,7 @@ class Kiosk:
         # answer must come within the second bound, else the note is parked for the operator.
         self.note_settle_bound_s = float(getattr(config.timeouts, "note_settle", 15.0))
         self.note_resolve_bound_s = float(getattr(config.timeouts, "note_resolve", 5.0))
-        self.receipts: list[Any] = []          # Receipt documents printed (or attempted), newest last
+        self.receipts: deque[Any] = deque(maxlen=20)   # latest Receipt documents printed (or attempted)
         self.ready = asyncio.Event()
         self.machine = build_machine(self)
 
@@ -450,17 +450,8 @@ class Kiosk:
             return self._idle_notice() or texts.message("message.not_available")
         if action in ("finish_cash", "cancel") and self.flow is not None and self.flow.money_in_flight():
             return texts.message("message.note_in_progress")
-        if action == "finish_cash" and isinstance(self.flow, BuyFlow) and self.flow.has_money_in() \
-                and not self.flow.reaches_minimum():
-            settings = self.settings()
-            if settings is None:
-                return texts.message("message.buy_paused_no_settings")
-            return texts.message("message.minimum_purchase", min=settings.min_buy,
-                           more=settings.min_buy - self.flow.credited())
-        if action == "finish_cash":
-            return texts.message("message.insert_first")
-        if action == "confirm" and isinstance(self.flow, BuyFlow) and self.flow.has_money_in():
-            return self.flow.message or texts.message("message.price_updated")
+        if self.flow is not None and (why := self.flow.why_not(action)) is not None:
+            return why
         return texts.message("message.not_available")
 
     # ---------------------------------------------------------------- language

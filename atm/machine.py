@@ -78,6 +78,7 @@ TRANSITIONS: list[dict[str, Any]] = [
      "conditions": ["has_credit", "nothing_in_flight", "reaches_minimum"]},
     {"trigger": "cancel", "source": "buy_cash", "dest": "idle", "unless": ["has_credit", "anything_in_flight"]},
     {"trigger": "cancel", "source": "buy_cash", "dest": "buy_confirm", "conditions": ["has_credit", "nothing_in_flight"]},
+    {"trigger": "cancel", "source": "buy_cash", "dest": None, "after": "refresh_cash"},  # a note is moving: bounded wait
     {"trigger": "timeout", "source": "buy_cash", "dest": "idle", "unless": ["has_credit", "anything_in_flight"]},
     {"trigger": "timeout", "source": "buy_cash", "dest": "buy_sending", "conditions": ["has_credit", "nothing_in_flight"]},
     {"trigger": "timeout", "source": "buy_cash", "dest": None, "after": "rearm_timeout"},  # a note is still moving

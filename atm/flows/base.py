@@ -55,6 +55,11 @@ class TransactionFlow(ABC):
     def money_in_flight(self) -> bool:
         """A device is moving money whose outcome the journal does not know yet."""
 
+    def why_not(self, action: str) -> dict[str, Any] | None:
+        """Why a customer action this flow's guards refused cannot happen now, as an
+        atm.texts.message() for the customer (None: the kiosk's generic answer)."""
+        return None
+
     # -- events ------------------------------------------------------------------------
 
     async def on_event(self, event: Event) -> str | None:

@@ -108,6 +108,18 @@ class BuyFlow(TransactionFlow):
         settings = self.ctx.settings()
         return settings is not None and self.credited() >= settings.min_buy
 
+    def why_not(self, action: str) -> dict[str, Any] | None:
+        if action == "finish_cash" and self.has_money_in() and not self.reaches_minimum():
+            settings = self.ctx.settings()
+            if settings is None:
+                return message("message.buy_paused_no_settings")
+            return message("message.minimum_purchase", min=settings.min_buy, more=settings.min_buy - self.credited())
+        if action == "finish_cash":
+            return message("message.insert_first")
+        if action == "confirm" and self.has_money_in():
+            return self.message or message("message.price_updated")
+        return None
+
     def waives_fixed_fee(self) -> bool:
         settings = self.ctx.settings()
         return settings is not None and self.credited() < settings.min_buy

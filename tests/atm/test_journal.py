@@ -127,3 +127,43 @@ def test_a_return_in_one_transaction_leaves_a_parked_note_of_another_alone(journ
     journal.open_buy("new", "addr", "EUR")
     journal.note_returned("validator", "new")
     assert journal.notes_in_flight("old") == 1
+
+
+def test_the_report_carries_each_transactions_confirmed_quote_and_every_send(journal):
+    from atm.cas.interface import Quote
+    journal.open_buy("t1", "addr", "EUR", Quote("EUR", Decimal("50000"), Decimal("5"), Fiat(100, "EUR")),
+                     Fiat(500, "EUR"))
+    journal.escrow_decided("validator", "0x63", Fiat(2000, "EUR"), "stack", "t1")
+    journal.record_credit(_credit(2000))
+    journal.close_cash("t1")
+    journal.request_send("t1", "t1-send-1", "addr", Fiat(2000, "EUR"), Fiat(200, "EUR"), Sats(36_000),
+                         Decimal("50000"), fixed_waived=False)
+    report = journal.report()
+    [tx] = report["transactions"]
+    assert tx["quote"] == {"rate": "50000", "fee_percent": "5", "fee_fixed_minor": 100}
+    assert tx["sends"] == [{"request_id": "t1-send-1", "fiat_minor": 2000, "fee_minor": 200, "sats": 36_000,
+                            "txid": None, "status": "requested"}]
+    assert {"id", "status", "fiat_minor", "sats", "txids", "notes"} <= set(tx)
+    assert [s["request_id"] for s in report["pending_sends"]] == ["t1-send-1"] and report["reconciliation"] == []
+
+
+def test_a_quote_cannot_change_once_a_send_was_priced_with_it(journal):
+    from atm.cas.interface import Quote
+    quote = Quote("EUR", Decimal("50000"), Decimal("5"))
+    journal.open_buy("t1", "addr", "EUR", quote, Fiat(500, "EUR"))
+    journal.lock_quote("t1", Quote("EUR", Decimal("51000"), Decimal("5")), Fiat(500, "EUR"))
+    assert journal.quote_for("t1").quote.rate == Decimal("51000")
+    journal.request_send("t1", "t1-send-1", "addr", Fiat(0, "EUR"), Fiat(0, "EUR"), Sats(1), Decimal("51000"))
+    with pytest.raises(JournalError, match="cannot change"):
+        journal.lock_quote("t1", quote, Fiat(500, "EUR"))
+
+
+def test_a_dispense_intent_comes_before_its_outcome_and_an_open_one_is_listed_for_recovery(journal):
+    journal.open_transaction("sell", "s1", "EUR")
+    with pytest.raises(JournalError, match="intent"):
+        journal.dispense_outcome("s1-dispense-1", "success", {"upper": 2}, {}, Fiat(4000, "EUR"))
+    journal.dispense_intended("s1", "s1-dispense-1", "dispenser", {"upper": 2}, Fiat(4000, "EUR"))
+    assert [d["request_id"] for d in journal.open_dispenses()] == ["s1-dispense-1"]
+    journal.dispense_outcome("s1-dispense-1", "success", {"upper": 2}, {"upper": 0}, Fiat(4000, "EUR"))
+    assert journal.open_dispenses() == []
+    assert journal.transaction("s1")["type"] == "sell"

@@ -286,7 +286,8 @@ class Kiosk:
     async def _handler_failed(self, item: Any, exc: Exception) -> None:
         """Answer the screen, log without secrets (the item itself may carry a PIN, so only
         its kind is named), and leave the kiosk safe."""
-        what = item.message.get("action") if isinstance(item, _Action) else type(item).__name__
+        what = (item.message.get("action") if isinstance(item, _Action)
+                else item.name if isinstance(item, _Trigger) else type(item).__name__)
         log.error("while handling %s: %s: %s", what, type(exc).__name__,
                   exc if isinstance(exc, (JournalWriteError, DeviceError, CasError)) else "see the journal")
         if isinstance(item, _Action) and not item.reply.done():
@@ -999,7 +1000,9 @@ class Kiosk:
         if state == "booting":
             return "booting", common
         if state == "idle":
-            return "idle", {**common, **self._offer(), "buy_enabled": self.can_start_buy(), "sell_enabled": False,
+            quote = self.pricing.fresh()
+            rate = f"{quote.rate:,.2f} {self.config.currency}/BTC" if quote else None
+            return "idle", {**common, **self._offer(), "rate": rate, "buy_enabled": self.can_start_buy(), "sell_enabled": False,
                             "languages": self.languages(), "notice": self._idle_notice(),
                             "timeout_s": None}
         screen = {"buy_scan": "scan_address", "buy_cash": "insert_cash", "buy_confirm": "confirm",

@@ -103,3 +103,14 @@ def rejection_key(reason: str) -> str:
     if any(w in words for w in _INHIBITED_WORDS):
         return "message.note_not_accepted_now"
     return "message.note_not_recognised"
+
+
+_SCAN_KEYS = {"wrong_network": "message.scan_wrong_network", "bad_checksum": "message.scan_bad_checksum",
+              "unsupported_req_param": "message.scan_unsupported", "unknown_scheme": "message.scan_unsupported",
+              "lightning_disabled": "message.scan_unsupported", "bad_invoice": "message.scan_unsupported"}
+
+
+def scan_refusal(reason: str, network: str) -> dict[str, Any]:
+    """A refused code (atm.payloads.PayloadError.reason) -> what the customer is told."""
+    key = _SCAN_KEYS.get(reason, "message.scan_invalid")
+    return message(key, network=network) if key == "message.scan_wrong_network" else message(key)

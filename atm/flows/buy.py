@@ -26,7 +26,7 @@ from atm.flows.pricing import Pricing, quote_problem
 from atm.journal import JournalWriteError
 from atm.payloads import BitcoinAddress, PayloadError, PaymentRequest, parse_payload
 from atm.settlement import Settlement
-from atm.texts import message, rejection_key
+from atm.texts import message, rejection_key, scan_refusal
 from hal import BillValidator, Fiat, NoteCredited, NoteEscrowed, NoteRejected, NoteReturned, NoteStacked, Sats
 from hal.errors import DeviceError
 from hal.events import Event
@@ -54,7 +54,7 @@ class BuyFlow(TransactionFlow):
         try:
             payload = parse_payload(text, network=self.ctx.config.network)
         except PayloadError as exc:
-            self.scan_error = message("message.scan_invalid")
+            self.scan_error = scan_refusal(exc.reason, self.ctx.config.network)
             log.info("scan refused (%s): %s", exc.reason, exc)
             return False
         if isinstance(payload, PaymentRequest):

@@ -52,6 +52,7 @@ class Harness:
         self.kiosk = Kiosk(self.config, self.journal, self.cas,
                            DeviceSet(validator=self.validator, scanner=self.scanner, printer=self.printer,
                                      sensors=self.sensors, indicators=self.indicators))
+        self.kiosk.sending_min_display_s = 0      # the money tests need not wait for a reader
 
     async def __aenter__(self) -> "Harness":
         await self.kiosk.start()
@@ -72,6 +73,11 @@ class Harness:
     @property
     def data(self) -> dict[str, Any]:
         return self.kiosk.snapshot()["data"]
+
+    def said(self, field: str = "message") -> str:
+        """A message on the screen (a language-file key with values) in English words."""
+        from atm import texts
+        return texts.render("en", self.data.get(field))
 
     @property
     def screen(self) -> str:

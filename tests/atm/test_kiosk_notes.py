@@ -97,7 +97,7 @@ async def test_the_validator_takes_no_new_note_while_the_previous_one_is_unresol
         await h.start_buy()
         tx_id = await _stall(h, "silent")
         assert h.validator.insert_note(1000)              # the unit takes it into escrow...
-        await h.wait_for(lambda: "still being processed" in (h.data.get("message") or ""))
+        await h.wait_for(lambda: "still being counted" in h.said("message"))
         assert h.journal.notes_in_flight(tx_id) == 1      # ...and the kiosk returned it
         assert (await h.act("cancel"))["ok"] is False     # nothing leaves while the note moves
         h.sensors.pin("door").drive_high()                # the door has a row too: it waits for the note

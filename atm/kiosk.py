@@ -1003,7 +1003,7 @@ class Kiosk:
             quote = self.pricing.fresh()
             rate = f"{quote.rate:,.2f} {self.config.currency}/BTC" if quote else None
             return "idle", {**common, **self._offer(), "rate": rate, "buy_enabled": self.can_start_buy(), "sell_enabled": False,
-                            "languages": self.languages(), "notice": self._idle_notice(),
+                            "languages": self._language_choice(), "notice": self._idle_notice(),
                             "timeout_s": None}
         screen = {"buy_scan": "scan_address", "buy_cash": "insert_cash", "buy_confirm": "confirm",
                   "buy_sending": "sending", "buy_receipt": "receipt"}.get(state)
@@ -1012,7 +1012,7 @@ class Kiosk:
             if screen in ("scan_address", "insert_cash"):
                 data = {**self._offer(), **data}
             if screen == "scan_address":
-                data["languages"] = self.languages()
+                data["languages"] = self._language_choice()
             if screen in ("insert_cash", "confirm"):
                 data["receipt_available"] = self._receipt_available()
             if screen == "insert_cash" and self.flow is not None and self.flow.tx_id:
@@ -1033,6 +1033,10 @@ class Kiosk:
             return "maintenance", {**self.service_status(), **common, "language": self.config.language,
                                    "timeout_s": timeout_s}
         return "booting", common
+
+    def _language_choice(self) -> list[dict[str, str]]:
+        """The languages to offer, each named in itself (from its own language file)."""
+        return [{"code": code, "name": texts.text(code, "language.name")} for code in self.languages()]
 
     def _offer(self) -> dict[str, Any]:
         """What a customer must know before any money moves: price with fees, fee terms,

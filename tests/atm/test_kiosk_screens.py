@@ -129,7 +129,8 @@ async def test_a_door_opened_mid_purchase_ends_it_and_says_what_was_credited(tmp
 async def test_the_language_chosen_lasts_one_purchase_and_its_receipt(tmp_path):
     async with Harness(tmp_path, settings={"languages": ("en", "de", "fr")}) as h:
         await h.wait_for(lambda: h.screen == "idle")
-        assert h.data["languages"] == ["en", "de", "fr"] and h.data["language"] == "en"
+        assert [c["code"] for c in h.data["languages"]] == ["en", "de", "fr"] and h.data["language"] == "en"
+        assert h.data["languages"][1]["name"] == "Deutsch"
         assert (await h.act("set_language", language="es"))["ok"] is False     # not enabled by the operator
         assert (await h.act("set_language", language="de"))["ok"]
         assert h.data["language"] == "de"

@@ -130,7 +130,16 @@ CREATE TABLE IF NOT EXISTS facts (
     tx_id TEXT,
     data TEXT NOT NULL
 );
+-- the kiosk's frequent questions: a device's latest note, a transaction's notes and sends,
+-- the latest fact of a kind
+CREATE INDEX IF NOT EXISTS notes_by_device ON notes(device, id);
+CREATE INDEX IF NOT EXISTS notes_by_tx ON notes(tx_id);
+CREATE INDEX IF NOT EXISTS sends_by_tx ON sends(tx_id);
+CREATE INDEX IF NOT EXISTS facts_by_kind ON facts(kind, id);
 """
+
+
+CACHE_KIB = 256
 
 
 class JournalError(Exception):
@@ -182,6 +191,8 @@ class Journal:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        # a bounded page cache: the kiosk's memory stays flat however long the journal grows
+        self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         self._db.executescript(SCHEMA)
 
     def close(self) -> None:
@@ -384,16 +395,23 @@ class Journal:
                        " AND state='credited' ORDER BY id DESC LIMIT 1)", (device,))
         self._write("note_stacked", None, {"device": device}, go)
 
-    def note_returned(self, device: str, tx_id: str) -> None:
-        """The device gave back a note of this transaction that we had decided to stack
-        (it could not stack it); a note we decided to return is not affected."""
+    def note_returned(self, device: str, tx_id: str | None) -> None:
+        """The device gave back a note we had decided to stack (it could not stack it, or it
+        came back at power-up). Only the device's latest decision can be that note, and only
+        if it belongs to `tx_id`; with no transaction at the kiosk (None), only a parked
+        (unresolved) note is matched. A note we decided to return is not affected."""
         def go(db):
-            # only when the device's latest decision was "stack": a note we told it to return
-            # coming back says nothing about a stalled one before it
-            latest = db.execute("SELECT id, tx_id, state FROM notes WHERE device=? AND state != 'orphan'"
+            latest = db.execute("SELECT id, tx_id, state, value_minor FROM notes WHERE device=? AND state != 'orphan'"
                                 " ORDER BY id DESC LIMIT 1", (device,)).fetchone()
-            if latest is not None and latest["state"] in ("stack_decided", "unresolved") and latest["tx_id"] == tx_id:
+            if latest is None:
+                return
+            if tx_id is not None and latest["state"] in ("stack_decided", "unresolved") and latest["tx_id"] == tx_id \
+                    or tx_id is None and latest["state"] == "unresolved":
                 db.execute("UPDATE notes SET state='return_decided' WHERE id=?", (latest["id"],))
+                if latest["state"] == "unresolved":
+                    db.execute("INSERT INTO reconciliation (tx_id, summary, created_at) VALUES (?, ?, ?)",
+                               (latest["tx_id"], f"{device} reports the parked note of {latest['value_minor']} "
+                                "minor units went back to the customer: not credited", time.time()))
         self._write("note_returned", tx_id, {"device": device}, go)
 
     def notes_in_flight(self, tx_id: str) -> int:
@@ -618,6 +636,12 @@ class Journal:
             transactions.append(item)
         return {"transactions": transactions, "reconciliation": self.reconciliation_items(),
                 "pending_sends": [dataclasses.asdict(s) for s in self.pending_sends()]}
+
+    def last_fact(self, kinds: tuple[str, ...]) -> dict[str, Any] | None:
+        """The latest fact of one of these kinds (journal order), without reading them all."""
+        marks = ",".join("?" * len(kinds))
+        rows = self._rows(f"SELECT * FROM facts WHERE kind IN ({marks}) ORDER BY id DESC LIMIT 1", kinds)
+        return dict(rows[0]) if rows else None
 
     def facts(self, kind: str | None = None) -> Iterator[dict[str, Any]]:
         sql, params = "SELECT * FROM facts", ()

@@ -30,11 +30,12 @@ from hal import (
 from hal.device import Device
 from hal.dispenser import CashDispenser
 from hal.errors import DeviceError
-from atm.cas.interface import CasError, CasService, KioskSettings, Quote
+from atm.cas.interface import CasError, CasService, KioskSettings
 from atm.config import Config
 from atm.journal import Journal, JournalWriteError
-from atm.settlement import Settlement
+from atm.settlement import QuoteRefused, Settlement
 from atm.flows import BuyFlow, FlowContext, TransactionFlow
+from atm.flows.note_watch import NoteOverdue, NoteWatch
 from atm.flows.pricing import Pricing
 from atm.machine import IGNORABLE, build_machine, state_spec
 from atm import texts
@@ -71,16 +72,6 @@ class _Action:
 
     def __repr__(self) -> str:
         return f"_Action({self.message.get('action')!r})"
-
-
-@dataclass(frozen=True)
-class _NoteOverdue:
-    """A note told to stack has no settled event within a bound (phase 1: ask the
-    device; phase 2: the device did not answer either)."""
-
-    token: int
-    device: str
-    phase: int
 
 
 @dataclass(frozen=True)
@@ -158,17 +149,16 @@ class Kiosk:
         self._sending_since: float | None = None
         self._last_receipt_printed: bool | None = None
         self._journal_error: str | None = None       # set once a journal write failed: no more cash
-        self._note_token = 0
-        self._note_timer: asyncio.TimerHandle | None = None
-        self._resolving: str | None = None           # device asked what became of a stalled note
+        self._refused_quotes: set[str] = set()       # transactions whose confirmed rate left the signed bounds
         self.settlement = Settlement(journal, cas, lambda: self.pricing.quote, self.settings)
         self._flow_context = FlowContext(config=config, journal=journal, cas=cas, settings=self.settings,
                                          alert=self.alert)
         self.retry_interval = 10.0              # seconds between retries of postponed sends
-        # A note told to stack must settle within this bound, else the device is asked; its
-        # answer must come within the second bound, else the note is parked for the operator.
-        self.note_settle_bound_s = float(getattr(config.timeouts, "note_settle", 15.0))
-        self.note_resolve_bound_s = float(getattr(config.timeouts, "note_resolve", 5.0))
+        # A note told to stack must settle within a bound, else the device is asked; its
+        # answer must come within a second bound, else the note is parked for the operator.
+        self.notes = NoteWatch(journal, devices.validator, self.alert, self._post,
+                               float(getattr(config.timeouts, "note_settle", 15.0)),
+                               float(getattr(config.timeouts, "note_resolve", 5.0)))
         self.receipts: deque[Any] = deque(maxlen=20)   # latest Receipt documents printed (or attempted)
         self.ready = asyncio.Event()
         self.machine = build_machine(self)
@@ -214,6 +204,7 @@ class Kiosk:
         if self._timer:
             self._timer.cancel()
         self.service_menu.stop()
+        self.notes.stop()
         for _, device in self.devices.items():
             try:
                 await asyncio.to_thread(device.close)
@@ -334,22 +325,22 @@ class Kiosk:
             await self._journal_failed(item.reason)
         elif isinstance(item, _Alert):
             self.alert(item.kind, item.text, item.severity)
-        elif isinstance(item, _NoteOverdue):
-            await self._note_overdue(item)
+        elif isinstance(item, NoteOverdue):
+            await self._note_parked(await self.notes.overdue(item))
         elif isinstance(item, NoteEscrowed):
             stacking = await self._buy_flow().on_escrow(item, taking_cash=self.state == "buy_cash")
             if stacking:
-                self._watch_note(item.device)
+                self.notes.watch(item.device)
             self._publish()
         elif isinstance(item, (NoteCredited, NoteStacked, NoteReturned, NoteRejected)):
             trigger = await self._buy_flow().on_event(item)
-            resolved = isinstance(item, (NoteCredited, NoteReturned)) and self._settled(item.device)
+            resolved = isinstance(item, (NoteCredited, NoteReturned)) and self.notes.settled(item.device)
             if trigger:
                 await self._fire(trigger)
             if resolved:
                 await self._fire("note_resolved")
         elif isinstance(item, NoteOutcomeUnknown):
-            await self._park_note(item.device, item.detail or "the validator cannot tell where it went")
+            await self._note_parked(self.notes.park(item.device, item.detail or "the validator cannot tell where it went"))
         elif isinstance(item, DeviceStatusChanged):
             self._health[self._kind_of(item.device)] = _Health(item.state, item.detail)
             if item.state in (DeviceState.HARDWARE_ERROR, DeviceState.OFFLINE, DeviceState.FRAUD_ATTEMPT,
@@ -762,58 +753,11 @@ class Kiosk:
         else:
             self._call(self.devices.validator.disable)
 
-    # ---------------------------------------------------------------- a note on its way
-
-    def _watch_note(self, device: str) -> None:
-        """STACK went out: its settled event must come within the bound."""
-        self._unwatch_note()
-        if self._loop is not None:
-            token = self._note_token
-            self._note_timer = self._loop.call_later(self.note_settle_bound_s, self._post,
-                                                     _NoteOverdue(token, device, 1))
-
-    def _unwatch_note(self) -> None:
-        self._note_token += 1
-        if self._note_timer is not None:
-            self._note_timer.cancel()
-            self._note_timer = None
-
-    def _settled(self, device: str) -> bool:
-        """A settled or returned note that leaves nothing on its way ends the watch; True
-        when it answered resolve_note()."""
-        if self.journal.unresolved_on(device):
-            return False
-        self._unwatch_note()
-        resolving, self._resolving = self._resolving, None
-        return resolving == device
-
-    async def _note_overdue(self, item: _NoteOverdue) -> None:
-        if item.token != self._note_token or not self.journal.unresolved_on(item.device):
+    async def _note_parked(self, parked: tuple[str, Fiat] | None) -> None:
+        """A stalled note was parked: tell its customer, leave the cash screen."""
+        if parked is None:
             return
-        if item.phase == 1:
-            self.alert("note_stalled", f"{item.device}: no settled event {self.note_settle_bound_s:g} s after "
-                       "STACK; asking the device what became of the note", "warning")
-            self._resolving = item.device
-            try:
-                await asyncio.to_thread(self.devices.validator.resolve_note)
-            except DeviceError as exc:
-                log.warning("resolve_note on %s failed: %s", item.device, exc)
-            if self._loop is not None and item.token == self._note_token:
-                self._note_timer = self._loop.call_later(self.note_resolve_bound_s, self._post,
-                                                         _NoteOverdue(item.token, item.device, 2))
-        else:
-            await self._park_note(item.device, f"the device did not answer within {self.note_resolve_bound_s:g} s")
-
-    async def _park_note(self, device: str, detail: str) -> None:
-        """Nobody can tell where the note went: park it with its amount, leave the cash screen."""
-        self._unwatch_note()
-        self._resolving = None
-        tx_id, value = self.journal.note_unresolved(device, detail)
-        if tx_id is None:
-            return
-        self.alert("note_parked", f"{device}: note of {value} in {tx_id} parked for reconciliation ({detail})",
-                   "critical")
-        if self.flow is not None and self.flow.tx_id == tx_id:
+        if self.flow is not None and self.flow.tx_id == parked[0]:
             self.flow.message = texts.message("message.note_unconfirmed")
         await self._fire("note_resolved")
 
@@ -821,6 +765,10 @@ class Kiosk:
         """Pay out what the transaction's credited cash has not yet paid for (atm.settlement)."""
         try:
             await self.settlement.settle(tx_id)
+        except QuoteRefused as exc:
+            if tx_id not in self._refused_quotes:
+                self._refused_quotes.add(tx_id)
+                self.alert("quote_refused", str(exc), "critical")
         except CasError as exc:
             log.warning("send for %s postponed: %s", tx_id, exc)
             if self.flow is not None and self.flow.tx_id == tx_id:
@@ -930,7 +878,11 @@ class Kiosk:
         """A new signed bundle is in force (called by the CAS link)."""
         # good news, not an alert: the CAS section of the service screen shows the version
         log.info("signed configuration version %s in force", settings.version)
-        self.journal.record_fact("settings_accepted", None, version=settings.version)
+        try:
+            self.journal.record_fact("settings_accepted", None, version=settings.version)
+        except JournalWriteError as exc:
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._post, _JournalFailed(str(exc)))
         self.pricing.recheck()                  # the quote in force must pass the new bounds
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._post, _Trigger("recheck"))
@@ -942,11 +894,8 @@ class Kiosk:
         self.alert("activation", f"kiosk {'activated' if active else 'deactivated'} by {by}", "info")
 
     def _load_active(self) -> bool:
-        last = None
-        for fact in self.journal.facts():
-            if fact["kind"] in ("activated", "deactivated"):
-                last = fact["kind"]
-        return last != "deactivated"
+        last = self.journal.last_fact(("activated", "deactivated"))
+        return last is None or last["kind"] != "deactivated"
 
     def alert(self, kind: str, text: str, severity: str = "warning") -> None:
         """The one way to tell the operator: journaled durably, shown in the service menu,

@@ -1,4 +1,4 @@
-"""Settlement: turns credited cash into coins sent, and nothing else.
+"""Settlement of buys: turns credited cash into coins sent, and nothing else.
 
 Every send is journaled with its request id before the CAS is asked; a send the
 CAS did not confirm is asked again with the same id, so the CAS never sends
@@ -68,6 +68,9 @@ class Settlement:
         settings = self._settings()
         bounds = settings.rate_bounds if settings is not None else None
         if bounds is not None and not bounds[0] <= quote.rate <= bounds[1]:
+            if tx["status"] != "parked":
+                journal.park(tx_id, f"the confirmed rate {quote.rate} is outside the signed range {bounds[0]}.."
+                             f"{bounds[1]} now in force: nothing was sent; send at an agreed rate or refund")
             raise QuoteRefused(f"{tx_id}: the confirmed rate {quote.rate} is outside the signed range "
                                f"{bounds[0]}..{bounds[1]} now in force; the operator must decide")
         total = journal.credited(tx_id)
@@ -88,7 +91,7 @@ class Settlement:
     def unsettled(self) -> list[str]:
         """Transactions past taking cash that still owe coins (after an outage, or a late credit)."""
         return [tx["id"] for tx in self.journal.transactions(("sending", "parked", "completed", "canceled"))
-                if self.needs_settling(tx["id"])]
+                if tx["type"] == "buy" and self.needs_settling(tx["id"])]
 
     async def _deliver(self, request: SendRequest) -> None:
         if request.sats.sat <= 0:               # never asked, never marked sent: parked for the operator
@@ -104,6 +107,8 @@ class Settlement:
         journal = self.journal
         ids = []
         for tx in journal.transactions(("open", "sending", "parked")):
+            if tx["type"] != "buy":         # each flow kind recovers its own transactions
+                continue
             tx_id = tx["id"]
             if tx["status"] == "open":
                 in_flight = journal.notes_in_flight(tx_id)

@@ -5,6 +5,12 @@ A flow is one customer's transaction of one kind: it owns the money rules
 journal facts. The kiosk only routes: it asks the flow the table's guards,
 hands it the device events that belong to a transaction, and draws the
 screen data the flow returns. No screen, timer or state-table code lives here.
+
+Adding a kind (sell, redeem) means: a TransactionFlow subclass with `kind` set, its
+journal facts (Journal.open_transaction(kind, ...); dispense intents and outcomes,
+deposits and redeem codes have their tables already), its recovery at start
+(Kiosk.recover calls each kind's; atm.settlement recovers buys only), rows and
+screens in atm/machine.py and the UI. The buy stays as it is.
 """
 
 from __future__ import annotations

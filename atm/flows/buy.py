@@ -113,7 +113,8 @@ class BuyFlow(TransactionFlow):
             settings = self.ctx.settings()
             if settings is None:
                 return message("message.buy_paused_no_settings")
-            return message("message.minimum_purchase", min=settings.min_buy, more=settings.min_buy - self.credited())
+            return message("message.minimum_purchase", min=settings.min_buy, more=settings.min_buy - self.credited(),
+                           credited=self.credited())
         if action == "finish_cash":
             return message("message.insert_first")
         if action == "confirm" and self.has_money_in():
@@ -125,8 +126,16 @@ class BuyFlow(TransactionFlow):
         return settings is not None and self.credited() < settings.min_buy
 
     def close_cash(self) -> None:
-        if self.tx_id:
-            self.ctx.journal.close_cash(self.tx_id)
+        """No more cash. A customer who left without confirming (timeout, cancel, fault)
+        committed to no price: a stale quote gives way to the fresh market one, journaled."""
+        if not self.tx_id:
+            return
+        fresh = self.pricing.fresh()
+        settings = self.ctx.settings()
+        if not self.quote_is_fresh() and fresh is not None and settings is not None:
+            self.ctx.journal.lock_quote(self.tx_id, fresh, settings.min_buy)
+            self.quote, self.quote_at = fresh, self.pricing.fetched_at
+        self.ctx.journal.close_cash(self.tx_id)
 
     def abandon(self) -> None:
         if self.tx_id and not self.has_money_in() and not self.money_in_flight() \
@@ -215,8 +224,7 @@ class BuyFlow(TransactionFlow):
             self.ctx.journal.note_stacked(event.device)
             return None
         if isinstance(event, NoteReturned):
-            if self.tx_id:
-                self.ctx.journal.note_returned(event.device, self.tx_id)
+            self.ctx.journal.note_returned(event.device, self.tx_id)
             returned_before = isinstance(self.message, dict) and self.message["key"].startswith("message.note_returned")
             self.message = self.message if returned_before else message("message.note_returned")
             return "credited"

@@ -38,14 +38,17 @@ def quote_problem(quote: Quote, settings: KioskSettings | None) -> str | None:
         return f"the rate {quote.rate} is outside the operator's signed range {bounds[0]}..{bounds[1]}"
     # The biggest purchase may buy at most what it buys at the low bound (or all bitcoin)
     # and the smallest must buy something: a rate near zero or near infinity never prices.
-    ceiling = MAX_SATS
-    if bounds is not None:
-        low = Quote(quote.currency, bounds[0], quote.fee_percent, quote.fixed_fee)
-        ceiling = min(ceiling, low.sats_for(settings.max_buy, waive_fixed=True)[0].sat)
-    if quote.sats_for(settings.max_buy, waive_fixed=True)[0].sat > ceiling:
-        return f"the rate {quote.rate} would buy more than the limits allow"
-    if quote.sats_for(settings.min_buy, waive_fixed=True)[0].sat <= 0:
-        return f"the rate {quote.rate} buys nothing for the minimum purchase"
+    try:
+        ceiling = MAX_SATS
+        if bounds is not None:
+            low = Quote(quote.currency, bounds[0], quote.fee_percent, quote.fixed_fee)
+            ceiling = min(ceiling, low.sats_for(settings.max_buy, waive_fixed=True)[0].sat)
+        if quote.sats_for(settings.max_buy, waive_fixed=True)[0].sat > ceiling:
+            return f"the rate {quote.rate} would buy more than the limits allow"
+        if quote.sats_for(settings.min_buy, waive_fixed=True)[0].sat <= 0:
+            return f"the rate {quote.rate} buys nothing for the minimum purchase"
+    except ArithmeticError:             # Decimal overflow: far outside any sane price
+        return f"the rate {quote.rate} cannot price a purchase"
     return None
 
 

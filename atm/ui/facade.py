@@ -4,6 +4,16 @@ The kiosk publishes a *screen*: `{"screen": NAME, "data": {...}, "seq": N}`.
 The page renders it and sends back *actions*: `{"action": NAME, ...}`. The
 kiosk validates every action against its current state; the page is never
 trusted with money. Screen names and their data are listed in docs/ui.md.
+
+Since the transaction flows (atm/flows), before any note goes in the `idle`,
+`scan_address` and `insert_cash` screens also carry the fee terms and the
+effective price: `fee_percent` ("5"), `fixed_fee` ("1.00 EUR"), `price_per_btc`
+("52,631.58 EUR/BTC", percent fee included; null without a fresh rate), `min`
+and `max`. `insert_cash` adds `fee` (for the cash so far); `can_finish` is false
+below the minimum purchase. `confirm` adds `fixed_fee_waived` (the purchase ended
+below the minimum) and `message` (e.g. "The price was updated..."): a stale
+quote is refreshed and shown again, and the first `confirm` on it is refused.
+`receipt_available` is true only while the printer is online with paper.
 """
 
 from __future__ import annotations

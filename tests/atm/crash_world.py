@@ -57,9 +57,11 @@ async def _cas(args: argparse.Namespace) -> None:
         "currency": "EUR", "min_buy_minor": 500, "max_buy_minor": args.max_buy, "fee_percent": "5",
         "max_offline_s": 3600})
     violations: list[str] = []
+    checked = [0]
     send = operator.cas._send
 
     async def checked_send(request: Any) -> Any:
+        checked[0] += 1
         request_id = request[BODY].get("id") if isinstance(request[BODY], dict) else None
         if _journal_count(journal, "SELECT COUNT(*) FROM sends WHERE request_id=?", (request_id,)) == 0:
             violations.append(f"send {request_id} reached the CAS before the kiosk journaled it")
@@ -73,7 +75,7 @@ async def _cas(args: argparse.Namespace) -> None:
         while line := (await loop.run_in_executor(None, sys.stdin.readline)).strip():
             if line == "ledger":
                 _say({"sends": operator.cas.sends, "requests": dict(operator.cas.send_requests),
-                      "violations": violations})
+                      "violations": violations, "checked": checked[0]})
             elif line.startswith("rate "):
                 operator.cas.set_rate("EUR", line.split()[1])
                 _say({"ok": True})
@@ -113,7 +115,7 @@ def _validator(args: argparse.Namespace) -> None:
             if words[0] == "insert":
                 _say({"ok": sim.insert_note(int(words[1]))})
             elif words[0] == "state":
-                _say({**sim.state(), "violations": violations})
+                _say({**sim.state(), "violations": violations, "checked": acked[0]})
             elif words[0] == "quit":
                 break
     finally:

@@ -34,16 +34,17 @@ def make_config(tmp: Path, **overrides: Any) -> Config:
 
 class Harness:
     """`settings` overrides the signed settings (fixed_fee, rate_bounds, quote_max_age_s...);
-    `cas` replaces the stand-in CAS (a CasClient on the CAS simulator, say)."""
+    `cas` replaces the stand-in CAS (a CasClient on the CAS simulator, say), `validator`
+    the stand-in validator (a wire driver on its simulator, say)."""
 
     def __init__(self, tmp: Path, *, settings: dict[str, Any] | None = None, cas: Any = None,
-                 **config: Any) -> None:
+                 validator: Any = None, **config: Any) -> None:
         self.config = make_config(tmp, **config)
         self.journal = Journal(tmp / "journal.sqlite")
         signed = dataclasses.replace(standin_settings(self.config.min_buy, self.config.max_buy, "5", _PIN_HASH),
                                      **(settings or {}))
         self.cas = cas if cas is not None else StandinCas(tmp / "cas-ledger.sqlite", settings=signed)
-        self.validator = StandinValidator()
+        self.validator = validator if validator is not None else StandinValidator()
         self.scanner = StandinScanner()
         self.printer = StandinPrinter()
         factory = make_pin_factory("mock", simulate=True)

@@ -156,6 +156,8 @@ def test_a_kill_at_any_write_ahead_point_loses_nothing_and_pays_nothing_twice(tm
         unit = validator.ask("state")
         assert ledger["violations"] == [], ledger["violations"]
         assert unit["violations"] == [], unit["violations"]
+        # the outside checks saw the moments they guard (a renamed hook would leave them blind)
+        assert ledger["checked"] >= 1 and unit["checked"] >= len(NOTES)
 
         journal = Journal(journal_path)
         try:

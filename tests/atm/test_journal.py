@@ -5,8 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
-from atm.journal import Journal, JournalError
+from atm.journal import CACHE_KIB, Journal, JournalError
 from hal import Fiat, NoteCredited, Sats
 
 
@@ -24,6 +25,7 @@ def _credit(value: int, device: str = "validator") -> NoteCredited:
 def test_the_journal_runs_in_wal_mode_with_full_fsync(journal):
     assert journal._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert journal._db.execute("PRAGMA synchronous").fetchone()[0] == 2     # FULL
+    assert journal._db.execute("PRAGMA cache_size").fetchone()[0] == -CACHE_KIB   # KiB, not the default
 
 
 def test_a_note_is_credited_once_even_when_the_device_repeats_its_settled_event(journal):
@@ -167,3 +169,54 @@ def test_a_dispense_intent_comes_before_its_outcome_and_an_open_one_is_listed_fo
     journal.dispense_outcome("s1-dispense-1", "success", {"upper": 2}, {"upper": 0}, Fiat(4000, "EUR"))
     assert journal.open_dispenses() == []
     assert journal.transaction("s1")["type"] == "sell"
+
+
+# A model of one validator's notes: any sequence of escrow decisions, settled events
+# (with the value, without it, or repeated) and customers coming and going.
+_OPS = st.lists(st.one_of(
+    st.tuples(st.just("stack"), st.sampled_from([500, 1000, 2000])),
+    st.tuples(st.just("return"), st.sampled_from([500, 1000])),
+    st.tuples(st.just("settle"), st.sampled_from([None, 500, 1000, 2000])),
+    st.tuples(st.just("next_customer"), st.none()),
+), max_size=25)
+
+
+@settings(max_examples=150, deadline=None)
+@given(ops=_OPS)
+def test_a_settled_event_is_credited_once_and_only_to_the_transaction_whose_decision_it_settles(tmp_path_factory, ops):
+    """Mutation caught: removing the "credit once" guard, or crediting a settled event
+    to the open transaction when it settles no decision (Journal.record_credit)."""
+    journal = Journal(tmp_path_factory.mktemp("model") / "journal.sqlite")
+    try:
+        tx, number = "t0", 0
+        journal.open_buy(tx, "addr", "EUR")
+        expected: dict[str, int] = {tx: 0}
+        latest: list | None = None            # [tx, value, state] of the device's latest decision
+        for op, value in ops:
+            if op == "stack":
+                journal.escrow_decided("validator", str(value), Fiat(value, "EUR"), "stack", tx)
+                latest = [tx, value, "pending"]
+            elif op == "return":
+                journal.escrow_decided("validator", str(value), Fiat(value, "EUR"), "return", None)
+                latest = [None, value, "returned"]
+            elif op == "next_customer":
+                journal.close_cash(tx)
+                number += 1
+                tx = f"t{number}"
+                journal.open_buy(tx, "addr", "EUR")
+                expected[tx] = 0
+            else:
+                event = NoteCredited(device="validator", value=Fiat(value, "EUR") if value else None, code="x")
+                outcome = journal.record_credit(event)
+                if latest is not None and latest[2] == "pending":
+                    assert (outcome.kind, outcome.tx_id) == ("new", latest[0])
+                    expected[latest[0]] += value or latest[1]
+                    latest = [latest[0], value or latest[1], "credited"]
+                elif latest is not None and latest[2] == "credited" and value in (None, latest[1]):
+                    assert (outcome.kind, outcome.tx_id) == ("repeat", latest[0])
+                else:
+                    assert (outcome.kind, outcome.tx_id) == ("orphan", None)
+        for tx_id, minor in expected.items():
+            assert journal.credited(tx_id).minor == minor, tx_id
+    finally:
+        journal.close()

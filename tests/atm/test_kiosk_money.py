@@ -260,3 +260,39 @@ async def test_a_note_that_exactly_fills_the_remaining_room_is_accepted_and_one_
         assert h.validator.insert_note(2000)
         await h.wait_for(lambda: "limit" in h.said("message"))
         assert h.journal.credited(h.kiosk.tx_id) == Fiat(5000, EUR) and h.validator.cashbox == [5000]
+
+
+async def test_a_confirmed_rate_outside_bounds_signed_later_prices_no_send_and_is_parked_and_alerted(tmp_path):
+    """Mutation caught: pricing a send at a confirmed rate the operator's newer bounds
+    exclude (the bounds check in Settlement._price)."""
+    narrowed = {"rate_bounds": (Decimal(55000), Decimal(60000))}
+    async with Harness(tmp_path, settings=narrowed) as h:
+        await h.wait_for(lambda: h.screen == "idle")
+        # a buy confirmed at 50,000 EUR/BTC before the new bounds, whose cash is not yet sent
+        h.journal.open_buy("t1", "addr", EUR, Quote(EUR, Decimal(50000), Decimal(5)), Fiat(500, EUR))
+        h.journal.escrow_decided("validator", "1", Fiat(2000, EUR), "stack", "t1")
+        h.journal.record_credit(NoteCredited(device="validator", value=Fiat(2000, EUR), code="1"))
+        h.journal.close_cash("t1")
+        await h.kiosk._settle("t1")
+        await h.kiosk._settle("t1")                             # the background retry
+        assert h.cas.sent() == [] and h.journal.sends_for("t1") == []
+        assert h.journal.transaction("t1")["status"] == "parked"
+        assert sum("outside the signed range" in i["summary"] for i in h.journal.reconciliation_items()) == 1
+        assert sum("outside the signed range" in a for a in h.kiosk.service_status()["alerts"]) == 1
+
+
+async def test_a_customer_who_leaves_without_confirming_is_priced_at_the_fresh_rate_not_a_stale_one(tmp_path):
+    """Mutation caught: sending a walk-away purchase at a quote older than the age limit."""
+    h = Harness(tmp_path)
+    now = [1000.0]
+    h.kiosk.pricing.clock = lambda: now[0]
+    h.kiosk.config = dataclasses.replace(h.config, timeouts=Timeouts(cash=1.0, recheck=30))
+    async with h:
+        await h.start_buy()
+        await h.insert(2000)
+        h.set_rate("40000")
+        now[0] += 61                                          # the quote on screen is stale...
+        await h.kiosk._refresh_quote()                        # ...and the market has a fresh one
+        await h.wait_for(lambda: len(h.cas.sent()) == 1, timeout=10)
+        assert h.cas.sent()[0]["sats"] == 47_500              # 19.00 EUR at 40,000, not at 50,000
+        assert h.journal.report()["transactions"][0]["quote"]["rate"] == "40000"

@@ -14,8 +14,8 @@ EUR = "EUR"
 
 
 def _fast(h: Harness) -> Harness:
-    h.kiosk.note_settle_bound_s = 0.3
-    h.kiosk.note_resolve_bound_s = 0.3
+    h.kiosk.notes.settle_bound_s = 0.3
+    h.kiosk.notes.resolve_bound_s = 0.3
     return h
 
 
@@ -92,7 +92,7 @@ async def test_after_a_parked_note_the_next_customers_note_is_credited_to_the_ne
 
 async def test_the_validator_takes_no_new_note_while_the_previous_one_is_unresolved(tmp_path):
     h = Harness(tmp_path)
-    h.kiosk.note_settle_bound_s = 30                     # the stall stays unresolved during the test
+    h.kiosk.notes.settle_bound_s = 30                     # the stall stays unresolved during the test
     async with h:
         await h.start_buy()
         tx_id = await _stall(h, "silent")

@@ -92,3 +92,10 @@ async def test_with_no_rate_at_all_nothing_is_priced_and_the_cash_stays_owed(wor
         await settlement.settle("t1")
     assert journal.pending_sends() == [] and journal.unsent("t1") == Fiat(5000, "EUR")
     assert settlement.unsettled() == ["t1"]
+
+
+async def test_buy_recovery_leaves_a_transaction_of_another_kind_to_its_own_flow(world):
+    journal, cas, settlement = world
+    journal.open_transaction("sell", "s1", "EUR")
+    assert settlement.reopen_interrupted() == [] and settlement.unsettled() == []
+    assert journal.transaction("s1")["status"] == "open"

@@ -30,6 +30,8 @@ class Timeouts:
     receipt: float = 20.0
     maintenance: float = 300.0
     recheck: float = 15.0       # out of service: how often to try to recover
+    note_settle: float = 15.0   # a note told to stack must settle within this, else the validator is asked
+    note_resolve: float = 5.0   # ...whose answer must come within this, else the note is parked
 
 
 @dataclass(frozen=True)

@@ -157,8 +157,7 @@ class Kiosk:
         # A note told to stack must settle within a bound, else the device is asked; its
         # answer must come within a second bound, else the note is parked for the operator.
         self.notes = NoteWatch(journal, devices.validator, self.alert, self._post,
-                               float(getattr(config.timeouts, "note_settle", 15.0)),
-                               float(getattr(config.timeouts, "note_resolve", 5.0)))
+                               config.timeouts.note_settle, config.timeouts.note_resolve)
         self.receipts: deque[Any] = deque(maxlen=20)   # latest Receipt documents printed (or attempted)
         self.ready = asyncio.Event()
         self.machine = build_machine(self)
@@ -667,9 +666,18 @@ class Kiosk:
             self._post(_Trigger("fault"))
         self._publish()
 
+    def wait_for_note(self, event: Any = None) -> None:
+        """Cancel, door or service while a note moves: take no new note, keep the countdown,
+        and let the note settle or be parked (the note watch bounds the wait); then the
+        cash screen's health check moves on."""
+        self._enable_validator()
+        self._publish()
+
     def enter_idle(self, event: Any) -> None:
         self.flow = None
         self.language = self.languages()[0]     # the chosen language lasts for one transaction
+        if not self.is_healthy():           # e.g. a door opened while a note was moving
+            self._post(_Trigger("recheck"))
         self._light(Light.VALIDATOR, "off")
         self._light(Light.SCANNER, "off")
 

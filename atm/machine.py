@@ -78,7 +78,7 @@ TRANSITIONS: list[dict[str, Any]] = [
      "conditions": ["has_credit", "nothing_in_flight", "reaches_minimum"]},
     {"trigger": "cancel", "source": "buy_cash", "dest": "idle", "unless": ["has_credit", "anything_in_flight"]},
     {"trigger": "cancel", "source": "buy_cash", "dest": "buy_confirm", "conditions": ["has_credit", "nothing_in_flight"]},
-    {"trigger": "cancel", "source": "buy_cash", "dest": None, "after": "refresh_cash"},  # a note is moving: bounded wait
+    {"trigger": "cancel", "source": "buy_cash", "dest": None, "after": "wait_for_note"},  # a note is moving: bounded wait
     {"trigger": "timeout", "source": "buy_cash", "dest": "idle", "unless": ["has_credit", "anything_in_flight"]},
     {"trigger": "timeout", "source": "buy_cash", "dest": "buy_sending", "conditions": ["has_credit", "nothing_in_flight"]},
     {"trigger": "timeout", "source": "buy_cash", "dest": None, "after": "rearm_timeout"},  # a note is still moving
@@ -86,10 +86,10 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "fault", "source": "buy_cash", "dest": "out_fault", "unless": ["has_credit", "anything_in_flight"]},
     {"trigger": "door_opened", "source": "buy_cash", "dest": "buy_sending", "conditions": ["has_credit", "nothing_in_flight"]},
     {"trigger": "door_opened", "source": "buy_cash", "dest": "out_door", "unless": ["has_credit", "anything_in_flight"]},
-    {"trigger": "door_opened", "source": "buy_cash", "dest": None, "after": "refresh_cash"},  # note moving: waits for it
+    {"trigger": "door_opened", "source": "buy_cash", "dest": None, "after": "wait_for_note"},
     {"trigger": "service", "source": "buy_cash", "dest": "buy_sending", "conditions": ["has_credit", "nothing_in_flight"]},
     {"trigger": "service", "source": "buy_cash", "dest": "maintenance_login", "unless": ["has_credit", "anything_in_flight"]},
-    {"trigger": "service", "source": "buy_cash", "dest": None, "after": "refresh_cash"},
+    {"trigger": "service", "source": "buy_cash", "dest": None, "after": "wait_for_note"},
     # a stalled note was settled, returned or parked (atm.kiosk's two bounds): the screen moves on
     {"trigger": "note_resolved", "source": "buy_cash", "dest": "buy_sending", "conditions": ["has_credit", "nothing_in_flight"]},
     {"trigger": "note_resolved", "source": "buy_cash", "dest": "idle", "unless": ["has_credit", "anything_in_flight"]},

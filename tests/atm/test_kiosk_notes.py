@@ -105,6 +105,15 @@ async def test_the_validator_takes_no_new_note_while_the_previous_one_is_unresol
         assert h.screen == "insert_cash" and h.validator.state_info()["enabled"] is False
 
 
+async def test_a_door_opened_while_a_note_moves_ends_out_of_service_once_the_note_is_parked(tmp_path):
+    async with _fast(Harness(tmp_path)) as h:
+        await h.start_buy()
+        await _stall(h, "silent")
+        h.sensors.pin("door").drive_high()
+        await h.wait_for(lambda: h.screen == "out_of_service", timeout=10)
+        assert "door" in h.data["reason"] and h.validator.state_info()["enabled"] is False
+
+
 async def test_a_settled_event_the_device_repeats_is_credited_once(tmp_path):
     """Mutation caught: removing the "credit once" guard in Journal.record_credit (the
     repeat becomes a second note in the cashbox or a second credit)."""
@@ -131,3 +140,12 @@ async def test_a_note_that_settles_after_it_was_parked_is_credited_to_its_own_tr
         await h.wait_for(lambda: h.journal.credited(first) == Fiat(2000, EUR))
         await h.wait_for(lambda: len(h.cas.sent()) == 1)
         assert h.cas.sent()[0]["request_id"].startswith(first)
+
+
+async def test_the_note_bounds_come_from_the_timeouts_table(tmp_path):
+    from atm.config import Timeouts, parse
+    config = parse({"timeouts": {"note_settle": 4, "note_resolve": 2}}, "<test>")
+    assert (config.timeouts.note_settle, config.timeouts.note_resolve) == (4, 2)
+    h = Harness(tmp_path, timeouts=Timeouts(note_settle=4, note_resolve=2))
+    assert (h.kiosk.notes.settle_bound_s, h.kiosk.notes.resolve_bound_s) == (4, 2)
+    assert (Timeouts().note_settle, Timeouts().note_resolve) == (15.0, 5.0)

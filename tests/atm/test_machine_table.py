@@ -116,3 +116,16 @@ def test_diagram_is_generated_from_the_table_and_names_every_state():
     for state in LEAVES:
         assert f" {state} " in text or f" {state}\n" in text or f"--> {state}" in text, state
     assert len([line for line in text.splitlines() if "-->" in line]) >= len(TRANSITIONS)
+
+
+def test_while_a_note_is_on_its_way_cancel_door_service_and_timeout_have_a_row_on_the_cash_screen():
+    """Each waits for the note (bounded by the note watch) instead of being refused as unknown."""
+    for trigger in ("cancel", "door_opened", "service", "timeout"):
+        rows = [r for r in TRANSITIONS if r["trigger"] == trigger and "buy_cash" in _sources(r)]
+        assert any(r.get("dest") is None and not _guards(r) for r in rows), trigger
+        assert any("anything_in_flight" in _guards(r) for r in rows), trigger
+
+
+def test_a_parked_or_resolved_note_moves_the_cash_screen_on_with_or_without_credit():
+    rows = [r for r in TRANSITIONS if r["trigger"] == "note_resolved" and "buy_cash" in _sources(r)]
+    assert {r["dest"] for r in rows} == {"buy_sending", "idle"}

@@ -147,6 +147,9 @@ class Kiosk:
         # "Sending" stays on screen at least this long, so a customer can read it.
         self.sending_min_display_s = 2.5
         self._sending_since: float | None = None
+        # The notes the validator takes, for the screens: read in a thread (a driver may hold
+        # its lock while it talks to the unit), never from a screen being drawn.
+        self._denominations: list[Fiat] = []
         self._last_receipt_printed: bool | None = None
         self._journal_error: str | None = None       # set once a journal write failed: no more cash
         self._refused_quotes: set[str] = set()       # transactions whose confirmed rate left the signed bounds
@@ -178,6 +181,7 @@ class Kiosk:
             except DeviceError as exc:
                 self._health[kind] = _Health(DeviceState.OFFLINE, str(exc))
                 self.alert("device", f"{kind} did not start: {exc}", "critical")
+        await self._read_denominations()
         if self.devices.sensors is not None:
             self._door_open = bool(self.devices.sensors.read().get("door", False))
         if self.devices.printer is not None:
@@ -342,6 +346,8 @@ class Kiosk:
             await self._note_parked(self.notes.park(item.device, item.detail or "the validator cannot tell where it went"))
         elif isinstance(item, DeviceStatusChanged):
             self._health[self._kind_of(item.device)] = _Health(item.state, item.detail)
+            if self._kind_of(item.device) == "validator" and item.state == DeviceState.ONLINE:
+                self._spawn(self._read_denominations(), "validator-notes")
             if item.state in (DeviceState.HARDWARE_ERROR, DeviceState.OFFLINE, DeviceState.FRAUD_ATTEMPT,
                               DeviceState.USER_ERROR):
                 kind = "fraud" if item.state == DeviceState.FRAUD_ATTEMPT else "device"
@@ -991,6 +997,16 @@ class Kiosk:
                                    "timeout_s": timeout_s}
         return "booting", common
 
+    async def _read_denominations(self) -> None:
+        try:
+            notes = await asyncio.to_thread(lambda: list(self.devices.validator.denominations))
+        except (DeviceError, AttributeError) as exc:
+            log.warning("the validator's notes cannot be read: %s", exc)
+            return
+        if notes != self._denominations:
+            self._denominations = notes
+            self._publish()
+
     def _language_choice(self) -> list[dict[str, str]]:
         """The languages to offer, each named in itself (from its own language file)."""
         return [{"code": code, "name": texts.text(code, "language.name")} for code in self.languages()]
@@ -999,7 +1015,7 @@ class Kiosk:
         """What a customer must know before any money moves: price with fees, fee terms,
         limits, the notes taken, whether a receipt can be printed."""
         currency = self.config.currency
-        notes = [d for d in getattr(self.devices.validator, "denominations", []) if d.currency == currency]
+        notes = [d for d in self._denominations if d.currency == currency]
         return {**self.pricing.terms(), "currency": currency, "notes": [str(d) for d in sorted(notes)],
                 "receipt_available": self._receipt_available()}
 

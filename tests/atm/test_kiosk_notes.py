@@ -111,7 +111,7 @@ async def test_a_door_opened_while_a_note_moves_ends_out_of_service_once_the_not
         await _stall(h, "silent")
         h.sensors.pin("door").drive_high()
         await h.wait_for(lambda: h.screen == "out_of_service", timeout=10)
-        assert "door" in h.data["reason"] and h.validator.state_info()["enabled"] is False
+        assert "door" in h.kiosk.out_of_service_reason() and h.validator.state_info()["enabled"] is False
 
 
 async def test_a_settled_event_the_device_repeats_is_credited_once(tmp_path):

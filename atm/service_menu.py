@@ -178,8 +178,9 @@ class ServiceMenu:
                 if len(group["recent"]) < 5:
                     group["recent"].append(a["text"])
         rank = {s: i for i, s in enumerate(SEVERITY_ORDER)}
-        return sorted(groups.values(), key=lambda g: (rank.get(g["severity"], len(rank)), g["last"] or ""),
-                      reverse=False)
+        # most severe first; within a severity, the group with the newest alert first
+        # (groups were made newest first, and sorted() keeps that order among equals)
+        return sorted(groups.values(), key=lambda g: rank.get(g["severity"], len(rank)))
 
     def cash(self) -> dict[str, Any]:
         k = self.kiosk
@@ -277,7 +278,7 @@ class ServiceMenu:
         return {"ok": True}
 
     async def _exit(self, _m: Mapping[str, Any]) -> None:
-        self.kiosk.devices.scanner and self._stop_scanning()
+        self._stop_scanning()                  # a scan test left running must not scan for a buy
         await self.kiosk._fire("service_exit")
 
     async def _deactivate(self, _m: Mapping[str, Any]) -> None:

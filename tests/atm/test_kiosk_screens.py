@@ -175,3 +175,21 @@ async def test_sending_stays_on_screen_after_the_coins_went_out_until_it_could_b
         await h.wait_for(lambda: len(h.cas.sent()) == 1)
         await h.settle_events()
         assert h.screen == "sending"
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_any_device_reason_for_a_refused_note_becomes_a_key_every_language_has(reason):
+    key = texts.rejection_key(reason)
+    assert all(texts.has_key(key, language) for language in LANGUAGES)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=30), st.text(max_size=10))
+def test_any_scan_refusal_becomes_a_message_every_language_can_say(reason, network):
+    said = texts.scan_refusal(reason, network)
+    for language in LANGUAGES:
+        assert texts.render(language, said)

@@ -447,3 +447,16 @@ def test_any_panel_request_body_parses_or_is_refused_with_the_typed_error(body):
         assert str(exc)
     else:
         assert isinstance(command, str) and command and isinstance(args, dict)
+
+
+_json_trees = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                       max_size=4), max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json_trees)
+def test_any_screen_data_gets_its_texts_added_without_an_error(data):
+    from atm.ui.server import with_texts
+    result = with_texts({"screen": "x", "data": data, "seq": 1})
+    assert isinstance(result, dict) and isinstance(result.get("texts", {}), dict)

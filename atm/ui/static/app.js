@@ -158,6 +158,7 @@
       ui.el("p", { text: ui.t("screen.sending_hint") }),
       d.message ? message(d, ui) : null,
       ui.el("p", { class: "mono muted", "data-field": "address", text: ui.text(d.address) })),
+    ui.countdown(d.timeout_s),
     operatorLine(d, ui),
   ]);
 

@@ -65,6 +65,8 @@ class ServiceMenu:
         self.log_lines: deque[str] = deque(maxlen=LOG_LINES_KEPT)
         self._ring = _Ring(self.log_lines)
         self.last_scan: str | None = None
+        self.pairing_mode = False          # the next code scanned here is an operator's pairing code
+        self.pairing_busy = False
         self.last_result: dict[str, Any] | None = None     # what the last action did, shown on its page
 
     # -- lifecycle (the kiosk calls these from start and stop) ---------------------------
@@ -100,6 +102,8 @@ class ServiceMenu:
                       if k.device_health().get("printer") else None},
             "logs": list(self.log_lines)[-LOG_LINES_SHOWN:],
             "activation": self.activation(),
+            "pairing": {"waiting_for_code": self.pairing_mode, "busy": self.pairing_busy,
+                        "paired_with": getattr(self, "paired_with", None)},
             "last_result": self.last_result,
         }
 
@@ -262,7 +266,7 @@ class ServiceMenu:
             "activate": self._activate, "enable_kiosk": self._activate,
             "collect_cash": self._collect_cash, "print_test": self._print_test,
             "test_lights": self._test_lights, "scan_test": self._scan_test,
-            "export_logs": self._export_logs, "print_logs": self._print_logs,
+            "export_logs": self._export_logs, "print_logs": self._print_logs, "pair_scan": self._pair_scan,
         }.get(do if isinstance(do, str) else "")
         if handler is None:
             return {"ok": False, "error": f"unknown service action {do!r}"}
@@ -372,8 +376,44 @@ class ServiceMenu:
             log.warning("stopping the scan test: %s", exc)
 
     def scanned(self, text: str) -> None:
-        """A code read while the service menu is open: shown, never acted on."""
+        """A code read while the service menu is open: shown, never acted on, except an
+        operator's pairing code the technician asked to pair with."""
+        from atm.cas.pairing import PAIRING_PREFIX
+        if self.pairing_mode and text.startswith(PAIRING_PREFIX) and not self.pairing_busy:
+            self.pairing_mode = False
+            self.pairing_busy = True
+            self.last_scan = PAIRING_PREFIX + "…"          # the one-time token is not for the screen
+            self.kiosk._spawn(self._pair(text), "service-pairing")
+            return
         self.last_scan = text[:200]
+
+    async def _pair_scan(self, _m: Mapping[str, Any]) -> None:
+        self.pairing_mode = True
+        await self._scan_test({})
+
+    async def _pair(self, code: str) -> None:
+        """Pair by the operator's code (atm.cas.pairing): the CAS pin is checked inside the
+        TLS handshake before the token leaves. The new trust anchors are used from the next
+        start; the running link keeps the old ones until then."""
+        from atm.cas.interface import CasError
+        from atm.cas.pairing import pair
+        k = self.kiosk
+        try:
+            result = await pair(code, k.config.cas_state_dir)
+        except (CasError, OSError, ValueError) as exc:
+            self.last_result = {"do": "pair_scan", "ok": False, "text": str(exc)}
+            k.alert("pairing", f"service menu: pairing failed: {exc}", "warning")
+        else:
+            self.last_result = {"do": "pair_scan", "ok": True, "text": None}
+            self.paired_with = {"kiosk_id": result.kiosk_id, "cas_url": result.cas_url, "cas_pin": result.cas_pin,
+                                "operator_key_id": result.operator_key_id}
+            k.alert("pairing", f"service menu: paired with {result.cas_url} (pin {result.cas_pin}, operator key "
+                    f"{result.operator_key_id}); restart the kiosk to use it", "warning")
+        finally:
+            self.pairing_busy = False
+            self._stop_scanning()
+            if k.state == "maintenance_menu":
+                await k._fire("refresh")
 
     async def _export_logs(self, m: Mapping[str, Any]) -> None:
         folder = m.get("path")

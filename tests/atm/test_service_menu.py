@@ -120,3 +120,35 @@ async def test_the_status_page_names_each_device_and_the_server_link(tmp_path):
         assert set(rows) >= {"validator", "scanner", "printer"}
         assert all({"model", "firmware", "serial", "state", "last_error"} <= set(r) for r in rows.values())
         assert h.data["cas"]["bundle_version"] == 0 and "queued_uploads" in h.data["cas"]
+
+
+async def test_a_technician_pairs_the_running_kiosk_by_scanning_the_operators_code(tmp_path):
+    from atm.cas.state import load_pairing
+    from simulators.cas.harness import SimulatedOperator
+    async with SimulatedOperator(tmp_path / "operator", pair_kiosk=False, kiosk_id="kiosk-1") as op:
+        async with Harness(tmp_path, cas_state_dir=tmp_path / "cas") as h:
+            await _log_in(h)
+            assert (await h.act("service_action", do="pair_scan"))["ok"]
+            assert h.data["pairing"]["waiting_for_code"] is True
+            assert h.scanner.present(op.pairing_code)
+            await h.wait_for(lambda: h.data["pairing"]["paired_with"] is not None, timeout=30)
+            assert h.data["pairing"]["paired_with"]["cas_pin"] == op.cas.pin
+            assert op.pairing_code not in repr(h.data)                 # the one-time token stays off the screen
+            record = load_pairing(tmp_path / "cas")
+            assert record.cas_pins == (op.cas.pin,) and record.kiosk_id == "kiosk-1"
+
+
+async def test_a_broken_pairing_code_is_reported_on_the_menu_and_pairs_nothing(tmp_path):
+    from atm.cas.state import NotPaired, load_pairing
+    async with Harness(tmp_path, cas_state_dir=tmp_path / "cas") as h:
+        await _log_in(h)
+        assert (await h.act("service_action", do="pair_scan"))["ok"]
+        assert h.scanner.present("atmpair:1:not-base64!")
+        await h.wait_for(lambda: (h.data.get("last_result") or {}).get("do") == "pair_scan")
+        assert h.data["last_result"]["ok"] is False and h.data["pairing"]["paired_with"] is None
+        try:
+            load_pairing(tmp_path / "cas")
+        except NotPaired:
+            pass
+        else:
+            raise AssertionError("a broken code left a pairing behind")

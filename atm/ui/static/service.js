@@ -181,11 +181,20 @@
 
     pairing(d, ui) {
       const cas = d.cas && typeof d.cas === "object" ? d.cas : {};
-      return [ui.facts([
-        [ui.t("service.pairing_state"), ui.text(cas.url, "-"), "pairing_url", "mono"],
-        [ui.t("service.cas_pin"), ui.text(cas.pin, "-"), "pairing_pin", "mono"],
-        [ui.t("service.bundle_version"), ui.text(cas.bundle_version, "-"), "pairing_version"],
-      ])];
+      const pairing = d.pairing && typeof d.pairing === "object" ? d.pairing : {};
+      const fresh = pairing.paired_with && typeof pairing.paired_with === "object" ? pairing.paired_with : null;
+      return [
+        ui.facts([
+          [ui.t("service.pairing_state"), ui.text(fresh ? fresh.cas_url : cas.url, "-"), "pairing_url", "mono"],
+          [ui.t("service.cas_pin"), ui.text(fresh ? fresh.cas_pin : cas.pin, "-"), "pairing_pin", "mono"],
+          [ui.t("service.bundle_version"), ui.text(cas.bundle_version, "-"), "pairing_version"],
+        ]),
+        pairing.waiting_for_code ? ui.el("p", { class: "notice", "data-field": "pairing_waiting",
+          text: ui.t("service.pairing_waiting") }) : null,
+        fresh ? ui.el("p", { class: "notice", "data-field": "pairing_restart", text: ui.t("service.pairing_restart") }) : null,
+        ui.el("div", { class: "buttons" },
+          service(ui, ui.t("service.pairing_scan"), "pair_scan", { kind: "primary", disabled: pairing.busy === true })),
+      ];
     },
 
     logs(d, ui) {

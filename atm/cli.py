@@ -44,6 +44,26 @@ def _load_config(path: str | None, simulate: bool):
     return config_mod.load(path)
 
 
+_PORT_OPTIONS = ("validator", "printer", "scanner")
+
+
+def _add_port_options(p: argparse.ArgumentParser) -> None:
+    for kind in _PORT_OPTIONS:
+        p.add_argument(f"--{kind}-port", metavar="URL",
+                       help=f"with --simulate: use the {kind} at this pyserial URL (a real device, or an outside "
+                            f"emulator such as socket://127.0.0.1:7001) instead of the built-in simulator; "
+                            f"--{kind} names its protocol" + (" (camera: a camera source)" if kind == "scanner" else ""))
+
+
+def _external_ports(args: argparse.Namespace) -> dict[str, str]:
+    ports = {kind: getattr(args, f"{kind}_port", None) for kind in _PORT_OPTIONS}
+    ports = {kind: url for kind, url in ports.items() if url}
+    if ports and not args.simulate:
+        raise ConfigurationError(f"--{next(iter(ports))}-port is for --simulate; a real kiosk names its ports in "
+                                 "the configuration's [devices.*] tables")
+    return ports
+
+
 def _add_sim_choices(p: argparse.ArgumentParser) -> None:
     from simulators.world import PRINTERS, SCANNERS, VALIDATORS
     p.add_argument("--validator", choices=VALIDATORS, default="id003", help="simulated bill validator (default id003)")
@@ -65,7 +85,7 @@ async def _simulated_cas(args: argparse.Namespace, config: Any) -> tuple[Any, An
 # ------------------------------------------------------------------------------------ run
 
 async def _run(args: argparse.Namespace) -> int:
-    from atm.app import RunningKiosk, with_devices
+    from atm.app import StateDirLock
     config = _load_config(args.config, args.simulate)
     if args.ui_port is not None:
         config = dataclasses.replace(config, ui_port=args.ui_port)
@@ -77,15 +97,26 @@ async def _run(args: argparse.Namespace) -> int:
             raise SystemExit(f"atm run: --language {args.language!r}: no texts for it; have "
                              f"{', '.join(texts.available_languages())} (atm/locale/*.toml)")
         config = dataclasses.replace(config, language=args.language)
+    ports = _external_ports(args)
+    # Before anything in the state folder is touched: a second kiosk on the same
+    # folder would rewrite the first one's keys and share its journal.
+    with StateDirLock(config.state_dir):
+        return await _run_locked(args, config, ports)
+
+
+async def _run_locked(args: argparse.Namespace, config: Any, ports: dict[str, str]) -> int:
+    from atm.app import RunningKiosk, with_devices
     world = None
-    if args.simulate:
-        from simulators.world import SimulatedWorld
-        world = SimulatedWorld(currency=config.currency, validator=args.validator, printer=args.printer,
-                               scanner=args.scanner, network=config.network)
-        config = with_devices(config, world.start())
     operator = cas = None
     try:
         if args.simulate:
+            from simulators.world import SimulatedWorld
+            try:
+                world = SimulatedWorld(currency=config.currency, validator=args.validator, printer=args.printer,
+                                       scanner=args.scanner, network=config.network, ports=ports)
+            except ValueError as exc:
+                raise ConfigurationError(str(exc)) from None
+            config = with_devices(config, world.start())
             operator, cas, config = await _simulated_cas(args, config)
         running = RunningKiosk(config, simulate=args.simulate, world=world, cas=cas)
         await running.start()
@@ -98,6 +129,8 @@ async def _run(args: argparse.Namespace) -> int:
     print(f"Customer screen: {running.url}", flush=True)
     if args.simulate:
         print(f"Simulator control panel: {running.url}sim", flush=True)
+        for kind, url in ports.items():
+            print(f"The {kind} is the device at {url}; the panel does not drive it", flush=True)
         print("Drive it from a shell too, e.g.: atm sim qr "
               f"{'bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080'} ; atm sim insert 2000", flush=True)
     stop = asyncio.Event()
@@ -106,11 +139,13 @@ async def _run(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     print("stopping kiosk", flush=True)
-    await running.stop()
-    if world:
-        world.stop()
-    if operator:
-        await operator.stop()
+    try:
+        await running.stop()
+    finally:
+        if world:
+            world.stop()
+        if operator:
+            await operator.stop()
     return 0
 
 
@@ -118,17 +153,18 @@ async def _run(args: argparse.Namespace) -> int:
 
 async def _demo(args: argparse.Namespace) -> dict[str, Any]:
     """A scripted buy on simulators: scan, insert notes, confirm, wait for the receipt."""
-    from atm.app import RunningKiosk, with_devices
+    from atm.app import RunningKiosk, StateDirLock, with_devices
     from simulators.world import SAMPLE_ADDRESSES, SimulatedWorld
     config = _load_config(args.config, True)
     state_dir = Path(args.state_dir) if args.state_dir else Path(tempfile.mkdtemp(prefix="atm-demo-"))
     config = dataclasses.replace(config, state_dir=state_dir)
     world = SimulatedWorld(currency=config.currency, validator=args.validator, printer=args.printer,
                            scanner=args.scanner, network=config.network)
-    config = with_devices(config, world.start())
+    lock = StateDirLock(state_dir).acquire()  # a demo on a running kiosk's folder would share its journal
     operator = running = None
     notes = [int(n) for n in args.notes.split(",") if n.strip()]
     try:
+        config = with_devices(config, world.start())
         operator, cas, config = await _simulated_cas(args, config)
         running = RunningKiosk(config, simulate=True, world=world, ui=False, cas=cas)
         kiosk = running.kiosk
@@ -190,6 +226,7 @@ async def _demo(args: argparse.Namespace) -> dict[str, Any]:
         world.stop()
         if operator is not None:
             await operator.stop()
+        lock.release()
 
 
 async def _until(check: Any, timeout: float, interval: float = 0.05) -> bool:
@@ -239,9 +276,13 @@ def _demo_main(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------ sim
 
+# word -> (panel command, the argument a bare word fills, whether that argument is text)
 _SIM_SHORTCUTS = {
-    "insert": ("insert_note", "minor"), "qr": ("present_qr", "text"), "paper": ("paper", "state"),
-    "jam": ("jam", "where"), "power-cycle": ("power_cycle", "note_in"),
+    "insert": ("insert_note", "minor", False), "qr": ("present_qr", "text", True),
+    "paper": ("paper", "state", True), "jam": ("jam", "where", True),
+    "power-cycle": ("power_cycle", "note_in", True),
+    "stall": ("stall_stacking", "then", True), "lose-ack": ("lose_host_ack_once", None, False),
+    "take-qr": ("take_away_qr", None, False),
 }
 
 
@@ -250,16 +291,18 @@ def _sim_args(command: str, rest: Sequence[str]) -> tuple[str, dict[str, Any]]:
         if len(rest) != 1 or rest[0] not in ("open", "close", "closed"):
             raise SystemExit("usage: atm sim door open|close")
         return "door", {"open": rest[0] == "open"}
-    name, positional = _SIM_SHORTCUTS.get(command, (command.replace("-", "_"), None))
+    name, positional, text = _SIM_SHORTCUTS.get(command, (command.replace("-", "_"), None, False))
     args: dict[str, Any] = {}
     for item in rest:
-        if "=" in item:
-            key, _, value = item.partition("=")
+        key, sep, value = item.partition("=")
+        # Only NAME=VALUE with a plain name is an option: a payment link such as
+        # bitcoin:bc1q...?amount=0.001&label=x holds "=" too and is the code itself.
+        if sep and key.isidentifier():
+            args[key] = _coerce(value)
         elif positional and positional not in args:
-            key, value = positional, item
+            args[positional] = item if text else _coerce(item)
         else:
             raise SystemExit(f"atm sim {command}: expected key=value, got {item!r}")
-        args[key] = _coerce(value)
     return name, args
 
 
@@ -328,12 +371,20 @@ def _pin_hash_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _journal_state_dir(args: argparse.Namespace) -> Path:
+    """--state-dir, else the [kiosk] state_dir of --config (resolved against that file's
+    folder), else the simulated kiosk's: the same journal from any working directory."""
+    if args.state_dir:
+        return Path(args.state_dir)
+    return _load_config(args.config, True).state_dir
+
+
 def _journal_main(args: argparse.Namespace) -> int:
     from atm.journal import Journal
-    config = _load_config(args.config, args.config is None)
-    path = config.state_dir / "journal.sqlite"
+    path = _journal_state_dir(args) / "journal.sqlite"
     if not path.exists():
-        print(f"atm journal: no journal at {path}", file=sys.stderr)
+        print(f"atm journal: no journal at {path} (pass --state-dir DIR, or --config FILE of the kiosk)",
+              file=sys.stderr)
         return 2
     journal = Journal(path)
     data = journal.report()
@@ -361,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--state-dir", help="where the journal lives (overrides [kiosk] state_dir)")
     run.add_argument("--language", help="the kiosk's default language, e.g. de (overrides [kiosk] language)")
     _add_sim_choices(run)
+    _add_port_options(run)
     run.set_defaults(func=lambda a: asyncio.run(_run(a)))
 
     demo = sub.add_parser("demo", help="run a scripted buy on simulators and print the receipt")
@@ -372,7 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo_main)
 
     sim = sub.add_parser("sim", help="drive a running simulated kiosk: insert 2000 | qr TEXT | door open|close | "
-                                     "paper out | jam | state | screen | COMMAND key=value ...")
+                                     "paper out | jam | stall stacker|acceptor | lose-ack | take-qr | state | "
+                                     "screen | COMMAND key=value ...")
     sim.add_argument("--url", default="http://127.0.0.1:8080", help="the kiosk's screen URL")
     sim.add_argument("sim_command", metavar="COMMAND")
     sim.add_argument("rest", nargs="*", metavar="ARG")
@@ -386,7 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
     pin.set_defaults(func=_pin_hash_main)
 
     journal = sub.add_parser("journal", help="show transactions, sends waiting for the CAS, reconciliation items")
-    journal.add_argument("--config", help="kiosk configuration (default: the simulator's)")
+    journal.add_argument("--config", help="kiosk configuration: its [kiosk] state_dir holds the journal "
+                                          "(default: the simulator's, config/simulate.toml)")
+    journal.add_argument("--state-dir", help="the kiosk's state folder (overrides --config)")
     journal.add_argument("--json", action="store_true")
     journal.set_defaults(func=_journal_main)
 

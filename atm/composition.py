@@ -27,7 +27,9 @@ _DRIVERS: dict[str, dict[str, tuple[str, str | None]]] = {
     "scanner": {"camera": ("drivers.camera.driver:CameraScanner", "source"),
                 "serial": ("drivers.serial_scanner.driver:SerialScanner", "port"),
                 "standin": ("simulators.standin:StandinScanner", None)},
-    "dispenser": {"standin": ("simulators.standin:StandinDispenser", None)},
+    "dispenser": {"lcdm2000": ("drivers.lcdm.driver:Lcdm2000Dispenser", "port"),
+                  "lcdm4000": ("drivers.lcdm.driver:Lcdm4000Dispenser", "port"),
+                  "standin": ("simulators.standin:StandinDispenser", None)},
     "sensors": {"gpio": ("drivers.gpio.driver:GpioSensors", None)},
     "indicators": {"gpio": ("drivers.gpio.driver:GpioIndicators", None)},
 }

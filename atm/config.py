@@ -3,14 +3,17 @@
 Anything wrong (missing file, unknown key, wrong type, out-of-range value) stops
 start-up with a ConfigurationError that names the file, the key and what was
 expected. Settings that route money (limits, fees, wallet) are the operator's:
-a paired kiosk takes them from the signed bundle and these values are only the
-floor used before pairing and in simulate mode.
+a real kiosk takes them only from the signed bundle; here they are what the
+simulated operator signs in simulate mode. Relative paths resolve against the
+folder of the file that names them, so a kiosk finds its state wherever it is
+started from.
 """
 
 from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -52,6 +55,11 @@ class Config:
     min_buy: Fiat = Fiat(500, "EUR")
     max_buy: Fiat = Fiat(100_000, "EUR")
     fee_percent: str = "5"
+    fixed_fee: Fiat = Fiat(0, "EUR")
+    # Lowest and highest acceptable rate (fiat per BTC) the simulated operator signs;
+    # None: a wide band around the simulator's own rate.
+    rate_bounds: tuple[Decimal, Decimal] | None = None
+    quote_max_age_s: int = 60
     operator_name: str = "Example Operator"
     operator_contact: str = "support@example.invalid"
     timeouts: Timeouts = Timeouts()
@@ -63,6 +71,9 @@ class Config:
     cas_state_dir: Path = Path("var/cas")
     cas_offline_stop_after_s: float = 300.0
     devices: Mapping[str, DeviceConfig] = field(default_factory=dict)
+    # [sell]: the cash-out rules the simulated operator signs (keys as in the signed
+    # bundle's settings.sell, the chain checkpoint added by the simulator); None: no selling.
+    sell: Mapping[str, Any] | None = None
 
 
 # Schema: table -> key -> (type, check or None). Keys not listed are refused.
@@ -78,6 +89,20 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "min_buy_minor": (int, lambda v: v > 0 or "a positive whole number of minor units (cents)"),
         "max_buy_minor": (int, lambda v: v > 0 or "a positive whole number of minor units (cents)"),
         "fee_percent": (str, None),
+        "fixed_fee_minor": (int, lambda v: v >= 0 or "a whole number of minor units (cents), 0 or more"),
+        "rate_bounds": (list, None),
+        # The range a kiosk accepts in a signed bundle (atm/cas/bundle.py).
+        "quote_max_age_s": (int, lambda v: 10 <= v <= 600 or "a whole number of seconds from 10 to 600"),
+    },
+    "sell": {
+        "min_sell_minor": (int, lambda v: v > 0 or "a positive whole number of minor units (cents)"),
+        "max_sell_minor": (int, lambda v: v > 0 or "a positive whole number of minor units (cents)"),
+        "fee_percent": (str, None),
+        "fixed_fee_minor": (int, lambda v: v >= 0 or "a whole number of minor units (cents), 0 or more"),
+        "zero_conf_cap_sats": (int, lambda v: v >= 0 or "a whole number of satoshis, 0 or more"),
+        # The ranges a kiosk accepts in a signed bundle (atm/cas/bundle.py).
+        "confirmations_required": (int, lambda v: 1 <= v <= 100 or "a whole number of blocks from 1 to 100"),
+        "invoice_ttl_s": (int, lambda v: 60 <= v <= 86_400 or "a whole number of seconds from 60 to 86400"),
     },
     "operator": {"name": (str, None), "contact": (str, None)},
     "timeouts": {name: ((int, float), lambda v: v > 0 or "a positive number of seconds")
@@ -112,8 +137,37 @@ def _check(path: str, table: str, key: str, value: Any) -> Any:
     return value
 
 
-def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
-    """Build a Config from parsed TOML, checking every key."""
+def _rate_bounds(source: str, value: Any) -> tuple[Decimal, Decimal]:
+    expected = (f"{source}: [limits] rate_bounds = {value!r}; expected [lowest, highest] fiat per BTC as "
+                "decimal strings or whole numbers, 0 < lowest <= highest, e.g. [\"5000\", \"500000\"]")
+    if not isinstance(value, list) or len(value) != 2:
+        raise ConfigurationError(expected)
+    bounds = []
+    for item in value:
+        # Floats are refused: a rate bound is money-adjacent and TOML floats are binary.
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            raise ConfigurationError(expected)
+        try:
+            number = Decimal(str(item).strip())
+        except InvalidOperation:
+            raise ConfigurationError(expected) from None
+        if not number.is_finite():
+            raise ConfigurationError(expected)
+        bounds.append(number)
+    low, high = bounds
+    if not Decimal(0) < low <= high:
+        raise ConfigurationError(expected)
+    return low, high
+
+
+def _resolve(base: Path | None, value: str) -> Path:
+    path = Path(value)
+    return path if base is None or path.is_absolute() else base / path
+
+
+def parse(data: Mapping[str, Any], source: str = "<config>", base: Path | None = None) -> Config:
+    """Build a Config from parsed TOML, checking every key. Relative paths resolve
+    against `base` (the configuration file's folder; the working directory if None)."""
     values: dict[str, Any] = {}
     for table, content in data.items():
         if table == "devices":
@@ -136,12 +190,17 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
         raise ConfigurationError(f"{source}: [limits] min_buy_minor ({min_buy.minor}) is above max_buy_minor ({max_buy.minor})")
     fee = get("limits", "fee_percent", "5")
     try:
-        from decimal import Decimal, InvalidOperation
         fee_value = Decimal(fee)
         if not (0 <= fee_value < 100):
             raise InvalidOperation
     except Exception:
         raise ConfigurationError(f"{source}: [limits] fee_percent = {fee!r}; expected a decimal string from \"0\" to below \"100\"") from None
+    fixed_fee = Fiat(get("limits", "fixed_fee_minor", 0), currency)
+    if fixed_fee.minor and fixed_fee >= min_buy:
+        raise ConfigurationError(f"{source}: [limits] fixed_fee_minor ({fixed_fee.minor}) must be below "
+                                 f"min_buy_minor ({min_buy.minor}): a minimum purchase would buy nothing")
+    bounds_raw = get("limits", "rate_bounds", None)
+    rate_bounds = None if bounds_raw is None else _rate_bounds(source, bounds_raw)
 
     timeouts = Timeouts(**{name: float(get("timeouts", name, default))
                            for name, default in Timeouts().__dict__.items()})
@@ -158,7 +217,10 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
         options = {k: v for k, v in table.items() if k != "driver"}
         devices[kind] = DeviceConfig(kind, table["driver"], options)
 
-    state_dir = Path(get("kiosk", "state_dir", "var"))
+    sell = _sell(source, {key: value for (table, key), value in values.items() if table == "sell"},
+                 "sell" in data)
+
+    state_dir = _resolve(base, get("kiosk", "state_dir", "var"))
     return Config(
         source=source,
         kiosk_id=get("kiosk", "id", "kiosk-1"),
@@ -169,6 +231,9 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
         min_buy=min_buy,
         max_buy=max_buy,
         fee_percent=fee,
+        fixed_fee=fixed_fee,
+        rate_bounds=rate_bounds,
+        quote_max_age_s=get("limits", "quote_max_age_s", 60),
         operator_name=get("operator", "name", "Example Operator"),
         operator_contact=get("operator", "contact", "support@example.invalid"),
         timeouts=timeouts,
@@ -177,10 +242,37 @@ def parse(data: Mapping[str, Any], source: str = "<config>") -> Config:
         technician_pin_hash=get("service", "pin_hash", None),
         on_paper_out=get("printer", "on_paper_out", "warn"),
         cas_mode=get("cas", "mode", "standin"),
-        cas_state_dir=Path(get("cas", "state_dir", str(state_dir / "cas"))),
+        cas_state_dir=(_resolve(base, values[("cas", "state_dir")]) if ("cas", "state_dir") in values
+                       else state_dir / "cas"),
         cas_offline_stop_after_s=float(get("cas", "offline_stop_after_s", 300.0)),
         devices=devices,
+        sell=sell,
     )
+
+
+SELL_REQUIRED = ("min_sell_minor", "max_sell_minor", "zero_conf_cap_sats", "confirmations_required", "invoice_ttl_s")
+
+
+def _sell(source: str, table: dict[str, Any], present: bool) -> dict[str, Any] | None:
+    if not present:
+        return None
+    missing = [key for key in SELL_REQUIRED if key not in table]
+    if missing:
+        raise ConfigurationError(f"{source}: [sell] needs {', '.join(missing)} (or no [sell] table: no selling)")
+    if table["min_sell_minor"] > table["max_sell_minor"]:
+        raise ConfigurationError(f"{source}: [sell] min_sell_minor ({table['min_sell_minor']}) is above "
+                                 f"max_sell_minor ({table['max_sell_minor']})")
+    fee = table.get("fee_percent", "0")
+    try:
+        if not 0 <= Decimal(fee) < 100:
+            raise InvalidOperation
+    except Exception:
+        raise ConfigurationError(f"{source}: [sell] fee_percent = {fee!r}; expected a decimal string from \"0\" "
+                                 "to below \"100\"") from None
+    if table.get("fixed_fee_minor", 0) >= table["min_sell_minor"]:
+        raise ConfigurationError(f"{source}: [sell] fixed_fee_minor ({table.get('fixed_fee_minor')}) must be below "
+                                 f"min_sell_minor ({table['min_sell_minor']}): a smallest sell would pay no cash")
+    return {"fee_percent": fee, "fixed_fee_minor": 0, **table}
 
 
 def load(path: str | Path) -> Config:
@@ -195,4 +287,4 @@ def load(path: str | Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path}: not valid TOML: {exc}") from None
-    return parse(data, str(path))
+    return parse(data, str(path), base=path.resolve().parent)

@@ -350,16 +350,17 @@ class Kiosk:
                 self._spawn(self._read_denominations(), "validator-notes")
             if item.state in (DeviceState.HARDWARE_ERROR, DeviceState.OFFLINE, DeviceState.FRAUD_ATTEMPT,
                               DeviceState.USER_ERROR):
-                kind = "fraud" if item.state == DeviceState.FRAUD_ATTEMPT else "device"
+                kind = "fraud_attempt" if item.state == DeviceState.FRAUD_ATTEMPT else "device"
                 self.alert(kind, f"{item.device}: {item.state.value} {item.detail}".strip(), "critical")
             await self._fire("recheck" if self.is_healthy() else "fault")
         elif isinstance(item, CashboxChanged):
             self._cashbox = item.status
-            self.alert("cashbox", f"{item.device}: cashbox {item.status.value}",
+            self.alert("cashbox_full" if item.status == UnitStatus.FULL else "cashbox",
+                       f"{item.device}: cashbox {item.status.value}",
                        "critical" if item.status in (UnitStatus.FULL, UnitStatus.MISSING) else "warning")
             await self._fire("recheck" if self.is_healthy() else "fault")
         elif isinstance(item, FraudDetected):
-            self.alert("fraud", f"{item.device}: fraud attempt: {item.detail}", "critical")
+            self.alert("fraud_attempt", f"{item.device}: fraud attempt: {item.detail}", "critical")
             self.journal.record_fact("fraud_attempt", self.tx_id, device=item.device, detail=item.detail)
         elif isinstance(item, CodeScanned):
             if self.state == "maintenance_menu":
@@ -373,9 +374,9 @@ class Kiosk:
             self._paper = item.paper
             self._health["printer"] = _Health(item.state, f"paper {item.paper.value}")
             if item.paper == PaperState.NEAR_END:
-                self.alert("paper", "printer: paper near end", "warning")
+                self.alert("paper_low", "printer: paper near end", "warning")
             elif item.paper == PaperState.OUT:
-                self.alert("paper", "printer: paper out", "critical")
+                self.alert("paper_out", "printer: paper out", "critical")
             await self._fire("recheck" if self.is_healthy() else "fault")
         else:
             log.warning("ignored unknown event %r", item)
@@ -865,7 +866,7 @@ class Kiosk:
         self.journal.record_fact("sensor", self.tx_id, sensor=event.sensor, active=event.active)
         if event.sensor == "door":
             self._door_open = event.active
-            self.alert("door", "door opened" if event.active else "door closed",
+            self.alert("door_open" if event.active else "door_closed", "door opened" if event.active else "door closed",
                        "warning" if event.active else "info")
             await self._fire("door_opened" if event.active else "recheck")
         elif event.sensor == "service_switch" and event.active:
@@ -924,7 +925,7 @@ class Kiosk:
                 self._journal_error = self._journal_error or str(exc)
         upload = getattr(self.cas, "report_alert", None)
         if upload is not None:
-            coro = upload(kind, text, severity)
+            coro = upload(kind, {"text": text, "tx_id": self.tx_id}, severity)
         elif (upload := getattr(self.cas, "report_event", None)) is not None:
             coro = upload("alert", {"kind": kind, "text": text, "severity": severity})
         else:

@@ -91,9 +91,80 @@ def cmd_pairing_code(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rate_bounds_option(text: str, settings: Any) -> dict[str, list[str]]:
+    """--rate-bounds [CUR=]LOWEST:HIGHEST -> {"CUR": ["LOWEST", "HIGHEST"]} (CUR: the settings' currency)."""
+    currency, _, pair = text.rpartition("=")
+    if not currency:
+        currency = settings.get("currency") if isinstance(settings, dict) else None
+        if not isinstance(currency, str):
+            raise OperatorToolError("--rate-bounds: the settings name no currency; write CUR=LOWEST:HIGHEST")
+    low, sep, high = pair.partition(":")
+    if not sep or not low.strip() or not high.strip():
+        raise OperatorToolError(f"--rate-bounds {text!r}: expected [CUR=]LOWEST:HIGHEST, e.g. 20000:200000 "
+                                "(fiat per bitcoin)")
+    return {currency.strip(): [low.strip(), high.strip()]}
+
+
+def _int_option(text: str, option: str, what: str) -> int:
+    try:
+        return int(text.strip(), 10)
+    except ValueError:
+        raise OperatorToolError(f"{option} {text!r}: expected {what}") from None
+
+
+def _sell_options(args: argparse.Namespace, settings: dict[str, Any]) -> None:
+    """Put the --sell-*/--zero-conf-cap/--confirmations/--invoice-ttl/--checkpoint options
+    into settings["sell"], over whatever the settings file has there."""
+    sell: dict[str, Any] = {}
+    if args.sell_limits is not None:
+        low, sep, high = args.sell_limits.partition(":")
+        if not sep:
+            raise OperatorToolError(f"--sell-limits {args.sell_limits!r}: expected MIN:MAX in minor units "
+                                    "(cents), e.g. 2000:50000")
+        sell["min_sell_minor"] = _int_option(low, "--sell-limits", "MIN:MAX in minor units")
+        sell["max_sell_minor"] = _int_option(high, "--sell-limits", "MIN:MAX in minor units")
+    if args.sell_fee is not None:
+        sell["fee_percent"] = args.sell_fee.strip()
+    if args.sell_fixed_fee is not None:
+        sell["fixed_fee_minor"] = args.sell_fixed_fee
+    if args.zero_conf_cap is not None:
+        sell["zero_conf_cap_sats"] = args.zero_conf_cap
+    if args.confirmations is not None:
+        sell["confirmations_required"] = args.confirmations
+    if args.invoice_ttl is not None:
+        sell["invoice_ttl_s"] = args.invoice_ttl
+    if args.checkpoint is not None or args.checkpoint_bits is not None or args.checkpoint_target is not None:
+        existing = settings.get("sell") if isinstance(settings.get("sell"), dict) else {}
+        checkpoint = dict(existing.get("checkpoint") or {}) if isinstance(existing.get("checkpoint"), dict) else {}
+        if args.checkpoint is not None:
+            height, sep, block_hash = args.checkpoint.partition(":")
+            if not sep:
+                raise OperatorToolError(f"--checkpoint {args.checkpoint!r}: expected HEIGHT:BLOCKHASH (the hash as "
+                                        "explorers show it)")
+            checkpoint["height"] = _int_option(height, "--checkpoint", "HEIGHT:BLOCKHASH")
+            checkpoint["block_hash"] = block_hash.strip().lower()
+        if args.checkpoint_bits is not None:
+            checkpoint.pop("max_target", None)
+            checkpoint["max_bits"] = args.checkpoint_bits.strip().lower().removeprefix("0x")
+        if args.checkpoint_target is not None:
+            checkpoint.pop("max_bits", None)
+            checkpoint["max_target"] = args.checkpoint_target.strip().lower().removeprefix("0x")
+        sell["checkpoint"] = checkpoint
+    if sell:
+        base = settings.get("sell") if isinstance(settings.get("sell"), dict) else {}
+        settings["sell"] = {**base, **sell}
+
+
 def cmd_sign_bundle(args: argparse.Namespace) -> int:
     key = load_operator_key(args.key)
     settings = _read_json(args.settings, "settings")
+    if not isinstance(settings, dict):
+        raise OperatorToolError(f"{args.settings}: expected a JSON object of settings")
+    for text in args.rate_bounds or []:
+        settings["rate_bounds"] = {**(settings.get("rate_bounds") or {}), **_rate_bounds_option(text, settings)}
+    if args.quote_max_age is not None:
+        settings["quote_max_age_s"] = args.quote_max_age
+    _sell_options(args, settings)
     payload: dict[str, Any] = {"type": BUNDLE_TYPE, "format": BUNDLE_FORMAT, "kiosk_id": check_kiosk_id(args.kiosk_id),
                                "version": args.version, "issued_at": int(time.time()), "settings": settings}
     if args.trust:
@@ -198,6 +269,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", type=int, required=True, help="must be higher than any version signed before")
     p.add_argument("--settings", type=Path, required=True, help="JSON settings (see docs/cas-protocol.md)")
     p.add_argument("--trust", type=Path, help="JSON trust changes: cas_pins and/or operator_key")
+    p.add_argument("--rate-bounds", action="append", metavar="[CUR=]LOWEST:HIGHEST",
+                   help="the range the CAS's unsigned rate must fall in, fiat per bitcoin (required for the "
+                        "settings' currency, here or as rate_bounds in the settings file)")
+    p.add_argument("--quote-max-age", type=int, metavar="SECONDS",
+                   help="a quote older than this is refreshed before the customer commits (default 60)")
+    sell = p.add_argument_group("cash-out (settings.sell; without a sell table the kiosk does not sell)")
+    sell.add_argument("--sell-limits", metavar="MIN:MAX", help="smallest and largest sell, in minor units (cents)")
+    sell.add_argument("--sell-fee", metavar="PERCENT", help="percent fee on a sell, as a decimal, e.g. 6.5")
+    sell.add_argument("--sell-fixed-fee", type=int, metavar="MINOR", help="fixed fee once per sell, minor units")
+    sell.add_argument("--zero-conf-cap", type=int, metavar="SATS",
+                      help="a payment up to this many sats is paid out unconfirmed")
+    sell.add_argument("--confirmations", type=int, metavar="N", help="confirmations needed above the cap")
+    sell.add_argument("--invoice-ttl", type=int, metavar="SECONDS", help="how long a deposit address waits")
+    sell.add_argument("--checkpoint", metavar="HEIGHT:BLOCKHASH",
+                      help="a recent block you checked yourself; payments are proven from it")
+    work = sell.add_mutually_exclusive_group()
+    work.add_argument("--checkpoint-bits", metavar="HEX",
+                      help="least work a header after the checkpoint must show, as compact bits, e.g. 17034219")
+    work.add_argument("--checkpoint-target", metavar="HEX", help="the same as the largest target, in hex")
     p.add_argument("--out", type=Path)
     p.set_defaults(func=cmd_sign_bundle)
 

@@ -21,13 +21,14 @@ from hal.events import (
     CashboxChanged,
     FraudDetected,
     DispenseCompleted,
+    CassetteStatusChanged,
     CodeScanned,
     SensorChanged,
     PrinterStatusChanged,
 )
 from hal.device import Device, DeviceInfo
 from hal.validator import BillValidator, CreditRecorder
-from hal.dispenser import CashDispenser, Cassette
+from hal.dispenser import CashDispenser, Cassette, CassetteState, DispenserStatus, LastOperation
 from hal.printer import ReceiptPrinter, PrinterStatus, Receipt, TextLine, PairLine, QrBlock, Rule
 from hal.scanner import CodeScanner
 from hal.sensors import Sensors, Indicators, Light

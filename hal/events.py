@@ -115,14 +115,46 @@ class FraudDetected(Event):
     detail: str
 
 
+# What a dispense came to, for the books: every requested note exited, fewer did, or the
+# device could not say (its answer was lost and it has no record to ask).
+DISPENSE_OUTCOMES = ("complete", "partial", "unknown")
+
+
 @dataclass(frozen=True, kw_only=True)
 class DispenseCompleted(Event):
-    """One dispense command ended. Money counts only by `exited`."""
+    """One dispense command ended. Money counts only by `exited`.
+
+    `outcome` "unknown" means the notes in `uncertain` (cassette id -> notes asked in a
+    command whose answer never came) may or may not have left: the application parks
+    them for reconciliation and never pays them again on its own. `exited` then holds only
+    what the device did report. `error` is a short code ("jam", "cassetteEmpty", ...) or None.
+    Without an explicit outcome, SUCCESS reads "complete" and anything else "partial"."""
 
     request_id: str
     completion: Completion
     exited: Mapping[str, int]        # cassette id -> notes that left the device
     rejected: Mapping[str, int]      # cassette id -> notes diverted to the reject bin
+    detail: str = ""
+    requested: Mapping[str, int] = field(default_factory=dict)
+    outcome: str = ""
+    uncertain: Mapping[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.outcome:
+            object.__setattr__(self, "outcome", "complete" if self.completion == Completion.SUCCESS else "partial")
+        if self.outcome not in DISPENSE_OUTCOMES:
+            raise ValueError(f"DispenseCompleted.outcome must be one of {DISPENSE_OUTCOMES}, got {self.outcome!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CassetteStatusChanged(Event):
+    """The dispenser's own view of one cassette changed (its sensors or an error code):
+    MISSING, EMPTY, LOW (near-end sensor), INOPERATIVE, or OK again. The application's
+    books, not this event, say how many notes are inside."""
+
+    cassette: str
+    status: UnitStatus
     detail: str = ""
 
 

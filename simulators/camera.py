@@ -6,6 +6,7 @@ so the real CameraScanner reads it like any other camera source.
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,7 +18,8 @@ import segno
 
 from drivers.camera.capture import register_sim_source, unregister_sim_source
 
-__all__ = ["CameraSimulator", "Scene", "DISTORTIONS", "render_frame", "render_empty", "scene_for"]
+__all__ = ["CameraSimulator", "CorpusFrame", "Scene", "DISTORTIONS", "load_corpus_recipe", "render_corpus_frame",
+           "render_empty", "render_frame", "scene_for"]
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,40 @@ def render_empty(*, width: int = 640, height: int = 480, seed: int = 0, noise_si
     return cv2.cvtColor(np.clip(frame, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
 
 
+@dataclass(frozen=True)
+class CorpusFrame:
+    """One frame of a decoder test corpus: the image, the text it holds (None: no code), its kind."""
+
+    image: np.ndarray
+    expected: str | None
+    label: str
+
+
+def load_corpus_recipe(path: Path) -> list[dict[str, Any]]:
+    """The frames a corpus recipe file describes (bench/decoders.py --write-recipe writes one),
+    each as {kind, payload text or None, size, scene}. Raises ValueError naming the file."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        payloads, frames = data["payloads"], data["frames"]
+        return [{**e, "payload": None if e["payload"] is None else payloads[e["payload"]]} for e in frames]
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise ValueError(f"{path}: not a corpus recipe ({type(exc).__name__}: {exc}); expected "
+                         '{"payloads": [...], "frames": [{kind, payload index, size, scene}, ...]}; '
+                         "write one with bench/decoders.py --write-recipe") from None
+
+
+def render_corpus_frame(entry: dict[str, Any]) -> CorpusFrame:
+    """Render one recipe entry; the same entry gives the same pixels (the scene carries its seed)."""
+    width, height = entry["size"]
+    if entry["payload"] is None:
+        return CorpusFrame(render_empty(width=width, height=height, seed=entry["scene"]["seed"]), None, entry["kind"])
+    scene = dict(entry["scene"])
+    if "center" in scene:
+        scene["center"] = tuple(scene["center"])
+    return CorpusFrame(render_frame(entry["payload"], Scene(**scene), width=width, height=height), entry["payload"],
+                       entry["kind"])
+
+
 class _SimFrameSource:
     """What `sim://NAME` opens: reads the simulator's current frame."""
 
@@ -153,15 +189,24 @@ class _SimFrameSource:
             self._released = True
             self._simulator._note_release()
 
+    def code_read(self, text: str) -> None:
+        self._simulator._code_read(text)
+
 
 class CameraSimulator:
     """A camera for simulate mode and tests, reachable as `sim://NAME`.
 
     Control surface (thread-safe): present(payload, distortion), present_file(path),
-    clear(), set_connected(flag), state(). Call close() to unregister.
+    take_away(), clear(), set_connected(flag), state(). Call close() to unregister.
+
+    A presented code is taken away once a scanner reports it read, as a customer
+    lowers the phone after the beep: later frames show the empty kiosk front, so
+    the same code is not read again on the next screen. `hold_after_read=True`
+    keeps it in view (benchmarks, tests of the scanner's own de-duplication).
     """
 
-    def __init__(self, name: str = "camera", width: int = 640, height: int = 480) -> None:
+    def __init__(self, name: str = "camera", width: int = 640, height: int = 480, *,
+                 hold_after_read: bool = False) -> None:
         self.name = name
         self.width, self.height = width, height
         self._lock = threading.Lock()
@@ -177,6 +222,8 @@ class CameraSimulator:
         self._frames_served = 0
         self._open_readers = 0
         self._closed = False
+        self.hold_after_read = hold_after_read
+        self._taken_away = 0
         register_sim_source(name, self._open)
 
     @property
@@ -218,9 +265,14 @@ class CameraSimulator:
     def clear(self) -> None:
         """Take the phone away: the camera sees the empty kiosk front."""
         with self._lock:
-            self._release_video()
-            self._frame, self._mode = self._empty, "empty"
-            self._payload = self._distortion = self._file = None
+            self._clear_locked()
+
+    def take_away(self) -> None:
+        """The customer lowers the phone: the code leaves the camera's view (same as clear())."""
+        with self._lock:
+            if self._mode != "empty":
+                self._taken_away += 1
+            self._clear_locked()
 
     def set_connected(self, connected: bool) -> None:
         """Unplug (False) or replug (True) the camera: while unplugged every read fails."""
@@ -239,6 +291,8 @@ class CameraSimulator:
                 "connected": self._connected,
                 "frames_served": self._frames_served,
                 "readers": self._open_readers,
+                "taken_away": self._taken_away,
+                "hold_after_read": self.hold_after_read,
                 "size": [self.width, self.height],
             }
 
@@ -287,6 +341,18 @@ class CameraSimulator:
                 frame = self._frame
             self._frames_served += 1
             return frame
+
+    def _code_read(self, text: str) -> None:
+        with self._lock:
+            # Only the phone showing this very code is lowered; a file or video stays in place.
+            if not self.hold_after_read and self._mode == "payload" and self._payload == text:
+                self._taken_away += 1
+                self._clear_locked()
+
+    def _clear_locked(self) -> None:
+        self._release_video()
+        self._frame, self._mode = self._empty, "empty"
+        self._payload = self._distortion = self._file = None
 
     def _release_video(self) -> None:
         if self._video is not None:

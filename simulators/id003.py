@@ -2,8 +2,11 @@
 
 Reachable as a pyserial URL (a pty slave path, or socket://127.0.0.1:PORT), with a
 thread-safe control surface for tests, the demo and the lead's control panel: insert
-a note or a counterfeit, jam, fill or open the stacker, power-cycle, and fault the
-next reply. Run standalone with `python -m simulators.id003 --tcp 7001`.
+a note or a counterfeit, jam, fill or open the stacker, power-cycle, stall a stack,
+lose the host's ACK, and fault the next reply. It behaves as JCM's firmware does where
+a host can get it wrong: escrow returned by itself after 10 s (3 s unpolled) unless
+HELD, silence on a bad CRC then 0x4A, settings refused mid-note, JCM's inhibit bit map.
+Run standalone with `python -m simulators.id003 --tcp 7001`.
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ from drivers.id003.frames import (
     CrcError,
     CurrencyEntry,
     Frame,
+    MessageError,
     FrameDecoder,
     ProtocolError,
     SETTING_COMMANDS,
     Status,
     encode_currency_assign,
     entry_for_minor,
+    mask_inhibits,
 )
 from hal.money import minor_digits
 from simulators.serial_endpoint import SerialEndpoint
@@ -36,22 +41,36 @@ FAULT_KINDS = ("drop", "corrupt", "delay", "truncate", "double")
 # Phases whose status must reach the host at least once before the device moves on,
 # the way a real acceptor holds an event until it has been polled.
 _MUST_REPORT = frozenset({"stacked", "rejecting", "cheated"})
+# A real unit returns a note by itself this long after it first reported ESCROW (or
+# after HOLD), and sooner when the host never polls the escrow at all.
+ESCROW_RETURN_S = 10.0
+UNPOLLED_ESCROW_RETURN_S = 3.0
+# Setting commands (0xC0..0xC7) are refused outside these phases: never mid-note.
+_SETTINGS_ALLOWED = frozenset({"initialize", "idle"})
+STALL_ENDS = ("stacker", "acceptor")
 
 
 class Id003Simulator:
     """One simulated acceptor. `step_s` is how long each mechanical step takes."""
 
     def __init__(self, currency: str = "EUR", notes: Mapping[int, int] | None = None, *,
-                 step_s: float = 0.03, country_code: int = 0x00, unassigned: tuple[int, ...] = ()):
+                 step_s: float = 0.03, country_code: int = 0x00, unassigned: tuple[int, ...] = (),
+                 escrow_return_s: float = ESCROW_RETURN_S,
+                 unpolled_escrow_return_s: float = UNPOLLED_ESCROW_RETURN_S, stall_s: float = 2.0):
         self.currency = currency
         self.notes = dict(DEFAULT_NOTES if notes is None else notes)
         # Escrow codes the device knows but leaves out of its currency-assign answer,
         # to exercise a host that meets an escrow code it cannot value.
         self.unassigned = set(unassigned)
         self.step_s = step_s
+        # The unit's own timings, shortened in tests so that they run fast.
+        self.escrow_return_s = escrow_return_s
+        self.unpolled_escrow_return_s = unpolled_escrow_return_s
+        self.stall_s = stall_s
         self.country_code = country_code
-        self.version = f"JCM-SIM({currency})-100-SS ID003-05V100-00 26NOV26"
-        self.boot_version = "BOOT-SIM V1.00"
+        # The shape of a real unit's answer: model, region tag with its set number, firmware.
+        self.version = f"U({currency}5)-700-SS ID003-05V027-00 05DEC24"
+        self.boot_version = "BOOT V1.00"
         self._lock = threading.RLock()
         self._link = SerialEndpoint()
         self._url = ""
@@ -59,6 +78,16 @@ class Id003Simulator:
         self.frames_received = 0
         self.bad_frames_received = 0
         self.acks_received = 0
+        self.acks_lost = 0
+        self.holds_received = 0
+        self.vend_valid_reports = 0
+        self._comm_error_pending = False
+        self.settings_refused = 0
+        # Host frames to spoil on the line (by command code, None = any), as a bad CRC.
+        self._garble: collections.deque[int | None] = collections.deque()
+        self._stall_next: str | None = None
+        self._lose_ack_next = False
+        self._nearly_full = False
         # Tests that measure latency read this: when the last VEND VALID frame left.
         self.last_vend_valid_sent_at = 0.0
         # What the mechanism and cashbox hold survives a power cycle.
@@ -85,6 +114,12 @@ class Id003Simulator:
         self._failure_code = 0
         self._jam: str | None = None
         self._stalled = False
+        self._stall_then: str | None = None
+        self._comm_error_pending = False     # a power cycle forgets a garbled frame
+        self._escrow_deadline = 0.0
+        self._escrow_polled = False
+        self._auto_return = False
+        self._near_full_shown = False
         self._paused_from: str | None = None
         self._settings: dict[int, bytes] = {
             Command.SET_ENABLE: b"\x00\x00", Command.SET_SECURITY: b"\x00\x00",
@@ -97,6 +132,11 @@ class Id003Simulator:
         self._phase = phase
         self._phase_since = time.monotonic()
         self._reported = False
+        if phase == "escrow":
+            self._escrow_polled = False
+            self._escrow_deadline = self._phase_since + self.unpolled_escrow_return_s
+        elif phase == "idle":
+            self._near_full_shown = False
 
     def _status_frame(self) -> Frame:
         phase = self._phase
@@ -111,6 +151,8 @@ class Id003Simulator:
                 return Frame(Status.STACKER_OPEN)
             if self._stacker_full:
                 return Frame(Status.STACKER_FULL)
+            if self._nearly_full and not self._near_full_shown:
+                return Frame(Status.STACKER_NEARLY_FULL)
             return Frame(Status.DISABLE if self._inhibited else Status.ENABLE)
         simple = {
             "initialize": Status.INITIALIZE, "accepting": Status.ACCEPTING, "holding": Status.HOLDING,
@@ -131,7 +173,21 @@ class Id003Simulator:
         """Advance the mechanism by wall time: each step takes step_s."""
         if self._stalled or self._jam:
             return
-        elapsed = time.monotonic() - self._phase_since
+        now = time.monotonic()
+        if self._phase in ("escrow", "holding") and now >= self._escrow_deadline:
+            # Nobody decided in time: the unit gives the note back by itself.
+            self._reject_reason = 0x79
+            self._auto_return = True
+            self._enter("rejecting")
+            return
+        if self._phase == "stacking" and self._stall_then is not None:
+            if now - self._phase_since >= self.stall_s:
+                # The stalled unit resets itself and powers up with the note where it stopped.
+                code = (Status.POWER_UP_BILL_IN_STACKER if self._stall_then == "stacker"
+                        else Status.POWER_UP_BILL_IN_ACCEPTOR)
+                self._power_on(code, self._note)
+            return
+        elapsed = now - self._phase_since
         if elapsed < self.step_s:
             return
         phase = self._phase
@@ -163,8 +219,11 @@ class Id003Simulator:
             self._clear_note()
             self._enter("idle")
         elif phase == "rejecting":
-            if self._note is not None:
+            if self._auto_return:
+                self._returned.append(self._note)
+            elif self._note is not None:
                 self._rejected.append(self._note)
+            self._auto_return = False
             self._clear_note()
             self._enter("idle")
         elif phase == "cheated" and elapsed >= 2 * self.step_s:
@@ -177,9 +236,7 @@ class Id003Simulator:
         self._counterfeit = False
 
     def _denomination_inhibited(self, code: int) -> bool:
-        mask = int.from_bytes(self._settings[Command.SET_ENABLE][:2].ljust(2, b"\x00"), "little")
-        bit = code - 0x61
-        return 0 <= bit < 16 and bool(mask >> bit & 1)
+        return mask_inhibits(self._settings[Command.SET_ENABLE], code)
 
     def _currency_assign(self) -> bytes:
         digits = minor_digits(self.currency)
@@ -194,12 +251,27 @@ class Id003Simulator:
         code = frame.code
         ack = Frame(Status.ACK)
         if code == Command.STATUS_REQUEST and not frame.data:
+            if self._comm_error_pending:
+                # The answer to a garbled frame comes here, not where the garble was.
+                self._comm_error_pending = False
+                return Frame(Status.COMMUNICATION_ERROR)
             reply = self._status_frame()
             self._reported = True
-            if reply.code == Status.VEND_VALID:
+            if reply.code == Status.ESCROW and not self._escrow_polled:
+                self._escrow_polled = True
+                self._escrow_deadline = time.monotonic() + self.escrow_return_s
+            elif reply.code == Status.STACKER_NEARLY_FULL:
+                self._near_full_shown = True
+            elif reply.code == Status.VEND_VALID:
+                self.vend_valid_reports += 1
                 self.last_vend_valid_sent_at = time.perf_counter()
             return reply
         if code == Command.ACK:
+            if self._phase == "vend_valid" and self._lose_ack_next:
+                # Lost on the line: the unit never hears it and repeats VEND VALID.
+                self._lose_ack_next = False
+                self.acks_lost += 1
+                return None
             self.acks_received += 1
             if self._phase == "vend_valid" and not self._jam:
                 self._stacked.append(self._note)
@@ -211,15 +283,34 @@ class Id003Simulator:
         if code in (Command.STACK_1, Command.STACK_2, Command.RETURN, Command.HOLD):
             if self._phase not in ("escrow", "holding") or self._jam:
                 return Frame(Status.INVALID_COMMAND)
-            self._enter({Command.RETURN: "returning", Command.HOLD: "holding"}.get(code, "stacking"))
+            if code == Command.HOLD:
+                if len(frame.data) > 1:
+                    return Frame(Status.INVALID_COMMAND)
+                # HOLD re-arms the unit's own return; its optional byte multiplies the time.
+                self.holds_received += 1
+                factor = max(1, frame.data[0]) if frame.data else 1
+                self._enter("holding")
+                self._escrow_deadline = self._phase_since + self.escrow_return_s * factor
+                return ack
+            if code != Command.RETURN and self._stall_next is not None:
+                self._stall_then, self._stall_next = self._stall_next, None
+            self._enter("returning" if code == Command.RETURN else "stacking")
             return ack
         if code == Command.WAIT:
             return ack
         if code in SETTING_COMMANDS:
+            if self._phase not in _SETTINGS_ALLOWED or self._jam:
+                self.settings_refused += 1
+                return Frame(Status.INVALID_COMMAND)
             if code == Command.SET_INHIBIT:
                 if len(frame.data) != 1:
                     return Frame(Status.INVALID_COMMAND)
                 self._inhibited = frame.data[0] != 0
+            elif code == Command.SET_ENABLE:
+                try:
+                    mask_inhibits(frame.data, 0x61)
+                except MessageError:
+                    return Frame(Status.INVALID_COMMAND)
             self._settings[code] = bytes(frame.data)
             return frame
         if Command.GET_ENABLE <= code <= Command.GET_BARCODE_INHIBIT:
@@ -236,12 +327,16 @@ class Id003Simulator:
         # A reset finishes what the mechanism holds: a note past the point of no
         # return is stacked, one still in the head goes back to the customer.
         if self._note is not None:
-            if self._phase in ("stacking", "vend_valid", "stacked"):
+            if self._phase == "stacking" and self._stall_then == "acceptor":
+                self._returned.append(self._note)
+            elif self._phase in ("stacking", "vend_valid", "stacked"):
                 self._stacked.append(self._note)
             elif self._phase in ("escrow", "holding", "accepting", "returning", "rejecting", "pause"):
                 self._returned.append(self._note)
         self._clear_note()
         self._stalled = False
+        self._stall_then = None
+        self._auto_return = False
         self._paused_from = None
         self._failure_code = 0
         self._inhibited = True
@@ -318,6 +413,40 @@ class Id003Simulator:
         with self._lock:
             self._faults.extend([(kind, delay_s)] * count)
 
+    def corrupt_next_command(self, code: int | None = None, *, count: int = 1) -> None:
+        """Spoil the CRC of the host's next `count` frames (only those with command
+        `code`, when given) on their way in: line noise from host to unit."""
+        with self._lock:
+            self._garble.extend([code] * count)
+
+    def clear_line_faults(self) -> None:
+        """The line is good again: drop every pending reply and command fault."""
+        with self._lock:
+            self._faults.clear()
+            self._garble.clear()
+
+    def stall_stacking(self, then: str) -> None:
+        """The next note told to stack stalls in STACKING (no VEND VALID); after stall_s
+        the unit resets itself and powers up with the note in the stacker (0x42: the
+        host's reset stacks it) or back in the acceptor (0x41: the reset returns it)."""
+        if then not in STALL_ENDS:
+            raise ValueError(f"stall_stacking then must be one of {STALL_ENDS}, got {then!r}")
+        with self._lock:
+            self._stall_next = then
+
+    def lose_host_ack_once(self) -> None:
+        """The host's ACK to the next VEND VALID is lost on the line: the unit reports
+        VEND VALID again on the next poll."""
+        with self._lock:
+            self._lose_ack_next = True
+
+    def stacker_nearly_full(self, on: bool = True) -> None:
+        """The optional nearly-full sensor: the idle unit reports 0x1C once each time it
+        comes back to idle, then its usual enable/disable status."""
+        with self._lock:
+            self._nearly_full = on
+            self._near_full_shown = False
+
     def stall(self, on: bool = True) -> None:
         """Freeze the mechanism in whatever transient state it is in (a hung motor);
         a host reset un-freezes it."""
@@ -349,7 +478,10 @@ class Id003Simulator:
                 "returned": list(self._returned), "rejected": list(self._rejected),
                 "jam": self._jam, "stacker_full": self._stacker_full, "stacker_open": self._stacker_open,
                 "stalled": self._stalled, "connected": self._link.connected,
-                "acks_received": self.acks_received, "faults_pending": len(self._faults),
+                "acks_received": self.acks_received, "acks_lost": self.acks_lost,
+                "holds_received": self.holds_received, "settings_refused": self.settings_refused, "vend_valid_reports": self.vend_valid_reports,
+                "stacker_nearly_full": self._nearly_full, "faults_pending": len(self._faults),
+                "denomination_mask": self._settings[Command.SET_ENABLE].hex(),
             }
 
     # -- transport --------------------------------------------------------------------
@@ -397,8 +529,15 @@ class Id003Simulator:
             for item in decoder.feed(data):
                 if isinstance(item, ProtocolError):
                     self.bad_frames_received += 1
-                    with self._lock:
-                        reply: Frame | None = Frame(Status.COMMUNICATION_ERROR) if isinstance(item, CrcError) else None
+                    reply: Frame | None = None
+                    if isinstance(item, CrcError):
+                        # A real unit stays silent on a bad CRC and answers the next
+                        # status request with COMMUNICATION ERROR instead.
+                        with self._lock:
+                            self._comm_error_pending = True
+                elif self._garbled(item):
+                    self.bad_frames_received += 1
+                    reply = None
                 else:
                     self.frames_received += 1
                     with self._lock:
@@ -406,6 +545,16 @@ class Id003Simulator:
                         reply = self._handle(item)
                 if reply is not None:
                     self._send(reply)
+
+    def _garbled(self, frame: Frame) -> bool:
+        """Whether a corrupt_next_command() fault takes this frame: it then counts as a
+        bad CRC (no reply, COMMUNICATION ERROR at the next status request)."""
+        with self._lock:
+            if not self._garble or self._garble[0] not in (None, frame.code):
+                return False
+            self._garble.popleft()
+            self._comm_error_pending = True
+            return True
 
     def _send(self, reply: Frame) -> None:
         raw = reply.encode()
@@ -426,7 +575,8 @@ class Id003Simulator:
 
 def _console(sim: Id003Simulator) -> None:
     """Type commands on stdin: insert 1000 | counterfeit | jam acceptor | clear |
-    full on|off | open on|off | power none|acceptor|stacker | fault drop | state | quit."""
+    full on|off | open on|off | nearfull on|off | power none|acceptor|stacker | fault drop |
+    stall stacker|acceptor | loseack | state | quit."""
     for line in sys.stdin:
         words = line.split()
         if not words:
@@ -449,6 +599,12 @@ def _console(sim: Id003Simulator) -> None:
                 sim.power_cycle(args[0] if args else "none")
             elif cmd == "fault":
                 sim.fault_next_reply(args[0])
+            elif cmd == "stall":
+                sim.stall_stacking(args[0] if args else "stacker")
+            elif cmd == "loseack":
+                sim.lose_host_ack_once()
+            elif cmd == "nearfull":
+                sim.stacker_nearly_full(args[:1] != ["off"])
             elif cmd == "quit":
                 return
             print(sim.state())

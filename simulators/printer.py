@@ -450,6 +450,15 @@ class VirtualPrinter:
         with self._lock:
             self._answering = bool(on)
 
+    def unplug(self) -> None:
+        """Pull the cable (or the power) until replug(): over TCP the host's connection drops
+        and new ones are refused; on a pty started with a link the pty and its link vanish."""
+        self._link.unplug()
+
+    def replug(self) -> None:
+        """Cable back in: the printer takes connections again at the same URL."""
+        self._link.replug()
+
     def state(self) -> dict:
         with self._lock:
             return {
@@ -461,6 +470,8 @@ class VirtualPrinter:
                 "bytes_received": self._bytes_received,
                 "overflowed_lines": self._parser.overflowed_lines,
                 "url": self.url,
+                "plugged": self._link.plugged,
+                "connections": self._link.connections,
             }
 
     def receipts(self) -> list[str]:
@@ -495,10 +506,12 @@ class VirtualPrinter:
 
     # --- transport --------------------------------------------------------
 
-    def start(self, transport: Literal["tcp", "pty"] = "tcp", port: int = 0) -> str:
+    def start(self, transport: Literal["tcp", "pty"] = "tcp", port: int = 0, *, link: str | None = None) -> str:
+        """Serve on 127.0.0.1:`port` or a pty (through the symlink `link` if given, which
+        unplug() needs on a pty); returns the URL the host opens."""
         if self.url is not None:
             raise RuntimeError(f"virtual printer already running at {self.url}")
-        self.url = self._link.open(transport, port, serve=self._serve, name="virtual-printer")
+        self.url = self._link.open(transport, port, serve=self._serve, name="virtual-printer", link=link)
         return self.url
 
     def stop(self) -> None:

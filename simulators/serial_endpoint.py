@@ -11,6 +11,7 @@ import socket
 import termios
 import threading
 import tty
+from pathlib import Path
 from typing import Callable
 
 __all__ = ["SerialEndpoint"]
@@ -28,6 +29,11 @@ class SerialEndpoint:
     `takeover=True` a host that connects while another is served replaces it instead of
     waiting for it to leave. `close()` stops the loop and frees the socket or the fds;
     the endpoint can then be opened again.
+
+    `unplug()` / `replug()` pull the cable and put it back while the loop runs. A pty
+    opened with `link=PATH` is reached through that symlink (as udev's
+    /dev/serial/by-id/... names a USB adapter), so it can be unplugged: the pty goes
+    away with its symlink and a new one appears under the same name.
     """
 
     def __init__(self, *, takeover: bool = False) -> None:
@@ -42,6 +48,9 @@ class SerialEndpoint:
         self._fresh_termios: list = []
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
+        self._unplugged = False
+        self._tcp_port: int | None = None
+        self._link: Path | None = None
 
     # ------------------------------------------------------------------ life cycle
 
@@ -50,9 +59,9 @@ class SerialEndpoint:
         return self.url is not None
 
     def open(self, transport: str = "tcp", port: int = 0, *, serve: Callable[[], None] | None = None,
-             name: str = "serial-endpoint") -> str:
-        """Bind 127.0.0.1:`port` (0: any free port) for "tcp", or open a pty pair for "pty";
-        returns the URL the host should open."""
+             name: str = "serial-endpoint", link: str | os.PathLike[str] | None = None) -> str:
+        """Bind 127.0.0.1:`port` (0: any free port) for "tcp", or open a pty pair for "pty"
+        (reached through the symlink `link` when given); returns the URL the host should open."""
         if self.is_open:
             raise RuntimeError(f"serial endpoint already open at {self.url}")
         if transport == "tcp":
@@ -65,16 +74,11 @@ class SerialEndpoint:
                 listener.close()
                 raise
             self._listener = listener
-            url = f"socket://127.0.0.1:{listener.getsockname()[1]}"
+            self._tcp_port = listener.getsockname()[1]
+            url = f"socket://127.0.0.1:{self._tcp_port}"
         elif transport == "pty":
-            self._master, self._slave = os.openpty()
-            # Raw from the start: no echo, no newline translation, no flow control before
-            # (or unless) the host configures the line itself.
-            tty.setraw(self._slave)
-            self._fresh_termios = termios.tcgetattr(self._slave)
-            url = os.ttyname(self._slave)
-            # A pty has no connect: the line is there for whoever opens the slave.
-            self.connections += 1
+            self._link = Path(link) if link is not None else None
+            url = self._open_pty()
         else:
             raise ValueError(f"transport must be 'tcp' or 'pty', got {transport!r}")
         self.transport = transport
@@ -84,6 +88,35 @@ class SerialEndpoint:
             self._thread = threading.Thread(target=serve, name=f"{name} {url}", daemon=True)
             self._thread.start()
         return url
+
+    def _open_pty(self) -> str:
+        self._master, self._slave = os.openpty()
+        # Raw from the start: no echo, no newline translation, no flow control before
+        # (or unless) the host configures the line itself.
+        tty.setraw(self._slave)
+        self._fresh_termios = termios.tcgetattr(self._slave)
+        # A pty has no connect: the line is there for whoever opens the slave.
+        self.connections += 1
+        path = os.ttyname(self._slave)
+        if self._link is None:
+            return path
+        fresh = self._link.with_name(self._link.name + ".new")
+        fresh.unlink(missing_ok=True)
+        os.symlink(path, fresh)
+        os.replace(fresh, self._link)     # the name never points nowhere while it changes
+        return str(self._link)
+
+    def _close_pty(self) -> None:
+        master, slave = self._master, self._slave
+        self._master = self._slave = None
+        for fd in (master, slave):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        if self._link is not None:
+            self._link.unlink(missing_ok=True)
 
     def serving(self) -> bool:
         """True until close() begins: the condition of the protocol loop."""
@@ -102,13 +135,10 @@ class SerialEndpoint:
                 except OSError:
                     pass
         self._client = self._listener = None
-        for fd in (self._master, self._slave):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self._master = self._slave = None
+        self._unplugged = False
+        self._tcp_port = None
+        self._close_pty()
+        self._link = None
         self.transport = None
         self.url = None
 
@@ -122,19 +152,31 @@ class SerialEndpoint:
     def read(self, timeout: float) -> bytes:
         """Bytes from the host, waiting at most `timeout` s; b"" when the line stayed quiet,
         a host just connected, or the host hung up (its connection is then dropped)."""
-        if self._master is not None:
-            return self._read_pty(self._master, timeout)
+        master = self._master
+        if master is not None:
+            return self._read_pty(master, timeout)
         listener, client = self._listener, self._client
         if listener is None:
+            if self._unplugged:
+                # Unplugged: the line is dead until replug(); keep the protocol loop's pace.
+                self._closing.wait(timeout)
+                return b""
             raise RuntimeError("serial endpoint is not open")
         waiting = [client] if client is not None else []
         if client is None or self.takeover:
             waiting.append(listener)
-        ready, _, _ = select.select(waiting, [], [], timeout)
+        try:
+            ready, _, _ = select.select(waiting, [], [], timeout)
+        except (OSError, ValueError):
+            # unplug() closed a socket under this select from the control thread.
+            return b""
         if listener in ready:
             try:
                 conn, _ = listener.accept()
             except OSError:
+                return b""
+            if self._unplugged:
+                conn.close()       # accepted just as the cable was pulled
                 return b""
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if client is not None:
@@ -154,7 +196,10 @@ class SerialEndpoint:
         return data
 
     def _read_pty(self, master: int, timeout: float) -> bytes:
-        ready, _, _ = select.select([master], [], [], timeout)
+        try:
+            ready, _, _ = select.select([master], [], [], timeout)
+        except (OSError, ValueError):
+            return b""      # unplug() closed the pty under this select
         if not ready:
             return b""
         try:
@@ -169,12 +214,15 @@ class SerialEndpoint:
 
     def write(self, data: bytes) -> None:
         """Send to the host; dropped when no host is connected (as on a cable nobody holds)."""
-        if self._master is not None:
+        master = self._master
+        if master is not None:
             try:
-                os.write(self._master, data)
+                os.write(master, data)
             except OSError:
                 pass
             return
+        if self.transport == "pty":
+            return          # unplugged
         client = self._client
         if client is None:
             return
@@ -192,6 +240,66 @@ class SerialEndpoint:
                 client.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+    @property
+    def plugged(self) -> bool:
+        """False between unplug() and replug()."""
+        return not self._unplugged
+
+    def unplug(self) -> None:
+        """Pull the cable, until replug(). Over TCP: drop the host's connection and refuse new
+        ones, as a network printer or serial-over-IP adapter that lost power does. On a pty
+        opened with a link: close the pty (the host's reads and writes fail) and remove the
+        link, as a USB serial adapter's device node vanishes. The URL stays the same."""
+        if self.transport == "pty":
+            if self._link is None:
+                raise RuntimeError("unplug on a pty needs open(..., link=PATH): a new pty gets a new name, "
+                                   "so the host could never find it again")
+            if not self._unplugged:
+                self._unplugged = True
+                self._close_pty()
+            return
+        if self.transport != "tcp":
+            raise RuntimeError("unplug needs an open endpoint")
+        if self._unplugged:
+            return
+        listener, client = self._listener, self._client
+        assert listener is not None
+        self._unplugged = True
+        self._listener = None
+        try:
+            # Stop listening now: a select() in the serve thread would keep a merely closed listener alive.
+            listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        listener.close()
+        if client is not None:
+            try:
+                client.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._drop(client)
+
+    def replug(self) -> None:
+        """Put the cable back: listen again on the same 127.0.0.1 port, or open a new pty behind
+        the same link, so the host's URL works again."""
+        if not self._unplugged:
+            return
+        if self.transport == "pty":
+            self._open_pty()
+            self._unplugged = False
+            return
+        port = self._tcp_port
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind(("127.0.0.1", port))
+            listener.listen(1)
+        except OSError:
+            listener.close()
+            raise
+        self._listener = listener
+        self._unplugged = False
 
     def restore_pty_settings(self) -> None:
         """Put back the raw termios the pty slave had when opened, if the host changed them

@@ -17,7 +17,7 @@ __all__ = ["SerialScannerSimulator"]
 
 class SerialScannerSimulator:
     """Control surface (thread-safe): scan(text) (or present(text) as for the camera),
-    send_raw(data), hang_up(), state()."""
+    take_away(), send_raw(data), hang_up(), unplug(), replug(), state()."""
 
     def __init__(self, terminator: str = "crlf", encoding: str = "utf-8") -> None:
         encode_line("", terminator, encoding)  # refuse an unknown terminator now, not at first scan
@@ -51,6 +51,23 @@ class SerialScannerSimulator:
         """Send bytes as they are: noise on the line, a wrong suffix, half a code."""
         self._outbox.put(bytes(data))
 
+    def take_away(self) -> None:
+        """The customer takes the code away: codes scanned but not yet sent (no host was
+        connected) are dropped. A hand scanner sends a code once, so nothing stays "held"."""
+        while True:
+            try:
+                self._outbox.get_nowait()
+            except queue.Empty:
+                return
+
+    def unplug(self) -> None:
+        """Pull the cable: the host's connection drops and reconnects are refused until replug()."""
+        self._link.unplug()
+
+    def replug(self) -> None:
+        """Cable back in, at the same URL."""
+        self._link.replug()
+
     def hang_up(self) -> None:
         """Drop the TCP connection (like pulling the cable of a serial-over-IP adapter)."""
         self._link.hang_up()
@@ -63,15 +80,16 @@ class SerialScannerSimulator:
         with self._lock:
             return {"url": self._url, "terminator": self.terminator, "sent_lines": self._sent_lines,
                     "pending": self._outbox.qsize(), "received": self._received.hex(),
-                    "connections": self._link.connections}
+                    "connections": self._link.connections, "plugged": self._link.plugged}
 
     # ------------------------------------------------------------------ transport
 
-    def start(self, transport: str = "tcp", *, port: int = 0) -> str:
-        """Start serving; returns the pyserial URL the host should open."""
+    def start(self, transport: str = "tcp", *, port: int = 0, link: str | None = None) -> str:
+        """Start serving; returns the pyserial URL the host should open (on a pty, the
+        symlink `link` if given, which unplug() needs)."""
         if self._link.is_open:
             raise RuntimeError("simulator already started")
-        self._url = self._link.open(transport, port, serve=self._pump, name="scanner-sim")
+        self._url = self._link.open(transport, port, serve=self._pump, name="scanner-sim", link=link)
         return self._url
 
     def stop(self) -> None:

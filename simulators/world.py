@@ -4,7 +4,9 @@ note, present a QR code, open the door...) that the UI's /sim page and
 `atm sim` drive.
 
 Choices are explicit (`SimulatedWorld(validator="id003")`); nothing here is
-ever picked up by a non-simulated kiosk.
+ever picked up by a non-simulated kiosk. A device given a port
+(`ports={"validator": "socket://127.0.0.1:7001"}`) is an outside device (real, or
+someone else's emulator): no simulator starts for it and the panel leaves it alone.
 """
 
 from __future__ import annotations
@@ -23,17 +25,35 @@ SAMPLE_ADDRESSES = {
 VALIDATORS = ("id003", "ssp", "ccnet", "standin")
 PRINTERS = ("escpos", "standin")
 SCANNERS = ("camera", "serial", "standin")
+_CHOICES = {"validator": VALIDATORS, "printer": PRINTERS, "scanner": SCANNERS}
+# How each outside device's URL goes into its [devices.*] table.
+_OUTSIDE_TABLES = {
+    ("validator", "id003"): lambda url: {"driver": "id003", "port": url, "poll_interval": 0.1},
+    ("validator", "ssp"): lambda url: {"driver": "ssp", "port": url, "poll_interval": 0.1},
+    ("validator", "ccnet"): lambda url: {"driver": "ccnet", "port": url, "poll_interval": 0.1},
+    ("printer", "escpos"): lambda url: {"driver": "escpos", "port": url, "width_mm": 58, "poll_interval": 2.0},
+    ("scanner", "camera"): lambda url: {"driver": "camera", "source": url},
+    ("scanner", "serial"): lambda url: {"driver": "serial", "port": url},
+}
 
 
 class SimulatedWorld:
     def __init__(self, *, currency: str = "EUR", validator: str = "id003", printer: str = "escpos",
-                 scanner: str = "camera", network: str = "regtest") -> None:
+                 scanner: str = "camera", network: str = "regtest", ports: Mapping[str, str] | None = None) -> None:
         if validator not in VALIDATORS or printer not in PRINTERS or scanner not in SCANNERS:
             raise ValueError(f"unknown simulator choice: validator={validator} (one of {VALIDATORS}), "
                              f"printer={printer} (one of {PRINTERS}), scanner={scanner} (one of {SCANNERS})")
         self.currency = currency
         self.network = network
         self.choice = {"validator": validator, "printer": printer, "scanner": scanner}
+        self.ports = {kind: str(url) for kind, url in (ports or {}).items() if url}
+        for kind, url in self.ports.items():
+            if kind not in self.choice:
+                raise ValueError(f"a port was given for {kind!r}; outside devices can be the "
+                                 f"{', '.join(self.choice)}")
+            if self.choice[kind] == "standin":
+                raise ValueError(f"--{kind}-port {url}: name the {kind}'s protocol with --{kind} "
+                                 f"({', '.join(c for c in _CHOICES[kind] if c != 'standin')}), not standin")
         self.sims: dict[str, Any] = {}
         self.devices: Any = None          # the kiosk's DeviceSet, attached after composition
 
@@ -42,47 +62,43 @@ class SimulatedWorld:
     def start(self) -> dict[str, dict[str, Any]]:
         """Start the wire simulators; returns [devices.*] tables for the configuration."""
         tables: dict[str, dict[str, Any]] = {}
-        v = self.choice["validator"]
-        if v == "id003":
-            from simulators.id003 import Id003Simulator
-            sim = Id003Simulator(currency=self.currency)
-            tables["validator"] = {"driver": "id003", "port": sim.start("tcp"), "poll_interval": 0.1}
-            self.sims["validator"] = sim
-        elif v == "ssp":
-            from simulators.ssp import SspSimulator
-            sim = SspSimulator(currency=self.currency)
-            tables["validator"] = {"driver": "ssp", "port": sim.start("tcp"), "poll_interval": 0.1}
-            self.sims["validator"] = sim
-        elif v == "ccnet":
-            from simulators.ccnet import CcnetSimulator
-            sim = CcnetSimulator(currency=self.currency)
-            tables["validator"] = {"driver": "ccnet", "port": sim.start("tcp"), "poll_interval": 0.1}
-            self.sims["validator"] = sim
-        else:
-            tables["validator"] = {"driver": "standin"}
-        if self.choice["printer"] == "escpos":
-            from simulators.printer import VirtualPrinter
-            sim = VirtualPrinter(width_mm=58)
-            tables["printer"] = {"driver": "escpos", "port": sim.start("tcp"), "width_mm": 58, "poll_interval": 2.0}
-            self.sims["printer"] = sim
-        else:
-            tables["printer"] = {"driver": "standin"}
-        if self.choice["scanner"] == "camera":
-            from simulators.camera import CameraSimulator
-            sim = CameraSimulator(name="camera")
-            tables["scanner"] = {"driver": "camera", "source": sim.source_url}
-            self.sims["scanner"] = sim
-        elif self.choice["scanner"] == "serial":
-            from simulators.serial_scanner import SerialScannerSimulator
-            sim = SerialScannerSimulator()
-            tables["scanner"] = {"driver": "serial", "port": sim.start("tcp")}
-            self.sims["scanner"] = sim
-        else:
-            tables["scanner"] = {"driver": "standin"}
+        for kind in ("validator", "printer", "scanner"):
+            choice = self.choice[kind]
+            if kind in self.ports:
+                tables[kind] = _OUTSIDE_TABLES[(kind, choice)](self.ports[kind])
+            elif choice == "standin":
+                tables[kind] = {"driver": "standin"}
+            else:
+                self.sims[kind], tables[kind] = self._start_simulator(choice)
         tables["dispenser"] = {"driver": "standin"}
         tables["sensors"] = {"driver": "gpio", "pin_factory": "mock"}
         tables["indicators"] = {"driver": "gpio", "pin_factory": "mock"}
         return tables
+
+    def _start_simulator(self, choice: str) -> tuple[Any, dict[str, Any]]:
+        if choice == "id003":
+            from simulators.id003 import Id003Simulator
+            sim = Id003Simulator(currency=self.currency)
+            return sim, {"driver": "id003", "port": sim.start("tcp"), "poll_interval": 0.1}
+        if choice == "ssp":
+            from simulators.ssp import SspSimulator
+            sim = SspSimulator(currency=self.currency)
+            return sim, {"driver": "ssp", "port": sim.start("tcp"), "poll_interval": 0.1}
+        if choice == "ccnet":
+            from simulators.ccnet import CcnetSimulator
+            sim = CcnetSimulator(currency=self.currency)
+            return sim, {"driver": "ccnet", "port": sim.start("tcp"), "poll_interval": 0.1}
+        if choice == "escpos":
+            from simulators.printer import VirtualPrinter
+            sim = VirtualPrinter(width_mm=58)
+            return sim, {"driver": "escpos", "port": sim.start("tcp"), "width_mm": 58, "poll_interval": 2.0}
+        if choice == "camera":
+            from simulators.camera import CameraSimulator
+            sim = CameraSimulator(name="camera")
+            return sim, {"driver": "camera", "source": sim.source_url}
+        from simulators.serial_scanner import SerialScannerSimulator
+        sim = SerialScannerSimulator()
+        return sim, {"driver": "serial", "port": sim.start("tcp")}
 
     def attach(self, devices: Any) -> None:
         self.devices = devices
@@ -97,6 +113,8 @@ class SimulatedWorld:
     # -- what each control acts on -----------------------------------------------------------
 
     def _target(self, kind: str) -> Any:
+        if kind in self.ports:
+            raise LookupError(f"the {kind} is the outside device at {self.ports[kind]}; act on it there")
         if kind in self.sims:
             return self.sims[kind]
         if self.devices is not None and getattr(self.devices, kind, None) is not None:
@@ -113,7 +131,13 @@ class SimulatedWorld:
         {"command": "stacker_full", "args": {"on": "bool"}, "help": "cashbox full"},
         {"command": "stacker_open", "args": {"on": "bool"}, "help": "cashbox pulled out"},
         {"command": "power_cycle", "args": {"note_in": "none|acceptor|stacker"}, "help": "power-cycle the validator"},
+        {"command": "stall_stacking", "args": {"then": "stacker|acceptor"},
+         "help": "the next note told to stack stalls mid-stack, then the validator powers up with it in the "
+                 "stacker or back in the acceptor"},
+        {"command": "lose_host_ack_once", "args": {},
+         "help": "the kiosk's acknowledgement of the next credited note is lost: the validator repeats the credit"},
         {"command": "present_qr", "args": {"text": "str", "distortion": "str"}, "help": "show a QR code to the scanner"},
+        {"command": "take_away_qr", "args": {}, "help": "take the shown QR code away from the scanner"},
         {"command": "door", "args": {"open": "bool"}, "help": "open or close the service door"},
         {"command": "service_switch", "args": {"on": "bool"}, "help": "the technician's service switch"},
         {"command": "paper", "args": {"state": "ok|near_end|out"}, "help": "receipt paper level"},
@@ -175,18 +199,32 @@ class SimulatedWorld:
     def _cmd_power_cycle(self, note_in: str = "none") -> Any:
         return self._validator_switch("power_cycle", note_in)
 
+    def _cmd_stall_stacking(self, then: str = "stacker") -> Any:
+        if then not in ("stacker", "acceptor"):
+            raise ValueError(f"then is stacker or acceptor, got {then!r}")
+        return self._validator_switch("stall_stacking", then)
+
+    def _cmd_lose_host_ack_once(self) -> Any:
+        return self._call("validator", "lose_host_ack_once")
+
     def _validator_switch(self, name: str, value: Any) -> Any:
-        target = self._target("validator")
+        return self._call("validator", name, value)
+
+    def _call(self, kind: str, name: str, *args: Any) -> Any:
+        target = self._target(kind)
         method = getattr(target, name, None)
         if method is None:
-            raise LookupError(f"the {self.choice['validator']} validator simulator has no {name}")
-        return method(value)
+            raise LookupError(f"the {self.choice[kind]} {kind} simulator has no {name}")
+        return method(*args)
 
     def _cmd_present_qr(self, text: str, distortion: str = "none") -> Any:
         target = self._target("scanner")
         if "distortion" in inspect.signature(target.present).parameters:
             return target.present(str(text), distortion=distortion)
         return target.present(str(text))
+
+    def _cmd_take_away_qr(self) -> Any:
+        return self._call("scanner", "take_away")
 
     def _cmd_door(self, open: bool = True) -> Any:
         return self._drive("door", bool(open))

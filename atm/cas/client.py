@@ -18,11 +18,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping
 
+from atm.cas.alerts import make_alert, plain_detail
 from atm.cas.bundle import BundleError, ConfigBundle, verify_bundle
 from atm.cas.commands import decide
 from atm.cas.errors import (AddressRefused, AnswerMalformed, AnswerTimeout, NotConfigured, PinMismatch,
-                            RateRefused, RecordRefused)
-from atm.cas.interface import CasError, CasRefused, CasUnavailable, KioskSettings, Quote, SendResult
+                            RateRefused, RecordRefused, crash_site, plain_text)
+from atm.cas.interface import (CasError, CasRefused, CasUnavailable, KioskSettings, PaymentRefused, Quote,
+                               SellPayment, SendResult)
+from atm.cas.payment_proof import PaymentProofError
+from atm.cas.sell import AcceptedInvoice, invoice_expiry, judge_payment
 from atm.cas.signing import DocumentError, key_id, parse_public_key, strict_json
 from atm.cas.state import (BUNDLE_FILE, CERT_FILE, DB_FILE, KEY_FILE, PAIRING_FILE, PairingRecord, Store,
                            atomic_write, load_pairing, save_pairing)
@@ -36,7 +40,19 @@ log = logging.getLogger("atm.cas")
 
 TX = "tx"
 EVENT = "event"
+ALERT = "alert"
 EVENT_KINDS = ("alert", "fault", "door", "cash_counts", "info")
+# What the client itself refused -> the alert kind the operator sees.
+_REFUSAL_ALERTS = {"pin": "pin_mismatch", "bundle": "bundle_refused", "command": "command_refused",
+                   "rate": "rate_refused", "sell-address": "address_refused", "sell-invoice": "address_refused",
+                   "answer": "cas_misbehaving", "sell-payment": "payment_refused"}
+_CRITICAL_REASONS = ("pin-mismatch", "unsigned", "bad-signature", "old-version", "other-kiosk", "foreign-address",
+                     "wrong-amount",
+                     # sell payment evidence that proves nothing it claims (atm.cas.payment_proof reasons)
+                     "no_transaction", "bad_transaction", "wrong_address", "bad_merkle", "bad_chain",
+                     "insufficient_work", "bad_header", "stale_checkpoint", "bad_amount", "bad_address")
+# CAS invoice states that claim money arrived: used only to refuse a claim without evidence.
+_CLAIMED_STATES = ("seen", "confirmed", "underpaid", "overpaid", "late")
 # Identical refusals within this window are logged but not stored or alerted again,
 # so a hostile server repeating itself cannot flood the journal or the CAS.
 REFUSAL_REPEAT_S = 60.0
@@ -51,7 +67,8 @@ class CasClient:
     def __init__(self, state_dir: Path, record: PairingRecord, *, poll_interval_s: float = 5.0,
                  timeout_s: float = 10.0, upload_batch: int = 200, backoff_base_s: float = 0.5,
                  backoff_cap_s: float = 60.0, rate_max_age_s: float = 120.0,
-                 max_answer_bytes: int | None = None, rng: random.Random | None = None) -> None:
+                 max_answer_bytes: int | None = None, rng: random.Random | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.state_dir = Path(state_dir)
         self._record = record
         self.poll_interval_s = poll_interval_s
@@ -62,11 +79,15 @@ class CasClient:
         self.rate_max_age_s = rate_max_age_s
         self._max_answer_bytes = max_answer_bytes
         self._rng = rng or random.Random()
+        # The kiosk's own wall clock for sell invoices (expiry, first sighting of a
+        # payment); tests move it instead of waiting.
+        self.clock = clock
         self._store = Store(self.state_dir / DB_FILE)
         self._transport: CasTransport | None = None
         self._bundle: ConfigBundle | None = None
         self._rates: dict[str, Decimal] = {}
         self._rates_at = 0.0
+        self._refused_rates: dict[str, str] = {}   # currency -> why its last rate was refused
         self._texts: dict[str, str] = {}
         self._pin_state = "unknown"
         self._last_error = ""
@@ -178,9 +199,10 @@ class CasClient:
     def _mark_contact(self) -> None:
         self._store.put("last_contact", repr(time.time()))
 
-    # ---- refusals and events --------------------------------------------------------
+    # ---- refusals, alerts and events -----------------------------------------------
 
     def _refuse(self, what: str, reason: str, detail: str) -> None:
+        detail = plain_text(detail)
         log.warning("CAS %s refused (%s): %s", what, reason, detail)
         now = time.monotonic()
         last = self._recent_refusals.get((what, reason))
@@ -188,19 +210,41 @@ class CasClient:
             return
         self._recent_refusals[(what, reason)] = now
         self._store.log_refusal(what, reason, detail)
-        self._enqueue_event("alert", {"what": what, "reason": reason, "detail": detail[:500]})
+        self._enqueue_alert(_REFUSAL_ALERTS.get(what, "cas_misbehaving"),
+                            "critical" if reason in _CRITICAL_REASONS else "warning",
+                            {"what": what, "reason": reason, "detail": detail})
 
     def _enqueue_event(self, kind: str, detail: Mapping[str, Any]) -> str:
         event_id = str(uuid.uuid4())
         self._store.enqueue(EVENT, event_id, 1, {"id": event_id, "kind": kind, "at": int(time.time()),
-                                                 "detail": dict(detail)})
+                                                 "detail": plain_detail(detail)})
         self._work.set()
         return event_id
 
+    def _enqueue_alert(self, kind: str, severity: str, detail: Mapping[str, Any]) -> str:
+        alert = make_alert(kind, detail, severity)
+        self._store.enqueue(ALERT, alert["id"], 1, alert)
+        self._work.set()
+        return alert["id"]
+
+    async def report_alert(self, kind: str, detail: Mapping[str, Any] | None = None,
+                           severity: str = "warning") -> str:
+        """Queue an alert for the operator (door, tamper, fraud attempt, wrong PIN, cashbox
+        full, paper out, parked note, ...): durable in the outbox when this returns,
+        uploaded to POST /v1/alerts keyed by the returned id, so a restart or an outage
+        loses nothing and a repeated upload stores it once. ValueError for a kind that is
+        not a short lower-case token or a severity not in atm.cas.alerts.SEVERITIES."""
+        alert_id = self._enqueue_alert(kind, severity, detail or {})
+        log.warning("alert %s (%s) queued for the operator", kind, severity)
+        return alert_id
+
     async def report_event(self, kind: str, detail: Mapping[str, Any]) -> str:
-        """Journal a device fault, door, cash count or info event for upload; returns its id."""
+        """Journal a device fault, door, cash count or info event for upload; returns its id.
+        Kind "alert" goes to the alert queue (see report_alert)."""
         if kind not in EVENT_KINDS:
             raise ValueError(f"event kind {kind!r}: expected one of {EVENT_KINDS}")
+        if kind == ALERT:
+            return await self.report_alert(ALERT, detail)
         return self._enqueue_event(kind, detail)
 
     # ---- configuration bundles ------------------------------------------------------
@@ -238,6 +282,10 @@ class CasClient:
         except BundleError as exc:
             self._refuse("bundle", exc.reason, str(exc))
             return False
+        except Exception as exc:  # a parser gap must end in a refusal, never a dead poll
+            log.error("CAS bundle could not be judged (%s)", crash_site(exc))
+            self._refuse("bundle", "malformed", f"bundle could not be judged ({type(exc).__name__})")
+            return False
         atomic_write(self.state_dir / BUNDLE_FILE, json.dumps(
             {"document": doc, "signer": self._record.operator_key}, sort_keys=True).encode("utf-8"))
         self._store.put("bundle_version_floor", str(bundle.version))
@@ -254,8 +302,14 @@ class CasClient:
         self._bundle = bundle
         log.info("CAS configuration version %d accepted (operator key %s)", bundle.version,
                  key_id(parse_public_key(self._record.operator_key)))
+        # New bounds judge the rate already held: a narrowed range ends it now, not at
+        # the next poll (the kiosk re-checks its own quote through on_settings).
+        self._judge_rates()
         if self.on_settings is not None:
-            self.on_settings(bundle.kiosk_settings())
+            try:
+                self.on_settings(bundle.kiosk_settings())
+            except Exception as exc:
+                log.error("kiosk failed to take CAS configuration version %d (%s)", bundle.version, crash_site(exc))
         return True
 
     def _stored_version_floor(self) -> int | None:
@@ -271,12 +325,28 @@ class CasClient:
         body = {"protocol": PROTOCOL_VERSION, "config_version": self._bundle.version if self._bundle else None,
                 "ack_commands": list(self._pending_acks), "outbox": self._store.queue_length(),
                 "remote_state": self._store.get("remote_state", "active")}
-        answer = self._parse(parse_poll, await self._request("POST", "/v1/poll", body))
+        try:
+            answer = self._parse(parse_poll, await self._request("POST", "/v1/poll", body))
+        except AnswerMalformed:
+            # A server answering junk gives no price: the rates it gave before end too.
+            self._rates, self._refused_rates = {}, {}
+            raise
         self._contact.set()
         self._pending_acks = [ack for ack in self._pending_acks if ack not in body["ack_commands"]]
         self._rates, self._rates_at, self._texts = dict(answer.rates), time.monotonic(), dict(answer.texts)
+        self._refused_rates = {}
+        for currency, why in answer.refused_rates.items():
+            self._refused_rates[currency] = f"the CAS's {currency} rate was refused: {plain_text(why, 200)}"
+            self._refuse("rate", "rate-malformed", why)
+        self._judge_rates()
         for doc in answer.commands:
-            await self._handle_command(doc)
+            # Each command on its own: one that cannot be judged is refused and
+            # acknowledged, and never stops the others or the bundle check below.
+            try:
+                await self._handle_command(doc)
+            except Exception as exc:
+                log.error("CAS remote command could not be judged (%s)", crash_site(exc))
+                self._command_failed(doc, exc)
         current = self._bundle.version if self._bundle else None
         if answer.config_version is not None and answer.config_version != current and answer.config_version > 0:
             await self.fetch_config()
@@ -300,11 +370,11 @@ class CasClient:
             except CasError as exc:
                 failures += 1
                 delay = max(self.poll_interval_s, self._backoff(failures))
-                log.info("CAS poll failed (%s); next try in %.1f s", exc, delay)
-            except Exception:  # a bug here must not stop the kiosk from retrying
-                log.exception("CAS poll crashed; retrying")
+                log.info("CAS poll failed (%s); next try in %.1f s", plain_text(str(exc), 300), delay)
+            except Exception as exc:  # a bug here must not stop the kiosk from retrying
                 failures += 1
-                delay = self._backoff(failures)
+                delay = max(self.poll_interval_s, self._backoff(failures))
+                log.error("CAS poll crashed (%s); next try in %.1f s", crash_site(exc), delay)
             await asyncio.sleep(delay)
 
     def _backoff(self, failures: int) -> float:
@@ -317,14 +387,32 @@ class CasClient:
     def _handled_ids(self) -> list[str]:
         return json.loads(self._store.get("handled_commands", "[]"))
 
+    @staticmethod
+    def _command_id(doc: Any) -> str | None:
+        payload = doc.get("payload") if isinstance(doc, dict) else None
+        command_id = payload.get("id") if isinstance(payload, dict) else None
+        return command_id if isinstance(command_id, str) and 0 < len(command_id) <= 100 else None
+
+    def _command_failed(self, doc: Any, exc: Exception) -> None:
+        """A command whose judgement itself failed: refused, remembered and acknowledged,
+        so the CAS stops sending it and later polls go on."""
+        command_id = self._command_id(doc)
+        self._refuse("command", "malformed", f"command {command_id!r} could not be judged ({type(exc).__name__})")
+        if command_id is not None:
+            handled = self._handled_ids()
+            if command_id not in handled:
+                self._store.put("handled_commands", json.dumps((handled + [command_id])[-200:]))
+            self._pending_acks.append({"id": command_id, "result": "refused"})
+
     async def _handle_command(self, doc: Any) -> None:
-        command_id = doc.get("payload", {}).get("id") if isinstance(doc, dict) and isinstance(doc.get("payload"), dict) else None
-        if not isinstance(command_id, str) or not 0 < len(command_id) <= 100:
+        command_id = self._command_id(doc)
+        if command_id is None:
             self._refuse("command", "malformed", "a remote command without a usable 'id' was ignored")
             return
         handled = self._handled_ids()
         if command_id in handled:
-            self._pending_acks.append({"id": command_id, "result": "done"})
+            if not any(ack["id"] == command_id for ack in self._pending_acks):
+                self._pending_acks.append({"id": command_id, "result": "done"})
             return
         try:
             command = decide(doc, parse_public_key(self._record.operator_key), kiosk_id=self.kiosk_id,
@@ -343,8 +431,8 @@ class CasClient:
             if self.on_command is not None:
                 try:
                     await self.on_command(command.name, dict(command.args))
-                except Exception:
-                    log.exception("kiosk failed to carry out remote command %s", command.name)
+                except Exception as exc:
+                    log.error("kiosk failed to carry out remote command %s (%s)", command.name, crash_site(exc))
             if command.name == "unpair":
                 self._unpair()
             result = "done"
@@ -365,22 +453,59 @@ class CasClient:
             raise NotConfigured("no operator-signed configuration is in force; the kiosk cannot sell or buy yet")
         return self._bundle
 
+    def _rate_max_age(self) -> float:
+        bundle = self._bundle
+        return min(self.rate_max_age_s, bundle.quote_max_age_s) if bundle is not None else self.rate_max_age_s
+
+    def _judge_rates(self) -> None:
+        """Drop every held rate outside the signed bounds of the bundle in force, with a
+        refusal the operator can read. Rates may come unsigned, but a server that could
+        set any rate could sell the operator's coins for nothing (or a customer's cash
+        for no coins): the operator signs the sane range."""
+        bundle = self._bundle
+        if bundle is None:
+            return
+        for currency, rate in list(self._rates.items()):
+            bounds = bundle.rate_bounds.get(currency)
+            if bounds is None:
+                if currency == bundle.currency:
+                    why = f"no signed {currency} rate range is in force, so no {currency} rate is used"
+                else:
+                    continue
+            elif bounds[0] <= rate <= bounds[1]:
+                continue
+            else:
+                why = (f"the CAS's {currency} rate {rate} is outside the range the operator signed, "
+                       f"{bounds[0]}..{bounds[1]} (configuration version {bundle.version}); no purchase at that price")
+            del self._rates[currency]
+            self._refused_rates[currency] = why
+            self._refuse("rate", "rate-out-of-bounds", why)
+
+    def rate(self, currency: str) -> Decimal | None:
+        """The rate in force for `currency`: fresh (younger than the signed quote age)
+        and inside the signed bounds, else None. Nothing stale is ever returned."""
+        if time.monotonic() - self._rates_at > self._rate_max_age():
+            return None
+        return self._rates.get(currency)
+
     async def quote(self, currency: str) -> Quote:
+        """A quote at the CAS's current rate, refused (RateRefused, a CasRefused) when
+        the rate is missing, malformed or outside the signed bounds; CasUnavailable when
+        no fresh rate can be had. Call it again for every new quote: it holds none."""
         bundle = self._require_bundle()
         if currency != bundle.currency:
             raise CasRefused(f"quote in {currency}: the signed configuration is for {bundle.currency}")
-        if currency not in self._rates or time.monotonic() - self._rates_at > self.rate_max_age_s:
+        stale = time.monotonic() - self._rates_at > self._rate_max_age()
+        if stale or (currency not in self._rates and currency not in self._refused_rates):
             await self.poll_once()
-        rate = self._rates.get(currency)
+        if currency in self._refused_rates:
+            raise RateRefused(self._refused_rates[currency])
+        rate = self.rate(currency)
         if rate is None:
-            raise CasRefused(f"the CAS gives no {currency} rate")
+            raise RateRefused(f"the CAS gives no {currency} rate; no purchase can be priced")
         bounds = bundle.rate_bounds.get(currency)
-        if bounds is not None and not bounds[0] <= rate <= bounds[1]:
-            # Rates may come unsigned, but a server that could set any rate could sell
-            # the operator's coins for nothing: the operator signs the sane range.
-            detail = f"{currency} rate {rate} is outside the signed range {bounds[0]}..{bounds[1]}"
-            self._refuse("rate", "rate-out-of-bounds", detail)
-            raise RateRefused(detail)
+        if bounds is None or not bounds[0] <= rate <= bounds[1]:  # _judge_rates dropped it; never trust one path
+            raise RateRefused(f"the CAS's {currency} rate {rate} is not inside a signed range")
         return Quote(currency=currency, rate=rate, fee_percent=bundle.fee_percent,
                      fixed_fee=bundle.fixed_fee if bundle.fixed_fee.minor else None)
 
@@ -420,11 +545,63 @@ class CasClient:
             detail = f"sell invoice {invoice_id}: CAS asks {invoice.sats} sat, the kiosk quoted {amount.sat}"
             self._refuse("sell-invoice", "wrong-amount", detail)
             raise CasRefused(detail)
+        if bundle.sell is not None:
+            self._remember_invoice(invoice, bundle.wallet.network, bundle.sell)
         return invoice
 
+    def _remember_invoice(self, invoice: SellInvoice, network: str, sell: Any) -> AcceptedInvoice:
+        """Keep what the kiosk accepted, with its own clock: the expiry and the payment
+        checks later use this record, never what the CAS says about the invoice then."""
+        key = f"sell_invoice:{invoice.id}"
+        kept = self._store.get(key)
+        if kept is not None:
+            record = AcceptedInvoice.from_json(json.loads(kept))
+            if (record.address, record.index, record.sats) == (invoice.address, invoice.index, invoice.sats):
+                return record  # asked again (idempotent): the first acceptance's clock stands
+        now = self.clock()
+        record = AcceptedInvoice(id=invoice.id, address=invoice.address, index=invoice.index, sats=invoice.sats,
+                                 network=network, accepted_at=now,
+                                 expires_at=invoice_expiry(invoice.expires_at, now, sell))
+        self._store.put(key, json.dumps(record.to_json()))
+        return record
+
     async def sell_invoice_status(self, invoice_id: str) -> InvoiceStatus:
+        """The CAS's status answer as it came (claims and evidence); nothing here is proven."""
         raw = await self._request("GET", f"/v1/sell-invoices/{invoice_id}")
         return self._parse(parse_invoice_status, raw, invoice_id)
+
+    def _first_seen(self, invoice_id: str) -> Any:
+        def first_seen(txid: str, now: float) -> float:
+            key = f"sell_seen:{invoice_id}:{txid}"
+            kept = self._store.get(key)
+            if kept is None:
+                self._store.put(key, repr(now))
+                return now
+            return float(kept)
+        return first_seen
+
+    async def sell_payment(self, invoice_id: str) -> SellPayment:
+        """The payment of a sell invoice as the kiosk proved it (atm.cas.sell): "waiting",
+        "proven" (with the proof) or "expired". The CAS's state, received_sats and
+        confirmations are never used for money. Evidence that proves nothing it claims
+        raises PaymentRefused (a CasRefused) with the payment_proof reason, is kept as a
+        refusal and queued as an alert (critical unless the customer underpaid)."""
+        bundle = self._require_bundle()
+        if bundle.sell is None or bundle.wallet is None:
+            raise NotConfigured("the signed configuration has no sell rules, so the kiosk does not sell")
+        kept = self._store.get(f"sell_invoice:{invoice_id}")
+        if kept is None:
+            raise CasRefused(f"sell invoice {invoice_id}: this kiosk never accepted it, so no payment for it counts")
+        invoice = AcceptedInvoice.from_json(json.loads(kept))
+        status = await self.sell_invoice_status(invoice_id)
+        claims = status.state in _CLAIMED_STATES or status.received_sats > 0
+        try:
+            return judge_payment(invoice, status.payment, cas_claims_payment=claims, sell=bundle.sell,
+                                 now=self.clock(), first_seen=self._first_seen(invoice_id))
+        except PaymentProofError as exc:
+            detail = f"sell invoice {invoice_id}: {exc}"
+            self._refuse("sell-payment", exc.reason, detail)
+            raise PaymentRefused(f"{detail}; not paid out", exc.reason) from None
 
     # ---- outbox ---------------------------------------------------------------------
 
@@ -442,9 +619,13 @@ class CasClient:
         return self._store.queue_length()
 
     async def flush_once(self) -> int:
-        """Upload one batch of events and transactions; returns how many the server acknowledged."""
+        """Upload one batch of alerts, events and transactions; returns how many the server
+        acknowledged. Each queue on its own: a CAS that refuses one (an older CAS without
+        /v1/alerts) still gets the others; the first failure is raised after all tried."""
         acknowledged = 0
-        for kind, path, field in ((EVENT, "/v1/events", "events"), (TX, "/v1/transactions", "transactions")):
+        failure: CasError | None = None
+        for kind, path, field in ((ALERT, "/v1/alerts", "alerts"), (EVENT, "/v1/events", "events"),
+                                  (TX, "/v1/transactions", "transactions")):
             batch = self._store.pending(kind, self.upload_batch)
             if not batch:
                 continue
@@ -452,41 +633,51 @@ class CasClient:
                 items = [{"id": key, "version": version, "record": body} for key, version, body in batch]
             else:
                 items = [body for _key, _version, body in batch]
-            raw = await self._request("POST", path, {"protocol": PROTOCOL_VERSION, field: items})
-            held = self._parse(parse_upload_ack, raw)
+            try:
+                raw = await self._request("POST", path, {"protocol": PROTOCOL_VERSION, field: items})
+                held = self._parse(parse_upload_ack, raw)
+            except CasUnavailable:
+                raise  # the CAS is not there: the next queue would only wait for the same timeout
+            except CasError as exc:
+                failure = failure or exc
+                continue
             self._store.acknowledge(kind, held)
             acknowledged += len(held)
+        if failure is not None:
+            raise failure
         return acknowledged
 
     async def _upload_loop(self) -> None:
         failures = 0
         while not self._stopping:
-            if self._store.queue_length() == 0:
-                self._work.clear()
-                try:
-                    await asyncio.wait_for(self._work.wait(), timeout=self.poll_interval_s)
-                except asyncio.TimeoutError:
-                    pass
-                continue
+            # Everything in the loop body is guarded, the store's reads included: a full
+            # disk or a bug must cost a retry, never the upload task itself.
             try:
+                if self._store.queue_length() == 0:
+                    self._work.clear()
+                    try:
+                        await asyncio.wait_for(self._work.wait(), timeout=self.poll_interval_s)
+                    except asyncio.TimeoutError:
+                        pass
+                    continue
                 await self.flush_once()
                 failures = 0
+                continue
             except CasError as exc:
                 failures += 1
                 delay = self._backoff(failures)
-                log.info("CAS upload failed (%s); %d queued; next try in %.1f s", exc,
-                         self._store.queue_length(), delay)
-                # New records must not shorten the backoff (that would hammer a CAS that
-                # is down); a successful poll may, since the CAS is evidently back.
-                self._contact.clear()
-                try:
-                    await asyncio.wait_for(self._contact.wait(), timeout=delay)
-                except asyncio.TimeoutError:
-                    pass
-            except Exception:
-                log.exception("CAS upload crashed; retrying")
+                log.info("CAS upload failed (%s); next try in %.1f s", plain_text(str(exc), 300), delay)
+            except Exception as exc:
                 failures += 1
-                await asyncio.sleep(self._backoff(failures))
+                delay = max(self.backoff_base_s, self._backoff(failures))
+                log.error("CAS upload crashed (%s); next try in %.1f s", crash_site(exc), delay)
+            # New records must not shorten the backoff (that would hammer a CAS that
+            # is down); a successful poll may, since the CAS is evidently back.
+            self._contact.clear()
+            try:
+                await asyncio.wait_for(self._contact.wait(), timeout=delay)
+            except asyncio.TimeoutError:
+                pass
 
     # ---- service view ---------------------------------------------------------------
 
@@ -514,6 +705,9 @@ class CasClient:
             "last_contact": self.last_contact(),
             "reachable": self.is_reachable(max_offline),
             "queue_length": self._store.queue_length(),
+            "alerts_queued": self._store.queue_length(ALERT),
+            "rates": {currency: str(self.rate(currency)) for currency in sorted(self._rates)
+                      if self.rate(currency) is not None},
             "remote_state": self._store.get("remote_state", "active"),
             "last_error": self._last_error,
             "refusals": self._store.refusals(),

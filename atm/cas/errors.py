@@ -6,7 +6,27 @@ its subclasses) from "the answer was refused" (CasRefused and its subclasses).
 
 from __future__ import annotations
 
+import traceback
+from pathlib import Path
+
 from atm.cas.interface import CasError, CasRefused, CasUnavailable
+
+
+def plain_text(text: str, limit: int = 500) -> str:
+    """`text` made safe for a log line, the SQLite store and a terminal: a lone UTF-16
+    surrogate from a hostile answer (JSON's \\ud800) is shown escaped, never raised
+    as UnicodeEncodeError where the refusal is being recorded."""
+    return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def crash_site(exc: BaseException) -> str:
+    """Where an unexpected exception came from, without its message: a message can echo
+    what a hostile server sent or a secret a caller held, a type and a line cannot."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return type(exc).__name__
+    last = frames[-1]
+    return f"{type(exc).__name__} at {Path(last.filename).name}:{last.lineno} in {last.name}"
 
 
 class NotPaired(CasError):

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any, Mapping, Protocol
 
 from hal.money import Fiat, Sats
+from atm.cas.payment_proof import Checkpoint, VerifiedPayment
 
 
 class CasError(Exception):
@@ -29,6 +30,16 @@ class CasUnavailable(CasError):
 
 class CasRefused(CasError):
     """The CAS answered, but refused (or answered something the kiosk refuses)."""
+
+
+class PaymentRefused(CasRefused):
+    """The CAS claimed a sell payment that its evidence does not prove (no transaction,
+    another address, a wrong merkle branch, too little work). `reason` is the
+    payment_proof reason code."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -92,9 +103,39 @@ class KioskSettings:
     # (low, high) fiat per BTC for the kiosk's currency; a signed bundle without them is refused
     rate_bounds: tuple[Decimal, Decimal] | None = None
     max_offline_s: int | None = None            # signed: no new purchase after this long without the CAS
+    sell: "SellSettings | None" = None          # None: the operator did not sign cash-out; the kiosk does not sell
     # signed: the languages the customer may choose on screen (ISO 639-1 codes); empty: the
     # kiosk's configured language only
     languages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SellSettings:
+    """The signed rules of cash-out (a customer sends bitcoin, the kiosk pays notes)."""
+
+    min_sell: Fiat
+    max_sell: Fiat
+    fee_percent: Decimal
+    fixed_fee: Fiat | None
+    zero_conf_cap_sats: int                     # paid out on an unconfirmed transaction up to this
+    confirmations_required: int                 # for payments above the cap
+    invoice_ttl_s: int                          # how long a deposit address waits for its payment
+    checkpoint: Checkpoint                      # newest block the operator signed, and the least work after it
+    invalid_payment: str = "hold"               # hold | refund: under- and overpayments
+    late_payment: str = "hold"                  # hold | refund: payments after the expiry
+
+
+@dataclass(frozen=True)
+class SellPayment:
+    """What the kiosk itself could prove about a sell invoice's payment (never the CAS's
+    word): `proof` is set only after atm.cas.payment_proof verified the evidence under the
+    signed checkpoint and policy."""
+
+    invoice_id: str
+    state: str                                  # "waiting" | "proven" | "expired"
+    proof: VerifiedPayment | None = None
+    in_time: bool = True                        # the payment arrived before the invoice expired
+    detail: str = ""                            # what the kiosk is waiting for, in plain words
 
 
 class CasService(Protocol):
@@ -107,3 +148,10 @@ class CasService(Protocol):
     def settings(self) -> KioskSettings | None:
         """The settings currently in force (None: none accepted yet)."""
         ...
+
+    # Cash-out (only when settings().sell is set):
+    # async def sell_invoice(self, invoice_id: str, cash: Fiat, amount: Sats) -> SellInvoice
+    #     a deposit address that derives from the signed xpub (else AddressRefused, alerted)
+    # async def sell_payment(self, invoice_id: str) -> SellPayment
+    #     the payment as the kiosk proved it; hostile evidence raises PaymentRefused
+    #     (a CasRefused), is alerted, and is never "proven"

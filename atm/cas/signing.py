@@ -79,7 +79,14 @@ def _check_canonical_value(value: Any, where: str) -> None:
 def canonical(obj: Any) -> bytes:
     """The bytes a signature covers: sorted keys, no whitespace, UTF-8, no floats."""
     _check_canonical_value(obj, "$")
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # JSON's \ud800 escape yields a lone UTF-16 surrogate, which no UTF-8 byte
+        # string can hold, so nothing can have been signed over it.
+        raise DocumentError(f"text holds a lone UTF-16 surrogate at character {exc.start} and cannot be "
+                            "encoded as UTF-8, so it cannot have been signed") from None
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -52,6 +52,21 @@ class CasTransport:
             await self._session.close()
             self._session = None
 
+    async def _read_body(self, stream: aiohttp.StreamReader, what: str) -> bytes:
+        """The whole body, however many TLS records and pauses it comes in, up to the
+        size limit; the session's timeout bounds the wait. (One read() returns only
+        what has arrived so far, so an honest answer split in two was judged half.)"""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = await stream.read(self.max_answer_bytes + 1 - size)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > self.max_answer_bytes:
+                raise AnswerMalformed(f"CAS answer to {what}: more than {self.max_answer_bytes} bytes")
+
     async def request(self, method: str, path: str, body: Any = None) -> Any:
         """One request; the decoded JSON answer or a typed CasError."""
         session = self._ensure_session()
@@ -66,9 +81,7 @@ class CasTransport:
                 declared = resp.content_length
                 if declared is not None and declared > self.max_answer_bytes:
                     raise AnswerMalformed(f"CAS answer to {what}: {declared} bytes announced, limit {self.max_answer_bytes}")
-                raw = await resp.content.read(self.max_answer_bytes + 1)
-                if len(raw) > self.max_answer_bytes:
-                    raise AnswerMalformed(f"CAS answer to {what}: more than {self.max_answer_bytes} bytes")
+                raw = await self._read_body(resp.content, what)
                 status = resp.status
         except aiohttp.ClientConnectorCertificateError as exc:
             if isinstance(exc.certificate_error, PinnedServerRejected):

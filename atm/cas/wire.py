@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from atm.cas.errors import AnswerMalformed
 from atm.cas.interface import SendResult
+from atm.cas.payment_proof import HEADER_SIZE, MAX_BRANCH, PaymentEvidence
 from atm.cas.signing import DocumentError, strict_json
 
 PROTOCOL_VERSION = 1
@@ -19,6 +20,16 @@ PROTOCOL_HEADER = "X-ATM-Protocol"
 MAX_ANSWER_BYTES = 256 * 1024
 MAX_COMMANDS = 32
 MAX_TEXTS = 64
+# Any rate of any currency per bitcoin lies in this range (signed bounds are narrower).
+RATE_MIN = Decimal("0.01")
+RATE_MAX = Decimal(10) ** 12
+MAX_RATE_TEXT = 40
+# Payment evidence must fit a whole answer (MAX_ANSWER_BYTES): 1,000 headers are 160,000
+# hex digits, about a week of blocks past the signed checkpoint (the operator signs a
+# newer one long before), and a customer's deposit transaction is far below 40 kB.
+MAX_EVIDENCE_HEADERS = 1_000
+MAX_EVIDENCE_TX_BYTES = 40_000
+MAX_BLOCK_HEIGHT = 100_000_000
 
 
 def decode_answer(data: bytes, what: str, limit: int = MAX_ANSWER_BYTES) -> Any:
@@ -53,14 +64,24 @@ def _short_text(value: Any, key: str, what: str, max_len: int = 200) -> str:
 
 
 def parse_rate(value: Any, where: str) -> Decimal:
+    """A rate (fiat major units per bitcoin) inside the range any currency can have.
+
+    The operator's signed bounds are narrower; this range only keeps absurd numbers
+    (1E-30, 10^15, huge exponents) from ever reaching arithmetic or the journal."""
     if not isinstance(value, str):
         raise AnswerMalformed(f"CAS answer: rate {where} must be a decimal string, got {type(value).__name__}")
+    if len(value) > MAX_RATE_TEXT:
+        raise AnswerMalformed(f"CAS answer: rate {where} is a text of {len(value)} characters, "
+                              f"more than the {MAX_RATE_TEXT} a price needs")
     try:
         rate = Decimal(value)
     except (InvalidOperation, ValueError):
         raise AnswerMalformed(f"CAS answer: rate {where} {value[:40]!r} is not a number") from None
-    if not rate.is_finite() or rate <= 0 or rate > Decimal(10) ** 12:
+    if not rate.is_finite() or rate <= 0:
         raise AnswerMalformed(f"CAS answer: rate {where} {value[:40]!r} is not a positive price")
+    if not RATE_MIN <= rate <= RATE_MAX:
+        raise AnswerMalformed(f"CAS answer: rate {where} {value[:40]!r} is outside {RATE_MIN}..{RATE_MAX} per "
+                              "bitcoin, which no currency's price can be")
     return rate
 
 
@@ -71,6 +92,9 @@ class PollAnswer:
     commands: tuple[Any, ...] = ()
     texts: Mapping[str, str] = field(default_factory=dict)
     server_time: int | None = None
+    # currency -> why its rate was refused. One bad rate loses that rate only, so a junk
+    # price cannot hold back the commands (deactivate) and the bundle check of the poll.
+    refused_rates: Mapping[str, str] = field(default_factory=dict)
 
 
 def parse_poll(value: Any) -> PollAnswer:
@@ -79,11 +103,14 @@ def parse_poll(value: Any) -> PollAnswer:
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
         raise AnswerMalformed("CAS answer to poll: 'config_version' must be a non-negative integer or null")
     rates_raw = _field(obj, "rates", dict, "poll")
-    rates = {}
+    rates, refused_rates = {}, {}
     for currency, text in rates_raw.items():
         if not (isinstance(currency, str) and len(currency) == 3 and currency.isascii() and currency.isupper()):
             raise AnswerMalformed(f"CAS answer to poll: rate currency {currency[:10]!r} is not an ISO 4217 code")
-        rates[currency] = parse_rate(text, currency)
+        try:
+            rates[currency] = parse_rate(text, currency)
+        except AnswerMalformed as exc:
+            refused_rates[currency] = str(exc)
     commands = obj.get("commands", [])
     if not isinstance(commands, list) or len(commands) > MAX_COMMANDS:
         raise AnswerMalformed(f"CAS answer to poll: 'commands' must be a list of at most {MAX_COMMANDS}")
@@ -97,7 +124,7 @@ def parse_poll(value: Any) -> PollAnswer:
     if server_time is not None and (isinstance(server_time, bool) or not isinstance(server_time, int)):
         raise AnswerMalformed("CAS answer to poll: 'server_time' must be an integer")
     return PollAnswer(config_version=version, rates=rates, commands=tuple(commands), texts=texts,
-                      server_time=server_time)
+                      server_time=server_time, refused_rates=refused_rates)
 
 
 def parse_send(value: Any, request_id: str) -> SendResult:
@@ -153,10 +180,63 @@ INVOICE_STATES = ("unpaid", "seen", "confirmed", "underpaid", "overpaid", "late"
 
 @dataclass(frozen=True)
 class InvoiceStatus:
+    """The CAS's word on a sell invoice. `state`, `received_sats` and `confirmations`
+    are unsigned claims, shown to the operator and never used for money; `payment` is
+    the evidence the kiosk checks itself (atm.cas.payment_proof)."""
+
     id: str
     state: str
     received_sats: int
     confirmations: int
+    payment: PaymentEvidence | None = None
+
+
+def _hex_bytes(value: Any, key: str, what: str, *, max_bytes: int, exact: int | None = None) -> bytes:
+    if not isinstance(value, str):
+        raise AnswerMalformed(f"CAS answer to {what}: {key} must be a hex string, got {type(value).__name__}")
+    if len(value) > 2 * max_bytes:
+        raise AnswerMalformed(f"CAS answer to {what}: {key} is longer than {max_bytes} bytes")
+    if len(value) % 2 or any(c not in "0123456789abcdef" for c in value):
+        raise AnswerMalformed(f"CAS answer to {what}: {key} must be lower-case hex of whole bytes")
+    raw = bytes.fromhex(value)
+    if exact is not None and len(raw) != exact:
+        raise AnswerMalformed(f"CAS answer to {what}: {key} must be {exact} bytes, got {len(raw)}")
+    return raw
+
+
+def _hex_list(value: Any, key: str, what: str, *, limit: int, size: int) -> list[bytes]:
+    if not isinstance(value, list):
+        raise AnswerMalformed(f"CAS answer to {what}: {key} must be a list of hex strings")
+    if len(value) > limit:
+        raise AnswerMalformed(f"CAS answer to {what}: {key} holds {len(value)} entries, at most {limit} are read")
+    return [_hex_bytes(item, f"{key}[{i}]", what, max_bytes=size, exact=size) for i, item in enumerate(value)]
+
+
+def parse_payment_evidence(value: Any, what: str = "sell invoice status") -> PaymentEvidence | None:
+    """`payment` of a sell invoice status: null, or the raw transaction with (once mined)
+    its block height, merkle branch, index and the headers from the signed checkpoint
+    up to the tip. Only shapes and sizes are checked here; what they prove is judged by
+    atm.cas.payment_proof. An empty raw_tx is kept, so the claim is refused by name."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise AnswerMalformed(f"CAS answer to {what}: 'payment' must be an object or null")
+    unknown = sorted(set(value) - {"raw_tx", "block_height", "merkle_branch", "tx_index", "headers"})
+    if unknown:
+        raise AnswerMalformed(f"CAS answer to {what}: 'payment' has an unknown field {str(unknown[0])[:40]!r}")
+    raw_tx = _hex_bytes(value.get("raw_tx"), "payment.raw_tx", what, max_bytes=MAX_EVIDENCE_TX_BYTES)
+    height = value.get("block_height")
+    if height is not None and (isinstance(height, bool) or not isinstance(height, int)
+                               or not 0 <= height <= MAX_BLOCK_HEIGHT):
+        raise AnswerMalformed(f"CAS answer to {what}: payment.block_height must be null or 0..{MAX_BLOCK_HEIGHT}")
+    branch = _hex_list(value.get("merkle_branch", []), "payment.merkle_branch", what, limit=MAX_BRANCH, size=32)
+    index = value.get("tx_index", 0)
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < 2**32:
+        raise AnswerMalformed(f"CAS answer to {what}: payment.tx_index must be an integer 0..2^32-1")
+    headers = _hex_list(value.get("headers", []), "payment.headers", what, limit=MAX_EVIDENCE_HEADERS,
+                        size=HEADER_SIZE)
+    return PaymentEvidence(raw_tx=raw_tx, headers=tuple(headers), block_height=height,
+                           merkle_branch=tuple(branch), tx_index=index)
 
 
 def parse_invoice_status(value: Any, invoice_id: str) -> InvoiceStatus:
@@ -171,7 +251,9 @@ def parse_invoice_status(value: Any, invoice_id: str) -> InvoiceStatus:
     confirmations = _field(obj, "confirmations", int, "sell invoice status")
     if received < 0 or confirmations < 0:
         raise AnswerMalformed("CAS answer to sell invoice status: amounts and confirmations must not be negative")
-    return InvoiceStatus(id=invoice_id, state=state, received_sats=received, confirmations=confirmations)
+    payment = parse_payment_evidence(obj.get("payment"))
+    return InvoiceStatus(id=invoice_id, state=state, received_sats=received, confirmations=confirmations,
+                         payment=payment)
 
 
 def parse_pair_answer(value: Any, kiosk_id: str) -> None:

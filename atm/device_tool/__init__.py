@@ -14,7 +14,8 @@ from typing import Any, Callable
 from hal.errors import ConfigurationError, DeviceError, PortError
 
 # Modules that add subcommands under `atm device`; each has register(subparsers).
-_FAMILIES = ("atm.device_tool.validator", "atm.device_tool.printer", "atm.device_tool.scanner")
+_FAMILIES = ("atm.device_tool.validator", "atm.device_tool.printer", "atm.device_tool.scanner",
+             "atm.device_tool.dispenser")
 
 EXIT_OK = 0          # the tool did what was asked
 EXIT_DEVICE = 1      # the device failed, refused, or did not answer

@@ -29,6 +29,10 @@ class FrameSource(Protocol):
     def release(self) -> None:
         """Free the device or file. Safe to call twice."""
 
+    # Optional: `code_read(text)`, called after the scanner reported a code read from this
+    # source's frames (a real kiosk beeps then). The camera simulator uses it to take the
+    # phone away; real sources do not have it.
+
 
 # --------------------------------------------------------------------------- sim:// registry
 

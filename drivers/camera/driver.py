@@ -1,7 +1,8 @@
 """The camera QR scanner: captures frames in its own thread, crops the region
 of interest, runs the decoder chain, and reports each code once per
 presentation as a CodeScanned event. A source that fails is reported offline
-and reopened with backoff; nothing here raises into the kiosk.
+and reopened with backoff, while scanning and, by a watcher thread, while the
+kiosk is out of service and not scanning; nothing here raises into the kiosk.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from hal.device import DeviceInfo
-from hal.errors import ConfigurationError, PortError
+from hal.errors import ConfigurationError
 from hal.events import CodeScanned, DeviceStatusChanged, Event, EventSink, emit_safely
 from hal.scanner import CodeScanner
 from hal.status import DeviceState
@@ -76,7 +77,11 @@ class CameraScanner(CodeScanner):
     """A camera (or video/image/simulated source) read as a QR scanner.
 
     `open` checks the source once and frees it; `start_scanning` starts the
-    capture thread, `stop_scanning` joins it and releases the camera.
+    capture thread, `stop_scanning` joins it and releases the camera. Whenever
+    the camera is offline and no capture thread runs (it was missing at open,
+    or lost during a scan that the kiosk then stopped), a watcher thread probes
+    it with the same backoff and reports ONLINE once it gives a frame again, so
+    a kiosk out of service for it comes back by itself.
     """
 
     def __init__(
@@ -119,6 +124,9 @@ class CameraScanner(CodeScanner):
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._watch_stop = threading.Event()
+        self._closed = False
         self._dedupe = Deduplicator(dedupe_seconds)
         self._stats = {"frames": 0, "fallback_frames": 0, "codes": 0, "suppressed": 0, "source_drops": 0,
                        "frame_errors": 0, "decode_us": 0}
@@ -129,22 +137,16 @@ class CameraScanner(CodeScanner):
         """Remember the sink and check the source once. A source that is not
         there now is reported offline (not raised): scanning keeps retrying it."""
         self._sink = sink
+        self._closed = False
         self._set_state(DeviceState.STARTING, f"checking {self.source}")
-        try:
-            probe = open_source(self.source, width=self.width, height=self.height, fps=self.fps)
-        except PortError as exc:
-            self._set_state(DeviceState.OFFLINE, str(exc))
-            return
-        try:
-            frame = probe.read()
-        finally:
-            probe.release()
-        if frame is None:
-            self._set_state(DeviceState.OFFLINE, f"camera source {self.source!r} opened but gave no frame")
-        else:
-            self._set_state(DeviceState.ONLINE, f"{self.source} ({frame.shape[1]}x{frame.shape[0]})")
+        problem = self._probe()
+        if problem is not None:
+            self._set_state(DeviceState.OFFLINE, problem)
+            self._start_watching()
 
     def close(self) -> None:
+        self._closed = True
+        self._stop_watching()
         self.stop_scanning()
 
     @property
@@ -165,6 +167,8 @@ class CameraScanner(CodeScanner):
     # ------------------------------------------------------------------ hal.CodeScanner
 
     def start_scanning(self) -> None:
+        # The capture thread does its own reopening; two threads must not hold the camera.
+        self._stop_watching()
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 return
@@ -185,6 +189,8 @@ class CameraScanner(CodeScanner):
             if thread.is_alive():
                 log.error("camera %s: capture thread did not stop within 10 s (source %s blocked)",
                           self.name, self.source)
+        if self._state is not DeviceState.ONLINE and not self._closed:
+            self._start_watching()
 
     @property
     def scanning(self) -> bool:
@@ -194,6 +200,50 @@ class CameraScanner(CodeScanner):
     def stats(self) -> dict[str, int]:
         """Counters for the service view and the benchmark."""
         return dict(self._stats)
+
+    # ------------------------------------------------------------------ watcher thread
+
+    def _probe(self) -> str | None:
+        """Open the source, read one frame, free it. None if it worked, else what went wrong."""
+        try:
+            probe = open_source(self.source, width=self.width, height=self.height, fps=self.fps)
+        except Exception as exc:  # noqa: BLE001 - OpenCV backends raise odd things; it is just "not there"
+            return str(exc)
+        try:
+            frame = self._read(probe, log_errors=False)
+        finally:
+            probe.release()
+        if frame is None:
+            return f"camera source {self.source!r} opened but gave no frame"
+        self._set_state(DeviceState.ONLINE, f"{self.source} ({frame.shape[1]}x{frame.shape[0]})")
+        return None
+
+    def _start_watching(self) -> None:
+        with self._lock:
+            if self._closed or (self._watcher is not None and self._watcher.is_alive()):
+                return
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._watch_stop = threading.Event()
+            self._watcher = threading.Thread(target=self._watch, args=(self._watch_stop,),
+                                             name=f"camera-{self.name}-watch", daemon=True)
+            self._watcher.start()
+
+    def _stop_watching(self) -> None:
+        with self._lock:
+            watcher, self._watcher = self._watcher, None
+            self._watch_stop.set()
+        if watcher is not None and watcher is not threading.current_thread():
+            watcher.join(timeout=10)
+
+    def _watch(self, stop: threading.Event) -> None:
+        backoff = self._retry_initial_s
+        while not stop.wait(backoff):
+            problem = self._probe()
+            if problem is None:
+                return
+            backoff = min(backoff * 2, self._retry_max_s)
+            self._set_state(DeviceState.OFFLINE, f"{problem}; retrying in {backoff:g} s")
 
     # ------------------------------------------------------------------ capture thread
 
@@ -237,7 +287,7 @@ class CameraScanner(CodeScanner):
                 if self._state is not DeviceState.ONLINE:
                     self._set_state(DeviceState.ONLINE, f"reading {self.source}")
                 try:
-                    self._process(frame, budget)
+                    self._process(frame, budget, source)
                 except Exception:  # noqa: BLE001 - one bad frame must not end scanning
                     self._stats["frame_errors"] += 1
                     if self._stats["frame_errors"] in (1, 10, 100, 1000):
@@ -269,7 +319,7 @@ class CameraScanner(CodeScanner):
             return None
         return frame
 
-    def _process(self, frame: np.ndarray, budget: FallbackBudget) -> None:
+    def _process(self, frame: np.ndarray, budget: FallbackBudget, source: FrameSource | None = None) -> None:
         region = crop(frame, self.roi)
         started = time.perf_counter()
         result = self.chain.decode_primary(region)
@@ -280,15 +330,20 @@ class CameraScanner(CodeScanner):
         budget.spend(spent)
         self._stats["frames"] += 1
         self._stats["decode_us"] += int(spent * 1_000_000)
-        if result is not None:
-            self._on_code(result.text, result.decoder)
+        if result is not None and self._on_code(result.text, result.decoder):
+            # A source that shows something (the simulated phone) learns its code was read,
+            # as a customer does from the beep, and may take it away.
+            code_read = getattr(source, "code_read", None)
+            if code_read is not None:
+                code_read(result.text)
 
-    def _on_code(self, text: str, decoder: str) -> None:
+    def _on_code(self, text: str, decoder: str) -> bool:
         if not self._dedupe.is_new(text, self._clock()):
             self._stats["suppressed"] += 1
-            return
+            return False
         self._stats["codes"] += 1
         self._emit(CodeScanned(device=self.name, text=text, decoder=decoder))
+        return True
 
     # ------------------------------------------------------------------ events
 

@@ -3,12 +3,15 @@
 Moves the bytes that frames.py makes and reads paper and online state with
 DLE EOT. python-escpos stays behind this class: its status calls fail open
 (an empty read counts as paper present), so status is read here instead.
+A port that fails (cable pulled, printer power-cycled) is closed, reported
+offline and reopened with backoff by the driver's own thread.
 """
 
 from __future__ import annotations
 
 import logging
 import string
+import termios
 import threading
 from typing import Literal, Protocol
 
@@ -16,7 +19,7 @@ import serial
 
 from drivers.escpos import frames
 from hal.errors import ConfigurationError, DeviceError, DeviceTimeout, PortError
-from hal.events import EventSink, PrinterStatusChanged
+from hal.events import DeviceStatusChanged, EventSink, PrinterStatusChanged, emit_safely
 from hal.printer import PrinterStatus, Receipt, ReceiptPrinter
 from hal.status import DeviceState, PaperState
 
@@ -63,19 +66,20 @@ class _SerialLink:
         except serial.SerialTimeoutException as exc:
             raise DeviceTimeout(f"printer on {self._port} did not take the data in time"
                                 " (flow control held, printer busy or off)") from exc
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
             raise PortError(f"writing to printer port {self._port} failed: {exc}") from exc
 
     def read_byte(self) -> bytes:
         try:
             return self._serial.read(1)
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
             raise PortError(f"reading from printer port {self._port} failed: {exc}") from exc
 
     def discard_input(self) -> None:
         try:
             self._serial.reset_input_buffer()
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
+            # termios.error: the tty vanished (USB adapter unplugged) under pyserial's tcflush.
             raise PortError(f"printer port {self._port} failed: {exc}") from exc
 
     def close(self) -> None:
@@ -144,11 +148,18 @@ class EscposPrinter(ReceiptPrinter):
 
     `link`: "two-way" expects DLE EOT answers (silence = offline); "one-way" never
     asks (paper always unknown); "auto" asks, and treats silence as offline only
-    once the printer has answered on this connection."""
+    once the printer has answered on this connection.
+
+    When the port fails (at open or later) the driver reports OFFLINE and a
+    thread of its own reopens the port, waiting `retry_initial_s` doubling up
+    to `retry_max_s` between tries, until the printer answers again (ONLINE)
+    or close() is called. open() still raises when the port does not open,
+    and close() ends the retries in every case."""
 
     def __init__(self, port: str, *, name: str = "printer", width_mm: int = 80, baudrate: int = 19200,
                  status_timeout: float = 0.5, native_qr: bool = False, link: LinkKind = "auto",
-                 write_timeout: float = 10.0, poll_interval: float | None = None) -> None:
+                 write_timeout: float = 10.0, poll_interval: float | None = None,
+                 retry_initial_s: float = 0.5, retry_max_s: float = 10.0) -> None:
         frames.columns_for(width_mm)
         if link not in _LINKS:
             raise ConfigurationError(f"printer {name}: link must be one of {', '.join(_LINKS)}, got {link!r}")
@@ -158,6 +169,9 @@ class EscposPrinter(ReceiptPrinter):
             parse_usb_url(port)  # a malformed URL is a configuration error now, not at open
         if poll_interval is not None and poll_interval <= 0:
             raise ConfigurationError(f"printer {name}: poll_interval must be positive seconds, got {poll_interval!r}")
+        if not 0 < retry_initial_s <= retry_max_s:
+            raise ConfigurationError(f"printer {name}: retry_initial_s and retry_max_s must be positive seconds with"
+                                     f" retry_initial_s <= retry_max_s, got {retry_initial_s!r} and {retry_max_s!r}")
         self.name = name
         self.port = port
         self.width_mm = width_mm
@@ -173,8 +187,13 @@ class EscposPrinter(ReceiptPrinter):
         self._answered = False
         self._last = PrinterStatus(DeviceState.OFFLINE, PaperState.UNKNOWN, f"port {port} not open")
         self._reported: tuple[DeviceState, PaperState] | None = None
+        self._reported_state: DeviceState | None = None
+        self._retry_initial_s = retry_initial_s
+        self._retry_max_s = retry_max_s
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self._reconnector: threading.Thread | None = None
+        self.reconnects = 0          # ports reopened after a failure, for the service view and tests
 
     # --- hal.Device -------------------------------------------------------
 
@@ -182,14 +201,18 @@ class EscposPrinter(ReceiptPrinter):
         with self._lock:
             if self._transport is not None:
                 return
-            if self.port.lower().startswith("usb://"):
-                self._transport = _UsbLink(self.port, self._status_timeout)
-            else:
-                self._transport = _SerialLink(self.port, self._baudrate, self._status_timeout,
-                                              self._write_timeout)
             self._sink = sink
-            self._answered = False
             self._reported = None
+            self._reported_state = None
+            self._stop.clear()
+            try:
+                self._transport = self._open_link()
+            except PortError as exc:
+                # Keep trying in the background: a printer switched on after the kiosk comes online by itself.
+                self._publish(PrinterStatus(DeviceState.OFFLINE, PaperState.UNKNOWN, str(exc)))
+                self._start_reconnecting()
+                raise
+            self._answered = False
             self.status()
         if self._poll_interval is not None:
             self._stop.clear()
@@ -199,8 +222,10 @@ class EscposPrinter(ReceiptPrinter):
     def close(self) -> None:
         self._stop.set()
         poller, self._poller = self._poller, None
-        if poller is not None and poller is not threading.current_thread():
-            poller.join()
+        reconnector, self._reconnector = self._reconnector, None
+        for thread in (poller, reconnector):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join()
         with self._lock:
             if self._transport is not None:
                 self._transport.close()
@@ -234,7 +259,11 @@ class EscposPrinter(ReceiptPrinter):
                     raise PrinterOfflineError(f"{where}: {status.detail}; receipt not printed")
                 if status.state is DeviceState.HARDWARE_ERROR:
                     raise DeviceError(f"{where}: {status.detail}; receipt not printed")
-            transport.write(payload)
+            try:
+                transport.write(payload)
+            except PortError as exc:
+                self._link_lost(exc)
+                raise
             if self.link != "one-way":
                 # The roll may have ended during this receipt: let the kiosk know now.
                 self._read_status()
@@ -243,7 +272,9 @@ class EscposPrinter(ReceiptPrinter):
 
     def _require_open(self) -> _Link:
         if self._transport is None:
-            raise PortError(f"printer {self.name} on {self.port} is not open")
+            # Say why: after a lost link the last status holds the port's error and the retry plan.
+            why = "" if self._sink is None else f" ({self._last.detail})"
+            raise PortError(f"printer {self.name} on {self.port} is not open{why}")
         return self._transport
 
     def _ask(self, transport: _Link, request: bytes) -> bytes | None:
@@ -264,6 +295,11 @@ class EscposPrinter(ReceiptPrinter):
             try:
                 printer = self._ask(self._transport, frames.REQUEST_PRINTER_STATUS)
                 paper = self._ask(self._transport, frames.REQUEST_PAPER_STATUS)
+            except PortError as exc:
+                # The port itself failed: this connection is dead; reopen it in the background.
+                status = PrinterStatus(DeviceState.OFFLINE, PaperState.UNKNOWN,
+                                       f"{exc}; reopening the port")
+                self._link_lost(exc)
             except DeviceError as exc:
                 status = PrinterStatus(DeviceState.OFFLINE, PaperState.UNKNOWN, str(exc))
             else:
@@ -281,11 +317,64 @@ class EscposPrinter(ReceiptPrinter):
 
     def _publish(self, status: PrinterStatus) -> None:
         self._last = status
-        key = (status.state, status.paper)
-        if key == self._reported or self._sink is None:
+        if self._sink is None:
             return
-        self._reported = key
-        self._sink(PrinterStatusChanged(device=self.name, state=status.state, paper=status.paper))
+        key = (status.state, status.paper)
+        if key != self._reported:
+            self._reported = key
+            emit_safely(self._sink, PrinterStatusChanged(device=self.name, state=status.state, paper=status.paper),
+                        f"printer {self.name}")
+        # After the paper event, so the kiosk keeps this event's words as the printer's detail.
+        if status.state is not self._reported_state:
+            self._reported_state = status.state
+            emit_safely(self._sink, DeviceStatusChanged(device=self.name, state=status.state, detail=status.detail),
+                        f"printer {self.name}")
+
+    def _open_link(self) -> _Link:
+        if self.port.lower().startswith("usb://"):
+            return _UsbLink(self.port, self._status_timeout)
+        return _SerialLink(self.port, self._baudrate, self._status_timeout, self._write_timeout)
+
+    def _link_lost(self, exc: Exception) -> None:
+        """Called under the lock when the port failed: close it and reopen it in the background."""
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
+        log.warning("printer %s: port %s failed (%s); reopening it in the background", self.name, self.port, exc)
+        self._start_reconnecting()
+
+    def _start_reconnecting(self) -> None:
+        if self._stop.is_set():
+            return
+        if self._reconnector is not None and self._reconnector.is_alive():
+            return
+        self._reconnector = threading.Thread(target=self._reconnect, name=f"{self.name}-reconnect", daemon=True)
+        self._reconnector.start()
+
+    def _reconnect(self) -> None:
+        """Reopen the port with bounded backoff until the printer answers, or close() is called."""
+        backoff = self._retry_initial_s
+        while not self._stop.wait(backoff):
+            backoff = min(backoff * 2, self._retry_max_s)
+            try:
+                transport = self._open_link()
+            except PortError as exc:
+                with self._lock:
+                    self._publish(PrinterStatus(DeviceState.OFFLINE, PaperState.UNKNOWN,
+                                                f"{exc}; retrying in {backoff:g} s"))
+                continue
+            with self._lock:
+                if self._stop.is_set() or self._transport is not None:
+                    transport.close()
+                    return
+                self._transport = transport
+                self._answered = False
+                status, silent = self._read_status()
+                if self._transport is None:
+                    continue            # the new connection failed at once: keep trying
+                self.reconnects += 1
+                log.info("printer %s: port %s reopened; printer %s", self.name, self.port, status.state.value)
+                return
 
     def _poll(self) -> None:
         assert self._poll_interval is not None

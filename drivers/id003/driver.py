@@ -1,9 +1,11 @@
 """Host side of a JCM ID-003 bill validator over any pyserial URL (9600 8E1).
 
 One poll thread owns the port: it asks for status every poll_interval, turns the
-answers into hal events, sends the application's escrow decisions, and credits a
-note only at VEND VALID (recorder first, ACK second, event third). It keeps no
-money totals; the application owns the books.
+answers into hal events, sends the application's escrow decisions (HOLDing the note
+while the application thinks, since the unit returns it by itself after 10 s), and
+credits a note only at VEND VALID or at a power-up with the note in the stacker
+(recorder first, ACK second, event third). It keeps no money totals; the application
+owns the books.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from drivers.id003.frames import (
     MessageError,
     Status,
     check_status,
+    denomination_bit,
+    denomination_mask,
     failure_name,
     parse_currency_assign,
     parse_escrow_code,
@@ -42,6 +46,7 @@ from hal.events import (
     FraudDetected,
     NoteCredited,
     NoteEscrowed,
+    NoteOutcomeUnknown,
     NoteRejected,
     NoteReturned,
     NoteStacked,
@@ -54,11 +59,18 @@ log = logging.getLogger(__name__)
 
 # A device that misses this many status requests in a row is reported offline.
 MISSES_BEFORE_OFFLINE = 3
+# A real unit returns a note by itself this long after reporting ESCROW (or after the
+# last HOLD): a host that waits longer for its application must HOLD before it.
+UNIT_ESCROW_RETURN_S = 10.0
 
 # States in which the mechanism is moving a note; staying in one longer than
 # stuck_timeout means it hung (escrow is watched separately, from the decision on).
-_TRANSIENT = frozenset({Status.ACCEPTING, Status.STACKING, Status.RETURNING, Status.HOLDING,
+# HOLDING is watched like ESCROW: it is the host's own choice to wait.
+_TRANSIENT = frozenset({Status.ACCEPTING, Status.STACKING, Status.RETURNING,
                         Status.REJECTING, Status.INITIALIZE})
+_IN_ESCROW = frozenset({Status.ESCROW, Status.HOLDING})
+# Answers that say the device did not take our last frame; they say nothing of its state.
+_COMPLAINTS = frozenset({Status.COMMUNICATION_ERROR, Status.INVALID_COMMAND})
 # States in which a note is somewhere inside the acceptor.
 _MID_NOTE = frozenset({Status.ACCEPTING, Status.ESCROW, Status.STACKING, Status.VEND_VALID,
                        Status.STACKED, Status.REJECTING, Status.RETURNING, Status.HOLDING})
@@ -77,10 +89,14 @@ class _Note:
     value: Fiat | None
     seen_at: float
     own_return_reason: str = ""          # the driver itself refuses it (unknown, not accepted, timeout)
+    announced: bool = False              # NoteEscrowed with a value went to the application
     app_decision: str = ""               # "stack" / "return" from the application
+    held_at: float = 0.0                 # the last HOLD the device acknowledged
     sent: str = ""                       # the decision the device acknowledged
     sent_at: float = 0.0
+    recorded: bool = False               # the recorder made the credit durable
     credited: bool = False               # VEND VALID recorded and acknowledged
+    outcome_told: bool = False           # resolve_note() answered "unknown" for it
     stacked_reported: bool = False
     returned_reported: bool = False
 
@@ -90,13 +106,21 @@ class Id003Validator(BillValidator):
 
     def __init__(self, port: str, *, name: str = "validator", currency: str | None = None,
                  denominations: Mapping[str, int] | None = None, poll_interval: float = 0.2,
-                 reply_timeout: float = 0.3, escrow_timeout: float = 20.0, stuck_timeout: float = 10.0,
-                 init_timeout: float = 10.0):
-        self.port = port
+                 reply_timeout: float = 0.3, escrow_timeout: float = 8.0, hold_every: float | None = 3.0,
+                 stuck_timeout: float = 10.0, init_timeout: float = 10.0, resolve_timeout: float = 5.0):
+        """escrow_timeout: how long the application may take to decide before the driver
+        returns the note itself. hold_every: while it decides, HOLD is sent this often
+        (None: never), so the unit's own 10 s return never comes first; without HOLD the
+        escrow_timeout must stay below those 10 s. resolve_timeout: how long resolve_note()
+        waits for the device to show where a stalled note went."""
         self.name = name
+        self._check_timings(escrow_timeout, hold_every, resolve_timeout)
+        self.port = port
         self.poll_interval = poll_interval
         self.reply_timeout = reply_timeout
         self.escrow_timeout = escrow_timeout
+        self.hold_every = hold_every
+        self.resolve_timeout = resolve_timeout
         self.stuck_timeout = stuck_timeout
         self.init_timeout = init_timeout
         self._configured_currency = currency
@@ -124,6 +148,13 @@ class Id003Validator(BillValidator):
         self._watchdog_fired_for: tuple[int, bytes, float] | None = None
         self._fraud_reported = False
         self._device_complaint: int | None = None
+        self._comm_errors = 0
+        # The last note told to stack whose settled event has not come; kept across a
+        # reset so that resolve_note() can still answer for it.
+        self._unsettled: _Note | None = None
+        self._last_stack_settled = False
+        self._resolve_deadline: float | None = None
+        self._sent_mask: bytes | None = None
         # Counters a technician (and the tests) can read.
         self.bad_frames = 0
         self.last_protocol_error: ProtocolError | None = None
@@ -134,6 +165,22 @@ class Id003Validator(BillValidator):
         return "ID-003 validator" if self.name == "validator" else f"ID-003 validator {self.name!r}"
 
     # -- configuration ------------------------------------------------------------
+
+    def _check_timings(self, escrow_timeout: float, hold_every: float | None, resolve_timeout: float) -> None:
+        where = f"{self._who}, configuration [devices.validator]: "
+        for key, value in (("escrow_timeout", escrow_timeout), ("resolve_timeout", resolve_timeout)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigurationError(f"{where}{key} must be a positive number of seconds, got {value!r}")
+        if hold_every is None:
+            if escrow_timeout >= UNIT_ESCROW_RETURN_S:
+                raise ConfigurationError(
+                    f"{where}escrow_timeout = {escrow_timeout:g} s without HOLD (hold_every unset): the unit returns "
+                    f"an escrowed note by itself after {UNIT_ESCROW_RETURN_S:g} s; set escrow_timeout below that or "
+                    f"set hold_every (e.g. 3)")
+        elif isinstance(hold_every, bool) or not isinstance(hold_every, (int, float)) \
+                or not 0 < hold_every < UNIT_ESCROW_RETURN_S:
+            raise ConfigurationError(f"{where}hold_every must be a number of seconds between 0 and "
+                                     f"{UNIT_ESCROW_RETURN_S:g} (the unit's own escrow return), got {hold_every!r}")
 
     @staticmethod
     def _parse_override(denominations: Mapping[str, int], currency: str | None) -> dict[int, int]:
@@ -197,10 +244,21 @@ class Id003Validator(BillValidator):
     def return_note(self) -> None:
         self._decide("return")
 
+    def resolve_note(self) -> None:
+        """Ask the device where the note last told to stack went (hal contract). The
+        poll thread answers with one event: NoteCredited (VEND VALID, or a power-up
+        with the bill in the stacker), NoteReturned (power-up with the bill in the
+        acceptor, or returned), or NoteOutcomeUnknown when the device cannot tell
+        within resolve_timeout. Nothing when that note's settled event already went out."""
+        with self._lock:
+            self._resolve_deadline = time.monotonic() + self.resolve_timeout
+        self._wake.set()
+
     def _decide(self, decision: str) -> None:
         with self._lock:
             note = self._note
-            if note is None or note.sent or note.own_return_reason or note.value is None:
+            if note is None or note.sent or note.own_return_reason or note.value is None \
+                    or note.returned_reported or note.credited:
                 raise DeviceError(f"{self._who} on {self.port}: no note waiting for a decision in escrow "
                                   f"(it may have timed out after {self.escrow_timeout:g} s and been returned)")
             note.app_decision = decision
@@ -239,7 +297,8 @@ class Id003Validator(BillValidator):
         if self._ser is not None:
             try:
                 # Leave the acceptor refusing notes: nobody is listening for them now.
-                self._transact(Frame(Command.SET_INHIBIT, b"\x01"), lambda f: f.code == Command.SET_INHIBIT)
+                self._transact(Frame(Command.SET_INHIBIT, b"\x01"),
+                               lambda f: f.code in (Command.SET_INHIBIT, Status.INVALID_COMMAND))
             except (serial.SerialException, OSError):
                 pass
         self._close_port()
@@ -367,11 +426,16 @@ class Id003Validator(BillValidator):
                                     f"{self.init_timeout:g} s after RESET; check the mechanism for a stuck note")
         with self._lock:
             inhibit = b"\x00" if self._want_enabled else b"\x01"
-        for command, data in ((Command.SET_ENABLE, b"\x00\x00"), (Command.SET_SECURITY, b"\x00\x00"),
+        mask = self._wanted_mask()
+        self._sent_mask = None
+        for command, data in ((Command.SET_ENABLE, mask), (Command.SET_SECURITY, b"\x00\x00"),
                               (Command.SET_OPTIONAL_FUNCTION, b"\x00\x00"), (Command.SET_INHIBIT, inhibit)):
             echo = self._transact(Frame(command, data), lambda f, c=command: f.code in (c, Status.INVALID_COMMAND))
             if echo is None or echo != Frame(command, data):
                 log.warning("%s: setting %s %s not echoed (got %r)", self.name, command.name, data.hex(), echo)
+            if command == Command.SET_ENABLE and echo is not None:
+                # Echoed, or refused by a unit without the feature: either way, not again.
+                self._sent_mask = mask
         self._last_status = None
 
     # -- wire -----------------------------------------------------------------------------
@@ -465,6 +529,7 @@ class Id003Validator(BillValidator):
                 self._open_port()
             except PortError as exc:
                 self._miss(str(exc))
+                self._check_resolve(None)
                 return
         bad_before = self.bad_frames
         reply = self._status_request()
@@ -474,9 +539,11 @@ class Id003Validator(BillValidator):
                            f"(last: {self.last_protocol_error})")
             else:
                 self._miss(f"no answer from the validator on {self.port}")
+            self._check_resolve(None)
             return
         self._misses = 0
         self._on_status(reply)
+        self._check_resolve(reply)
 
     def _miss(self, why: str) -> None:
         self._misses += 1
@@ -486,25 +553,34 @@ class Id003Validator(BillValidator):
 
     def _on_status(self, frame: Frame) -> None:
         status = Status(frame.code)
-        key = (frame.code, frame.data)
         now = time.monotonic()
+        if status in _COMPLAINTS:
+            # Not a state: the device says it did not take our last frame. Nothing is
+            # read into it; the command is resent on the next cycle.
+            self._on_complaint(status)
+            return
+        self._device_complaint = None
+        self._comm_errors = 0
+        key = (frame.code, frame.data)
         if key != self._last_status:
             self._last_status = key
             self._status_since = now
-        if status not in (Status.COMMUNICATION_ERROR, Status.INVALID_COMMAND):
-            self._device_complaint = None
         if status != Status.CHEATED:
             self._fraud_reported = False
 
         if status in (Status.ENABLE, Status.DISABLE):
             self._on_idle(status)
+        elif status == Status.STACKER_NEARLY_FULL:
+            # A warning from an idle unit that still takes notes: the cashbox wants emptying soon.
+            self._online()
+            self._set_cashbox(UnitStatus.HIGH)
         elif status == Status.ACCEPTING:
             self._online()
             if self._note is not None and (self._note.credited or self._note.sent == "return"):
                 self._note = None
-        elif status == Status.ESCROW:
+        elif status in _IN_ESCROW:
             self._online()
-            self._on_escrow(frame.data[0], now)
+            self._on_escrow(frame.data[0] if status == Status.ESCROW else None, now)
         elif status == Status.STACKING:
             self._online()
         elif status == Status.VEND_VALID:
@@ -524,9 +600,11 @@ class Id003Validator(BillValidator):
             note = self._note
             if note is not None and not note.returned_reported:
                 note.returned_reported = True
+                self._settled(note)
                 self._emit(NoteReturned(device=self.name, value=note.value, reason="returned by the acceptor"))
         elif status in _POWER_UP:
-            self._report_power_up(status)
+            if not self._report_power_up(status):
+                return          # a note's credit is not durable yet: no reset over it
             self._initialize()
         elif status == Status.STACKER_FULL:
             self._set_cashbox(UnitStatus.FULL)
@@ -556,23 +634,34 @@ class Id003Validator(BillValidator):
             self._set_state(DeviceState.HARDWARE_ERROR,
                             f"failure {_hex(code)}: {failure_name(code)}; the validator needs service",
                             f"{_hex(status)}/{_hex(code)}")
-        elif status in (Status.COMMUNICATION_ERROR, Status.INVALID_COMMAND):
-            # The device refused or did not understand our last frame: report it once
-            # per run of complaints and resend on the next cycle.
-            if self._device_complaint != status:
-                self._device_complaint = status
-                self._emit(DeviceStatusChanged(device=self.name, state=self._state, code=_hex(status),
-                                               detail=f"validator reported {status_name(status)}; resending"))
         # INITIALIZE needs nothing here: the watchdog catches one that never ends.
         self._watchdog(status, now)
         self._apply_inhibit(status)
+
+    def _on_complaint(self, status: Status) -> None:
+        if status == Status.COMMUNICATION_ERROR:
+            # A bad-CRC frame gets no reply; the unit says so at the next status request.
+            # One is line noise; a run of them is a line that needs a technician.
+            self._comm_errors += 1
+            if self._comm_errors >= MISSES_BEFORE_OFFLINE:
+                self._set_state(DeviceState.OFFLINE,
+                                f"communication errors: the validator on {self.port} received {self._comm_errors} "
+                                f"corrupted frames from this host in a row; check the cable, shielding and that the "
+                                f"line is 9600 baud 8E1", _hex(status))
+                return
+        if self._device_complaint != status:
+            self._device_complaint = status
+            self._emit(DeviceStatusChanged(device=self.name, state=self._state, code=_hex(status),
+                                           detail=f"validator reported {status_name(status)}; resending"))
 
     def _online(self) -> None:
         if self._state != DeviceState.ONLINE:
             self._set_state(DeviceState.ONLINE, "ready")
 
     def _on_idle(self, status: Status) -> None:
-        self._set_cashbox(UnitStatus.OK)
+        # A nearly-full cashbox stays "high" until it is taken out (MISSING) and put back.
+        if self._cashbox in (UnitStatus.FULL, UnitStatus.MISSING):
+            self._set_cashbox(UnitStatus.OK)
         self._set_state(DeviceState.ONLINE, "ready")
         note = self._note
         if note is not None and not note.credited and not note.returned_reported and note.sent == "return":
@@ -581,7 +670,31 @@ class Id003Validator(BillValidator):
         if note is not None and (note.credited and note.stacked_reported or note.returned_reported or note.sent != "stack"):
             self._note = None
 
+    def _wanted_mask(self) -> bytes:
+        """The 0xC0 data for the accept list: the unit itself refuses the other notes."""
+        with self._lock:
+            accept = self._accept
+        if accept is None:
+            return b"\x00\x00"
+        return denomination_mask(code for code, value in self._table.items()
+                                 if value.minor not in accept and denomination_bit(code) is not None)
+
     def _apply_inhibit(self, status: Status) -> None:
+        # Settings only while idle: a real unit refuses them with a note in the path.
+        if status not in (Status.ENABLE, Status.DISABLE):
+            return
+        mask = self._wanted_mask()
+        if mask != self._sent_mask:
+            echo = self._transact(Frame(Command.SET_ENABLE, mask),
+                                  lambda f: f.code in (Command.SET_ENABLE, Status.INVALID_COMMAND))
+            if echo == Frame(Command.SET_ENABLE, mask):
+                self._sent_mask = mask
+            elif echo is not None and echo.code == Status.INVALID_COMMAND:
+                # A unit without per-denomination inhibit: do not ask on every poll. The
+                # driver still returns any note outside the accept list at escrow.
+                log.warning("%s: the validator refused the denomination mask %s (0xC0); notes outside the "
+                            "accept list are returned at escrow instead", self.name, mask.hex(" "))
+                self._sent_mask = mask
         with self._lock:
             want = self._want_enabled
         if status == Status.ENABLE and not want:
@@ -589,12 +702,24 @@ class Id003Validator(BillValidator):
         elif status == Status.DISABLE and want:
             self._transact(Frame(Command.SET_INHIBIT, b"\x00"), lambda f: f.code == Command.SET_INHIBIT)
 
-    def _on_escrow(self, code: int, now: float) -> None:
+    def _on_escrow(self, code: int | None, now: float) -> None:
+        """ESCROW (with its code) or HOLDING (code None, the note we held): send the
+        decision when there is one, else HOLD the note so the unit keeps it."""
         announce: NoteEscrowed | None = None
         with self._lock:
             note = self._note
-            if note is None or note.code != code or note.sent:
-                if note is not None and note.sent == "stack" and not note.credited and note.code == code:
+            if code is None:
+                if note is None or note.credited or note.returned_reported:
+                    # Held by an earlier run of the host: nobody here can decide on it.
+                    note = _Note(code=-1, value=None, seen_at=now,
+                                 own_return_reason="held by an earlier run of the host; returned")
+                    self._note = note
+                elif note.sent:
+                    # Our decision was acknowledged yet the unit still holds the note: resend.
+                    note.sent = ""
+            elif note is None or note.code != code or note.sent or note.returned_reported or note.credited:
+                if note is not None and note.sent == "stack" and not note.credited and note.code == code \
+                        and not note.returned_reported:
                     # Our STACK was acknowledged yet the note is still in escrow: the ACK
                     # was stale or lost. Send it again below.
                     note.sent = ""
@@ -604,6 +729,8 @@ class Id003Validator(BillValidator):
             # Outside the lock: the application may answer stack() from inside its sink.
             self._emit(announce)
         with self._lock:
+            if note.returned_reported or note.credited:
+                return
             if note.own_return_reason:
                 decision = "return"
             elif note.app_decision:
@@ -611,8 +738,15 @@ class Id003Validator(BillValidator):
             elif now - note.seen_at > self.escrow_timeout:
                 note.own_return_reason = f"no stack/return decision within {self.escrow_timeout:g} s"
                 decision = "return"
+            elif self.hold_every is not None and now - (note.held_at or note.seen_at) >= self.hold_every:
+                decision = "hold"
             else:
                 return
+        if decision == "hold":
+            ack = self._transact(Frame(Command.HOLD), lambda f: f.code in (Status.ACK, Status.INVALID_COMMAND))
+            if ack is not None and ack.code == Status.ACK:
+                note.held_at = time.monotonic()
+            return
         command = Command.STACK_1 if decision == "stack" else Command.RETURN
         ack = self._transact(Frame(command), lambda f: f.code in (Status.ACK, Status.INVALID_COMMAND))
         if ack is None or ack.code != Status.ACK:
@@ -620,7 +754,10 @@ class Id003Validator(BillValidator):
         # The watchdog measures from the first decision the device acknowledged, so a
         # device that keeps acknowledging STACK without moving is still caught.
         note.sent, note.sent_at = decision, note.sent_at or time.monotonic()
-        if decision == "return" and not note.returned_reported:
+        if decision == "stack":
+            self._unsettled = note
+            self._last_stack_settled = False
+        elif not note.returned_reported:
             note.returned_reported = True
             self._emit(NoteReturned(device=self.name, value=note.value,
                                     reason=note.own_return_reason or "returned on request"))
@@ -635,7 +772,14 @@ class Id003Validator(BillValidator):
         if self._accept is not None and value.minor not in self._accept:
             note.own_return_reason = f"{value} is not accepted now"
             return note, None
+        note.announced = True
         return note, NoteEscrowed(device=self.name, value=value, code=_hex(code))
+
+    def _settled(self, note: _Note) -> None:
+        """`note` reached its end (credited or returned): resolve_note() has nothing to ask."""
+        if self._unsettled is note:
+            self._unsettled = None
+            self._last_stack_settled = True
 
     def _on_vend_valid(self) -> None:
         note = self._note
@@ -652,35 +796,60 @@ class Id003Validator(BillValidator):
             self._set_state(self._state, "vend valid held: no credit recorder is set, so the credit cannot be "
                                          "made durable and is not acknowledged")
             return
-        try:
-            recorder(event)
-        except Exception as exc:
-            # No ACK: the acceptor keeps repeating VEND VALID until the credit is durable.
-            log.error("%s: credit recorder failed, VEND VALID not acknowledged: %s", self.name, exc)
-            self._set_state(self._state, f"vend valid held: the credit could not be recorded ({exc})")
-            return
+        if not note.recorded:
+            # A VEND VALID repeated because our ACK was lost is the same note: it was
+            # recorded once already, and is acknowledged again without a second record.
+            try:
+                recorder(event)
+            except Exception as exc:
+                # No ACK: the acceptor keeps repeating VEND VALID until the credit is durable.
+                log.error("%s: credit recorder failed, VEND VALID not acknowledged: %s", self.name, exc)
+                self._set_state(self._state, f"vend valid held: the credit could not be recorded ({exc})")
+                return
+            note.recorded = True
         self._transact(Frame(Command.ACK), None)
         if not note.credited:
             note.credited = True
+            self._settled(note)
             self._emit(event)
 
     def _on_rejecting(self, reason: int) -> None:
         note = self._note
         if note is not None and note.returned_reported:
             return
-        if note is None:
+        if note is not None and note.announced and not note.credited:
+            # A note the application was told of went back (the unit's own return after
+            # escrow, or a stack that failed): the application must undo its decision.
+            note.returned_reported = True
+            self._settled(note)
+            self._emit(NoteReturned(device=self.name, value=note.value,
+                                    reason=f"the validator gave it back by itself: {reject_reason_name(reason)}"))
+            return
+        if note is None or note.credited:
             note = _Note(code=-1, value=None, seen_at=time.monotonic())
             self._note = note
         note.returned_reported = True
         self._emit(NoteRejected(device=self.name, reason=reject_reason_name(reason), code=_hex(reason)))
 
-    def _report_power_up(self, status: int) -> None:
-        note = self._note
+    def _report_power_up(self, status: int) -> bool:
+        """Report a power-up and settle the note it names. False when that note's credit
+        could not be made durable: the caller must not reset over it (the unit keeps
+        reporting 0x42 until the next try)."""
+        note = self._note if self._note is not None else self._unsettled
+        credited_now = False
+        if status == Status.POWER_UP_BILL_IN_STACKER and note is not None and note.sent == "stack" \
+                and not note.credited and not note.outcome_told:
+            # It stalled mid-stack and reset: the note is in the stacker and the reset
+            # stacks it. That is this customer's credit, at the value we decided on.
+            if not self._credit_from_stacker(note):
+                return False
+            credited_now = True
         last = "no note was in flight"
         if note is not None:
             value = str(note.value) if note.value is not None else "unknown value"
-            last = (f"last note {_hex(note.code) if note.code >= 0 else '?'} ({value}), vend valid "
-                    f"{'acknowledged' if note.credited else 'NOT acknowledged'}")
+            settled = ("credited at this power-up (no vend valid came)" if credited_now
+                       else f"vend valid {'acknowledged' if note.credited else 'NOT acknowledged'}")
+            last = f"last note {_hex(note.code) if note.code >= 0 else '?'} ({value}), {settled}"
         if status == Status.POWER_UP_BILL_IN_ACCEPTOR:
             detail = f"powered up with a bill in the acceptor: the reset returns it to the customer; {last}"
         elif status == Status.POWER_UP_BILL_IN_STACKER:
@@ -690,13 +859,94 @@ class Id003Validator(BillValidator):
             detail = f"validator powered up (reset or power loss); re-initialising; {last}"
         self._emitted_status = None
         self._set_state(DeviceState.STARTING, detail, _hex(status))
-        if status == Status.POWER_UP_BILL_IN_ACCEPTOR and (note is None or not note.returned_reported):
+        if status == Status.POWER_UP_BILL_IN_ACCEPTOR and (note is None or not (
+                note.returned_reported or note.credited or note.outcome_told)):
+            if note is not None:
+                note.returned_reported = True
+                self._settled(note)
             self._emit(NoteReturned(device=self.name, value=note.value if note else None,
                                     reason="power-up with a bill in the acceptor"))
         elif status == Status.POWER_UP_BILL_IN_STACKER and note is not None and note.credited \
                 and not note.stacked_reported:
+            note.stacked_reported = True
             self._emit(NoteStacked(device=self.name, value=note.value))
         self._note = None
+        return True
+
+    def _credit_from_stacker(self, note: _Note) -> bool:
+        event = NoteCredited(device=self.name, value=note.value,
+                             code=_hex(note.code) if note.code >= 0 else "")  # type: ignore[arg-type]
+        recorder = self._recorder
+        if recorder is None:
+            self._set_state(self._state, "bill in the stacker after a power-up not settled: no credit recorder "
+                                         "is set, so the credit cannot be made durable")
+            return False
+        if not note.recorded:
+            try:
+                recorder(event)
+            except Exception as exc:
+                log.error("%s: credit recorder failed for the bill in the stacker; not resetting: %s", self.name, exc)
+                self._set_state(self._state, f"bill in the stacker held: the credit could not be recorded ({exc})")
+                return False
+            note.recorded = True
+        note.credited = True
+        self._settled(note)
+        self._emit(event)
+        return True
+
+    # -- resolve_note -------------------------------------------------------------------------
+
+    def _check_resolve(self, reply: Frame | None) -> None:
+        """Answer a pending resolve_note() from what the device just said, or at its
+        deadline. VEND VALID, 0x41/0x42, RETURNING and REJECTING already settled the note
+        through the normal path; this only says "unknown" when the device cannot tell."""
+        with self._lock:
+            deadline = self._resolve_deadline
+        if deadline is None:
+            return
+        note = self._unsettled
+        status = reply.code if reply is not None else None
+        said = status_name(status) if status is not None else "no answer"
+        current = self._note
+        if note is None and current is not None and current.app_decision == "stack" \
+                and not (current.sent or current.credited or current.returned_reported):
+            # The device has not taken our STACK yet: the note is still in escrow and its
+            # own events (credit, or the unit's return) will answer. Saying "unknown" now
+            # would give it two outcomes.
+            with self._lock:
+                self._resolve_deadline = None
+            log.info("%s: resolve_note: the note is still in escrow, STACK not yet taken", self.name)
+            return
+        if note is None:
+            if self._last_stack_settled:
+                # Its settled event already went to the application, which has it queued.
+                with self._lock:
+                    self._resolve_deadline = None
+                log.info("%s: resolve_note: the last note told to stack is already settled", self.name)
+                return
+            if status == Status.VEND_VALID:
+                return          # the normal path credits it on this cycle or the next
+            self._answer_unknown(None, f"this driver has no record of a note told to stack and the validator "
+                                       f"reports {said}; count the cashbox")
+            return
+        idle = status in (Status.ENABLE, Status.DISABLE, Status.STACKER_NEARLY_FULL, Status.POWER_UP)
+        if idle:
+            self._answer_unknown(note, f"the validator reports {said} and never reported VEND VALID for it")
+        elif time.monotonic() >= deadline:
+            self._answer_unknown(note, f"the validator still reports {said} after {self.resolve_timeout:g} s")
+
+    def _answer_unknown(self, note: _Note | None, detail: str) -> None:
+        with self._lock:
+            self._resolve_deadline = None
+        value = None
+        code = None
+        if note is not None:
+            note.outcome_told = True
+            value = note.value
+            code = _hex(note.code) if note.code >= 0 else None
+            self._settled(note)
+        self._emit(NoteOutcomeUnknown(device=self.name, value=value, code=code,
+                                      detail=f"{self._who}: cannot tell where the note went: {detail}"))
 
     def _finish_note_in_flight(self) -> None:
         """At open the acceptor is mid-note (the host restarted): settle that note
@@ -733,7 +983,11 @@ class Id003Validator(BillValidator):
     def _watchdog(self, status: Status, now: float) -> None:
         stuck_for = now - self._status_since
         note = self._note
-        if status == Status.ESCROW and note is not None and note.sent:
+        if status in _IN_ESCROW:
+            # Waiting for the application (and HOLDing) is not being stuck; a decision
+            # the device acknowledged and never carried out is.
+            if note is None or not note.sent:
+                return
             stuck_for = now - note.sent_at
         elif status not in _TRANSIENT:
             return
@@ -757,4 +1011,5 @@ class Id003Validator(BillValidator):
         if status in (Status.ACCEPTING, Status.ESCROW, Status.HOLDING, Status.RETURNING) \
                 and not note.returned_reported and not note.credited:
             note.returned_reported = True
+            self._settled(note)
             self._emit(NoteReturned(device=self.name, value=note.value, reason="returned by the watchdog reset"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Iterable
 
 from hal.errors import ProtocolError
 
@@ -78,6 +79,7 @@ class Status(IntEnum):
     HOLDING = 0x19
     DISABLE = 0x1A             # idling, inhibited
     INITIALIZE = 0x1B
+    STACKER_NEARLY_FULL = 0x1C     # optional feature on some units: a cashbox warning, not a fault
     POWER_UP = 0x40
     POWER_UP_BILL_IN_ACCEPTOR = 0x41
     POWER_UP_BILL_IN_STACKER = 0x42
@@ -114,9 +116,15 @@ REJECT_REASONS: dict[int, str] = {
     0x7C: "residual bill in the stacker",
     0x7D: "length error",
     0x7E: "photo pattern error (2)",
-    0x98: "true-bill feature error",
+    0x7F: "true-bill feature error (counterfeit feature check)",
+    # 0x91..0x98, 0x9B, 0x9D: barcode-ticket rejects. Only 0x98 and 0x9B have names
+    # we can vouch for; the others are named by their code, never guessed.
+    **{code: f"barcode ticket rejected (reason 0x{code:02X})" for code in range(0x91, 0x98)},
+    0x98: "barcode photo level error",
     0x9B: "barcode ticket error",
+    0x9D: "barcode ticket rejected (reason 0x9D)",
 }
+BARCODE_REJECTS = frozenset({*range(0x91, 0x99), 0x9B, 0x9D})
 
 FAILURE_CODES: dict[int, str] = {
     0xA2: "stack motor failure",
@@ -345,6 +353,41 @@ def entry_for_minor(code: int, country: int, minor: int, digits: int) -> Currenc
     return CurrencyEntry(code, country, integer, exponent)
 
 
+# -- enable/disable denominations (0xC0) ---------------------------------------------
+
+def denomination_bit(code: int) -> tuple[int, int] | None:
+    """(byte, bit) of `code` in the 0xC0 mask: byte 0 bit k is escrow code 0x61+k,
+    byte 1 bit k is 0x71+k (JCM's map). None for a code the mask cannot name."""
+    if 0x61 <= code <= 0x68:
+        return 0, code - 0x61
+    if 0x71 <= code <= 0x78:
+        return 1, code - 0x71
+    return None
+
+
+def denomination_mask(inhibited: Iterable[int]) -> bytes:
+    """The two data bytes of SET_ENABLE (0xC0) that inhibit exactly `inhibited`
+    (a set bit inhibits). A code outside the map is a MessageError."""
+    mask = bytearray(2)
+    for code in inhibited:
+        place = denomination_bit(code)
+        if place is None:
+            raise MessageError(f"escrow code 0x{code:02X} has no bit in the ID-003 denomination mask "
+                               f"(0x61..0x68 and 0x71..0x78 only)")
+        mask[place[0]] |= 1 << place[1]
+    return bytes(mask)
+
+
+def mask_inhibits(mask: bytes, code: int) -> bool:
+    """Whether the 0xC0 data `mask` inhibits escrow code `code`. Data of any other
+    length than two bytes is a MessageError, as the unit refuses it."""
+    mask = bytes(mask)
+    if len(mask) != 2:
+        raise MessageError(f"ID-003 denomination mask (0xC0) must be 2 bytes, got {len(mask)} ({mask.hex(' ')})")
+    place = denomination_bit(code)
+    return place is not None and bool(mask[place[0]] >> place[1] & 1)
+
+
 def parse_escrow_code(text: str) -> int:
     """An escrow code from configuration: "0x61" or "97"."""
     try:
@@ -357,13 +400,20 @@ def parse_escrow_code(text: str) -> int:
 
 
 def version_currency(version: str) -> str | None:
-    """JCM version strings name the region in parentheses, e.g. "U(EUR)-SS ID003-...".
-    Only an unambiguous 3-letter ISO 4217 code is taken; anything else is None."""
+    """The currency a JCM version string names: the first three letters inside the
+    parentheses, which may be followed by digits (a region or set number), e.g.
+    "U(EUR5)-700-SS ID003-05V027-00 05DEC24" or "i(USA)100-SS ...". Only a tag this
+    table knows is taken; anything else is None and the configuration must say it."""
     start = version.find("(")
     end = version.find(")", start + 1)
-    if start < 0 or end - start != 4:
+    if start < 0 or end < 0:
         return None
-    code = version[start + 1:end]
+    inside = version[start + 1:end]
+    code, digits = inside[:3], inside[3:]
+    if len(code) != 3 or not code.isascii() or not code.isalpha() or not code.isupper():
+        return None
+    if digits and not (digits.isascii() and digits.isdigit()):
+        return None
     return _REGION_CURRENCY.get(code)
 
 

@@ -6,6 +6,7 @@ port that goes away is reported offline and reopened with backoff.
 from __future__ import annotations
 
 import logging
+import termios
 import threading
 import time
 from typing import Any, Callable
@@ -95,21 +96,27 @@ class SerialScanner(CodeScanner):
     # ------------------------------------------------------------------ hal.Device
 
     def open(self, sink: EventSink) -> None:
-        """Open the port and start the reader thread. Raises PortError if the port cannot open."""
+        """Open the port and start the reader thread. Raises PortError if the port cannot
+        open; the thread then keeps reopening it with backoff and reports ONLINE when it
+        does (a scanner plugged in after the kiosk started), until close()."""
         if self._thread is not None and self._thread.is_alive():
             return
         self._sink = sink
         self._set_state(DeviceState.STARTING, f"opening {self.port}")
+        failure: PortError | None = None
         try:
             self._serial = self._open_port()
         except PortError as exc:
-            self._set_state(DeviceState.OFFLINE, str(exc))
-            raise
-        self._set_state(DeviceState.ONLINE, f"{self.port} at {self.baudrate} baud")
+            failure = exc
+            self._set_state(DeviceState.OFFLINE, f"{exc}; retrying in {self._retry_initial_s:g} s")
+        else:
+            self._set_state(DeviceState.ONLINE, f"{self.port} at {self.baudrate} baud")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(self._stop,), name=f"serial-scanner-{self.name}",
                                         daemon=True)
         self._thread.start()
+        if failure is not None:
+            raise failure
 
     def close(self) -> None:
         self._armed.clear()
@@ -183,6 +190,9 @@ class SerialScanner(CodeScanner):
 
     def _run(self, stop: threading.Event) -> None:
         backoff = self._retry_initial_s
+        if self._serial is None:
+            stop.wait(backoff)          # open() just failed and said so; wait before the next try
+            backoff = min(backoff * 2, self._retry_max_s)
         while not stop.is_set():
             port = self._serial
             if port is None:
@@ -202,8 +212,8 @@ class SerialScanner(CodeScanner):
                     self._write(self._arm)
             try:
                 data = port.read(max(1, port.in_waiting))
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                # pyserial's socket:// and pty backends raise different things when the peer vanishes.
+            except (serial.SerialException, OSError, TypeError, AttributeError, termios.error) as exc:
+                # pyserial's socket:// and tty backends raise different things when the peer vanishes.
                 if stop.is_set():
                     break
                 self._stats["port_drops"] += 1

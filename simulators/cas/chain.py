@@ -114,6 +114,35 @@ class SimChain:
             header = mine_header(prev, root, 1_700_000_000 + 600 * (len(self.blocks) + 1), bits or self.bits)
             self.blocks.append(Block(header, txs))
 
+    def unsent_payment(self, address: str, sats: int) -> Transaction:
+        """A well-formed transaction paying `address` that never reaches the chain: what a
+        hostile CAS makes up to claim a payment."""
+        return Transaction(vin=[self._funding_input()],
+                           vout=[TransactionOutput(sats, script.address_to_scriptpubkey(address))])
+
+    def forged_evidence(self, tx: Transaction, *, blocks: int = 1, bits: int = EASY_BITS) -> PaymentEvidence:
+        """Evidence for `tx` in a private branch of `blocks` headers from the checkpoint,
+        mined at `bits` (EASY_BITS: regtest work, less than the signed minimum). The
+        branch links and each header meets its own target; only the work is too little."""
+        coinbase = Transaction(vin=[TransactionInput(b"\x00" * 32, 0xFFFFFFFF, script_sig=script.Script(b"fork"))],
+                               vout=[TransactionOutput(0, script.Script(b"\x6a"))])
+        leaves = [coinbase.hash(), tx.hash()]
+        prev, headers = sha256d(self.checkpoint_header), []
+        for i in range(blocks):
+            root = merkle_root(leaves) if i == 0 else merkle_root([sha256d(b"fork%d" % i)])
+            header = mine_header(prev, root, 1_700_000_000 + 600 * (i + 1), bits)
+            headers.append(header)
+            prev = sha256d(header)
+        return PaymentEvidence(raw_tx=tx.serialize(), headers=headers, block_height=self.base_height + 1,
+                               merkle_branch=merkle_branch(leaves, 1), tx_index=1)
+
+    def confirmations(self, tx: Transaction) -> int:
+        """0 while in the mempool (or unknown), else the blocks from its own to the tip."""
+        for i, block in enumerate(self.blocks):
+            if any(t.hash() == tx.hash() for t in block.txs):
+                return len(self.blocks) - i
+        return 0
+
     def evidence(self, tx: Transaction) -> PaymentEvidence:
         """Honest evidence for `tx`: raw only while unconfirmed; branch and headers once mined."""
         raw = tx.serialize()

@@ -21,6 +21,10 @@ signed settings, starts the CAS simulator on 127.0.0.1 with TLS on a free port, 
 a pairing code and pairs the kiosk (state dir: workdir/kiosk-cas), publishes bundle
 version 1 signed by the operator key, and sets the rates. On exit it stops the simulator.
 Settings values may be Decimal or float (fees); they are signed as decimal strings.
+Without `rate_bounds` in the settings it signs a tenth to ten times the starting rate.
+Without `sell` it signs DEFAULT_SELL with the simulator chain's checkpoint (its first
+block), so the kiosk can sell; `sell=None` signs no sell table (the kiosk does not sell).
+A `sell` table without a `checkpoint` gets the chain's.
 Later: `op.publish(max_buy_minor=...)` signs and serves the next version,
 `op.cas.queue_command(kiosk_id, op.sign_command("activate"))` sends a signed command,
 `op.cas.set_hostile("unsigned-bundle", ...)` plays a compromised CAS (see HOSTILE_MODES).
@@ -38,7 +42,7 @@ from typing import Any, Mapping
 from embit import bip32
 from embit.networks import NETWORKS
 
-from atm.cas.bundle import BUNDLE_FORMAT, BUNDLE_TYPE
+from atm.cas.bundle import BUNDLE_FORMAT, BUNDLE_TYPE, parse_payload
 from atm.cas.client import CasClient
 from atm.cas.commands import COMMAND_TYPE
 from atm.cas.pairing import PairingOffer, PairingResult, encode_pairing_code, pair
@@ -46,7 +50,28 @@ from atm.cas.signing import generate_operator_key, public_key_text, save_operato
 from simulators.cas.server import CasSimulator
 
 DEFAULT_SETTINGS: dict[str, Any] = {"currency": "EUR", "min_buy_minor": 500, "max_buy_minor": 100_000,
-                                    "fee_percent": "5", "coins": ["BTC"], "max_offline_s": 300}
+                                    "fee_percent": "5", "coins": ["BTC"], "max_offline_s": 300,
+                                    "quote_max_age_s": 60}
+# Without rate bounds of its own, the simulated operator signs a range of a tenth to ten
+# times the starting rate: wide enough for any demo, narrow enough that a rate of 0.01
+# or 10^12 from a hostile CAS is refused.
+DEFAULT_BOUNDS_FACTOR = Decimal(10)
+DEFAULT_SELL: dict[str, Any] = {"min_sell_minor": 2_000, "max_sell_minor": 50_000, "fee_percent": "5",
+                                "fixed_fee_minor": 0, "zero_conf_cap_sats": 50_000, "confirmations_required": 2,
+                                "invoice_ttl_s": 900}
+
+
+def checkpoint_table(chain: Any) -> dict[str, Any]:
+    """The signed form of a SimChain's checkpoint: height, display-order hash, least work."""
+    checkpoint = chain.checkpoint
+    return {"height": checkpoint.height, "block_hash": checkpoint.block_hash[::-1].hex(),
+            "max_bits": format(chain.bits, "08x")}
+
+
+def default_rate_bounds(currency: str, rate: str) -> dict[str, list[str]]:
+    value = Decimal(rate)
+    return {currency: [format((value / DEFAULT_BOUNDS_FACTOR).normalize(), "f"),
+                       format((value * DEFAULT_BOUNDS_FACTOR).normalize(), "f")]}
 
 
 def _signable(value: Any) -> Any:
@@ -66,6 +91,9 @@ class SimulatedOperator:
         self.settings: dict[str, Any] = {key: _signable(value) for key, value in
                                          {**DEFAULT_SETTINGS, **(settings or {})}.items()}
         self.rates = dict(rates or {self.settings["currency"]: "60000"})
+        currency = self.settings["currency"]
+        if "rate_bounds" not in self.settings:
+            self.settings["rate_bounds"] = default_rate_bounds(currency, self.rates.get(currency, "60000"))
         self.pair_kiosk = pair_kiosk
         self.state_dir = self.workdir / "kiosk-cas"
         self.operator_key_path = self.workdir / "operator" / "operator.key"
@@ -78,6 +106,14 @@ class SimulatedOperator:
         self.settings.setdefault("wallet", {"xpub": self.xpub, "network": network,
                                             "invalid_payment": "hold", "late_payment": "hold"})
         self.cas = CasSimulator(self.workdir / "cas")
+        if "sell" not in self.settings:
+            # Selling needs the signed wallet; a test that signs none gets no sell table.
+            self.settings["sell"] = dict(DEFAULT_SELL) if self.settings.get("wallet") else None
+        if self.settings["sell"] is None:
+            del self.settings["sell"]
+        else:
+            self.settings["sell"] = {key: _signable(value) for key, value in self.settings["sell"].items()}
+            self.settings["sell"].setdefault("checkpoint", checkpoint_table(self.cas.chain))
         self.version = 0
         self.command_sequence = 0
         self.pairing_code = ""
@@ -121,10 +157,14 @@ class SimulatedOperator:
         return sign_payload(payload, key or self.operator_key)
 
     def publish(self, *, trust: Mapping[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
-        """Sign the next bundle version (settings updated by `changes`) and put it on the CAS."""
-        self.settings.update({key: _signable(value) for key, value in changes.items()})
-        self.version += 1
-        doc = self.sign_bundle(version=self.version, trust=trust)
+        """Sign the next bundle version (settings updated by `changes`) and put it on the CAS.
+
+        Like the operator's tool, it signs nothing a kiosk would refuse: BundleError names
+        the setting (a test that wants a bad bundle signs it with sign_bundle)."""
+        settings = {**self.settings, **{key: _signable(value) for key, value in changes.items()}}
+        doc = self.sign_bundle(version=self.version + 1, settings=settings, trust=trust)
+        parse_payload(doc["payload"])
+        self.settings, self.version = settings, self.version + 1
         self.cas.publish_bundle(doc)
         return doc
 

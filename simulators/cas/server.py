@@ -29,7 +29,9 @@ from embit.networks import NETWORKS
 from atm.cas.signing import generate_operator_key, sign_payload
 from atm.cas.tls import make_key_and_certificate, spki_pin, spki_pin_of_pem
 from atm.cas.wallet import deposit_address
+from atm.cas.payment_proof import PaymentEvidence
 from atm.cas.wire import PROTOCOL_HEADER, PROTOCOL_VERSION
+from simulators.cas.chain import EASY_BITS, SimChain
 
 HOSTILE_MODES = (
     "other-certificate",      # a different key answers (impersonation / man in the middle)
@@ -42,7 +44,18 @@ HOSTILE_MODES = (
     "slow",                   # answers later than any client waits
     "malformed",              # answers that are not the protocol
     "redirect",               # answers 307 to another server (redirect_to), which would get the body
+    "surrogate-bundle",       # a newer, signed-looking bundle holding a lone UTF-16 surrogate (JSON "\\ud800")
+    "surrogate-command",      # a signed-looking "activate" holding a lone UTF-16 surrogate
+    "absurd-rate",            # every rate 1E-30: a price no currency has, which once overflowed the journal
+    "split-answers",          # honest answers sent in two TLS records 300 ms apart (a slow link, not an attack)
+    # Sell payments claimed, not proven (the kiosk must refuse each and pay nothing):
+    "claim-without-tx",       # every invoice "confirmed" at its full amount, with no transaction at all
+    "pay-other-address",      # a real, mined transaction for the full amount, paying the attacker's address
+    "wrong-merkle",           # a made-up transaction paying the invoice, claimed in a block it is not in
+    "weak-headers",           # a made-up transaction in a private branch of regtest-work headers (EASY_BITS)
 )
+SPLIT_PAUSE_S = 0.3
+LONE_SURROGATE = json.loads('"\\ud800"')
 OVERSIZED_BYTES = 2 * 1024 * 1024
 KIOSK: web.RequestKey["KioskRecord | None"] = web.RequestKey("kiosk", object)  # type: ignore[arg-type]
 BODY: web.RequestKey[Any] = web.RequestKey("body", object)
@@ -61,6 +74,7 @@ class Invoice:
     received_sats: int = 0
     confirmations: int = 0
     late: bool = False
+    txs: list[Any] = field(default_factory=list)     # chain transactions paying the address, in order
 
     def state(self, now: float) -> str:
         if self.received_sats == 0:
@@ -126,7 +140,14 @@ class CasSimulator:
         self.transactions: dict[str, dict[str, Any]] = {}
         self.transaction_submissions: Counter[str] = Counter()
         self.events: dict[str, dict[str, Any]] = {}
+        self.alert_log: dict[str, dict[str, Any]] = {}   # alert id -> alert, in arrival order
+        self.alert_submissions: Counter[str] = Counter()
         self.invoices: dict[str, Invoice] = {}
+        # Sell payments are real transactions on a regtest-style chain whose first block
+        # the operator signs as the checkpoint (see SimulatedOperator).
+        self.chain = SimChain()
+        self.invoice_ttl_s = 900
+        self._hostile_evidence: dict[tuple[str, str], PaymentEvidence] = {}
         self._next_index = 0
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -163,6 +184,8 @@ class CasSimulator:
         app.router.add_post("/v1/sends", self._send)
         app.router.add_post("/v1/transactions", self._transactions)
         app.router.add_post("/v1/events", self._events)
+        app.router.add_post("/v1/alerts", self._alerts)
+        app.router.add_get("/v1/alerts", self._list_alerts)
         app.router.add_post("/v1/sell-invoices", self._sell_invoice)
         app.router.add_get("/v1/sell-invoices/{invoice_id}", self._sell_invoice_status)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -244,15 +267,39 @@ class CasSimulator:
     def queue_command(self, kiosk_id: str, doc: dict[str, Any]) -> None:
         self.commands.setdefault(kiosk_id, []).append(doc)
 
-    def pay_invoice(self, invoice_id: str, sats: int, *, confirmations: int = 0, late: bool = False) -> None:
-        """A simulated chain payment to a sell invoice's address."""
+    def pay_invoice(self, invoice_id: str, sats: int, *, confirmations: int = 0, late: bool = False) -> Any:
+        """A real transaction paying `sats` to the invoice's address, put on the simulated
+        chain; with `confirmations`, that many blocks are mined on top (its own first).
+        Returns the transaction."""
         invoice = self.invoices[invoice_id]
+        tx = self.chain.pay(invoice.address, sats)
+        invoice.txs.append(tx)
         invoice.received_sats += sats
-        invoice.confirmations = confirmations
         invoice.late = late or time.time() > invoice.expires_at
+        if confirmations:
+            self.chain.mine(confirmations)
+        invoice.confirmations = self.chain.confirmations(invoice.txs[0])
+        return tx
+
+    def pay_late(self, invoice_id: str, sats: int, *, confirmations: int = 0) -> Any:
+        """A payment that arrives after the invoice expired (the CAS says "late")."""
+        return self.pay_invoice(invoice_id, sats, confirmations=confirmations, late=True)
 
     def confirm_invoice(self, invoice_id: str, confirmations: int) -> None:
-        self.invoices[invoice_id].confirmations = confirmations
+        """Mine blocks until the invoice's first payment has `confirmations`."""
+        invoice = self.invoices[invoice_id]
+        if not invoice.txs:
+            raise ValueError(f"sell invoice {invoice_id} has no payment to confirm")
+        while self.chain.confirmations(invoice.txs[0]) < confirmations:
+            self.chain.mine(1)
+        invoice.confirmations = self.chain.confirmations(invoice.txs[0])
+
+    def mine(self, count: int = 1) -> None:
+        """Mine `count` blocks on the simulated chain (mempool payments go in the first)."""
+        self.chain.mine(count)
+        for invoice in self.invoices.values():
+            if invoice.txs:
+                invoice.confirmations = self.chain.confirmations(invoice.txs[0])
 
     def requests_to(self, path: str) -> list[dict[str, Any]]:
         return [entry for entry in self.request_log if entry["path"] == path]
@@ -302,7 +349,23 @@ class CasSimulator:
             padded = json.loads(response.body)
             padded["padding"] = "x" * OVERSIZED_BYTES
             return self._json(padded)
+        if "split-answers" in modes and isinstance(response, web.Response) and response.body is not None:
+            return await self._split(request, response)
         return response
+
+    async def _split(self, request: web.Request, response: web.Response) -> web.StreamResponse:
+        # The answer a slow link delivers: its first half, a pause, then the rest; the
+        # kiosk must judge the whole body, never the first record alone.
+        body = bytes(response.body)  # type: ignore[arg-type]
+        stream = web.StreamResponse(status=response.status, headers={
+            "Content-Type": response.content_type, PROTOCOL_HEADER: str(PROTOCOL_VERSION)})
+        stream.content_length = len(body)
+        await stream.prepare(request)
+        await stream.write(body[:len(body) // 2])
+        await asyncio.sleep(SPLIT_PAUSE_S)
+        await stream.write(body[len(body) // 2:])
+        await stream.write_eof()
+        return stream
 
     def _json(self, obj: dict[str, Any], status: int = 200) -> web.Response:
         if status == 200:
@@ -332,6 +395,11 @@ class CasSimulator:
             return self.bundles[0]
         if current is None:
             return None
+        if "surrogate-bundle" in modes:
+            payload = json.loads(json.dumps(current["payload"]))
+            payload["version"] += 1
+            payload["settings"]["currency"] += LONE_SURROGATE
+            return {"payload": payload, "sig": "A" * 86}
         if "unsigned-bundle" in modes or "foreign-signed-bundle" in modes:
             # The attacker's idea of a configuration: its own wallet, no fee, huge limits.
             payload = json.loads(json.dumps(current["payload"]))
@@ -361,10 +429,18 @@ class CasSimulator:
         if "unsigned-activate" in self.hostile.modes:
             commands.append({"payload": {"type": "atm-command", "kiosk_id": kiosk.kiosk_id, "name": "activate",
                                          "id": f"rogue-{time.time_ns()}", "sequence": 10**9, "args": {}}})
+        if "surrogate-command" in self.hostile.modes:
+            commands.append({"payload": {"type": "atm-command", "kiosk_id": kiosk.kiosk_id, "name": "activate",
+                                         "id": "rogue-surrogate", "sequence": 10**9,
+                                         "args": {"note": LONE_SURROGATE}},
+                             "sig": "A" * 86})
         served = self._served_bundle()
+        rates = dict(self.rates)
+        if "absurd-rate" in self.hostile.modes:
+            rates = {currency: "1E-30" for currency in rates}
         return self._json({"server_time": int(time.time()),
                            "config_version": served["payload"]["version"] if served else None,
-                           "rates": dict(self.rates), "texts": dict(self.texts), "commands": commands})
+                           "rates": rates, "texts": dict(self.texts), "commands": commands})
 
     async def _config(self, request: web.Request) -> web.Response:
         return self._json({"bundle": self._served_bundle()})
@@ -415,8 +491,27 @@ class CasSimulator:
             stored.append({"id": item["id"], "version": 1})
         return self._json({"stored": stored})
 
-    def alerts(self) -> list[dict[str, Any]]:
-        return [event for event in self.events.values() if event.get("kind") == "alert"]
+    async def _alerts(self, request: web.Request) -> web.Response:
+        items = request[BODY].get("alerts")
+        if not isinstance(items, list):
+            return self._json({"error": "'alerts' must be a list"}, 400)
+        stored = []
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not isinstance(item.get("kind"), str):
+                return self._json({"error": "each alert needs a string id and a string kind"}, 400)
+            self.alert_submissions[item["id"]] += 1
+            # Keyed by id: a repeated upload (lost answer, restart) is kept once.
+            self.alert_log.setdefault(item["id"], {**item, "kiosk": request[KIOSK].kiosk_id})
+            stored.append({"id": item["id"], "version": 1})
+        return self._json({"stored": stored})
+
+    async def _list_alerts(self, request: web.Request) -> web.Response:
+        kiosk_id = request[KIOSK].kiosk_id
+        return self._json({"alerts": [alert for alert in self.alert_log.values() if alert["kiosk"] == kiosk_id]})
+
+    def alerts(self, kiosk_id: str | None = None) -> list[dict[str, Any]]:
+        """Alerts the kiosks uploaded, in arrival order (each once), as the operator sees them."""
+        return [alert for alert in self.alert_log.values() if kiosk_id is None or alert["kiosk"] == kiosk_id]
 
     async def _sell_invoice(self, request: web.Request) -> web.Response:
         body = request[BODY]
@@ -435,7 +530,7 @@ class CasSimulator:
             invoice = Invoice(id=invoice_id, kiosk_id=request[KIOSK].kiosk_id,
                               address=deposit_address(xpub, wallet["network"], index), index=index, sats=sats,
                               fiat_minor=int(body.get("fiat_minor", 0)), currency=str(body.get("currency", "")),
-                              expires_at=int(time.time()) + 900)
+                              expires_at=int(time.time()) + self.invoice_ttl_s)
             self.invoices[invoice_id] = invoice
         return self._json({"id": invoice.id, "address": invoice.address, "index": invoice.index,
                            "sats": invoice.sats, "expires_at": invoice.expires_at})
@@ -444,5 +539,64 @@ class CasSimulator:
         invoice = self.invoices.get(request.match_info["invoice_id"])
         if invoice is None:
             return self._json({"error": "no such sell invoice"}, 404)
-        return self._json({"id": invoice.id, "state": invoice.state(time.time()),
-                           "received_sats": invoice.received_sats, "confirmations": invoice.confirmations})
+        answer: dict[str, Any] = {"id": invoice.id, "state": invoice.state(time.time()),
+                                  "received_sats": invoice.received_sats, "confirmations": invoice.confirmations,
+                                  "payment": None}
+        modes = self.hostile.modes
+        if "claim-without-tx" in modes:
+            answer.update(state="confirmed", received_sats=invoice.sats, confirmations=6)
+        elif {"pay-other-address", "wrong-merkle", "weak-headers"} & modes:
+            mode = sorted({"pay-other-address", "wrong-merkle", "weak-headers"} & modes)[0]
+            answer.update(state="confirmed", received_sats=invoice.sats, confirmations=6,
+                          payment=_evidence_json(self._forged(invoice, mode)))
+        elif invoice.txs:
+            answer["payment"] = _evidence_json(self._evidence(invoice.txs[0]))
+        return self._json(answer)
+
+    def _signed_checkpoint_height(self) -> int:
+        """Headers start after the checkpoint the operator signed last (else the chain's base)."""
+        bundle = self.current_bundle() or {}
+        checkpoint = bundle.get("payload", {}).get("settings", {}).get("sell", {}) or {}
+        height = (checkpoint.get("checkpoint") or {}).get("height")
+        return height if isinstance(height, int) and height >= self.chain.base_height else self.chain.base_height
+
+    def _evidence(self, tx: Any) -> PaymentEvidence:
+        evidence = self.chain.evidence(tx)
+        if evidence.block_height is None:
+            return evidence
+        skip = self._signed_checkpoint_height() - self.chain.base_height
+        return PaymentEvidence(raw_tx=evidence.raw_tx, headers=list(evidence.headers)[skip:],
+                               block_height=evidence.block_height, merkle_branch=evidence.merkle_branch,
+                               tx_index=evidence.tx_index)
+
+    def _forged(self, invoice: Invoice, mode: str) -> PaymentEvidence:
+        """The evidence a hostile CAS makes up for `invoice`, once per invoice and mode."""
+        key = (invoice.id, mode)
+        if key not in self._hostile_evidence:
+            if mode == "pay-other-address":
+                # A real payment, honestly mined: it just pays the attacker's own address.
+                tx = self.chain.pay(deposit_address(self.rogue_xpub, "regtest", invoice.index), invoice.sats)
+                self.chain.mine(6)
+                evidence = self._evidence(tx)
+            elif mode == "wrong-merkle":
+                # A transaction that was never broadcast, claimed in the newest real block
+                # with the branch of another transaction there.
+                tx = self.chain.unsent_payment(invoice.address, invoice.sats)
+                decoy = self.chain.pay(deposit_address(self.rogue_xpub, "regtest", invoice.index), 1_000)
+                self.chain.mine(6)
+                honest = self._evidence(decoy)
+                evidence = PaymentEvidence(raw_tx=tx.serialize(), headers=honest.headers,
+                                           block_height=honest.block_height, merkle_branch=honest.merkle_branch,
+                                           tx_index=honest.tx_index)
+            else:
+                tx = self.chain.unsent_payment(invoice.address, invoice.sats)
+                evidence = self.chain.forged_evidence(tx, blocks=6, bits=EASY_BITS)
+            self._hostile_evidence[key] = evidence
+        return self._hostile_evidence[key]
+
+
+def _evidence_json(evidence: PaymentEvidence) -> dict[str, Any]:
+    """Protocol 1's `payment` object (docs/cas-protocol.md §8)."""
+    return {"raw_tx": evidence.raw_tx.hex(), "block_height": evidence.block_height,
+            "merkle_branch": [h.hex() for h in evidence.merkle_branch], "tx_index": evidence.tx_index,
+            "headers": [h.hex() for h in evidence.headers]}

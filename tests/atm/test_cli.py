@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from atm import cli
 from atm.app import REPO_CONFIG, RunningKiosk, with_devices
@@ -118,3 +119,141 @@ def test_atm_journal_lists_transactions_and_reconciliation_items(tmp_path, capsy
 def test_atm_run_without_a_configuration_says_what_to_pass(capsys):
     assert cli.main(["run"]) == 2
     assert "--config" in capsys.readouterr().err
+
+
+class _NoScreen:
+    """The customer screen is not what these tests drive."""
+
+    def snapshot(self):
+        return {"screen": "idle", "data": {}, "seq": 1}
+
+    def subscribe(self):
+        return asyncio.Queue()
+
+    def unsubscribe(self, queue) -> None:
+        pass
+
+    async def handle_action(self, message):
+        return {"ok": False, "error": "not here"}
+
+
+class _Recorder:
+    """A simulator's control surface that records what reaches it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def present(self, payload: str, distortion: str = "none") -> None:
+        self.calls.append(("present", payload, distortion))
+
+    def take_away(self) -> None:
+        self.calls.append(("take_away",))
+
+    def stall_stacking(self, then: str) -> None:
+        self.calls.append(("stall_stacking", then))
+
+    def lose_host_ack_once(self) -> None:
+        self.calls.append(("lose_host_ack_once",))
+
+
+@pytest.fixture
+async def panel_url():
+    from atm.ui.server import UiServer
+    world = SimulatedWorld()
+    world.sims["scanner"], world.sims["validator"] = _Recorder(), _Recorder()
+    server = UiServer(_NoScreen(), world, port=0)
+    url = await server.start()
+    try:
+        yield url, world
+    finally:
+        await server.stop()
+
+
+LINK = "bitcoin:bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080?amount=0.001&label=x%20y&message=a=b"
+
+
+async def test_atm_sim_qr_presents_a_full_payment_link_as_typed(panel_url):
+    """Before the fix the "=" in the link made `atm sim` split it into a key and a value."""
+    url, world = panel_url
+    assert await asyncio.to_thread(cli.main, ["sim", "--url", url, "qr", LINK]) == 0
+    assert await asyncio.to_thread(cli.main, ["sim", "--url", url, "qr", "12345"]) == 0
+    assert await asyncio.to_thread(cli.main, ["sim", "--url", url, "qr", LINK, "distortion=blur"]) == 0
+    assert world.sims["scanner"].calls == [("present", LINK, "none"), ("present", "12345", "none"),
+                                           ("present", LINK, "blur")]
+
+
+def test_a_payment_link_survives_the_shell_as_one_argument(tmp_path):
+    """The command as a person types it, through a real shell and a subprocess."""
+    result = subprocess.run(f"{sys.executable} -c 'import sys, json; from atm.cli import _sim_args; "
+                            f"print(json.dumps(_sim_args(sys.argv[1], sys.argv[2:])))' qr '{LINK}'",
+                            shell=True, capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert json.loads(result.stdout) == ["present_qr", {"text": LINK}], result.stderr
+
+
+@pytest.mark.parametrize("words, call", [
+    (["stall", "acceptor"], ("validator", ("stall_stacking", "acceptor"))),
+    (["stall", "then=stacker"], ("validator", ("stall_stacking", "stacker"))),
+    (["stall_stacking", "then=acceptor"], ("validator", ("stall_stacking", "acceptor"))),
+    (["lose-ack"], ("validator", ("lose_host_ack_once",))),
+    (["take-qr"], ("scanner", ("take_away",))),
+])
+async def test_atm_sim_drives_the_validator_faults_and_takes_the_code_away(panel_url, words, call):
+    url, world = panel_url
+    assert await asyncio.to_thread(cli.main, ["sim", "--url", url, *words]) == 0
+    kind, recorded = call
+    assert world.sims[kind].calls == [recorded]
+
+
+def _journal_with_one_credit(folder: Path) -> None:
+    from atm.journal import Journal
+    from hal import Fiat, NoteCredited
+    folder.mkdir(parents=True, exist_ok=True)
+    journal = Journal(folder / "journal.sqlite")
+    journal.record_credit(NoteCredited(device="validator", value=Fiat(1000, "EUR"), code="x"))
+    journal.close()
+
+
+def test_atm_journal_finds_the_kiosks_journal_from_any_folder(tmp_path, monkeypatch, capsys):
+    """The configuration names its state folder relative to itself; before the fix the
+    path was taken relative to wherever `atm journal` was started."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "kiosk.toml").write_text('[kiosk]\nstate_dir = "../state"\n')
+    _journal_with_one_credit(tmp_path / "state")
+    elsewhere = tmp_path / "somewhere" / "else"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    assert cli.main(["journal", "--config", str(etc / "kiosk.toml"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert "no open transaction" in data["reconciliation"][0]["summary"]
+    assert cli.main(["journal", "--state-dir", str(tmp_path / "state"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == data
+    assert cli.main(["journal", "--state-dir", str(tmp_path / "nothing-here")]) == 2
+    assert "no journal at" in capsys.readouterr().err
+
+
+def test_an_outside_device_port_belongs_to_simulate_mode(capsys):
+    assert cli.main(["run", "--config", str(REPO_CONFIG / "kiosk.example.toml"),
+                     "--validator-port", "socket://127.0.0.1:7001"]) == 2
+    assert "--validator-port is for --simulate" in capsys.readouterr().err
+
+
+def test_an_outside_device_needs_its_protocol_named(tmp_path, capsys):
+    assert cli.main(["run", "--simulate", "--state-dir", str(tmp_path), "--ui-port", "0", "--validator", "standin",
+                     "--validator-port", "socket://127.0.0.1:7001"]) == 2
+    assert "--validator (id003, ssp" in capsys.readouterr().err
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["qr", "insert", "stall", "lose-ack", "take-qr", "door", "paper", "jam", "x-y", "qr2"]),
+       st.lists(st.text(max_size=30), max_size=4))
+def test_any_sim_words_give_a_command_or_a_usage_message(command, words):
+    try:
+        name, args = cli._sim_args(command, words)
+    except SystemExit as exc:
+        assert command in str(exc)
+    else:
+        assert isinstance(name, str) and name and isinstance(args, dict)
+        json.dumps(args)  # it goes to the kiosk as JSON
+        if command == "qr" and words and not ("=" in words[0] and words[0].partition("=")[0].isidentifier()):
+            assert args["text"] == words[0]  # a code is passed on exactly as typed

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from pathlib import Path
+
 from atm import config as config_mod
 from atm.app import REPO_CONFIG
 from hal import Fiat
@@ -77,17 +79,16 @@ def test_the_mock_gpio_backend_is_never_accepted_on_a_real_kiosk(tmp_path):
         build_devices(config, simulate=False)
 
 
-def test_a_port_that_does_not_open_stops_start_up_naming_the_key(tmp_path):
+async def test_a_port_that_does_not_open_stops_start_up_naming_the_key(tmp_path):
     import subprocess
     import sys
+    from paired_cas import paired_cas_state
+    cas_dir = await paired_cas_state(tmp_path)
     path = tmp_path / "kiosk.toml"
-    path.write_text(f"[kiosk]\nstate_dir = \"{tmp_path / 'var'}\"\n[ui]\nport = 0\n"
-                    "[cas]\nmode = \"standin\"\n"
+    path.write_text(f"[kiosk]\nid = \"kiosk-1\"\nstate_dir = \"{tmp_path / 'var'}\"\n[ui]\nport = 0\n"
+                    f"[cas]\nmode = \"client\"\nstate_dir = \"{cas_dir}\"\n"
                     "[devices.validator]\ndriver = \"id003\"\nport = \"/dev/does-not-exist-ttyUSB9\"\n"
-                    "[devices.scanner]\ndriver = \"standin\"\n")
-    # standin scanner is refused outside simulate mode, so use a real camera source that cannot open either
-    path.write_text(path.read_text().replace('[devices.scanner]\ndriver = "standin"',
-                                             '[devices.scanner]\ndriver = "serial"\nport = "/dev/does-not-exist-scan"'))
+                    "[devices.scanner]\ndriver = \"serial\"\nport = \"/dev/does-not-exist-scan\"\n")
     result = subprocess.run([sys.executable, "-m", "atm.cli", "run", "--config", str(path)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stderr
@@ -95,11 +96,13 @@ def test_a_port_that_does_not_open_stops_start_up_naming_the_key(tmp_path):
 
 
 _toml_scalars = st.one_of(st.integers(-10**6, 10**6), st.text(max_size=12), st.booleans(),
-                          st.floats(allow_nan=False, allow_infinity=False))
+                          st.floats(allow_nan=False, allow_infinity=False),
+                          st.lists(st.one_of(st.integers(-10, 10**7), st.text(max_size=8), st.floats()), max_size=3))
 _tables = st.sampled_from(["kiosk", "limits", "operator", "timeouts", "ui", "service", "printer", "cas",
                            "nonsense"])
 _keys = st.sampled_from(["id", "currency", "network", "min_buy_minor", "max_buy_minor", "fee_percent", "port",
-                         "host", "scan", "cash", "mode", "on_paper_out", "pin_hash", "name", "x"])
+                         "host", "scan", "cash", "mode", "on_paper_out", "pin_hash", "name", "x",
+                         "fixed_fee_minor", "rate_bounds", "quote_max_age_s", "state_dir"])
 
 
 @settings(max_examples=300, deadline=None)
@@ -127,3 +130,84 @@ def test_an_unpaired_kiosk_in_client_mode_says_how_to_pair(tmp_path):
     assert result.returncode == 2, result.stderr
     assert "not paired" in result.stderr and "atm cas pair" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("cas_table", ["", "[cas]\nmode = \"standin\"\n", "[cas]\nmode = \"client\"\n"],
+                         ids=["no [cas] table", "stand-in CAS", "client never paired"])
+def test_a_real_kiosk_without_a_paired_cas_refuses_to_start_before_any_device_is_opened(tmp_path, cas_table):
+    """Before the fix a configuration with no [cas] table ran on the in-process stand-in CAS
+    and took cash for coins it never sent. Mutation caught: make_cas() accepting the
+    stand-in outside simulate mode (the validator's port gets a connection, and the
+    kiosk keeps running)."""
+    import socket
+    import subprocess
+    import sys
+    with socket.socket() as device:  # where the validator and scanner would be: nothing may connect
+        device.bind(("127.0.0.1", 0))
+        device.listen(8)
+        url = f"socket://127.0.0.1:{device.getsockname()[1]}"
+        path = tmp_path / "kiosk.toml"
+        path.write_text(f"[kiosk]\nstate_dir = \"{tmp_path / 'var'}\"\n[ui]\nport = 0\n{cas_table}"
+                        f"[devices.validator]\ndriver = \"id003\"\nport = \"{url}\"\n"
+                        f"[devices.scanner]\ndriver = \"serial\"\nport = \"{url}\"\n")
+        proc = subprocess.Popen([sys.executable, "-m", "atm.cli", "run", "--config", str(path)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _, stderr = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+            proc.wait(timeout=10)
+        assert proc.returncode != 0
+        assert "[cas]" in stderr and "kiosk.toml" in stderr and "Traceback" not in stderr, stderr
+        device.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            device.accept()
+    assert not (tmp_path / "var" / "journal.sqlite").exists()
+
+
+def test_relative_paths_resolve_against_the_configuration_files_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    (folder / "kiosk.toml").write_text('[kiosk]\nstate_dir = "state"\n[cas]\nmode = "client"\nstate_dir = "../cas"\n')
+    monkeypatch.chdir(tmp_path)
+    config = config_mod.load("etc/kiosk.toml")
+    assert config.state_dir == folder.resolve() / "state"
+    assert config.cas_state_dir.resolve() == (tmp_path / "cas").resolve()
+    absolute = config_mod.parse({"kiosk": {"state_dir": "/var/lib/atm"}}, "x.toml", base=folder)
+    assert absolute.state_dir == Path("/var/lib/atm") and absolute.cas_state_dir == Path("/var/lib/atm/cas")
+
+
+def test_the_shipped_simulator_keeps_its_state_in_the_repository_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert config_mod.load(REPO_CONFIG / "simulate.toml").state_dir.resolve() == \
+        (REPO_CONFIG.parent / "var" / "sim").resolve()
+
+
+def test_limits_sign_a_fixed_fee_rate_bounds_and_a_quote_age(tmp_path):
+    from decimal import Decimal
+    config, _ = _load_text(tmp_path, '[limits]\nmin_buy_minor = 500\nfixed_fee_minor = 100\n'
+                                     'rate_bounds = ["20000", 90000]\nquote_max_age_s = 30\n')
+    assert config.fixed_fee == Fiat(100, "EUR")
+    assert config.rate_bounds == (Decimal("20000"), Decimal("90000"))
+    assert config.quote_max_age_s == 30
+    defaults = config_mod.parse({}, "x.toml")
+    assert defaults.fixed_fee == Fiat(0, "EUR") and defaults.rate_bounds is None and defaults.quote_max_age_s == 60
+
+
+@pytest.mark.parametrize("text, words", [
+    ('[limits]\nmin_buy_minor = 500\nfixed_fee_minor = 500\n', ["fixed_fee_minor", "below min_buy_minor"]),
+    ('[limits]\nfixed_fee_minor = -1\n', ["fixed_fee_minor", "0 or more"]),
+    ('[limits]\nrate_bounds = ["90000", "20000"]\n', ["rate_bounds", "lowest <= highest"]),
+    ('[limits]\nrate_bounds = [20000.5, 90000]\n', ["rate_bounds", "decimal strings"]),
+    ('[limits]\nrate_bounds = ["0", "1"]\n', ["rate_bounds", "0 < lowest"]),
+    ('[limits]\nrate_bounds = ["lots", "1"]\n', ["rate_bounds"]),
+    ('[limits]\nrate_bounds = ["NaN", "1"]\n', ["rate_bounds"]),
+    ('[limits]\nrate_bounds = "20000"\n', ["rate_bounds", "list"]),
+    ('[limits]\nquote_max_age_s = 0\n', ["quote_max_age_s", "10 to 600"]),
+    ('[limits]\nquote_max_age_s = 601\n', ["quote_max_age_s", "10 to 600"]),
+])
+def test_wrong_fee_or_rate_settings_name_the_key(tmp_path, text, words):
+    with pytest.raises(ConfigurationError) as info:
+        _load_text(tmp_path, text)
+    for word in words:
+        assert word in str(info.value)

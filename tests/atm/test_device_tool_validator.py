@@ -60,7 +60,7 @@ def test_status_reports_identity_denominations_and_state(sim, capsys):
     code, result = run_json(capsys, ["status", "--driver", "id003", "--port", sim.url, "--json"])
     assert code == EXIT_OK
     assert result["driver"] == "id003"
-    assert result["device"] == {"model": "JCM-SIM(EUR)-100-SS", "firmware": "ID003-05V100-00 26NOV26", "serial": ""}
+    assert result["device"] == {"model": "U(EUR5)-700-SS", "firmware": "ID003-05V027-00 05DEC24", "serial": ""}
     assert result["currency"] == "EUR"
     assert result["denominations"] == [500, 1000, 2000, 5000, 10000, 20000]
     assert result["table"]["0x61"] == 500
@@ -70,7 +70,7 @@ def test_status_reports_identity_denominations_and_state(sim, capsys):
 def test_status_in_text_names_the_model_and_the_notes(sim, capsys):
     assert main(["status", "--driver", "id003", "--port", sim.url]) == EXIT_OK
     out = capsys.readouterr().out
-    assert "JCM-SIM(EUR)-100-SS" in out and "200.00 EUR" in out and "online" in out
+    assert "U(EUR5)-700-SS" in out and "200.00 EUR" in out and "online" in out
 
 
 @pytest.mark.slow
@@ -83,7 +83,7 @@ def test_accept_stops_after_the_count_of_credited_notes(sim, capsys):
     assert result["total_minor"] == 3000
     assert result["ended"] == "count"
     assert result["currency"] == "EUR"
-    assert result["device"]["model"] == "JCM-SIM(EUR)-100-SS"
+    assert result["device"]["model"] == "U(EUR5)-700-SS"
     assert sim.state()["stacked"] == [1000, 2000]
     types = [e["type"] for e in result["events"]]
     assert types.count("NoteCredited") == 2

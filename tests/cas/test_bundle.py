@@ -22,7 +22,7 @@ XPUB = ROOT.derive("m/84h/1h/0h").to_public().to_string(version=NETWORKS["regtes
 
 def payload(version: int = 2, kiosk_id: str = "kiosk-1", **settings_changes) -> dict:
     settings = {"currency": "EUR", "min_buy_minor": 500, "max_buy_minor": 50_000, "fee_percent": "4.5",
-                "wallet": {"xpub": XPUB, "network": "regtest"}}
+                "rate_bounds": {"EUR": ["20000", "200000"]}, "wallet": {"xpub": XPUB, "network": "regtest"}}
     settings.update(settings_changes)
     return {"type": BUNDLE_TYPE, "format": BUNDLE_FORMAT, "kiosk_id": kiosk_id, "version": version,
             "issued_at": 1_700_000_000, "settings": settings}

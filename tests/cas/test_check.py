@@ -28,7 +28,25 @@ def config_file(tmp_path, operator):
 
 async def test_check_of_a_healthy_link_is_ok(operator):
     report = await run_check(operator.state_dir)
-    assert report == {"ok": True, "pin": "match", "config_version": 1, "signature": "valid", "problems": []}
+    checkpoint = operator.cas.chain.checkpoint
+    assert report == {"ok": True, "pin": "match", "config_version": 1, "signature": "valid", "problems": [],
+                      "queue_length": 0, "alerts_queued": 0,
+                      "sell": {"zero_conf_cap_sats": 50_000, "confirmations_required": 2,
+                               "checkpoint_height": checkpoint.height,
+                               "checkpoint_hash": checkpoint.block_hash[::-1].hex(), "invoice_ttl_s": 900}}
+
+
+async def test_check_shows_the_signed_sell_rules_in_force_and_their_absence(operator, capsys):
+    operator.publish(sell={**operator.settings["sell"], "zero_conf_cap_sats": 12_345})
+    report = await run_check(operator.state_dir)
+    assert (report["sell"]["zero_conf_cap_sats"], report["config_version"]) == (12_345, 2)
+    from atm.cas.check import _print_human
+    _print_human(report)
+    assert "unconfirmed up to 12345 sat, above it 2 confirmations; checkpoint height 100" in capsys.readouterr().out
+    settings = dict(operator.settings)
+    del settings["sell"]
+    operator.cas.publish_bundle(operator.sign_bundle(version=3, settings=settings))
+    assert (await run_check(operator.state_dir))["sell"] is None
 
 
 @pytest.mark.parametrize("mode, pin, signature", [

@@ -166,7 +166,7 @@ async def test_rate_outside_the_signed_bounds_is_refused_and_alerted(operator, c
     assert (await client.quote("EUR")).rate == 60000
     operator.cas.set_rate("EUR", "1")
     await client.poll_once()
-    with pytest.raises(RateRefused, match="outside the signed range"):
+    with pytest.raises(RateRefused, match="outside the range the operator signed"):
         await client.quote("EUR")
     assert client.status()["refusals"][0]["reason"] == "rate-out-of-bounds"
 

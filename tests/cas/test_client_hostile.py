@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from atm.cas.errors import AddressRefused, AnswerMalformed, AnswerTimeout, PinMismatch
+from atm.cas.interface import PaymentRefused
 from hal.money import Fiat, Sats
 
 from .conftest import FAST
@@ -86,6 +87,39 @@ async def test_sell_address_not_from_the_signed_xpub_is_refused_and_alerted(oper
         await client.sell_invoice("sell-1", Fiat(10_000, "EUR"), Sats(16_000))
     alerts = await _settle_and_collect_alerts(operator, client)
     assert [a["detail"]["reason"] for a in alerts] == ["foreign-address"]
+
+
+@pytest.mark.parametrize("mode, reason", [
+    ("claim-without-tx", "no_transaction"),
+    ("pay-other-address", "wrong_address"),
+    ("wrong-merkle", "bad_merkle"),
+    ("weak-headers", "insufficient_work"),
+])
+async def test_claimed_sell_payment_without_proof_is_refused_alerted_and_never_proven(operator, client, mode, reason):
+    """A hijacked CAS says the invoice is paid and confirmed (state "confirmed", the full
+    amount, 6 confirmations) and backs it with nothing, another address's payment, a
+    made-up transaction in a block it is not in, or headers of regtest work. Each is
+    refused by name and alerted as critical; no call ever answers "proven".
+    Mutation caught (seen failing): sell_payment trusting the CAS's state "confirmed"
+    (returning "proven" when status.state == "confirmed") instead of verify_payment; and
+    atm.cas.sell accepting a mined claim without checking its branch and headers; and
+    dropping the "claims paid, shows no transaction" refusal (claim-without-tx)."""
+    await client.poll_once()
+    await client.sell_invoice("sell-h", Fiat(10_000, "EUR"), Sats(16_000))
+    operator.cas.set_hostile(mode)
+    for _ in range(3):
+        with pytest.raises(PaymentRefused) as info:
+            await client.sell_payment("sell-h")
+        assert info.value.reason == reason
+    status = await client.sell_invoice_status("sell-h")
+    assert (status.state, status.received_sats) == ("confirmed", 16_000)   # the lie was told
+    refusals = client.status()["refusals"]
+    assert [(r["what"], r["reason"]) for r in refusals] == [("sell-payment", reason)]
+    alerts = await _settle_and_collect_alerts(operator, client)
+    assert [(a["kind"], a["severity"], a["detail"]["reason"]) for a in alerts] == [
+        ("payment_refused", "critical", reason)]
+    # With the CAS honest again and no real payment, the kiosk is still only waiting.
+    assert (await client.sell_payment("sell-h")).state == "waiting"
 
 
 async def test_unsigned_activate_is_refused_while_deactivate_is_obeyed(operator, client):
@@ -172,3 +206,42 @@ async def test_junk_answers_do_not_count_as_contact(operator, client):
         with pytest.raises(AnswerMalformed):
             await client.poll_once()
     assert client.last_contact() == last
+
+
+async def test_surrogate_bundle_is_refused_and_alerted(operator, client):
+    await client.poll_once()
+    operator.cas.set_hostile("surrogate-bundle")
+    await client.poll_once()
+    await _assert_nothing_changed(operator, client)
+    alerts = await _settle_and_collect_alerts(operator, client)
+    assert [(a["kind"], a["detail"]["reason"]) for a in alerts] == [("bundle_refused", "malformed")]
+
+
+async def test_surrogate_command_is_refused_acknowledged_and_alerted(operator, client):
+    await client.poll_once()
+    operator.cas.set_hostile("surrogate-command")
+    await client.poll_once()
+    await client.poll_once()
+    assert {"id": "rogue-surrogate", "result": "refused"} in operator.cas.command_acks
+    assert client.status()["remote_state"] == "active"
+    alerts = await _settle_and_collect_alerts(operator, client)
+    assert [(a["kind"], a["detail"]["reason"]) for a in alerts] == [("command_refused", "malformed")]
+
+
+async def test_absurd_rate_gives_no_quote_and_is_alerted(operator, client):
+    from atm.cas.errors import RateRefused
+    await client.poll_once()
+    operator.cas.set_hostile("absurd-rate")
+    await client.poll_once()
+    with pytest.raises(RateRefused, match="EUR rate"):
+        await client.quote("EUR")
+    alerts = await _settle_and_collect_alerts(operator, client)
+    assert [(a["kind"], a["detail"]["reason"]) for a in alerts] == [("rate_refused", "rate-malformed")]
+    assert (await client.quote("EUR")).rate == 60000  # the honest CAS's rate, once it is back
+
+
+async def test_answers_split_over_two_records_are_read_whole(operator, client):
+    operator.cas.set_hostile("split-answers")
+    operator.publish(max_buy_minor=70_000)
+    await client.poll_once()
+    assert client.settings().version == 2 and client.status()["refusals"] == []

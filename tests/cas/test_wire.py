@@ -53,10 +53,22 @@ def test_poll_answer_gives_rates_as_decimals():
     assert answer.rates == {"EUR": Decimal("61234.50")} and answer.config_version == 3
 
 
-@pytest.mark.parametrize("rates", [{"EUR": 61234.5}, {"EUR": "-1"}, {"EUR": "NaN"}, {"eur": "1"}, {"EUR": "1e20"}])
-def test_poll_answer_with_unusable_rate_is_malformed(rates):
-    with pytest.raises(AnswerMalformed, match="rate"):
-        parse_poll({"protocol": 1, "rates": rates})
+@pytest.mark.parametrize("text", [61234.5, "-1", "0", "NaN", "Infinity", "-Infinity", "sNaN", "1e20", "1E-30",
+                                  "1E+999999999", "1E-999999999", "0.001", "1" * 41, None, True, ["1"]])
+def test_unusable_rate_is_refused_alone_and_the_rest_of_the_poll_kept(text):
+    answer = parse_poll({"protocol": 1, "rates": {"EUR": text, "USD": "65000"}, "config_version": 4})
+    assert answer.rates == {"USD": Decimal("65000")} and answer.config_version == 4
+    assert "rate EUR" in answer.refused_rates["EUR"]
+
+
+def test_rate_at_the_edges_of_the_plausible_range_is_taken():
+    answer = parse_poll({"protocol": 1, "rates": {"EUR": "0.01", "VND": "1000000000000"}})
+    assert answer.rates == {"EUR": Decimal("0.01"), "VND": Decimal(10) ** 12} and answer.refused_rates == {}
+
+
+def test_rate_under_a_currency_that_is_no_iso_code_makes_the_poll_malformed():
+    with pytest.raises(AnswerMalformed, match="ISO 4217"):
+        parse_poll({"protocol": 1, "rates": {"eur": "1"}})
 
 
 def test_answer_of_another_protocol_version_is_malformed():

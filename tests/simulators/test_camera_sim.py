@@ -173,3 +173,29 @@ def test_control_and_reading_from_different_threads_stay_consistent(sim):
     for thread in threads:
         thread.join(timeout=5)
     assert errors == []
+
+
+def test_take_away_empties_the_view_and_is_counted(sim, chain):
+    sim.present(PAYLOAD)
+    sim.take_away()
+    frame = read_one(sim)
+    assert chain.decode(frame) is None
+    assert sim.state()["mode"] == "empty" and sim.state()["taken_away"] == 1
+    sim.take_away()                       # nothing shown: nothing more to take away
+    assert sim.state()["taken_away"] == 1
+
+
+def test_a_read_of_the_shown_code_takes_it_away_unless_held():
+    from simulators.camera import CameraSimulator
+
+    with CameraSimulator(name="read-then-lowered") as lowered, \
+            CameraSimulator(name="read-and-held", hold_after_read=True) as held:
+        for camera in (lowered, held):
+            camera.present(PAYLOAD)
+            source = open_source(camera.source_url)
+            source.code_read("some other code")      # not what this phone shows: stays
+            assert camera.state()["mode"] == "payload"
+            source.code_read(PAYLOAD)
+            source.release()
+        assert lowered.state()["mode"] == "empty"
+        assert held.state()["mode"] == "payload"

@@ -239,3 +239,22 @@ def test_starting_a_running_printer_again_is_refused():
         url = printer.start("tcp")
         with pytest.raises(RuntimeError, match=url):
             printer.start("tcp")
+
+
+def test_unplugged_printer_refuses_connections_and_answers_again_at_the_same_url_when_replugged():
+    printer = VirtualPrinter(80)
+    url = printer.start("tcp")
+    port = int(url.rsplit(":", 1)[1])
+    try:
+        printer.unplug()
+        assert printer.state()["plugged"] is False
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        printer.replug()
+        assert printer.state()["plugged"] is True and printer.url == url
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as host:
+            host.sendall(DLE_EOT_4)
+            host.settimeout(5)
+            assert host.recv(1) == frames.encode_paper_status(PaperState.OK)
+    finally:
+        printer.stop()

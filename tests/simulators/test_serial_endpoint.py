@@ -209,3 +209,60 @@ def test_open_twice_or_with_an_unknown_transport_is_refused(endpoint):
     url = endpoint.open("tcp")
     with pytest.raises(RuntimeError, match="already open at " + url):
         endpoint.open("tcp")
+
+
+def test_unplug_drops_the_host_and_refuses_new_ones_until_replug_at_the_same_url(endpoint):
+    url = endpoint.open("tcp")
+    with connect(url) as host:
+        assert wait_until(lambda: endpoint.connected, lambda: endpoint.read(0.02))
+        endpoint.unplug()
+        assert host.recv(16) == b""
+    assert not endpoint.plugged and not endpoint.connected
+    assert endpoint.read(0.02) == b""           # a protocol loop keeps running while unplugged
+    with pytest.raises(ConnectionRefusedError):
+        connect(url).close()
+    endpoint.replug()
+    assert endpoint.plugged and endpoint.url == url
+    with connect(url) as again:
+        again.sendall(b"back")
+        assert read_until(endpoint, lambda got: got == b"back") == b"back"
+
+
+def test_unplug_on_a_pty_without_a_link_is_refused(endpoint):
+    endpoint.open("pty")
+    with pytest.raises(RuntimeError, match="link"):
+        endpoint.unplug()
+
+
+def test_unplugged_pty_fails_the_host_and_comes_back_under_the_same_link(endpoint, tmp_path):
+    link = tmp_path / "ttyUSB-printer"
+    url = endpoint.open("pty", link=link)
+    assert url == str(link) and link.is_symlink()
+    host = serial.serial_for_url(url, timeout=0.2)
+    try:
+        host.write(b"a")
+        assert read_until(endpoint, lambda got: got == b"a") == b"a"
+        endpoint.unplug()
+        assert not link.exists() and not endpoint.plugged
+        assert endpoint.read(0.02) == b""
+        with pytest.raises(serial.SerialException):
+            host.write(b"lost")
+            host.read(1)
+    finally:
+        host.close()
+    with pytest.raises(serial.SerialException):
+        serial.serial_for_url(url, timeout=0.2)
+    endpoint.replug()
+    assert endpoint.plugged and link.is_symlink()
+    with serial.serial_for_url(url, timeout=0.2) as again:
+        again.write(b"back")
+        assert read_until(endpoint, lambda got: got == b"back") == b"back"
+        endpoint.write(b"ok")
+        assert again.read(2) == b"ok"
+
+
+def test_close_removes_the_pty_link(endpoint, tmp_path):
+    link = tmp_path / "ttyACM-scanner"
+    endpoint.open("pty", link=link)
+    endpoint.close()
+    assert not link.exists() and not link.is_symlink()

@@ -135,3 +135,61 @@ async def test_a_command_with_several_args_posts_the_chosen_value_and_the_checkb
     await form.locator('input[name="slow_boot"]').uncheck()
     await form.locator('[data-run="power_cycle"]').click()
     assert await fake_panel.next_run() == ("power_cycle", {"note_in": "acceptor", "slow_boot": False})
+
+
+class _RecordingSimulator:
+    """A wire simulator's control surface that records the faults the panel sets."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def stall_stacking(self, then: str) -> None:
+        self.calls.append(("stall_stacking", then))
+
+    def lose_host_ack_once(self) -> None:
+        self.calls.append(("lose_host_ack_once",))
+
+    def take_away(self) -> None:
+        self.calls.append(("take_away",))
+
+    def state_info(self) -> dict:
+        return {"faults_set": len(self.calls)}
+
+
+@pytest.fixture
+def world_with_recorders():
+    from simulators.world import SimulatedWorld
+    world = SimulatedWorld()
+    world.sims["validator"], world.sims["scanner"] = _RecordingSimulator(), _RecordingSimulator()
+    return world
+
+
+async def _until_called(simulator, expected):
+    import asyncio
+    for _ in range(500):  # bounded: up to 5 s
+        if simulator.calls == expected:
+            return
+        await asyncio.sleep(0.01)
+    assert simulator.calls == expected
+
+
+@pytest.mark.parametrize("then", ["stacker", "acceptor"])
+async def test_the_panel_stalls_the_next_note_and_says_where_it_ends(browser_page, serve_ui, fake_kiosk,
+                                                                     world_with_recorders, then):
+    """The real world's command list, on the real page: one button per ending."""
+    page = await _open_panel(browser_page, serve_ui, fake_kiosk, world_with_recorders)
+    form = _form(page, "stall_stacking")
+    await expect(form).to_contain_text("stalls mid-stack")
+    await form.get_by_role("button", name=then, exact=True).click()
+    await _until_called(world_with_recorders.sims["validator"], [("stall_stacking", then)])
+    await expect(page.locator("#result")).to_have_attribute("data-ok", "true")
+
+
+async def test_the_panel_loses_the_host_ack_once_and_takes_the_code_away(browser_page, serve_ui, fake_kiosk,
+                                                                         world_with_recorders):
+    page = await _open_panel(browser_page, serve_ui, fake_kiosk, world_with_recorders)
+    await _form(page, "lose_host_ack_once").locator('[data-run="lose_host_ack_once"]').click()
+    await _until_called(world_with_recorders.sims["validator"], [("lose_host_ack_once",)])
+    await _form(page, "take_away_qr").locator('[data-run="take_away_qr"]').click()
+    await _until_called(world_with_recorders.sims["scanner"], [("take_away",)])
+    await expect(page.locator("#result")).to_have_attribute("data-ok", "true")

@@ -14,6 +14,8 @@ _names = itertools.count()
 
 @pytest.fixture
 def camera_sim():
-    sim = CameraSimulator(name=f"test-camera-{next(_names)}")
+    """A camera whose code stays in view after a read, so the driver's own de-duplication
+    is what the tests see (the default simulator takes the phone away after a read)."""
+    sim = CameraSimulator(name=f"test-camera-{next(_names)}", hold_after_read=True)
     yield sim
     sim.close()

@@ -333,3 +333,65 @@ def test_a_source_whose_reads_raise_is_dropped_reopened_and_released(counting_so
     scanner.stop_scanning()
     assert log["opened"] == log["released"]
     assert scanner.stats()["source_drops"] >= 1
+
+
+# --- recovery while not scanning, and the phone taken away ------------------------------
+
+
+def _watchers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "camera-scanner-watch" and t.is_alive()]
+
+
+def test_camera_lost_in_a_scan_that_was_then_stopped_comes_back_online_by_itself(camera_sim, recorder, scanners,
+                                                                                  wait_until):
+    """What the kiosk does: a camera lost mid-scan puts it out of service, which stops the
+    scan; nothing starts a scan again, so only the driver can notice the camera is back."""
+    scanner = started(scanners, recorder, camera_sim.source_url)
+    assert recorder.wait_for(lambda events: recorder.states()[-1:] == [DeviceState.ONLINE])
+    camera_sim.set_connected(False)
+    assert recorder.wait_for(lambda events: recorder.states()[-1:] == [DeviceState.OFFLINE])
+    scanner.stop_scanning()
+    assert wait_until(lambda: "retrying" in scanner.detail)
+    assert scanner.state is DeviceState.OFFLINE
+    camera_sim.set_connected(True)
+    assert recorder.wait_for(lambda events: recorder.states()[-1:] == [DeviceState.ONLINE])
+    assert wait_until(lambda: not _watchers())
+    assert camera_sim.state()["readers"] == 0, "the watcher frees the camera after its probe"
+    assert not scanner.scanning
+
+
+def test_camera_missing_at_open_is_probed_until_it_appears(recorder, scanners):
+    from simulators.camera import CameraSimulator
+
+    scanner = make_scanner("sim://camera-plugged-in-later")
+    scanners.append(scanner)
+    scanner.open(recorder)
+    assert scanner.state is DeviceState.OFFLINE
+    with CameraSimulator(name="camera-plugged-in-later"):
+        assert recorder.wait_for(lambda events: recorder.states()[-1:] == [DeviceState.ONLINE])
+
+
+def test_close_stops_the_watcher(recorder, scanners, wait_until):
+    scanner = make_scanner("sim://camera-never-there")
+    scanner.open(recorder)
+    assert _watchers()
+    scanner.close()
+    assert wait_until(lambda: not _watchers())
+
+
+def test_a_code_read_once_is_taken_away_and_not_read_in_the_next_session(recorder, scanners, wait_until):
+    from simulators.camera import CameraSimulator
+
+    with CameraSimulator(name="phone-taken-away") as sim:
+        scanner = started(scanners, recorder, sim.source_url, dedupe_seconds=0)
+        sim.present(BIP21)
+        assert recorder.wait_for(lambda events: len(recorder.codes()) == 1)
+        assert wait_until(lambda: sim.state()["mode"] == "empty")
+        assert sim.state()["taken_away"] == 1
+        scanner.stop_scanning()
+        scanner.start_scanning()            # the next screen scans again: the phone is gone
+        frames = scanner.stats()["frames"]
+        assert wait_until(lambda: scanner.stats()["frames"] > frames + 10)
+        sim.present(ADDRESS)                # a new code is read as usual
+        assert recorder.wait_for(lambda events: len(recorder.codes()) == 2)
+    assert [c.text for c in recorder.codes()] == [BIP21, ADDRESS]

@@ -267,13 +267,20 @@ def test_printer_works_over_a_pty(events):
 
 def test_port_that_does_not_open_is_a_port_error_naming_it(events):
     printer = EscposPrinter("socket://127.0.0.1:1")
-    with pytest.raises(PortError, match="socket://127.0.0.1:1"):
-        printer.open(events.append)
+    try:
+        with pytest.raises(PortError, match="socket://127.0.0.1:1"):
+            printer.open(events.append)
+    finally:
+        printer.close()
 
 
 def test_missing_tty_is_a_port_error(events):
-    with pytest.raises(PortError, match="/dev/ttyNOPRINTER"):
-        EscposPrinter("/dev/ttyNOPRINTER").open(events.append)
+    printer = EscposPrinter("/dev/ttyNOPRINTER")
+    try:
+        with pytest.raises(PortError, match="/dev/ttyNOPRINTER"):
+            printer.open(events.append)
+    finally:
+        printer.close()
 
 
 def test_printing_before_open_is_a_port_error():
@@ -312,6 +319,8 @@ def test_poll_thread_reports_paper_running_out(virtual):
     seen = []
 
     def sink(event):
+        if not isinstance(event, PrinterStatusChanged):
+            return
         seen.append(event)
         if event.paper is PaperState.OUT:
             changed.set()
@@ -355,8 +364,11 @@ def test_usb_printer_without_pyusb_is_a_port_error_naming_the_package(events):
     except ImportError:
         has_pyusb = False
     printer = EscposPrinter("usb://04b8:0202")
-    with pytest.raises(PortError) as caught:
-        printer.open(events.append)
+    try:
+        with pytest.raises(PortError) as caught:
+            printer.open(events.append)
+    finally:
+        printer.close()
     if not has_pyusb:
         assert "pyusb" in str(caught.value)
 
@@ -392,3 +404,103 @@ def test_any_port_text_parses_as_usb_ids_or_fails_with_a_configuration_error(tex
 def test_malformed_usb_port_is_refused_when_the_printer_is_configured():
     with pytest.raises(ConfigurationError, match="usb://VID:PID"):
         EscposPrinter("usb://epson")
+
+
+# --- reconnects ----------------------------------------------------------------------
+
+
+def _device_states(events):
+    from hal.events import DeviceStatusChanged
+    return [e.state for e in list(events) if isinstance(e, DeviceStatusChanged)]
+
+
+def test_pulled_cable_is_reported_offline_then_the_port_is_reopened_and_prints(virtual, events):
+    printer = make_printer(virtual.url, events, link="two-way", poll_interval=0.05,
+                           retry_initial_s=0.02, retry_max_s=0.1)
+    try:
+        assert _device_states(events) == [DeviceState.ONLINE]
+        virtual.unplug()
+        assert wait_until(lambda: DeviceState.OFFLINE in _device_states(events))
+        offline = [e for e in events if isinstance(e, PrinterStatusChanged) and e.state is DeviceState.OFFLINE]
+        assert offline and offline[0].paper is PaperState.UNKNOWN
+        with pytest.raises(PortError, match=r"not open \(.*(reopening|retrying)"):
+            printer.print_receipt(Receipt((TextLine("while unplugged"),)))
+        virtual.replug()
+        assert wait_until(lambda: _device_states(events)[-1:] == [DeviceState.ONLINE])
+        printer.print_receipt(Receipt((TextLine("after replug"),)))
+        assert virtual.wait_for_receipts(1)
+    finally:
+        printer.close()
+    assert printer.reconnects >= 1
+    assert virtual.receipts() == ["after replug\n"]
+
+
+def test_printer_that_was_off_at_open_comes_online_by_itself(events):
+    """open() raises, as before, and the driver keeps reopening the port until it answers."""
+    virtual = VirtualPrinter(80)
+    url = virtual.start("tcp")
+    virtual.unplug()
+    printer = EscposPrinter(url, status_timeout=0.3, retry_initial_s=0.02, retry_max_s=0.1)
+    try:
+        with pytest.raises(PortError, match=url):
+            printer.open(events.append)
+        assert _device_states(events) == [DeviceState.OFFLINE]
+        virtual.replug()
+        assert wait_until(lambda: _device_states(events)[-1:] == [DeviceState.ONLINE])
+        assert printer.status().state is DeviceState.ONLINE
+    finally:
+        printer.close()
+        virtual.stop()
+
+
+def test_close_ends_the_reconnect_retries(events):
+    # A name of its own: other tests' printers (all called "printer") may still be winding down.
+    printer = EscposPrinter("socket://127.0.0.1:1", name="closing-printer", retry_initial_s=0.01, retry_max_s=0.02)
+    with pytest.raises(PortError):
+        printer.open(events.append)
+    retrying = [t for t in threading.enumerate() if t.name == "closing-printer-reconnect"]
+    assert retrying and retrying[0].is_alive()
+    printer.close()
+    assert not retrying[0].is_alive()
+
+
+@pytest.mark.parametrize("initial, most", [(0, 1), (-1, 1), (2, 1)])
+def test_bad_retry_times_are_configuration_errors(initial, most):
+    with pytest.raises(ConfigurationError, match="retry_initial_s"):
+        EscposPrinter("socket://127.0.0.1:1", retry_initial_s=initial, retry_max_s=most)
+
+
+def test_usb_serial_adapter_unplugged_and_replugged_is_reopened_under_its_name(events, tmp_path):
+    """A pty behind a stable link, as /dev/serial/by-id/...: the tty vanishes and a new one appears."""
+    virtual = VirtualPrinter(80)
+    url = virtual.start("pty", link=str(tmp_path / "ttyUSB-printer"))
+    printer = make_printer(url, events, link="two-way", poll_interval=0.05, retry_initial_s=0.02, retry_max_s=0.1)
+    try:
+        virtual.unplug()
+        assert wait_until(lambda: DeviceState.OFFLINE in _device_states(events))
+        virtual.replug()
+        assert wait_until(lambda: _device_states(events)[-1:] == [DeviceState.ONLINE])
+        printer.print_receipt(Receipt((TextLine("after replug"),)))
+        assert virtual.wait_for_receipts(1)
+    finally:
+        printer.close()
+        virtual.stop()
+    assert virtual.receipts() == ["after replug\n"]
+
+
+def test_a_tty_that_vanishes_under_tcflush_is_a_lost_port_not_a_crash(virtual, events):
+    """pyserial's reset_input_buffer raises termios.error (not OSError) on a tty that is gone.
+    Seen failing (termios.error raised out of status()) before the driver caught it."""
+    import termios
+
+    printer = make_printer(virtual.url, events, link="two-way", retry_initial_s=0.02, retry_max_s=0.1)
+    try:
+        def gone() -> None:
+            raise termios.error(5, "Input/output error")
+
+        printer._transport._serial.reset_input_buffer = gone
+        status = printer.status()
+        assert status.state is DeviceState.OFFLINE and "Input/output error" in status.detail
+        assert wait_until(lambda: _device_states(events)[-1:] == [DeviceState.ONLINE])
+    finally:
+        printer.close()

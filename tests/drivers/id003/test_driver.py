@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from drivers.id003.driver import Id003Validator
+from drivers.id003.driver import MISSES_BEFORE_OFFLINE, Id003Validator
 from drivers.id003.frames import Frame
 from hal.errors import ConfigurationError, DeviceError, DeviceTimeout, PortError, ProtocolError
 from hal.events import (
@@ -153,16 +153,48 @@ def test_note_that_would_pass_the_limit_is_returned_by_the_application(sim, log,
     assert sim.state()["stacked"] == [1000]
 
 
-def test_enable_with_an_accept_list_returns_other_values_without_asking(sim, log, make_driver, credits, wait_until):
+def test_enable_with_an_accept_list_sets_jcms_inhibit_bits_so_the_unit_refuses_other_notes(
+        sim, log, make_driver, credits, wait_until):
+    """0xC0 data: byte 0 bit k inhibits escrow code 0x61+k. Accepting only 10.00 (0x62)
+    of the simulator's 0x61..0x66 sets bits 0, 2, 3, 4, 5 of byte 0 and nothing in byte 1."""
     driver = make_driver(enable=False)
     driver.enable(accept=[Fiat(1000, EUR)])
-    wait_until(lambda: not sim.state()["inhibited"])
+    wait_until(lambda: not sim.state()["inhibited"] and sim.state()["denomination_mask"] == "3d00",
+               what="mask 3d 00 set")
     sim.insert_note(500)
-    returned = log.wait_for(lambda e: isinstance(e, NoteReturned))
-    assert returned.value == Fiat(500, EUR) and "not accepted" in returned.reason
-    assert log.of(NoteEscrowed) == []
-    wait_until(lambda: sim.state()["returned"] == [500])
-    assert credits == []
+    rejected = log.wait_for(lambda e: isinstance(e, NoteRejected))
+    assert rejected.code == "0x79"
+    assert log.of(NoteEscrowed) == [] and credits == []
+    wait_until(lambda: sim.state()["rejected"] == [500], what="note refused by the unit")
+    driver.enable()
+    wait_until(lambda: sim.state()["denomination_mask"] == "0000", what="mask cleared")
+
+
+class _SimIgnoringTheMask(Id003Simulator):
+    """A unit whose denomination inhibit does not work: the driver's own check must hold."""
+
+    def _denomination_inhibited(self, code: int) -> bool:
+        return False
+
+
+def test_note_outside_the_accept_list_that_reaches_escrow_is_returned_without_asking(log, credits, wait_until):
+    sim = _SimIgnoringTheMask(step_s=0.02)
+    sim.start("pty")
+    driver = Id003Validator(sim.url, poll_interval=0.02, reply_timeout=0.15)
+    driver.set_credit_recorder(credits.append)
+    try:
+        driver.open(log)
+        driver.enable(accept=[Fiat(1000, EUR)])
+        wait_until(lambda: not sim.state()["inhibited"])
+        sim.insert_note(500)
+        returned = log.wait_for(lambda e: isinstance(e, NoteReturned))
+        assert returned.value == Fiat(500, EUR) and "not accepted" in returned.reason
+        assert log.of(NoteEscrowed) == []
+        wait_until(lambda: sim.state()["returned"] == [500])
+        assert credits == []
+    finally:
+        driver.close()
+        sim.stop()
 
 
 def test_enable_refuses_an_accept_list_in_another_currency(make_driver):
@@ -216,8 +248,9 @@ def test_acceptor_stays_inhibited_until_enabled(sim, make_driver):
 def test_open_reads_version_and_denominations_from_the_device(make_driver):
     driver = make_driver(enable=False)
     info = driver.info()
-    assert info.model == "JCM-SIM(EUR)-100-SS"
-    assert info.firmware.startswith("ID003-05V100")
+    assert info.model == "U(EUR5)-700-SS"
+    assert info.firmware == "ID003-05V027-00 05DEC24"
+    assert info.extra["version"] == "U(EUR5)-700-SS ID003-05V027-00 05DEC24"
     assert info.serial == ""
     assert driver.currency == EUR
     assert [d.minor for d in driver.denominations] == [500, 1000, 2000, 5000, 10000, 20000]
@@ -642,11 +675,37 @@ def test_device_complaints_are_reported_once_and_polling_carries_on(log, credits
         driver.open(log)
         driver.enable()
         wait_until(lambda: not sim.state()["inhibited"])
-        sim.count = 3
+        # Below the bound at which a run of communication errors means a bad line.
+        sim.count = MISSES_BEFORE_OFFLINE - 1
         complained = log.wait_for(lambda e: isinstance(e, DeviceStatusChanged) and e.code == _hex(complaint))
         assert words in complained.detail
         wait_until(lambda: sim.count == 0, what="complaints answered")
         assert len([e for e in log.of(DeviceStatusChanged) if e.code == _hex(complaint)]) == 1
+        sim.insert_note(1000)
+        log.wait_for(lambda e: isinstance(e, NoteCredited))
+        assert [c.value for c in credits] == [Fiat(1000, EUR)]
+    finally:
+        driver.close()
+        sim.stop()
+
+
+def test_a_run_of_communication_errors_is_reported_as_a_line_fault_and_recovers(log, credits, wait_until):
+    """0x4A answers say our frames arrive garbled: a few are noise, a run of them is a
+    line a technician must check. Mutation caught: no bound (the kiosk sells on a line
+    that corrupts every command)."""
+    sim = _SimComplaining(0x4A)
+    driver = Id003Validator(sim.start("pty"), poll_interval=0.02, reply_timeout=0.15)
+    driver.set_credit_recorder(credits.append)
+    log.on_event = lambda e: driver.stack() if isinstance(e, NoteEscrowed) and e.value is not None else None
+    try:
+        driver.open(log)
+        driver.enable()
+        wait_until(lambda: not sim.state()["inhibited"])
+        sim.count = MISSES_BEFORE_OFFLINE
+        fault = log.wait_for(lambda e: isinstance(e, DeviceStatusChanged) and e.state == DeviceState.OFFLINE)
+        assert fault.code == "0x4A" and "9600 baud 8E1" in fault.detail and sim.url in fault.detail
+        log.wait_for(lambda e: isinstance(e, DeviceStatusChanged) and e.state == DeviceState.ONLINE
+                     and e.at > fault.at)
         sim.insert_note(1000)
         log.wait_for(lambda e: isinstance(e, NoteCredited))
         assert [c.value for c in credits] == [Fiat(1000, EUR)]

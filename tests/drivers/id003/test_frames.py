@@ -21,10 +21,12 @@ from drivers.id003.frames import (
     check_status,
     crc16_kermit,
     decode_frame,
+    denomination_mask,
     encode_currency_assign,
     encode_frame,
     entry_for_minor,
     failure_name,
+    mask_inhibits,
     parse_currency_assign,
     parse_escrow_code,
     reject_reason_name,
@@ -125,9 +127,51 @@ def test_unknown_status_code_is_a_message_error():
         check_status(Frame(0x99))
 
 
+def test_reject_0x7f_is_the_true_bill_feature_and_0x98_a_barcode_photo_level():
+    assert "true-bill" in reject_reason_name(0x7F)
+    assert reject_reason_name(0x98) == "barcode photo level error"
+    assert "true-bill" not in reject_reason_name(0x98)
+
+
+@pytest.mark.parametrize("code", [*range(0x91, 0x99), 0x9B, 0x9D])
+def test_barcode_ticket_rejects_are_named_as_barcode_rejects(code):
+    assert "barcode" in reject_reason_name(code) and "unknown" not in reject_reason_name(code)
+
+
+@pytest.mark.parametrize("code", [0x99, 0x9A, 0x9C, 0x9E, 0x90])
+def test_codes_between_the_barcode_rejects_are_unknown(code):
+    assert "unknown" in reject_reason_name(code)
+
+
+def test_stacker_nearly_full_0x1c_is_a_known_status_without_data():
+    assert check_status(Frame(0x1C)) == Status.STACKER_NEARLY_FULL
+    with pytest.raises(MessageError):
+        check_status(Frame(0x1C, b"\x00"))
+
+
+@pytest.mark.parametrize("codes, mask", [
+    ((), b"\x00\x00"),
+    ((0x61,), b"\x01\x00"),
+    ((0x63, 0x66), b"\x24\x00"),
+    ((0x71,), b"\x00\x01"),
+    ((0x68, 0x78), b"\x80\x80"),
+])
+def test_denomination_mask_follows_jcms_bit_map(codes, mask):
+    assert denomination_mask(codes) == mask
+    for code in (*range(0x61, 0x69), *range(0x71, 0x79)):
+        assert mask_inhibits(mask, code) == (code in codes)
+
+
+@pytest.mark.parametrize("code", [0x60, 0x69, 0x6F, 0x70, 0x79])
+def test_codes_without_a_bit_cannot_be_masked(code):
+    with pytest.raises(MessageError, match=f"0x{code:02X}"):
+        denomination_mask([code])
+    assert mask_inhibits(b"\xff\xff", code) is False
+
+
 def test_reject_and_failure_codes_have_names():
     assert reject_reason_name(0x71) == "insertion error"
-    assert "0x7F" in reject_reason_name(0x7F)
+    assert "0x70" in reject_reason_name(0x70)
     assert failure_name(0xA2) == "stack motor failure"
     assert "0x01" in failure_name(0x01)
 
@@ -181,9 +225,16 @@ def test_bad_escrow_codes_from_configuration_are_refused(text):
 
 @pytest.mark.parametrize("version, currency", [
     ("U(EUR)-SS ID003-05V200-00 25JAN09", "EUR"),
+    ("U(EUR5)-700-SS ID003-05V027-00 05DEC24", "EUR"),
+    ("i(EUR)-100-SS ID003-05V100-00 01JAN24", "EUR"),
     ("i(USA)100-SS ID003", "USD"),
+    ("U(GBR12)-SS", "GBP"),
     ("no region here", None),
     ("X(ZZZ)-1", None),
+    ("U(EUR5X)-700", None),
+    ("U(eur5)-700", None),
+    ("U(EU)-700", None),
+    ("U(EUR-700", None),
 ])
 def test_currency_from_version_string(version, currency):
     assert version_currency(version) == currency
@@ -325,3 +376,34 @@ def test_escrow_code_parser_on_random_text_raises_only_protocol_errors(text):
 def test_version_currency_on_random_text_is_a_known_code_or_none(text):
     currency = version_currency(text)
     assert currency is None or (len(currency) == 3 and currency.isupper())
+
+
+MASKABLE = [*range(0x61, 0x69), *range(0x71, 0x79)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sets(st.sampled_from(MASKABLE)))
+def test_denomination_mask_round_trips_any_set_of_codes(codes):
+    mask = denomination_mask(codes)
+    assert len(mask) == 2
+    assert {c for c in MASKABLE if mask_inhibits(mask, c)} == codes
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=6), st.integers(0, 255))
+def test_mask_check_on_random_bytes_is_a_bool_or_a_protocol_error(mask, code):
+    try:
+        inhibited = mask_inhibits(mask, code)
+    except ProtocolError:
+        assert len(mask) != 2
+        return
+    assert isinstance(inhibited, bool)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=6), st.sampled_from(["EUR", "USA", "GBR", "CAN", "JPN", "CHF"]),
+       st.text(alphabet="0123456789", max_size=3), st.text(max_size=30))
+def test_version_currency_finds_the_region_before_its_set_number(prefix, region, digits, rest):
+    version = f"{prefix.replace('(', '').replace(')', '')}({region}{digits}){rest}"
+    expected = {"EUR": "EUR", "USA": "USD", "GBR": "GBP", "CAN": "CAD", "JPN": "JPY", "CHF": "CHF"}[region]
+    assert version_currency(version) == expected

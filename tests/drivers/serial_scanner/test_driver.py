@@ -120,9 +120,57 @@ def test_dropped_tcp_connection_goes_offline_and_recovers(recorder, wait_until):
 def test_port_that_does_not_open_raises_a_port_error_naming_it(recorder, tmp_path):
     missing = str(tmp_path / "ttyUSB9")
     scanner = SerialScanner(missing)
-    with pytest.raises(PortError, match="ttyUSB9"):
-        scanner.open(recorder)
-    assert scanner.state is DeviceState.OFFLINE
+    try:
+        with pytest.raises(PortError, match="ttyUSB9"):
+            scanner.open(recorder)
+        assert scanner.state is DeviceState.OFFLINE
+    finally:
+        scanner.close()
+
+
+def test_scanner_unplugged_at_open_is_retried_and_comes_online_when_plugged_in(recorder):
+    with SerialScannerSimulator() as sim:
+        url = sim.start("tcp")
+        sim.unplug()
+        scanner = SerialScanner(url, retry_initial_s=0.02, retry_max_s=0.1)
+        try:
+            with pytest.raises(PortError, match=url):
+                scanner.open(recorder)
+            sim.replug()
+            assert recorder.wait_for(lambda events: recorder.states()[-1:] == [DeviceState.ONLINE])
+            scanner.start_scanning()
+            sim.scan(CODE)
+            assert recorder.wait_for(lambda events: [c.text for c in recorder.codes()] == [CODE])
+        finally:
+            scanner.close()
+
+
+def test_pulled_cable_keeps_the_scanner_offline_until_it_is_back(recorder, wait_until):
+    with SerialScannerSimulator() as sim:
+        url = sim.start("tcp")
+        scanner = SerialScanner(url, retry_initial_s=0.02, retry_max_s=0.05)
+        try:
+            scanner.open(recorder)
+            assert wait_until(lambda: sim.state()["connections"] == 1)
+            sim.unplug()
+            assert recorder.wait_for(lambda events: DeviceState.OFFLINE in recorder.states())
+            # Several refused reopens later it is still offline: nothing was accepted meanwhile.
+            assert wait_until(lambda: "retrying" in scanner.detail)
+            assert scanner.state is DeviceState.OFFLINE and sim.state()["connections"] == 1
+            sim.replug()
+            assert recorder.wait_for(lambda events: recorder.states()[-1:] == [DeviceState.ONLINE])
+            assert wait_until(lambda: sim.state()["connections"] == 2)
+        finally:
+            scanner.close()
+
+
+def test_take_away_drops_codes_not_yet_sent_to_a_host():
+    with SerialScannerSimulator() as sim:
+        sim.start("tcp")
+        sim.scan(CODE)            # no host connected: the code waits
+        assert sim.state()["pending"] == 1
+        sim.take_away()
+        assert sim.state()["pending"] == 0
 
 
 def test_close_stops_the_reader_and_reports_offline(link, recorder):

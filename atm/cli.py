@@ -93,6 +93,12 @@ async def _run(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, ui_port=args.ui_port)
     if args.state_dir:
         config = dataclasses.replace(config, state_dir=Path(args.state_dir))
+    if args.language:
+        from atm import texts
+        if args.language not in texts.available_languages():
+            raise SystemExit(f"atm run: --language {args.language!r}: no texts for it; have "
+                             f"{', '.join(texts.available_languages())} (atm/locale/*.toml)")
+        config = dataclasses.replace(config, language=args.language)
     ports = _external_ports(args)
     # Before anything in the state folder is touched: a second kiosk on the same
     # folder would rewrite the first one's keys and share its journal.
@@ -526,6 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--simulate", action="store_true", help="run on simulated hardware")
     run.add_argument("--ui-port", type=int, help="port of the customer screen on 127.0.0.1")
     run.add_argument("--state-dir", help="where the journal lives (overrides [kiosk] state_dir)")
+    run.add_argument("--language", help="the kiosk's default language, e.g. de (overrides [kiosk] language)")
     _add_sim_choices(run)
     _add_port_options(run)
     run.set_defaults(func=lambda a: asyncio.run(_run(a)))

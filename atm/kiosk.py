@@ -44,7 +44,9 @@ from atm.redeem_codes import RedeemCodes, load_or_create_secret
 from hal.events import CassetteStatusChanged, DispenseCompleted
 from atm.flows.pricing import Pricing
 from atm.machine import IGNORABLE, build_machine, state_spec
-from atm.pins import check_pin
+from atm import texts
+from atm.service_lockout import PinGuard, PinVerdict
+from atm.service_menu import ServiceMenu
 
 log = logging.getLogger("atm.kiosk")
 
@@ -107,10 +109,13 @@ class _Health:
 
 _STOP = object()          # tells the consumer to end, in queue order
 
-# UI action -> trigger, for the actions that map one to one.
+# UI action -> trigger, for the actions that map one to one. No action opens the service
+# menu: only the physical service switch does (SensorChanged "service_switch").
 _ACTION_TRIGGERS = {"start_buy": "start_buy", "cancel": "cancel", "finish_cash": "finish_cash",
-                    "confirm": "confirm", "done": "done", "open_service": "service",
+                    "confirm": "confirm", "done": "done",
                     "start_sell": "start_sell", "start_redeem": "start_redeem"}
+# Screens a customer may change the language on: before any money moves.
+_LANGUAGE_STATES = ("idle", "buy_scan")
 _REQUIRED = ("validator", "scanner")
 
 
@@ -141,8 +146,17 @@ class Kiosk:
         self._alerts: deque[str] = deque(maxlen=50)
         self.pricing = Pricing(cas, config.currency, self.settings)
         self.flow: TransactionFlow | None = None    # the transaction at the kiosk now, if any
-        self._login_error: str | None = None
-        self._pin_attempt: str | None = None
+        self._login_error: dict[str, Any] | None = None
+        # Wrong PINs are counted on disk: a power cut does not reset the lockout.
+        self.pin_guard = PinGuard(config.state_dir / "service-pin.json")
+        self.language = config.language          # the customer's choice, for one transaction
+        self.service_menu = ServiceMenu(self)
+        # "Sending" stays on screen at least this long, so a customer can read it.
+        self.sending_min_display_s = 2.5
+        self._sending_since: float | None = None
+        # The notes the validator takes, for the screens: read in a thread (a driver may hold
+        # its lock while it talks to the unit), never from a screen being drawn.
+        self._denominations: list[Fiat] = []
         self._last_receipt_printed: bool | None = None
         self._journal_error: str | None = None       # set once a journal write failed: no more cash
         self._refused_quotes: set[str] = set()       # transactions whose confirmed rate left the signed bounds
@@ -168,6 +182,7 @@ class Kiosk:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self.service_menu.start()
         self._consumer = asyncio.create_task(self._consume(), name="kiosk-events")
         for kind, device in self.devices.items():
             if kind == "validator":
@@ -179,6 +194,7 @@ class Kiosk:
             except DeviceError as exc:
                 self._health[kind] = _Health(DeviceState.OFFLINE, str(exc))
                 self.alert("device", f"{kind} did not start: {exc}", "critical")
+        await self._read_denominations()
         if self.devices.sensors is not None:
             self._door_open = bool(self.devices.sensors.read().get("door", False))
         if self.devices.printer is not None:
@@ -203,6 +219,7 @@ class Kiosk:
                 log.error("task %s did not stop: %s", task.get_name(), task.get_stack(limit=5))
         if self._timer:
             self._timer.cancel()
+        self.service_menu.stop()
         self.notes.stop()
         for _, device in self.devices.items():
             try:
@@ -276,7 +293,8 @@ class Kiosk:
     async def _handler_failed(self, item: Any, exc: Exception) -> None:
         """Answer the screen, log without secrets (the item itself may carry a PIN, so only
         its kind is named), and leave the kiosk safe."""
-        what = item.message.get("action") if isinstance(item, _Action) else type(item).__name__
+        what = (item.message.get("action") if isinstance(item, _Action)
+                else item.name if isinstance(item, _Trigger) else type(item).__name__)
         log.error("while handling %s: %s: %s", what, type(exc).__name__,
                   exc if isinstance(exc, (JournalWriteError, DeviceError, CasError)) else "see the journal")
         if isinstance(item, _Action) and not item.reply.done():
@@ -304,6 +322,9 @@ class Kiosk:
 
     async def _dispatch(self, item: Any) -> None:
         if isinstance(item, _Action):
+            if item.message.get("action") == "service_login":
+                self._check_pin(item)
+                return
             result = await self._apply_action(item.message)
             if not item.reply.done():
                 item.reply.set_result(result)
@@ -345,30 +366,37 @@ class Kiosk:
             await self._note_parked(self.notes.park(item.device, item.detail or "the validator cannot tell where it went"))
         elif isinstance(item, DeviceStatusChanged):
             self._health[self._kind_of(item.device)] = _Health(item.state, item.detail)
+            if self._kind_of(item.device) == "validator" and item.state == DeviceState.ONLINE:
+                self._spawn(self._read_denominations(), "validator-notes")
             if item.state in (DeviceState.HARDWARE_ERROR, DeviceState.OFFLINE, DeviceState.FRAUD_ATTEMPT,
                               DeviceState.USER_ERROR):
-                kind = "fraud" if item.state == DeviceState.FRAUD_ATTEMPT else "device"
+                kind = "fraud_attempt" if item.state == DeviceState.FRAUD_ATTEMPT else "device"
                 self.alert(kind, f"{item.device}: {item.state.value} {item.detail}".strip(), "critical")
             await self._fire("recheck" if self.is_healthy() else "fault")
         elif isinstance(item, CashboxChanged):
             self._cashbox = item.status
-            self.alert("cashbox", f"{item.device}: cashbox {item.status.value}",
+            self.alert("cashbox_full" if item.status == UnitStatus.FULL else "cashbox",
+                       f"{item.device}: cashbox {item.status.value}",
                        "critical" if item.status in (UnitStatus.FULL, UnitStatus.MISSING) else "warning")
             await self._fire("recheck" if self.is_healthy() else "fault")
         elif isinstance(item, FraudDetected):
-            self.alert("fraud", f"{item.device}: fraud attempt: {item.detail}", "critical")
+            self.alert("fraud_attempt", f"{item.device}: fraud attempt: {item.detail}", "critical")
             self.journal.record_fact("fraud_attempt", self.tx_id, device=item.device, detail=item.detail)
         elif isinstance(item, CodeScanned):
-            await self._fire("scanned", text=item.text)
+            if self.state == "maintenance_menu":
+                self.service_menu.scanned(item.text)      # the scan test: shown, never acted on
+                self._publish()
+            else:
+                await self._fire("scanned", text=item.text)
         elif isinstance(item, SensorChanged):
             await self._on_sensor(item)
         elif isinstance(item, PrinterStatusChanged):
             self._paper = item.paper
             self._health["printer"] = _Health(item.state, f"paper {item.paper.value}")
             if item.paper == PaperState.NEAR_END:
-                self.alert("paper", "printer: paper near end", "warning")
+                self.alert("paper_low", "printer: paper near end", "warning")
             elif item.paper == PaperState.OUT:
-                self.alert("paper", "printer: paper out", "critical")
+                self.alert("paper_out", "printer: paper out", "critical")
             await self._fire("recheck" if self.is_healthy() else "fault")
         else:
             log.warning("ignored unknown event %r", item)
@@ -414,61 +442,100 @@ class Kiosk:
         before = self.state
         if action in _ACTION_TRIGGERS:
             trigger = _ACTION_TRIGGERS[action]
-        elif action == "service_login":
-            pin = message.get("pin")
-            self._pin_attempt = pin if isinstance(pin, str) else ""
-            trigger = "service_login"
         elif action == "choose_amount":
             self._chosen_amount = message.get("minor")
             trigger = "choose_amount"
+        elif action == "set_language":
+            return self._set_language(message.get("language"))
         elif action == "service_action":
-            return await self._service_action(message.get("do"))
+            if not self.state.startswith("maintenance_menu"):
+                return {"ok": False, "error": "log in to the service menu first"}
+            return await self.service_menu.act(message)
         else:
             return {"ok": False, "error": f"unknown action {action!r}"}
         try:
             await self.trigger(trigger)
         except MachineError:
-            return {"ok": False, "error": f"{action} is not available on this screen"}
+            return _refused(texts.message("message.not_available"), f"{action} is not available on this screen")
         # Every customer action that succeeds moves to another screen. (A queued machine's
         # trigger returns True even when every guard said no, so the state is the witness.)
         if self.state == before:
-            if action == "service_login":
-                return {"ok": False, "error": self._login_error or "wrong PIN"}
-            return {"ok": False, "error": self._why_not(action)}
+            why = self._why_not(action)
+            detail = self.buy_paused_reason() if action == "start_buy" else None
+            return _refused(why, f"{action} refused: {detail}" if detail else texts.render("en", why))
         return {"ok": True}
 
-    def _why_not(self, action: str) -> str:
-        if action == "start_sell":
-            return self._sell_notice() or "selling is not available right now"
-        if action == "start_redeem":
-            return "redeeming is not available right now"
+    def _why_not(self, action: str) -> dict[str, Any]:
+        """Why a customer's tap did nothing, as a message in their language."""
+        if action in ("start_sell", "start_redeem"):
+            return texts.message("message.not_available")
         if action == "start_buy":
-            return self._idle_notice() or "buying is not available right now"
+            return self._idle_notice() or texts.message("message.not_available")
         if action in ("finish_cash", "cancel") and self.flow is not None and self.flow.money_in_flight():
-            return "a note is still being processed; one moment"
+            return texts.message("message.note_in_progress")
         if self.flow is not None and (why := self.flow.why_not(action)) is not None:
             return why
-        return f"{action} is not available right now"
+        return texts.message("message.not_available")
 
-    async def _service_action(self, do: Any) -> dict[str, Any]:
-        if not self.state.startswith("maintenance_menu"):
-            return {"ok": False, "error": "log in to the service menu first"}
-        if do == "exit":
-            await self._fire("service_exit")
-        elif do in ("enable_kiosk", "disable_kiosk"):
-            self._set_active(do == "enable_kiosk", by="technician")
-            await self._fire("refresh")
-        elif do == "collect_cash":
-            period_start = self.journal.last_collection_at()
-            counts = self.journal.collect_cash()
-            self._spawn(self._print(self._collection_receipt(counts, period_start)), "print-collection")
-            self.alert("cash_collected", f"cash collected: {sum(counts.values())} notes", "info")
-            await self._fire("refresh")
-        elif do == "print_test":
-            self._spawn(self._print(self._test_receipt()), "print-test")
-        else:
-            return {"ok": False, "error": f"unknown service action {do!r}"}
+    # ---------------------------------------------------------------- language
+
+    def languages(self) -> list[str]:
+        """The languages a customer may choose: those the signed settings enable and the
+        kiosk has texts for; the configured language first. Never empty."""
+        settings = self.settings()
+        enabled = list(getattr(settings, "languages", ()) or ())
+        have = set(texts.available_languages())
+        chosen = [code for code in dict.fromkeys([self.config.language, *enabled]) if code in have]
+        return chosen or [texts.DEFAULT_LANGUAGE]
+
+    def _set_language(self, language: Any) -> dict[str, Any]:
+        if self.state not in _LANGUAGE_STATES:
+            return _refused(texts.message("message.not_available"), "the language is chosen before a purchase starts")
+        if not isinstance(language, str) or language not in self.languages():
+            return {"ok": False, "error": f"language {language!r} is not enabled; choose one of "
+                                          f"{', '.join(self.languages())}"}
+        self.language = language
+        if self.flow is not None:
+            self.flow.language = language
+        if self.state == "idle":
+            self._arm_timer()            # a customer who just chose gets the idle screen's full time
+        self._publish()
         return {"ok": True}
+
+    def reset_language(self, event: Any = None) -> None:
+        """Back at idle with nobody choosing: the next customer starts in the default."""
+        self.language = self.languages()[0]
+        self._publish()
+
+    # ---------------------------------------------------------------- service login
+
+    def _check_pin(self, item: _Action) -> None:
+        """The PIN is checked off the table and off the loop (PinGuard runs the hash in a
+        thread and keeps the lockout on disk); its verdict comes back as the
+        `service_login` trigger. The event queue goes on meanwhile."""
+        if self.state != "maintenance_login":
+            item.reply.set_result({"ok": False, "error": "the PIN pad is not open: turn the service switch"})
+            return
+        pin = item.message.get("pin")
+        self._spawn(self._pin_attempt(pin if isinstance(pin, str) else "", item.reply), "service-login")
+
+    async def _pin_attempt(self, pin: str, reply: "asyncio.Future[dict[str, Any]]") -> None:
+        try:
+            verdict = await self.pin_guard.attempt(pin, self._pin_hash())
+        except OSError as exc:
+            # the lockout file cannot be written: refuse rather than count nothing
+            log.error("service login refused: the PIN lockout file cannot be written (%s)", exc)
+            verdict = PinVerdict(False, 60.0, self.pin_guard.failures)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._post(_Trigger("service_login", {"verdict": verdict}, done))
+        await done
+        if reply.done():
+            return
+        if self.state.startswith("maintenance_menu"):
+            reply.set_result({"ok": True})
+        else:
+            reply.set_result(_refused(self._login_error or texts.message("service.locked", wait=0),
+                                      "service login refused"))
 
     # ---------------------------------------------------------------- guards (pure)
 
@@ -509,17 +576,27 @@ class Kiosk:
     def can_start_buy(self, event: Any = None) -> bool:
         return self.is_healthy() and self._active and self._idle_notice() is None
 
-    def _idle_notice(self) -> str | None:
+    def _idle_notice(self) -> dict[str, Any] | None:
+        """Why no purchase may start now, as a message for the customer, or None."""
+        paused = self._paused()
+        return texts.message(paused[0]) if paused else None
+
+    def buy_paused_reason(self) -> str | None:
+        """The same in a technician's words (service menu, refusal replies, logs)."""
+        paused = self._paused()
+        return paused[1] if paused else None
+
+    def _paused(self) -> tuple[str, str] | None:
         if self.settings() is None:
-            return "Buying is paused: waiting for the operator's signed configuration."
+            return "message.buy_paused_no_settings", "waiting for the operator's signed configuration"
         why = self.pricing.why_not()
         if why is not None:
-            return f"Buying is paused: {why}."
+            return "message.buy_paused", why
         reachable = getattr(self.cas, "is_reachable", None)
         if reachable is not None and not reachable(self._max_offline_s()):
-            return "Buying is paused: the kiosk cannot reach its server."
+            return "message.buy_paused_offline", "the kiosk cannot reach its server"
         if self.journal.unresolved_on(self._validator_name()):
-            return "Buying is paused: the note validator is finishing a previous note."
+            return "message.buy_paused_validator", "the note validator is finishing a previous note"
         return None
 
     def _max_offline_s(self) -> float:
@@ -596,13 +673,35 @@ class Kiosk:
         self._publish()
 
     def pin_ok(self, event: Any = None) -> bool:
-        attempt, self._pin_attempt = self._pin_attempt, None
-        ok = check_pin(attempt or "", self._pin_hash())
-        self._login_error = None if ok else "Wrong PIN."
-        self.journal.record_fact("service_login", None, ok=ok)
-        if not ok:
-            self.alert("wrong_pin", "service menu: wrong PIN entered", "warning")
-        return ok
+        """Reads the verdict PinGuard gave (atm.service_lockout); every attempt is journaled
+        and sent to the CAS as an alert. The PIN itself is never in either."""
+        verdict = event.kwargs.get("verdict") if event is not None else None
+        if not isinstance(verdict, PinVerdict):
+            return False
+        self.journal.record_fact("service_login", None, ok=verdict.ok, failures=verdict.failures,
+                                 locked_for_s=round(verdict.locked_for_s))
+        if verdict.ok:
+            self._login_error = None
+            self.alert("service_login", "service menu: technician logged in with the PIN", "info")
+            return True
+        if verdict.locked_for_s > 0:
+            self._login_error = texts.message("service.locked", wait=int(verdict.locked_for_s + 0.999))
+            self.alert("wrong_pin", f"service menu: PIN attempt while locked ({verdict.failures} wrong PINs in a row)",
+                       "critical")
+        else:
+            from atm.service_lockout import FREE_ATTEMPTS, lockout_delay
+            wait = lockout_delay(verdict.failures)
+            self._login_error = (texts.message("service.wrong_pin_locking", wait=int(wait)) if wait > 0 else
+                                 texts.message("service.wrong_pin", left=FREE_ATTEMPTS - verdict.failures))
+            self.alert("wrong_pin", f"service menu: wrong PIN ({verdict.failures} in a row"
+                       + (f", PIN pad locked for {wait:g} s)" if wait > 0 else ")"),
+                       "critical" if wait > 0 else "warning")
+        return False
+
+    def login_refused(self, event: Any = None) -> None:
+        """A wrong PIN restarts the login screen's timer: the technician gets the full time."""
+        self._arm_timer()
+        self._publish()
 
     # ---------------------------------------------------------------- state callbacks
 
@@ -647,6 +746,7 @@ class Kiosk:
 
     def enter_idle(self, event: Any) -> None:
         self.flow = None
+        self.language = self.languages()[0]     # the chosen language lasts for one transaction
         if not self.is_healthy():           # e.g. a door opened while a note was moving
             self._post(_Trigger("recheck"))
         self._light(Light.VALIDATOR, "off")
@@ -654,6 +754,7 @@ class Kiosk:
 
     def enter_scan(self, event: Any) -> None:
         self.flow = BuyFlow(self._flow_context, self.devices.validator, self.settlement, self.pricing)
+        self.flow.language = self.language
         self._call(self.devices.scanner.start_scanning)
         self._light(Light.SCANNER, "blink")
 
@@ -676,6 +777,12 @@ class Kiosk:
 
     def enter_sending(self, event: Any) -> None:
         flow = self._buy_flow()
+        self._sending_since = self._loop.time() if self._loop is not None else None
+        why = getattr(getattr(event, "event", None), "name", None)
+        if flow.has_money_in() and why in ("fault", "door_opened", "service"):
+            # the customer did not choose to stop: say why, and what happens to their cash
+            flow.message = texts.message("message.ended_door" if why in ("door_opened", "service")
+                                         else "message.ended_fault", credited=flow.credited())
         if flow.tx_id:
             flow.close_cash()
             self._spawn(self._settle(flow.tx_id, notify=True), f"send-{flow.tx_id}")
@@ -936,8 +1043,7 @@ class Kiosk:
         if parked is None:
             return
         if self.flow is not None and self.flow.tx_id == parked[0]:
-            self.flow.message = ("We could not confirm your last note. It is recorded and the operator will "
-                                 "settle it; please keep your receipt.")
+            self.flow.message = texts.message("message.note_unconfirmed")
         await self._fire("note_resolved")
 
     async def _settle(self, tx_id: str, notify: bool = False) -> None:
@@ -951,9 +1057,14 @@ class Kiosk:
         except CasError as exc:
             log.warning("send for %s postponed: %s", tx_id, exc)
             if self.flow is not None and self.flow.tx_id == tx_id:
-                self.flow.message = ("Your purchase is recorded. The coins will be sent as soon as the kiosk "
-                             "reaches its server again; keep your receipt.")
+                self.flow.message = texts.message("message.send_postponed")
         if notify:
+            # The sending screen stays long enough to be read, however fast the CAS is.
+            since = self._sending_since
+            if since is not None and self._loop is not None:
+                left = self.sending_min_display_s - (self._loop.time() - since)
+                if left > 0:
+                    await asyncio.sleep(left)
             self._post(_Trigger("sent"))
 
     async def recover(self) -> None:
@@ -1022,29 +1133,13 @@ class Kiosk:
         self._last_receipt_printed = await self._print(flow.receipt(_now()))
         self._publish()
 
-    def _collection_receipt(self, counts: dict[int, int], period_start: float | None) -> Any:
-        from atm import receipts
-        now = _now()
-        start = datetime.fromtimestamp(period_start, timezone.utc) if period_start else now
-        return receipts.cash_collection_receipt(
-            operator=receipts.OperatorInfo(self.config.operator_name, self.config.operator_contact),
-            kiosk_id=self.config.kiosk_id, collection_id=f"collect-{now.strftime('%Y%m%d%H%M%S')}", when=now,
-            cashbox_id="cashbox-1", technician="service menu", period_start=start, period_end=now,
-            counts={Fiat(k, self.config.currency): v for k, v in counts.items()}, currency=self.config.currency,
-            language=self.config.language)
-
-    def _test_receipt(self) -> Any:
-        from hal.printer import Receipt, TextLine
-        return Receipt((TextLine("Printer test", align="center", bold=True),
-                        TextLine(f"Kiosk {self.config.kiosk_id}"), TextLine(_now().isoformat(timespec="seconds"))))
-
     # ---------------------------------------------------------------- sensors, commands, status
 
     async def _on_sensor(self, event: SensorChanged) -> None:
         self.journal.record_fact("sensor", self.tx_id, sensor=event.sensor, active=event.active)
         if event.sensor == "door":
             self._door_open = event.active
-            self.alert("door", "door opened" if event.active else "door closed",
+            self.alert("door_open" if event.active else "door_closed", "door opened" if event.active else "door closed",
                        "warning" if event.active else "info")
             await self._fire("door_opened" if event.active else "recheck")
         elif event.sensor == "service_switch" and event.active:
@@ -1103,8 +1198,7 @@ class Kiosk:
                 self._journal_error = self._journal_error or str(exc)
         upload = getattr(self.cas, "report_alert", None)
         if upload is not None:
-            # CasClient.report_alert and the stand-in's take the detail as a mapping
-            coro = upload(kind, {"text": text}, severity)
+            coro = upload(kind, {"text": text, "tx_id": self.tx_id}, severity)
         elif (upload := getattr(self.cas, "report_event", None)) is not None:
             coro = upload("alert", {"kind": kind, "text": text, "severity": severity})
         else:
@@ -1118,27 +1212,14 @@ class Kiosk:
         return dict(self._health)
 
     def service_status(self) -> dict[str, Any]:
-        devices = []
-        for kind, device in self.devices.items():
-            health = self._health.get(kind, _Health())
-            devices.append({"name": getattr(device, "name", kind), "kind": kind, "state": health.state.value,
-                            "detail": health.detail, "driver": type(device).__name__})
-        counts = self.journal.cashbox_counts()
-        total = sum(k * v for k, v in counts.items())
-        cas_status = getattr(self.cas, "status", None)
-        return {
-            "kiosk_id": self.config.kiosk_id, "state": self.state, "active": self._active,
-            "devices": devices,
-            "cash": {"cashbox": {"status": self._cashbox.value, "notes": {str(k): v for k, v in counts.items()},
-                                 "total": str(Fiat(total, self.config.currency))},
-                     "paper": self._paper.value,
-                     "cassettes": self._cassette_status()},
-            "journal": {"open": len(self.journal.transactions(("open", "sending"))),
-                        "reconciliation": [{"id": r["id"], "summary": r["summary"]}
-                                           for r in self.journal.reconciliation_items()]},
-            "cas": cas_status() if cas_status else {},
-            "alerts": list(self._alerts)[::-1],
-        }
+        """Everything the service menu shows (atm.service_menu builds it), with the
+        dispenser's cassette books."""
+        status = self.service_menu.status()
+        if isinstance(status.get("cash"), dict):
+            status["cash"]["cassettes"] = self._cassette_status()
+        else:
+            status["cassettes"] = self._cassette_status()
+        return status
 
     def _cassette_status(self) -> dict[str, Any]:
         """The dispenser's books for the service menu: per cassette count and status."""
@@ -1160,27 +1241,39 @@ class Kiosk:
             queue.put_nowait(self._screen)
 
     def _screen_for(self, state: str) -> tuple[str, dict[str, Any]]:
-        currency = self.config.currency
+        """The screen's name and data. Words are never in here: the page draws them from
+        the language files (atm/locale) by key; messages are atm.texts.message() dicts."""
         # seconds actually left, so a screen sent again mid-countdown shows the right number
         timeout_s = (max(0, round(self._deadline - self._loop.time()))
                      if self._deadline is not None and self._loop is not None else None)
+        common = {"language": self.language, "operator": {"name": self.config.operator_name,
+                                                          "contact": self.config.operator_contact}}
         if state == "booting":
-            return "booting", {}
+            return "booting", common
         if state == "idle":
             quote = self.pricing.fresh()
-            rate = f"{quote.rate:,.2f} {currency}/BTC" if quote else None
-            return "idle", {"buy_enabled": self.can_start_buy(), "sell_enabled": self.can_start_sell(),
-                            "redeem_enabled": self.can_start_redeem(), "rate": rate,
-                            "currency": currency, "notice": self._idle_notice(), **self.pricing.terms()}
+            rate = f"{quote.rate:,.2f} {self.config.currency}/BTC" if quote else None
+            return "idle", {**common, **self._offer(), "rate": rate, "buy_enabled": self.can_start_buy(),
+                            "sell_enabled": self.can_start_sell(), "redeem_enabled": self.can_start_redeem(),
+                            "languages": self._language_choice(), "notice": self._idle_notice(),
+                            "timeout_s": None}
         screen = {"buy_scan": "scan_address", "buy_cash": "insert_cash", "buy_confirm": "confirm",
                   "buy_sending": "sending", "buy_receipt": "receipt"}.get(state)
         if screen is not None:
             data = self.flow.screen_data(screen) if self.flow is not None else {}
+            if screen in ("scan_address", "insert_cash"):
+                data = {**self._offer(), **data}
+            if screen == "scan_address":
+                data["languages"] = self._language_choice()
             if screen in ("insert_cash", "confirm"):
                 data["receipt_available"] = self._receipt_available()
+            if screen == "insert_cash" and self.flow is not None and self.flow.tx_id:
+                data["notes_in"] = [str(Fiat(v, self.config.currency))
+                                    for v in self.journal.credited_notes(self.flow.tx_id)]
             if screen == "receipt":
                 data["printed"] = bool(self._last_receipt_printed)
-            return screen, {**data, "timeout_s": timeout_s}
+                data.update(self._receipt_proof())
+            return screen, {**common, **data, "timeout_s": timeout_s}
         cash_out = {"sell_amount": "sell_amount", "sell_invoice": "sell_wait", "sell_pay": "sell_pay",
                     "sell_dispensing": "dispensing", "sell_receipt": "sell_receipt", "redeem_scan": "redeem_scan",
                     "redeem_checking": "redeem_wait", "redeem_dispensing": "dispensing",
@@ -1189,22 +1282,64 @@ class Kiosk:
             data = self.flow.screen_data(cash_out) if self.flow is not None else {}
             if cash_out.endswith("receipt"):
                 data["printed"] = bool(self._last_receipt_printed)
-            return cash_out, {**data, "timeout_s": timeout_s}
+            return cash_out, {**common, **data, "timeout_s": timeout_s}
         if state.startswith("out_"):
-            reasons = {"out_fault": self._fault_reason(), "out_door": "The service door is open.",
-                       "out_deactivated": "This kiosk has been switched off by its operator."}
-            return "out_of_service", {"reason": reasons.get(state, "Out of service"), "timeout_s": timeout_s}
+            # the customer reads who to call; the technical reason is in the service menu and alerts
+            return "out_of_service", {**common, "kind": state.removeprefix("out_"), "timeout_s": None}
         if state == "maintenance_login":
-            return "maintenance_login", {"error": self._login_error, "timeout_s": timeout_s}
+            return "maintenance_login", {**common, "language": self.config.language, "error": self._login_error,
+                                         "locked_for_s": round(self.pin_guard.locked_for()),
+                                         "timeout_s": timeout_s}
         if state == "maintenance_menu":
-            return "maintenance", {**self.service_status(), "timeout_s": timeout_s}
-        return "booting", {}
+            return "maintenance", {**self.service_status(), **common, "language": self.config.language,
+                                   "timeout_s": timeout_s}
+        return "booting", common
+
+    async def _read_denominations(self) -> None:
+        try:
+            notes = await asyncio.to_thread(lambda: list(self.devices.validator.denominations))
+        except (DeviceError, AttributeError) as exc:
+            log.warning("the validator's notes cannot be read: %s", exc)
+            return
+        if notes != self._denominations:
+            self._denominations = notes
+            self._publish()
+
+    def _language_choice(self) -> list[dict[str, str]]:
+        """The languages to offer, each named in itself (from its own language file)."""
+        return [{"code": code, "name": texts.text(code, "language.name")} for code in self.languages()]
+
+    def _offer(self) -> dict[str, Any]:
+        """What a customer must know before any money moves: price with fees, fee terms,
+        limits, the notes taken, whether a receipt can be printed."""
+        currency = self.config.currency
+        notes = [d for d in self._denominations if d.currency == currency]
+        return {**self.pricing.terms(), "currency": currency, "notes": [str(d) for d in sorted(notes)],
+                "receipt_available": self._receipt_available()}
+
+    def _receipt_proof(self) -> dict[str, Any]:
+        """The transaction id as a QR (SVG, drawn here: the page loads nothing from outside),
+        and the date, for a customer to photograph when no paper came out."""
+        tx_id = self.tx_id
+        if not tx_id:
+            return {}
+        import segno
+        return {"tx_id": tx_id, "tx_qr": segno.make(tx_id, error="m").svg_data_uri(scale=6, border=2),
+                "date": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")}
 
     def _receipt_available(self) -> bool:
         """Promise a receipt only to a printer that is online with paper."""
         health = self._health.get("printer")
         return (self.devices.printer is not None and health is not None
                 and health.state in (DeviceState.ONLINE, DeviceState.BUSY) and self._paper != PaperState.OUT)
+
+    def out_of_service_reason(self) -> str:
+        """Why the kiosk is out of service, in a technician's words (service menu, alerts)."""
+        if self.state == "out_door":
+            return "the service door is open"
+        if self.state == "out_deactivated":
+            return "deactivated (remotely by the operator, or by a technician)"
+        return self._fault_reason()
 
     def _fault_reason(self) -> str:
         if self._journal_error is not None:
@@ -1237,3 +1372,9 @@ class Kiosk:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _refused(why: Mapping[str, Any], detail: str) -> dict[str, Any]:
+    """A refused action: `message` is what the page shows (in the customer's language),
+    `error` the same for a log line or a test, in English."""
+    return {"ok": False, "error": detail, "message": dict(why)}

@@ -78,7 +78,7 @@ TRANSITIONS: list[dict[str, Any]] = [
 
     # idle
     {"trigger": "start_buy", "source": "idle", "dest": "buy_scan", "conditions": "can_start_buy"},
-    {"trigger": "timeout", "source": "idle", "dest": None, "after": "refresh_screen"},
+    {"trigger": "timeout", "source": "idle", "dest": None, "after": "reset_language"},
 
     # buy: scan the wallet address
     {"trigger": "scanned", "source": "buy_scan", "dest": "buy_cash", "conditions": "accept_address"},
@@ -179,10 +179,11 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "timeout", "source": ["out_fault", "out_door"], "dest": "idle", "conditions": ["is_healthy", "is_active"]},
     {"trigger": "timeout", "source": "out", "dest": None, "after": "refresh_screen"},
 
-    # maintenance: service switch, or the hidden corner on idle / out of service screens
+    # maintenance: only the physical service switch fires `service` (no screen action does);
+    # `service_login` carries PinGuard's verdict, checked off the table (atm.kiosk)
     {"trigger": "service", "source": ["idle", "out"], "dest": "maintenance_login"},
     {"trigger": "service_login", "source": "maintenance_login", "dest": "maintenance_menu", "conditions": "pin_ok"},
-    {"trigger": "service_login", "source": "maintenance_login", "dest": None, "after": "refresh_screen"},
+    {"trigger": "service_login", "source": "maintenance_login", "dest": None, "after": "login_refused"},
     {"trigger": "cancel", "source": "maintenance_login", "dest": "idle", "conditions": ["is_healthy", "is_active"]},
     {"trigger": "cancel", "source": "maintenance_login", "dest": "out_fault"},
     {"trigger": "service_exit", "source": "maintenance", "dest": "idle", "conditions": ["is_healthy", "is_active"]},

@@ -55,7 +55,7 @@ async def test_a_journal_failure_during_a_customer_action_answers_and_goes_out_o
         reply = await asyncio.wait_for(h.act("confirm"), 10)   # enter_sending must journal: it cannot
         assert reply["ok"] is False and reply["error"]
         await h.wait_for(lambda: h.screen == "out_of_service")
-        assert "journal" in h.data["reason"] and "no cash" in h.data["reason"]
+        assert "journal" in h.kiosk.out_of_service_reason() and "no cash" in h.kiosk.out_of_service_reason()
         assert h.validator.state_info()["enabled"] is False
         assert (await h.act("start_buy"))["ok"] is False
         assert h.cas.sent() == []                         # nothing sent without a journaled request
@@ -77,7 +77,7 @@ async def test_a_credit_the_journal_cannot_write_is_not_acknowledged_and_the_kio
         h.journal.record_credit = disk_full
         assert h.validator.insert_note(2000)
         await h.wait_for(lambda: h.screen == "out_of_service")
-        assert "journal" in h.data["reason"] and h.validator.state_info()["enabled"] is False
+        assert "journal" in h.kiosk.out_of_service_reason() and h.validator.state_info()["enabled"] is False
         assert h.validator.state_info()["stalled"] == 2000        # the device was never acknowledged
         assert h.validator.cashbox == [] and h.journal.credited(tx_id).minor == 0
 
@@ -97,7 +97,7 @@ async def test_no_log_line_carries_the_technician_pin_when_a_login_fails_inside(
     caplog.set_level(logging.DEBUG)
     async with Harness(tmp_path) as h:
         await h.wait_for(lambda: h.screen == "idle")
-        assert (await h.act("open_service"))["ok"]
+        h.sensors.pin("service_switch").drive_high()
         await h.wait_for(lambda: h.screen == "maintenance_login")
         _break_journal(h).fail = True                      # pin_ok journals the attempt: it fails
         reply = await asyncio.wait_for(h.act("service_login", pin=PIN), 10)
@@ -129,7 +129,30 @@ async def test_background_work_survives_any_exception_and_boot_is_not_stopped(tm
 
 
 async def test_alerts_are_journaled_and_handed_to_the_cas_link_for_upload(tmp_path):
-    class Reporting(StandinCas):
+    """The kiosk's alerts reach the CAS link's durable alert queue in the link's own
+    vocabulary (atm.cas.alerts): a detail mapping, a known severity. Catches a kiosk
+    that hands the link a shape it refuses (the upload then dies in the background)."""
+    h = Harness(tmp_path)
+    async with h:
+        await h.wait_for(lambda: h.screen == "idle")
+        h.sensors.pin("door").drive_high()
+        await h.wait_for(lambda: any(a["kind"] == "door_open" for a in h.cas.alerts()))
+        h.sensors.pin("door").drive_low()
+        await h.wait_for(lambda: h.screen == "idle")
+        h.sensors.pin("service_switch").drive_high()
+        await h.wait_for(lambda: h.screen == "maintenance_login")
+        await h.act("service_login", pin="000000")
+        await h.wait_for(lambda: any(a["kind"] == "wrong_pin" for a in h.cas.alerts()))
+        journaled = " ".join(f["data"] for f in h.journal.facts("alert"))
+    door = next(a for a in h.cas.alerts() if a["kind"] == "door_open")
+    assert door["severity"] == "warning" and door["detail"]["text"] == "door opened"
+    assert '"alert": "door_open"' in journaled and '"alert": "wrong_pin"' in journaled
+
+
+async def test_alerts_fall_back_to_report_event_on_a_link_without_an_alert_queue(tmp_path):
+    class EventsOnly(StandinCas):
+        report_alert = None                         # an older CAS link: events only
+
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.events: list[tuple[str, dict]] = []
@@ -139,29 +162,24 @@ async def test_alerts_are_journaled_and_handed_to_the_cas_link_for_upload(tmp_pa
             return str(len(self.events))
 
     h = Harness(tmp_path)
-    reporting = Reporting(tmp_path / "ledger.sqlite", settings=h.cas.settings())
+    reporting = EventsOnly(tmp_path / "ledger.sqlite", settings=h.cas.settings())
     h.kiosk.cas = h.kiosk.pricing.cas = h.kiosk.settlement.cas = reporting
     async with h:
         await h.wait_for(lambda: h.screen == "idle")
         h.sensors.pin("door").drive_high()
-        await h.wait_for(lambda: any(d["kind"] == "door" for _, d in reporting.events))
-        h.sensors.pin("door").drive_low()
-        await h.wait_for(lambda: h.screen == "idle")
-        await h.act("open_service")
-        await h.act("service_login", pin="0000")
-        await h.wait_for(lambda: any(d["kind"] == "wrong_pin" for _, d in reporting.events))
-        journaled = " ".join(f["data"] for f in h.journal.facts("alert"))
+        await h.wait_for(lambda: any(d["kind"] == "door_open" for _, d in reporting.events))
     assert all(kind == "alert" for kind, _ in reporting.events)
-    assert '"alert": "door"' in journaled and '"alert": "wrong_pin"' in journaled
 
 
 async def test_alerts_survive_in_the_journal_without_a_cas_upload(tmp_path):
-    async with Harness(tmp_path) as h:               # the stand-in CAS offers no upload
+    h = Harness(tmp_path)
+    h.kiosk.cas.report_alert = None                  # no upload path at all: the journal keeps it
+    async with h:
         await h.wait_for(lambda: h.screen == "idle")
         h.sensors.pin("door").drive_high()
         await h.wait_for(lambda: h.screen == "out_of_service")
         kinds = [f["data"] for f in h.journal.facts("alert")]
-        assert any('"alert": "door"' in k and '"severity": "warning"' in k for k in kinds)
+        assert any('"alert": "door_open"' in k and '"severity": "warning"' in k for k in kinds)
 
 
 async def test_no_receipt_is_promised_while_the_printer_is_offline(tmp_path):

@@ -454,11 +454,14 @@ def test_printer_that_was_off_at_open_comes_online_by_itself(events):
 
 
 def test_close_ends_the_reconnect_retries(events):
-    printer = EscposPrinter("socket://127.0.0.1:1", retry_initial_s=0.01, retry_max_s=0.02)
+    # A name of its own: other tests' printers (all called "printer") may still be winding down.
+    printer = EscposPrinter("socket://127.0.0.1:1", name="closing-printer", retry_initial_s=0.01, retry_max_s=0.02)
     with pytest.raises(PortError):
         printer.open(events.append)
+    retrying = [t for t in threading.enumerate() if t.name == "closing-printer-reconnect"]
+    assert retrying and retrying[0].is_alive()
     printer.close()
-    assert not any(t.name == "printer-reconnect" and t.is_alive() for t in threading.enumerate())
+    assert not retrying[0].is_alive()
 
 
 @pytest.mark.parametrize("initial, most", [(0, 1), (-1, 1), (2, 1)])

@@ -795,6 +795,7 @@ class Kiosk:
 
     def enter_sell_amount(self, event: Any) -> None:
         self.flow = SellFlow(self._flow_context, self.devices.dispenser, self.redeem_codes)
+        self.flow.language = self.language
 
     def _cash_out_spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -884,6 +885,7 @@ class Kiosk:
 
     def enter_redeem_scan(self, event: Any) -> None:
         self.flow = RedeemFlow(self._flow_context, self.devices.dispenser, self.redeem_codes)
+        self.flow.language = self.language
         self._call(self.devices.scanner.start_scanning)
         self._light(Light.SCANNER, "blink")
 

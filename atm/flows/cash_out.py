@@ -55,6 +55,11 @@ class CashOutFlow(TransactionFlow):
         self.failed_units: set[str] = set()
         self.outcome_note: str | None = None     # what to tell the customer about the payout
 
+    def say(self, key: str, **values: Any) -> str:
+        """A customer text in the customer's language (atm/locale/*.toml)."""
+        from atm import texts
+        return texts.text(self.language or self.ctx.config.language, key, **values)
+
     # -- guards ----------------------------------------------------------------------------
 
     def money_in_flight(self) -> bool:

@@ -21,7 +21,7 @@ from atm.cas.interface import CasError, PaymentRefused
 from atm.flows.base import FlowContext
 from atm.flows.cash_out import CashOutFlow
 from atm import texts
-from atm.flows.sell import prove_and_entitle, policy_words, say, sell_settings
+from atm.flows.sell import prove_and_entitle, policy_words, sell_settings
 from atm.journal import JournalError
 from atm.redeem_codes import RedeemCodeError, RedeemCodes
 
@@ -46,7 +46,7 @@ class RedeemFlow(CashOutFlow):
         try:
             claim = self.codes.check(text)
         except RedeemCodeError as exc:
-            self.message = say(self.ctx, {"not_a_code": "redeem.not_a_code", "other_kiosk": "redeem.other_kiosk"}
+            self.message = self.say({"not_a_code": "redeem.not_a_code", "other_kiosk": "redeem.other_kiosk"}
                                .get(exc.reason, "redeem.invalid"))
             if exc.reason == "forged":
                 self.ctx.alert("redeem_forged", "a forged redeem code was scanned", "warning")
@@ -54,14 +54,14 @@ class RedeemFlow(CashOutFlow):
         journal = self.ctx.journal
         row = journal.redeem_code(claim.tx_id)
         if row is None or journal.code_hash(text) != row["code_hash"]:
-            self.message = say(self.ctx, "redeem.unknown_code")
+            self.message = self.say("redeem.unknown_code")
             return "redeem_refused"
         self.tx_id, self.code = claim.tx_id, text.strip()
         if row["state"] == "redeemed":
-            self.message = say(self.ctx, "redeem.already_paid")
+            self.message = self.say("redeem.already_paid")
             return "redeem_refused"
         if row["state"] != "issued":
-            self.message = say(self.ctx, "redeem.in_progress")
+            self.message = self.say("redeem.in_progress")
             return "redeem_refused"
         deposit = journal.deposit(claim.tx_id) or {}
         if deposit.get("state") != "proven":
@@ -70,30 +70,30 @@ class RedeemFlow(CashOutFlow):
                 return "redeem_refused"
             if verdict != "pay":
                 deposit = journal.deposit(claim.tx_id) or {}
-                self.message = policy_words(self.ctx, verdict, self._policy(verdict))
+                self.message = policy_words(self.ctx, verdict, self._policy(verdict), language=self.language)
                 journal.set_status(claim.tx_id, "completed", "tx_completed")
                 return "redeem_refused"
         owed = self.owed()
         if owed.minor <= 0:
-            self.message = say(self.ctx, "redeem.nothing_owed")
+            self.message = self.say("redeem.nothing_owed")
             return "redeem_refused"
         plan = self.plan(owed)
         value = owed
         if plan is None:
             best = self.largest_payable(owed)
             if best is None:
-                self.message = say(self.ctx, "redeem.cannot_pay_now")
+                self.message = self.say("redeem.cannot_pay_now")
                 return "redeem_refused"
             value, plan = best
         request_id = f"{claim.tx_id}-r{uuid.uuid4().hex[:8]}"
         try:
             won = journal.claim_redeem(self.code, claim.tx_id, request_id, self._device(), plan, value)
         except JournalError as exc:              # a dispense of this sale still has no answer
-            self.message = say(self.ctx, "redeem.blocked")
+            self.message = self.say("redeem.blocked")
             self.ctx.alert("redeem_blocked", f"redeem {claim.tx_id}: {exc}", "warning")
             return "redeem_refused"
         if not won:
-            self.message = say(self.ctx, "redeem.in_progress")
+            self.message = self.say("redeem.in_progress")
             return "redeem_refused"
         self.dispenses += 1
         self.send(request_id, plan)
@@ -103,21 +103,21 @@ class RedeemFlow(CashOutFlow):
         sell = sell_settings(self.ctx)
         check = getattr(self.ctx.cas, "sell_payment", None)
         if sell is None or check is None:
-            self.message = say(self.ctx, "redeem.unavailable")
+            self.message = self.say("redeem.unavailable")
             return None
         try:
             payment = await check(tx_id)
         except PaymentRefused as exc:
             self.ctx.alert("payment_refused", f"redeem {tx_id}: payment evidence refused ({exc.reason}): {exc}",
                            "critical")
-            self.message = say(self.ctx, "redeem.not_verified")
+            self.message = self.say("redeem.not_verified")
             return None
         except CasError:
-            self.message = say(self.ctx, "redeem.cannot_check")
+            self.message = self.say("redeem.cannot_check")
             return None
         verdict = prove_and_entitle(self.ctx, tx_id, payment, sell)
         if verdict is None:
-            self.message = say(self.ctx, "redeem.not_confirmed")
+            self.message = self.say("redeem.not_confirmed")
             return None
         return verdict.value
 
@@ -153,9 +153,9 @@ class RedeemFlow(CashOutFlow):
             self.message = None
         elif unknown:
             journal.park(self.tx_id, f"redeem {self.tx_id}: a dispense has an unknown outcome")
-            self.message = say(self.ctx, "sell.unknown")
+            self.message = self.say("sell.unknown")
         else:
-            self.message = say(self.ctx, "redeem.partial", amount=str(self.owed()))
+            self.message = self.say("redeem.partial", amount=str(self.owed()))
         return "dispensed"
 
     def abandon(self) -> None:
@@ -174,11 +174,11 @@ class RedeemFlow(CashOutFlow):
             tx_id=self.tx_id, when=when, cash=self.paid_now, fee=Fiat(deposit.get("fee_minor") or 0, config.currency),
             rate=Decimal(deposit.get("rate") or 0), currency=config.currency,
             sats=Sats(int(deposit.get("sats_received") or 0)), address=deposit.get("address") or "",
-            txid=deposit.get("txid"), language=config.language)
+            txid=deposit.get("txid"), language=self.language or config.language)
 
     def screen_data(self, screen: str) -> dict[str, Any]:
         data: dict[str, Any] = {"currency": self.ctx.config.currency, "message": self.message,
-                                "labels": dict(texts.catalogue(self.ctx.config.language).get("sell_screen", {}))}
+                                "labels": dict(texts.catalogue(self.language or self.ctx.config.language).get("sell_screen", {}))}
         if self.tx_id is not None and screen == "redeem_receipt":
             data.update(tx_id=self.tx_id, paid_out=str(self.paid_now),
                         owed=str(self.owed()) if self.ctx.journal.deposit(self.tx_id) else None)

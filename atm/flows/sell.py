@@ -76,20 +76,22 @@ def prove_and_entitle(ctx: FlowContext, tx_id: str, payment: Any, sell: SellSett
     return verdict.verdict
 
 
-def say(ctx: FlowContext, key: str, **values: Any) -> str:
-    """A customer text from the language files (atm/locale/*.toml)."""
-    return texts.text(ctx.config.language, key, **values)
+def say(ctx: FlowContext, key: str, *, language: str | None = None, **values: Any) -> str:
+    """A customer text from the language files (atm/locale/*.toml), in the customer's
+    language where they chose one."""
+    return texts.text(language or ctx.config.language, key, **values)
 
 
-def policy_words(ctx: FlowContext, verdict: str | None, policy: str, excess_sats: int = 0) -> str:
+def policy_words(ctx: FlowContext, verdict: str | None, policy: str, excess_sats: int = 0,
+                 language: str | None = None) -> str:
     """The signed policy, in words for the customer."""
-    keep = say(ctx, "sell.keep_hold" if policy == "hold" else "sell.keep_refund")
+    keep = say(ctx, "sell.keep_hold" if policy == "hold" else "sell.keep_refund", language=language)
     if verdict == PaymentVerdict.UNDERPAID.value:
-        return say(ctx, "sell.underpaid") + " " + keep
+        return say(ctx, "sell.underpaid", language=language) + " " + keep
     if verdict == PaymentVerdict.LATE.value:
-        return say(ctx, "sell.late") + " " + keep
+        return say(ctx, "sell.late", language=language) + " " + keep
     if excess_sats:
-        return say(ctx, "sell.overpaid", sats=excess_sats) + " " + keep
+        return say(ctx, "sell.overpaid", language=language, sats=excess_sats) + " " + keep
     return ""
 
 
@@ -109,6 +111,7 @@ class SellFlow(CashOutFlow):
         self.redeem_code: str | None = None
         self.shown_address = False
         self.error: str | None = None            # why a choice was refused (for the screen)
+        self.error_key: str | None = None        # ...as a key of the language files
         self.status_text = ""                    # what the kiosk waits for, from sell_payment
 
     # -- guards ----------------------------------------------------------------------------
@@ -118,8 +121,12 @@ class SellFlow(CashOutFlow):
         payout or a redeem code, never silently."""
         return self.shown_address
 
-    def why_not(self, action: str) -> str | None:
-        return self.error
+    def why_not(self, action: str) -> dict[str, Any] | None:
+        return texts.message(self.error_key) if self.error_key else None
+
+    def _refuse(self, key: str) -> bool:
+        self.error_key, self.error = key, self.say(key)
+        return False
 
     # -- choose an amount --------------------------------------------------------------------
 
@@ -128,21 +135,17 @@ class SellFlow(CashOutFlow):
 
     def choose(self, minor: Any, rate: Decimal | None) -> bool:
         """The customer picked an amount: price it and journal the sale (before the CAS is asked)."""
-        self.error = None
+        self.error = self.error_key = None
         sell = sell_settings(self.ctx)
         if sell is None:
-            self.error = say(self.ctx, "sell.not_available")
-            return False
+            return self._refuse("sell.not_available")
         if isinstance(minor, bool) or not isinstance(minor, int):
-            self.error = say(self.ctx, "sell.choose_shown")
-            return False
+            return self._refuse("sell.choose_shown")
         cash = Fiat(minor, self.ctx.config.currency)
         if cash not in payable_in_limits(self.ctx, self.dispenser):
-            self.error = say(self.ctx, "sell.cannot_pay")
-            return False
+            return self._refuse("sell.cannot_pay")
         if rate is None:
-            self.error = say(self.ctx, "sell.no_price")
-            return False
+            return self._refuse("sell.no_price")
         quote = SellQuote(cash.currency, rate, sell.fee_percent, sell.fixed_fee)
         sats, fee = quote.sats_for(cash)
         tx_id = f"sell-{uuid.uuid4().hex[:16]}"
@@ -164,7 +167,7 @@ class SellFlow(CashOutFlow):
         except CasError as exc:
             if not isinstance(exc, CasUnavailable):
                 self.ctx.alert("sell_refused", f"sale {self.tx_id}: {exc}", "critical")
-            self.message = say(self.ctx, "sell.not_available")
+            self.message = self.say("sell.not_available")
             self.ctx.journal.finish(self.tx_id, "canceled")
             return "sell_refused"
         expires = min(float(invoice.expires_at), time.time() + sell.invoice_ttl_s)
@@ -196,7 +199,7 @@ class SellFlow(CashOutFlow):
                            "critical")
             return None
         except CasError as exc:
-            self.status_text = say(self.ctx, "sell.waiting_network")
+            self.status_text = self.say("sell.waiting_network")
             return None
         self.status_text = payment.detail
         verdict = prove_and_entitle(self.ctx, self.tx_id, payment, sell)
@@ -208,7 +211,7 @@ class SellFlow(CashOutFlow):
     def unpaid(self) -> None:
         """A proven payment that entitles to no cash (under- or late payment)."""
         assert self.tx_id is not None
-        self.message = policy_words(self.ctx, self.verdict, self._policy())
+        self.message = policy_words(self.ctx, self.verdict, self._policy(), language=self.language)
         self.ctx.journal.finish(self.tx_id, "completed")
 
     def _policy(self) -> str:
@@ -222,7 +225,7 @@ class SellFlow(CashOutFlow):
         for this address is collected later with a redeem code, once proven."""
         assert self.tx_id is not None
         self.issue_code(Fiat.zero(self.ctx.config.currency))
-        self.message = say(self.ctx, "sell.not_confirmed")
+        self.message = self.say("sell.not_confirmed")
 
     def issue_code(self, owed: Fiat) -> None:
         assert self.tx_id is not None
@@ -266,16 +269,16 @@ class SellFlow(CashOutFlow):
             self.ctx.journal.finish(self.tx_id, "completed")
             deposit = self.ctx.journal.deposit(self.tx_id) or {}
             excess = int(deposit.get("sats_received", 0)) - int(deposit.get("sats_due", 0))
-            self.message = policy_words(self.ctx, None, self._policy(), max(0, excess)) or None
+            self.message = policy_words(self.ctx, None, self._policy(), max(0, excess), language=self.language) or None
         else:
             if owed.minor > 0:
                 self.issue_code(owed)
             if unknown:
                 self.ctx.journal.park(self.tx_id, f"sale {self.tx_id}: a dispense has an unknown outcome")
-                self.message = say(self.ctx, "sell.unknown") + (
-                    " " + say(self.ctx, "sell.unknown_rest") if owed.minor else "")
+                self.message = self.say("sell.unknown") + (
+                    " " + self.say("sell.unknown_rest") if owed.minor else "")
             else:
-                self.message = say(self.ctx, "sell.partial", amount=str(owed))
+                self.message = self.say("sell.partial", amount=str(owed))
         return "dispensed"
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -299,7 +302,7 @@ class SellFlow(CashOutFlow):
         common = dict(operator=operator, kiosk_id=config.kiosk_id, tx_id=self.tx_id, when=when,
                       fee=self.fee or Fiat.zero(config.currency), rate=self.rate or Decimal(0),
                       currency=config.currency, sats=Sats(int(deposit.get("sats_received") or 0)),
-                      language=config.language)
+                      language=self.language or config.language)
         if self.redeem_code:
             owed = self.owed()
             return receipts.redeem_receipt(cash=owed if owed.minor else self.cash, redeem_code=self.redeem_code,
@@ -310,7 +313,7 @@ class SellFlow(CashOutFlow):
     def screen_data(self, screen: str) -> dict[str, Any]:
         currency = self.ctx.config.currency
         data: dict[str, Any] = {"currency": currency, "message": self.message, "error": self.error,
-                                "labels": dict(texts.catalogue(self.ctx.config.language).get("sell_screen", {}))}
+                                "labels": dict(texts.catalogue(self.language or self.ctx.config.language).get("sell_screen", {}))}
         if screen == "sell_amount":
             sell = sell_settings(self.ctx)
             data["amounts"] = [{"minor": a.minor, "text": str(a)} for a in self.amounts()]

@@ -817,7 +817,7 @@ class Kiosk:
             self._cash_out_task.cancel()
         flow = self.flow
         if isinstance(flow, SellFlow) and flow.tx_id:
-            flow.message = "Selling is not available right now. Nothing was charged."
+            flow.message = flow.say("sell.not_available")
             if self.journal.transaction(flow.tx_id)["status"] == "open":
                 self.journal.finish(flow.tx_id, "canceled")
 

@@ -1198,17 +1198,23 @@ class Kiosk:
                 self.journal.record_fact("alert", self.tx_id, alert=kind, text=text, severity=severity)
             except JournalWriteError as exc:
                 self._journal_error = self._journal_error or str(exc)
-        upload = getattr(self.cas, "report_alert", None)
-        if upload is not None:
-            coro = upload(kind, {"text": text, "tx_id": self.tx_id}, severity)
-        elif (upload := getattr(self.cas, "report_event", None)) is not None:
-            coro = upload("alert", {"kind": kind, "text": text, "severity": severity})
-        else:
-            return
+        coro = self._upload_alert(kind, {"text": text, "tx_id": self.tx_id}, severity)
         try:
-            self._spawn(self._guarded("alert upload", coro), "alert-upload")
+            self._spawn(coro, "alert-upload")
         except RuntimeError:                    # no running loop (shutting down): journaled anyway
             coro.close()
+
+    async def _upload_alert(self, kind: str, detail: dict[str, Any], severity: str) -> None:
+        """Hand one alert to the CAS link's durable queue. A failure here is logged and
+        never raised as another alert: that alert's upload would fail the same way, for ever."""
+        try:
+            if (upload := getattr(self.cas, "report_alert", None)) is not None:
+                await upload(kind, detail, severity)
+            elif (upload := getattr(self.cas, "report_event", None)) is not None:
+                await upload("alert", {"kind": kind, "severity": severity, **detail})
+        except Exception as exc:
+            log.error("alert %s could not be queued for the CAS: %s (it is in the journal)", kind,
+                      type(exc).__name__)
 
     def device_health(self) -> dict[str, _Health]:
         return dict(self._health)

@@ -211,3 +211,24 @@ def test_cashbox_counts_follow_the_journal_order_even_when_the_clock_steps_back(
     journal.record_credit(NoteCredited(device="validator", value=Fiat(5000, EUR), code="2"))
     assert journal.cashbox_counts() == {5000: 1}
     journal.close()
+
+
+async def test_a_failing_alert_upload_is_logged_once_and_never_becomes_an_alert_loop(tmp_path, caplog):
+    """Mutation caught: raising an "internal" alert when an alert upload fails (its upload
+    fails the same way, and the kiosk spins alerting about alerts)."""
+    h = Harness(tmp_path)
+    calls: list[str] = []
+
+    async def broken_queue(kind: str, detail: Any = None, severity: str = "warning") -> str:
+        calls.append(kind)
+        raise OSError("disk full")
+
+    h.kiosk.cas.report_alert = broken_queue
+    async with h:
+        await h.wait_for(lambda: h.screen == "idle")
+        h.sensors.pin("door").drive_high()
+        await h.wait_for(lambda: "door_open" in calls)
+        for _ in range(20):                          # give a loop every chance to show itself
+            await asyncio.sleep(0.01)
+    assert calls.count("door_open") == 1 and "internal" not in calls
+    assert "could not be queued for the CAS: OSError" in caplog.text

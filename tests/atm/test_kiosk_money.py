@@ -35,7 +35,7 @@ async def test_the_send_uses_the_confirmed_rate_when_the_cas_simulator_changes_i
     from simulators.cas.harness import SimulatedOperator
     async with SimulatedOperator(tmp_path / "op", rates={"EUR": "60000"}) as operator:
         client = operator.client(poll_interval_s=0.05, timeout_s=2.0)
-        client.rate_max_age_s = 0               # every quote asks the simulator again
+        client.rate_max_age_s = 0.2             # a quote older than this asks the simulator again
         await client.poll_once()
         h = Harness(tmp_path, cas=client)
         async with h:
@@ -43,6 +43,7 @@ async def test_the_send_uses_the_confirmed_rate_when_the_cas_simulator_changes_i
             await _buy_to_confirm(h, 2000)
             assert h.data["rate"] == "60,000.00 EUR/BTC"
             operator.cas.set_rate("EUR", "30000")        # between confirm and send
+            await client.poll_once()
             await h.kiosk._refresh_quote()
             assert h.kiosk.pricing.quote.rate == Decimal("30000")
             assert (await h.act("confirm"))["ok"]

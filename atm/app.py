@@ -119,6 +119,7 @@ def simulated_settings(config: Config) -> dict[str, Any]:
         "currency": config.currency, "min_buy_minor": config.min_buy.minor, "max_buy_minor": config.max_buy.minor,
         "fee_percent": config.fee_percent, "fixed_fee_minor": config.fixed_fee.minor,
         "rate_bounds": {config.currency: [str(low), str(high)]}, "quote_max_age_s": config.quote_max_age_s}
+    settings["languages"] = ["en", "de", "es", "fr"]   # the simulated operator enables all four
     if config.technician_pin_hash:
         settings["technician_pin_hash"] = config.technician_pin_hash
     # [sell]: signed with the simulator chain's checkpoint (simulators.cas.harness);

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from pathlib import Path
 from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -36,9 +37,16 @@ from atm.journal import Journal, JournalWriteError
 from atm.settlement import QuoteRefused, Settlement
 from atm.flows import BuyFlow, FlowContext, TransactionFlow
 from atm.flows.note_watch import NoteOverdue, NoteWatch
+from atm.flows.cash_out import CashOutFlow, DeviceSilent, ask_device_last_operation, books_value
+from atm.flows.redeem import RedeemFlow
+from atm.flows.sell import SellFlow, offered_amounts, sell_settings
+from atm.redeem_codes import RedeemCodes, load_or_create_secret
+from hal.events import CassetteStatusChanged, DispenseCompleted
 from atm.flows.pricing import Pricing
 from atm.machine import IGNORABLE, build_machine, state_spec
-from atm.pins import check_pin
+from atm import texts
+from atm.service_lockout import PinGuard, PinVerdict
+from atm.service_menu import ServiceMenu
 
 log = logging.getLogger("atm.kiosk")
 
@@ -101,9 +109,13 @@ class _Health:
 
 _STOP = object()          # tells the consumer to end, in queue order
 
-# UI action -> trigger, for the actions that map one to one.
+# UI action -> trigger, for the actions that map one to one. No action opens the service
+# menu: only the physical service switch does (SensorChanged "service_switch").
 _ACTION_TRIGGERS = {"start_buy": "start_buy", "cancel": "cancel", "finish_cash": "finish_cash",
-                    "confirm": "confirm", "done": "done", "open_service": "service"}
+                    "confirm": "confirm", "done": "done",
+                    "start_sell": "start_sell", "start_redeem": "start_redeem"}
+# Screens a customer may change the language on: before any money moves.
+_LANGUAGE_STATES = ("idle", "buy_scan")
 _REQUIRED = ("validator", "scanner")
 
 
@@ -134,8 +146,17 @@ class Kiosk:
         self._alerts: deque[str] = deque(maxlen=50)
         self.pricing = Pricing(cas, config.currency, self.settings)
         self.flow: TransactionFlow | None = None    # the transaction at the kiosk now, if any
-        self._login_error: str | None = None
-        self._pin_attempt: str | None = None
+        self._login_error: dict[str, Any] | None = None
+        # Wrong PINs are counted on disk: a power cut does not reset the lockout.
+        self.pin_guard = PinGuard(config.state_dir / "service-pin.json")
+        self.language = config.language          # the customer's choice, for one transaction
+        self.service_menu = ServiceMenu(self)
+        # "Sending" stays on screen at least this long, so a customer can read it.
+        self.sending_min_display_s = 2.5
+        self._sending_since: float | None = None
+        # The notes the validator takes, for the screens: read in a thread (a driver may hold
+        # its lock while it talks to the unit), never from a screen being drawn.
+        self._denominations: list[Fiat] = []
         self._last_receipt_printed: bool | None = None
         self._journal_error: str | None = None       # set once a journal write failed: no more cash
         self._refused_quotes: set[str] = set()       # transactions whose confirmed rate left the signed bounds
@@ -148,6 +169,12 @@ class Kiosk:
         self.notes = NoteWatch(journal, devices.validator, self.alert, self._post,
                                config.timeouts.note_settle, config.timeouts.note_resolve)
         self.receipts: deque[Any] = deque(maxlen=20)   # latest Receipt documents printed (or attempted)
+        # Redeem codes are MAC-bound to this kiosk under a secret kept in its state folder (0600).
+        self.redeem_codes = RedeemCodes(load_or_create_secret(Path(config.state_dir) / "redeem.key"),
+                                        config.kiosk_id)
+        self.payment_poll_s = 2.0               # how often a shown deposit address is checked for a proof
+        self._chosen_amount: Any = None
+        self._cash_out_task: asyncio.Task[Any] | None = None
         self.ready = asyncio.Event()
         self.machine = build_machine(self)
 
@@ -155,6 +182,7 @@ class Kiosk:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self.service_menu.start()
         self._consumer = asyncio.create_task(self._consume(), name="kiosk-events")
         for kind, device in self.devices.items():
             if kind == "validator":
@@ -166,6 +194,7 @@ class Kiosk:
             except DeviceError as exc:
                 self._health[kind] = _Health(DeviceState.OFFLINE, str(exc))
                 self.alert("device", f"{kind} did not start: {exc}", "critical")
+        await self._read_denominations()
         if self.devices.sensors is not None:
             self._door_open = bool(self.devices.sensors.read().get("door", False))
         if self.devices.printer is not None:
@@ -190,6 +219,7 @@ class Kiosk:
                 log.error("task %s did not stop: %s", task.get_name(), task.get_stack(limit=5))
         if self._timer:
             self._timer.cancel()
+        self.service_menu.stop()
         self.notes.stop()
         for _, device in self.devices.items():
             try:
@@ -263,7 +293,8 @@ class Kiosk:
     async def _handler_failed(self, item: Any, exc: Exception) -> None:
         """Answer the screen, log without secrets (the item itself may carry a PIN, so only
         its kind is named), and leave the kiosk safe."""
-        what = item.message.get("action") if isinstance(item, _Action) else type(item).__name__
+        what = (item.message.get("action") if isinstance(item, _Action)
+                else item.name if isinstance(item, _Trigger) else type(item).__name__)
         log.error("while handling %s: %s: %s", what, type(exc).__name__,
                   exc if isinstance(exc, (JournalWriteError, DeviceError, CasError)) else "see the journal")
         if isinstance(item, _Action) and not item.reply.done():
@@ -291,6 +322,9 @@ class Kiosk:
 
     async def _dispatch(self, item: Any) -> None:
         if isinstance(item, _Action):
+            if item.message.get("action") == "service_login":
+                self._check_pin(item)
+                return
             result = await self._apply_action(item.message)
             if not item.reply.done():
                 item.reply.set_result(result)
@@ -321,10 +355,19 @@ class Kiosk:
                 await self._fire(trigger)
             if resolved:
                 await self._fire("note_resolved")
+        elif isinstance(item, DispenseCompleted):
+            await self._on_dispensed(item)
+        elif isinstance(item, CassetteStatusChanged):
+            if item.status in (UnitStatus.MISSING, UnitStatus.INOPERATIVE, UnitStatus.EMPTY) and any(
+                    load["cassette"] == item.cassette for load in self.journal.cassette_loads()):
+                self.alert("cassette", f"{item.device}: cassette {item.cassette} {item.status.value} "
+                           f"{item.detail}".strip(), "warning")
         elif isinstance(item, NoteOutcomeUnknown):
             await self._note_parked(self.notes.park(item.device, item.detail or "the validator cannot tell where it went"))
         elif isinstance(item, DeviceStatusChanged):
             self._health[self._kind_of(item.device)] = _Health(item.state, item.detail)
+            if self._kind_of(item.device) == "validator" and item.state == DeviceState.ONLINE:
+                self._spawn(self._read_denominations(), "validator-notes")
             if item.state in (DeviceState.HARDWARE_ERROR, DeviceState.OFFLINE, DeviceState.FRAUD_ATTEMPT,
                               DeviceState.USER_ERROR):
                 kind = "fraud_attempt" if item.state == DeviceState.FRAUD_ATTEMPT else "device"
@@ -340,7 +383,11 @@ class Kiosk:
             self.alert("fraud_attempt", f"{item.device}: fraud attempt: {item.detail}", "critical")
             self.journal.record_fact("fraud_attempt", self.tx_id, device=item.device, detail=item.detail)
         elif isinstance(item, CodeScanned):
-            await self._fire("scanned", text=item.text)
+            if self.state == "maintenance_menu":
+                self.service_menu.scanned(item.text)      # the scan test: shown, never acted on
+                self._publish()
+            else:
+                await self._fire("scanned", text=item.text)
         elif isinstance(item, SensorChanged):
             await self._on_sensor(item)
         elif isinstance(item, PrinterStatusChanged):
@@ -395,54 +442,100 @@ class Kiosk:
         before = self.state
         if action in _ACTION_TRIGGERS:
             trigger = _ACTION_TRIGGERS[action]
-        elif action == "service_login":
-            pin = message.get("pin")
-            self._pin_attempt = pin if isinstance(pin, str) else ""
-            trigger = "service_login"
+        elif action == "choose_amount":
+            self._chosen_amount = message.get("minor")
+            trigger = "choose_amount"
+        elif action == "set_language":
+            return self._set_language(message.get("language"))
         elif action == "service_action":
-            return await self._service_action(message.get("do"))
+            if not self.state.startswith("maintenance_menu"):
+                return {"ok": False, "error": "log in to the service menu first"}
+            return await self.service_menu.act(message)
         else:
             return {"ok": False, "error": f"unknown action {action!r}"}
         try:
             await self.trigger(trigger)
         except MachineError:
-            return {"ok": False, "error": f"{action} is not available on this screen"}
+            return _refused(texts.message("message.not_available"), f"{action} is not available on this screen")
         # Every customer action that succeeds moves to another screen. (A queued machine's
         # trigger returns True even when every guard said no, so the state is the witness.)
         if self.state == before:
-            if action == "service_login":
-                return {"ok": False, "error": self._login_error or "wrong PIN"}
-            return {"ok": False, "error": self._why_not(action)}
+            why = self._why_not(action)
+            detail = self.buy_paused_reason() if action == "start_buy" else None
+            return _refused(why, f"{action} refused: {detail}" if detail else texts.render("en", why))
         return {"ok": True}
 
-    def _why_not(self, action: str) -> str:
+    def _why_not(self, action: str) -> dict[str, Any]:
+        """Why a customer's tap did nothing, as a message in their language."""
+        if action in ("start_sell", "start_redeem"):
+            return texts.message("message.not_available")
         if action == "start_buy":
-            return self._idle_notice() or "buying is not available right now"
+            return self._idle_notice() or texts.message("message.not_available")
         if action in ("finish_cash", "cancel") and self.flow is not None and self.flow.money_in_flight():
-            return "a note is still being processed; one moment"
+            return texts.message("message.note_in_progress")
         if self.flow is not None and (why := self.flow.why_not(action)) is not None:
             return why
-        return f"{action} is not available right now"
+        return texts.message("message.not_available")
 
-    async def _service_action(self, do: Any) -> dict[str, Any]:
-        if not self.state.startswith("maintenance_menu"):
-            return {"ok": False, "error": "log in to the service menu first"}
-        if do == "exit":
-            await self._fire("service_exit")
-        elif do in ("enable_kiosk", "disable_kiosk"):
-            self._set_active(do == "enable_kiosk", by="technician")
-            await self._fire("refresh")
-        elif do == "collect_cash":
-            period_start = self.journal.last_collection_at()
-            counts = self.journal.collect_cash()
-            self._spawn(self._print(self._collection_receipt(counts, period_start)), "print-collection")
-            self.alert("cash_collected", f"cash collected: {sum(counts.values())} notes", "info")
-            await self._fire("refresh")
-        elif do == "print_test":
-            self._spawn(self._print(self._test_receipt()), "print-test")
-        else:
-            return {"ok": False, "error": f"unknown service action {do!r}"}
+    # ---------------------------------------------------------------- language
+
+    def languages(self) -> list[str]:
+        """The languages a customer may choose: those the signed settings enable and the
+        kiosk has texts for; the configured language first. Never empty."""
+        settings = self.settings()
+        enabled = list(getattr(settings, "languages", ()) or ())
+        have = set(texts.available_languages())
+        chosen = [code for code in dict.fromkeys([self.config.language, *enabled]) if code in have]
+        return chosen or [texts.DEFAULT_LANGUAGE]
+
+    def _set_language(self, language: Any) -> dict[str, Any]:
+        if self.state not in _LANGUAGE_STATES:
+            return _refused(texts.message("message.not_available"), "the language is chosen before a purchase starts")
+        if not isinstance(language, str) or language not in self.languages():
+            return {"ok": False, "error": f"language {language!r} is not enabled; choose one of "
+                                          f"{', '.join(self.languages())}"}
+        self.language = language
+        if self.flow is not None:
+            self.flow.language = language
+        if self.state == "idle":
+            self._arm_timer()            # a customer who just chose gets the idle screen's full time
+        self._publish()
         return {"ok": True}
+
+    def reset_language(self, event: Any = None) -> None:
+        """Back at idle with nobody choosing: the next customer starts in the default."""
+        self.language = self.languages()[0]
+        self._publish()
+
+    # ---------------------------------------------------------------- service login
+
+    def _check_pin(self, item: _Action) -> None:
+        """The PIN is checked off the table and off the loop (PinGuard runs the hash in a
+        thread and keeps the lockout on disk); its verdict comes back as the
+        `service_login` trigger. The event queue goes on meanwhile."""
+        if self.state != "maintenance_login":
+            item.reply.set_result({"ok": False, "error": "the PIN pad is not open: turn the service switch"})
+            return
+        pin = item.message.get("pin")
+        self._spawn(self._pin_attempt(pin if isinstance(pin, str) else "", item.reply), "service-login")
+
+    async def _pin_attempt(self, pin: str, reply: "asyncio.Future[dict[str, Any]]") -> None:
+        try:
+            verdict = await self.pin_guard.attempt(pin, self._pin_hash())
+        except OSError as exc:
+            # the lockout file cannot be written: refuse rather than count nothing
+            log.error("service login refused: the PIN lockout file cannot be written (%s)", exc)
+            verdict = PinVerdict(False, 60.0, self.pin_guard.failures)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._post(_Trigger("service_login", {"verdict": verdict}, done))
+        await done
+        if reply.done():
+            return
+        if self.state.startswith("maintenance_menu"):
+            reply.set_result({"ok": True})
+        else:
+            reply.set_result(_refused(self._login_error or texts.message("service.locked", wait=0),
+                                      "service login refused"))
 
     # ---------------------------------------------------------------- guards (pure)
 
@@ -483,17 +576,27 @@ class Kiosk:
     def can_start_buy(self, event: Any = None) -> bool:
         return self.is_healthy() and self._active and self._idle_notice() is None
 
-    def _idle_notice(self) -> str | None:
+    def _idle_notice(self) -> dict[str, Any] | None:
+        """Why no purchase may start now, as a message for the customer, or None."""
+        paused = self._paused()
+        return texts.message(paused[0]) if paused else None
+
+    def buy_paused_reason(self) -> str | None:
+        """The same in a technician's words (service menu, refusal replies, logs)."""
+        paused = self._paused()
+        return paused[1] if paused else None
+
+    def _paused(self) -> tuple[str, str] | None:
         if self.settings() is None:
-            return "Buying is paused: waiting for the operator's signed configuration."
+            return "message.buy_paused_no_settings", "waiting for the operator's signed configuration"
         why = self.pricing.why_not()
         if why is not None:
-            return f"Buying is paused: {why}."
+            return "message.buy_paused", why
         reachable = getattr(self.cas, "is_reachable", None)
         if reachable is not None and not reachable(self._max_offline_s()):
-            return "Buying is paused: the kiosk cannot reach its server."
+            return "message.buy_paused_offline", "the kiosk cannot reach its server"
         if self.journal.unresolved_on(self._validator_name()):
-            return "Buying is paused: the note validator is finishing a previous note."
+            return "message.buy_paused_validator", "the note validator is finishing a previous note"
         return None
 
     def _max_offline_s(self) -> float:
@@ -505,6 +608,45 @@ class Kiosk:
 
     def _validator_name(self) -> str:
         return str(getattr(self.devices.validator, "name", "validator"))
+
+    # ---------------------------------------------------------------- cash-out guards
+
+    def _dispenser_ready(self) -> bool:
+        health = self._health.get("dispenser")
+        return (self.devices.dispenser is not None and health is not None
+                and health.state in (DeviceState.ONLINE, DeviceState.BUSY))
+
+    def _sell_notice(self) -> str | None:
+        if self.devices.dispenser is None:
+            return "this kiosk has no cash dispenser"
+        if sell_settings(self._flow_context) is None:
+            return "the operator has not signed cash-out for this kiosk"
+        if not hasattr(self.cas, "sell_invoice") or not hasattr(self.cas, "sell_payment"):
+            return "the kiosk's server offers no cash-out"
+        if not self._dispenser_ready():
+            return "the cash dispenser is not ready"
+        if self.pricing.fresh() is None:
+            return "no current price"
+        if self.journal.open_dispenses():
+            return "a dispense is waiting for reconciliation"
+        if not offered_amounts(self._flow_context, self.devices.dispenser):
+            return "the cassettes cannot pay any amount inside the limits"
+        return None
+
+    def can_start_sell(self, event: Any = None) -> bool:
+        return self.is_healthy() and self._active and self._idle_notice() is None and self._sell_notice() is None
+
+    def can_start_redeem(self, event: Any = None) -> bool:
+        return (self.is_healthy() and self._active and self.devices.dispenser is not None
+                and self._dispenser_ready() and not self.journal.open_dispenses())
+
+    def accept_amount(self, event: Any = None) -> bool:
+        chosen, self._chosen_amount = self._chosen_amount, None
+        flow = self.flow
+        if not isinstance(flow, SellFlow):
+            return False
+        quote = self.pricing.fresh()
+        return flow.choose(chosen, quote.rate if quote is not None else None)
 
     def accept_address(self, event: Any) -> bool:
         return self._buy_flow().accept_address(event.kwargs.get("text", ""))
@@ -531,13 +673,35 @@ class Kiosk:
         self._publish()
 
     def pin_ok(self, event: Any = None) -> bool:
-        attempt, self._pin_attempt = self._pin_attempt, None
-        ok = check_pin(attempt or "", self._pin_hash())
-        self._login_error = None if ok else "Wrong PIN."
-        self.journal.record_fact("service_login", None, ok=ok)
-        if not ok:
-            self.alert("wrong_pin", "service menu: wrong PIN entered", "warning")
-        return ok
+        """Reads the verdict PinGuard gave (atm.service_lockout); every attempt is journaled
+        and sent to the CAS as an alert. The PIN itself is never in either."""
+        verdict = event.kwargs.get("verdict") if event is not None else None
+        if not isinstance(verdict, PinVerdict):
+            return False
+        self.journal.record_fact("service_login", None, ok=verdict.ok, failures=verdict.failures,
+                                 locked_for_s=round(verdict.locked_for_s))
+        if verdict.ok:
+            self._login_error = None
+            self.alert("service_login", "service menu: technician logged in with the PIN", "info")
+            return True
+        if verdict.locked_for_s > 0:
+            self._login_error = texts.message("service.locked", wait=int(verdict.locked_for_s + 0.999))
+            self.alert("wrong_pin", f"service menu: PIN attempt while locked ({verdict.failures} wrong PINs in a row)",
+                       "critical")
+        else:
+            from atm.service_lockout import FREE_ATTEMPTS, lockout_delay
+            wait = lockout_delay(verdict.failures)
+            self._login_error = (texts.message("service.wrong_pin_locking", wait=int(wait)) if wait > 0 else
+                                 texts.message("service.wrong_pin", left=FREE_ATTEMPTS - verdict.failures))
+            self.alert("wrong_pin", f"service menu: wrong PIN ({verdict.failures} in a row"
+                       + (f", PIN pad locked for {wait:g} s)" if wait > 0 else ")"),
+                       "critical" if wait > 0 else "warning")
+        return False
+
+    def login_refused(self, event: Any = None) -> None:
+        """A wrong PIN restarts the login screen's timer: the technician gets the full time."""
+        self._arm_timer()
+        self._publish()
 
     # ---------------------------------------------------------------- state callbacks
 
@@ -582,6 +746,7 @@ class Kiosk:
 
     def enter_idle(self, event: Any) -> None:
         self.flow = None
+        self.language = self.languages()[0]     # the chosen language lasts for one transaction
         if not self.is_healthy():           # e.g. a door opened while a note was moving
             self._post(_Trigger("recheck"))
         self._light(Light.VALIDATOR, "off")
@@ -589,6 +754,7 @@ class Kiosk:
 
     def enter_scan(self, event: Any) -> None:
         self.flow = BuyFlow(self._flow_context, self.devices.validator, self.settlement, self.pricing)
+        self.flow.language = self.language
         self._call(self.devices.scanner.start_scanning)
         self._light(Light.SCANNER, "blink")
 
@@ -611,6 +777,12 @@ class Kiosk:
 
     def enter_sending(self, event: Any) -> None:
         flow = self._buy_flow()
+        self._sending_since = self._loop.time() if self._loop is not None else None
+        why = getattr(getattr(event, "event", None), "name", None)
+        if flow.has_money_in() and why in ("fault", "door_opened", "service"):
+            # the customer did not choose to stop: say why, and what happens to their cash
+            flow.message = texts.message("message.ended_door" if why in ("door_opened", "service")
+                                         else "message.ended_fault", credited=flow.credited())
         if flow.tx_id:
             flow.close_cash()
             self._spawn(self._settle(flow.tx_id, notify=True), f"send-{flow.tx_id}")
@@ -618,6 +790,214 @@ class Kiosk:
     def enter_receipt(self, event: Any) -> None:
         if self.tx_id:
             self._spawn(self._print_buy_receipt(self._buy_flow()), f"receipt-{self.tx_id}")
+
+    # ---------------------------------------------------------------- cash-out callbacks
+
+    def enter_sell_amount(self, event: Any) -> None:
+        self.flow = SellFlow(self._flow_context, self.devices.dispenser, self.redeem_codes)
+        self.flow.language = self.language
+
+    def _cash_out_spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        self._cash_out_task = task
+
+    def enter_sell_invoice(self, event: Any) -> None:
+        flow = self.flow
+        assert isinstance(flow, SellFlow)
+
+        async def ask() -> None:
+            self._post(_Trigger(await flow.request_invoice()))
+        self._cash_out_spawn(ask(), f"invoice-{flow.tx_id}")
+
+    def sell_invoice_late(self, event: Any = None) -> None:
+        """The CAS did not give an address in time: the address was never shown, nothing paid."""
+        if self._cash_out_task is not None:
+            self._cash_out_task.cancel()
+        flow = self.flow
+        if isinstance(flow, SellFlow) and flow.tx_id:
+            flow.message = flow.say("sell.not_available")
+            if self.journal.transaction(flow.tx_id)["status"] == "open":
+                self.journal.finish(flow.tx_id, "canceled")
+
+    def enter_sell_pay(self, event: Any) -> None:
+        flow = self.flow
+        assert isinstance(flow, SellFlow)
+        flow.showing_address()
+        self._cash_out_spawn(self._watch_payment(flow), f"payment-{flow.tx_id}")
+
+    async def _watch_payment(self, flow: SellFlow) -> None:
+        """Poll the payment as the kiosk proves it, until paid, unpaid or expired."""
+        while self.flow is flow and self.state == "sell_pay":
+            trigger = await flow.poll_payment()
+            if trigger is None and flow.seconds_left() <= 0:
+                trigger = "expired"
+            if trigger is not None:
+                self._post(_Trigger(trigger))
+                return
+            self._post(_Trigger("refresh"))
+            await asyncio.sleep(self.payment_poll_s)
+
+    def sell_unpaid(self, event: Any = None) -> None:
+        if isinstance(self.flow, SellFlow):
+            self.flow.unpaid()
+
+    def sell_no_proof(self, event: Any = None) -> None:
+        if self._cash_out_task is not None:
+            self._cash_out_task.cancel()
+        flow = self.flow
+        if isinstance(flow, SellFlow) and flow.verdict is None:
+            flow.no_proof_yet()
+
+    def enter_sell_dispensing(self, event: Any) -> None:
+        flow = self.flow
+        assert isinstance(flow, SellFlow)
+        trigger = flow.start_payout()
+        if trigger is not None:
+            self._post(_Trigger(trigger))
+
+    def dispense_timed_out(self, event: Any = None) -> None:
+        flow = self.flow
+        if isinstance(flow, (SellFlow, RedeemFlow)):
+            flow.timed_out()
+
+    async def _on_dispensed(self, event: DispenseCompleted) -> None:
+        flow = self.flow
+        if isinstance(flow, CashOutFlow) and flow.request_id == event.request_id:
+            trigger = await flow.on_event(event)
+            if trigger:
+                await self._fire(trigger)
+            self._publish()
+            return
+        # an answer nobody at the screen waits for (late, after a timeout or a restart)
+        intent = next((d for d in self.journal.open_dispenses() if d["request_id"] == event.request_id), None)
+        if intent is not None:
+            books = self.journal.cassette_books()
+            exited = {k: v for k, v in event.exited.items() if v}
+            self.journal.dispense_outcome(event.request_id, event.completion.value, exited,
+                                          {k: v for k, v in event.rejected.items() if v},
+                                          books_value(books, exited, self.config.currency), outcome=event.outcome,
+                                          uncertain=dict(event.uncertain),
+                                          uncertain_value=books_value(books, event.uncertain, self.config.currency))
+        self.alert("dispense_late", f"dispenser answered {event.request_id} with no one waiting: "
+                   f"{dict(event.exited)} exited", "warning")
+
+    def enter_redeem_scan(self, event: Any) -> None:
+        self.flow = RedeemFlow(self._flow_context, self.devices.dispenser, self.redeem_codes)
+        self.flow.language = self.language
+        self._call(self.devices.scanner.start_scanning)
+        self._light(Light.SCANNER, "blink")
+
+    def enter_redeem_checking(self, event: Any) -> None:
+        flow = self.flow
+        assert isinstance(flow, RedeemFlow)
+        text = str(event.kwargs.get("text", ""))
+
+        async def check() -> None:
+            self._post(_Trigger(await flow.claim(text)))
+        self._cash_out_spawn(check(), "redeem-claim")
+
+    def enter_cash_out_receipt(self, event: Any) -> None:
+        flow = self.flow
+        # a receipt once money may have moved: an address was shown, or a code paid out
+        if isinstance(flow, (SellFlow, RedeemFlow)) and flow.tx_id and (
+                flow.shown_address if isinstance(flow, SellFlow) else flow.dispenses):
+            async def print_it() -> None:
+                self._last_receipt_printed = await self._print(flow.receipt(_now()))
+                self._publish()
+            self._spawn(print_it(), f"receipt-{flow.tx_id}")
+            # the sale as it stands now goes to the CAS outbox (idempotent by id and version)
+            self._spawn(self._guarded("sale upload", self.cas.upload_transaction(self.journal.summary(flow.tx_id))),
+                        f"upload-{flow.tx_id}")
+
+    def leave_cash_out(self, event: Any) -> None:
+        if self._cash_out_task is not None and not self._cash_out_task.done():
+            self._cash_out_task.cancel()
+        if self.flow is not None and self._journal_error is None:
+            self.flow.abandon()
+
+    async def _recover_cash_out(self) -> None:
+        """Every dispense intent with no answer is asked about, never repeated; sales that
+        were showing their address when the kiosk stopped go to the operator; codes claimed
+        by a dispense that never went out are free again."""
+        journal, dispenser = self.journal, self.devices.dispenser
+        for intent in journal.open_dispenses():
+            try:
+                self._reconcile_dispense(intent, await ask_device_last_operation(dispenser)
+                                         if dispenser is not None else None)
+            except DeviceSilent as exc:
+                # asked again by the background loop; no cash-out starts meanwhile
+                self.alert("dispense_open", f"dispense {intent['request_id']} has no answer and the dispenser "
+                           f"cannot be asked now ({exc}); asking again later", "critical")
+                return
+        for claimed in journal.claimed_codes():
+            journal.settle_redeem(claimed["tx_id"])
+        for tx in journal.transactions(("open", "dispensing")):
+            if tx["type"] != "sell":
+                continue
+            deposit = journal.deposit(tx["id"]) or {}
+            owed = journal.owed(tx["id"])
+            if tx["status"] == "open" and deposit.get("state") in (None, "quoted"):
+                journal.finish(tx["id"], "canceled")         # no address was shown: nothing can be paid
+            elif journal.redeem_code(tx["id"]) is None and (owed.minor > 0 or deposit.get("state") != "proven"):
+                journal.park(tx["id"], f"sale {tx['id']}: the kiosk stopped before the customer got a redeem code; "
+                             f"address {deposit.get('address')}, {owed} owed by the journal: pay by hand once the "
+                             "payment is proven")
+                self.alert("sell_interrupted", f"sale {tx['id']} interrupted: parked for the operator", "critical")
+            elif owed.minor == 0 and deposit.get("state") == "proven":
+                unknown = any(d["outcome"] == "unknown" for d in journal.dispenses_for(tx["id"]))
+                if unknown:
+                    journal.park(tx["id"], f"sale {tx['id']}: a dispense has an unknown outcome")
+                else:
+                    journal.finish(tx["id"], "completed")
+            else:
+                journal.set_status(tx["id"], "owed", "sell_recovered")
+
+    def _reconcile_dispense(self, intent: dict[str, Any], op: Any) -> None:
+        """Book an intent with no answer from what the device itself remembers (LCDM-4000
+        LAST STATUS), following the host rules of the LCDM fact sheet: a dispense that differs
+        from the last booked answer is this one; anything else is an unknown outcome for the
+        operator, who counts and books it (`atm cassettes resolve`)."""
+        journal, dispenser = self.journal, self.devices.dispenser
+        plan = {k: int(v) for k, v in intent["plan"].items() if v}
+        books = journal.cassette_books()
+        model = getattr(dispenser, "model", None)
+        # LAST STATUS covers one command: only a plan the driver sent as one command is decided by it
+        one_command = model is not None and sum(plan.values()) <= model.max_per_command and all(
+            n <= model.max_per_cassette for n in plan.values())
+        booked: tuple[dict[str, int], dict[str, int], str] | None = None
+        if op is not None and one_command:
+            exited = {k: v for k, v in op.exited.items() if v}
+            rejected = {k: v for k, v in op.rejected.items() if v}
+            # "none" (nothing since power-on) decides nothing: a unit that lost power may have
+            # forgotten notes that left (the fact sheet's host rules book that as unknown)
+            if op.command == "dispense" and (exited, rejected) != self._last_booked_outcome() \
+                    and all(exited.get(k, 0) <= plan.get(k, 0) for k in exited):
+                complete = all(exited.get(k, 0) >= n for k, n in plan.items())
+                booked = (exited, rejected, "complete" if complete else "partial")
+        if booked is not None:
+            exited, rejected, outcome = booked
+            journal.dispense_outcome(intent["request_id"], "success" if outcome == "complete" else "hardwareError",
+                                     exited, rejected, books_value(books, exited, self.config.currency),
+                                     outcome=outcome, source="recovery")
+            self.alert("dispense_recovered", f"dispense {intent['request_id']} booked from the dispenser's own "
+                       f"record after a restart: {exited or 'nothing'} exited", "warning")
+        else:
+            journal.dispense_outcome(intent["request_id"], "timeOut", {}, {}, Fiat.zero(self.config.currency),
+                                     outcome="unknown", uncertain=plan,
+                                     uncertain_value=books_value(books, plan, self.config.currency),
+                                     source="recovery")
+            self.alert("dispense_unknown", f"dispense {intent['request_id']} was under way when the kiosk "
+                       "stopped and the dispenser cannot tell what left: reconcile", "critical")
+
+    def _last_booked_outcome(self) -> tuple[dict[str, int], dict[str, int]] | None:
+        """The device's last answer the journal booked: the baseline LAST STATUS must differ from."""
+        rows = [d for d in self.journal.dispenses_for_all() if d["outcome"] not in (None, "unknown")
+                and d["source"] in ("device", "recovery")]
+        if not rows:
+            return None
+        return ({k: v for k, v in rows[-1]["exited"].items() if v}, {k: v for k, v in rows[-1]["rejected"].items() if v})
 
     def leave_buy(self, event: Any) -> None:
         # with a broken journal nothing is written: the restart's recovery closes the transaction
@@ -665,8 +1045,7 @@ class Kiosk:
         if parked is None:
             return
         if self.flow is not None and self.flow.tx_id == parked[0]:
-            self.flow.message = ("We could not confirm your last note. It is recorded and the operator will "
-                                 "settle it; please keep your receipt.")
+            self.flow.message = texts.message("message.note_unconfirmed")
         await self._fire("note_resolved")
 
     async def _settle(self, tx_id: str, notify: bool = False) -> None:
@@ -680,13 +1059,19 @@ class Kiosk:
         except CasError as exc:
             log.warning("send for %s postponed: %s", tx_id, exc)
             if self.flow is not None and self.flow.tx_id == tx_id:
-                self.flow.message = ("Your purchase is recorded. The coins will be sent as soon as the kiosk "
-                             "reaches its server again; keep your receipt.")
+                self.flow.message = texts.message("message.send_postponed")
         if notify:
+            # The sending screen stays long enough to be read, however fast the CAS is.
+            since = self._sending_since
+            if since is not None and self._loop is not None:
+                left = self.sending_min_display_s - (self._loop.time() - since)
+                if left > 0:
+                    await asyncio.sleep(left)
             self._post(_Trigger("sent"))
 
     async def recover(self) -> None:
         """Finish or park every transaction a previous run left open."""
+        await self._recover_cash_out()
         for tx_id in self.settlement.reopen_interrupted():
             await self._settle(tx_id)
 
@@ -697,6 +1082,8 @@ class Kiosk:
             await asyncio.sleep(self.retry_interval)
             await self._guarded("rate refresh", self._refresh_quote())
             await self._guarded("postponed sends", self._settle_unsettled())
+            if self.journal.open_dispenses() and not isinstance(self.flow, CashOutFlow):
+                await self._guarded("dispense reconciliation", self._recover_cash_out())
             if self.devices.printer is not None:
                 await self._guarded("printer status", self._read_printer_status())
 
@@ -747,22 +1134,6 @@ class Kiosk:
     async def _print_buy_receipt(self, flow: BuyFlow) -> None:
         self._last_receipt_printed = await self._print(flow.receipt(_now()))
         self._publish()
-
-    def _collection_receipt(self, counts: dict[int, int], period_start: float | None) -> Any:
-        from atm import receipts
-        now = _now()
-        start = datetime.fromtimestamp(period_start, timezone.utc) if period_start else now
-        return receipts.cash_collection_receipt(
-            operator=receipts.OperatorInfo(self.config.operator_name, self.config.operator_contact),
-            kiosk_id=self.config.kiosk_id, collection_id=f"collect-{now.strftime('%Y%m%d%H%M%S')}", when=now,
-            cashbox_id="cashbox-1", technician="service menu", period_start=start, period_end=now,
-            counts={Fiat(k, self.config.currency): v for k, v in counts.items()}, currency=self.config.currency,
-            language=self.config.language)
-
-    def _test_receipt(self) -> Any:
-        from hal.printer import Receipt, TextLine
-        return Receipt((TextLine("Printer test", align="center", bold=True),
-                        TextLine(f"Kiosk {self.config.kiosk_id}"), TextLine(_now().isoformat(timespec="seconds"))))
 
     # ---------------------------------------------------------------- sensors, commands, status
 
@@ -849,26 +1220,22 @@ class Kiosk:
         return dict(self._health)
 
     def service_status(self) -> dict[str, Any]:
-        devices = []
-        for kind, device in self.devices.items():
-            health = self._health.get(kind, _Health())
-            devices.append({"name": getattr(device, "name", kind), "kind": kind, "state": health.state.value,
-                            "detail": health.detail, "driver": type(device).__name__})
-        counts = self.journal.cashbox_counts()
-        total = sum(k * v for k, v in counts.items())
-        cas_status = getattr(self.cas, "status", None)
-        return {
-            "kiosk_id": self.config.kiosk_id, "state": self.state, "active": self._active,
-            "devices": devices,
-            "cash": {"cashbox": {"status": self._cashbox.value, "notes": {str(k): v for k, v in counts.items()},
-                                 "total": str(Fiat(total, self.config.currency))},
-                     "paper": self._paper.value},
-            "journal": {"open": len(self.journal.transactions(("open", "sending"))),
-                        "reconciliation": [{"id": r["id"], "summary": r["summary"]}
-                                           for r in self.journal.reconciliation_items()]},
-            "cas": cas_status() if cas_status else {},
-            "alerts": list(self._alerts)[::-1],
-        }
+        """Everything the service menu shows (atm.service_menu builds it), with the
+        dispenser's cassette books."""
+        status = self.service_menu.status()
+        if isinstance(status.get("cash"), dict):
+            status["cash"]["cassettes"] = self._cassette_status()
+        else:
+            status["cassettes"] = self._cassette_status()
+        return status
+
+    def _cassette_status(self) -> dict[str, Any]:
+        """The dispenser's books for the service menu: per cassette count and status."""
+        books = self.journal.cassette_books()
+        return {"units": [{"cassette": u.id, "denomination": str(u.denomination), "count": u.count,
+                           "status": u.status.value} for u in books.units],
+                "reject_bin": self.journal.reject_bin(),
+                "mismatches": [m.detail for m in books.mismatches]}
 
     # ---------------------------------------------------------------- screens
 
@@ -882,41 +1249,105 @@ class Kiosk:
             queue.put_nowait(self._screen)
 
     def _screen_for(self, state: str) -> tuple[str, dict[str, Any]]:
-        currency = self.config.currency
+        """The screen's name and data. Words are never in here: the page draws them from
+        the language files (atm/locale) by key; messages are atm.texts.message() dicts."""
         # seconds actually left, so a screen sent again mid-countdown shows the right number
         timeout_s = (max(0, round(self._deadline - self._loop.time()))
                      if self._deadline is not None and self._loop is not None else None)
+        common = {"language": self.language, "operator": {"name": self.config.operator_name,
+                                                          "contact": self.config.operator_contact}}
         if state == "booting":
-            return "booting", {}
+            return "booting", common
         if state == "idle":
             quote = self.pricing.fresh()
-            rate = f"{quote.rate:,.2f} {currency}/BTC" if quote else None
-            return "idle", {"buy_enabled": self.can_start_buy(), "sell_enabled": False, "rate": rate,
-                            "currency": currency, "notice": self._idle_notice(), **self.pricing.terms()}
+            rate = f"{quote.rate:,.2f} {self.config.currency}/BTC" if quote else None
+            return "idle", {**common, **self._offer(), "rate": rate, "buy_enabled": self.can_start_buy(),
+                            "sell_enabled": self.can_start_sell(), "redeem_enabled": self.can_start_redeem(),
+                            "languages": self._language_choice(), "notice": self._idle_notice(),
+                            "timeout_s": None}
         screen = {"buy_scan": "scan_address", "buy_cash": "insert_cash", "buy_confirm": "confirm",
                   "buy_sending": "sending", "buy_receipt": "receipt"}.get(state)
         if screen is not None:
             data = self.flow.screen_data(screen) if self.flow is not None else {}
+            if screen in ("scan_address", "insert_cash"):
+                data = {**self._offer(), **data}
+            if screen == "scan_address":
+                data["languages"] = self._language_choice()
             if screen in ("insert_cash", "confirm"):
                 data["receipt_available"] = self._receipt_available()
+            if screen == "insert_cash" and self.flow is not None and self.flow.tx_id:
+                data["notes_in"] = [str(Fiat(v, self.config.currency))
+                                    for v in self.journal.credited_notes(self.flow.tx_id)]
             if screen == "receipt":
                 data["printed"] = bool(self._last_receipt_printed)
-            return screen, {**data, "timeout_s": timeout_s}
+                data.update(self._receipt_proof())
+            return screen, {**common, **data, "timeout_s": timeout_s}
+        cash_out = {"sell_amount": "sell_amount", "sell_invoice": "sell_wait", "sell_pay": "sell_pay",
+                    "sell_dispensing": "dispensing", "sell_receipt": "sell_receipt", "redeem_scan": "redeem_scan",
+                    "redeem_checking": "redeem_wait", "redeem_dispensing": "dispensing",
+                    "redeem_receipt": "redeem_receipt"}.get(state)
+        if cash_out is not None:
+            data = self.flow.screen_data(cash_out) if self.flow is not None else {}
+            if cash_out.endswith("receipt"):
+                data["printed"] = bool(self._last_receipt_printed)
+            return cash_out, {**common, **data, "timeout_s": timeout_s}
         if state.startswith("out_"):
-            reasons = {"out_fault": self._fault_reason(), "out_door": "The service door is open.",
-                       "out_deactivated": "This kiosk has been switched off by its operator."}
-            return "out_of_service", {"reason": reasons.get(state, "Out of service"), "timeout_s": timeout_s}
+            # the customer reads who to call; the technical reason is in the service menu and alerts
+            return "out_of_service", {**common, "kind": state.removeprefix("out_"), "timeout_s": None}
         if state == "maintenance_login":
-            return "maintenance_login", {"error": self._login_error, "timeout_s": timeout_s}
+            return "maintenance_login", {**common, "language": self.config.language, "error": self._login_error,
+                                         "locked_for_s": round(self.pin_guard.locked_for()),
+                                         "timeout_s": timeout_s}
         if state == "maintenance_menu":
-            return "maintenance", {**self.service_status(), "timeout_s": timeout_s}
-        return "booting", {}
+            return "maintenance", {**self.service_status(), **common, "language": self.config.language,
+                                   "timeout_s": timeout_s}
+        return "booting", common
+
+    async def _read_denominations(self) -> None:
+        try:
+            notes = await asyncio.to_thread(lambda: list(self.devices.validator.denominations))
+        except (DeviceError, AttributeError) as exc:
+            log.warning("the validator's notes cannot be read: %s", exc)
+            return
+        if notes != self._denominations:
+            self._denominations = notes
+            self._publish()
+
+    def _language_choice(self) -> list[dict[str, str]]:
+        """The languages to offer, each named in itself (from its own language file)."""
+        return [{"code": code, "name": texts.text(code, "language.name")} for code in self.languages()]
+
+    def _offer(self) -> dict[str, Any]:
+        """What a customer must know before any money moves: price with fees, fee terms,
+        limits, the notes taken, whether a receipt can be printed."""
+        currency = self.config.currency
+        notes = [d for d in self._denominations if d.currency == currency]
+        return {**self.pricing.terms(), "currency": currency, "notes": [str(d) for d in sorted(notes)],
+                "receipt_available": self._receipt_available()}
+
+    def _receipt_proof(self) -> dict[str, Any]:
+        """The transaction id as a QR (SVG, drawn here: the page loads nothing from outside),
+        and the date, for a customer to photograph when no paper came out."""
+        tx_id = self.tx_id
+        if not tx_id:
+            return {}
+        import segno
+        return {"tx_id": tx_id, "tx_qr": segno.make(tx_id, error="m").svg_data_uri(scale=6, border=2),
+                "date": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")}
 
     def _receipt_available(self) -> bool:
         """Promise a receipt only to a printer that is online with paper."""
         health = self._health.get("printer")
         return (self.devices.printer is not None and health is not None
                 and health.state in (DeviceState.ONLINE, DeviceState.BUSY) and self._paper != PaperState.OUT)
+
+    def out_of_service_reason(self) -> str:
+        """Why the kiosk is out of service, in a technician's words (service menu, alerts)."""
+        if self.state == "out_door":
+            return "the service door is open"
+        if self.state == "out_deactivated":
+            return "deactivated (remotely by the operator, or by a technician)"
+        return self._fault_reason()
 
     def _fault_reason(self) -> str:
         if self._journal_error is not None:
@@ -949,3 +1380,9 @@ class Kiosk:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _refused(why: Mapping[str, Any], detail: str) -> dict[str, Any]:
+    """A refused action: `message` is what the page shows (in the customer's language),
+    `error` the same for a log line or a test, in English."""
+    return {"ok": False, "error": detail, "message": dict(why)}

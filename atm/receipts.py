@@ -139,6 +139,8 @@ def buy_receipt(*, operator: OperatorInfo, kiosk_id: str, tx_id: str, when: date
         + _amounts(texts, "cash_in", cash, fee, rate, currency, "bitcoin_sent", sats)
         + _code_with_qr(texts["address"], address)
         + _txid(texts, txid)
+        # the kiosk's own transaction id as a QR: what the operator's support asks for
+        + [TextLine(texts["transaction_qr"], bold=True), QrBlock(tx_id)]
         + _footer(texts)))
 
 

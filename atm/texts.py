@@ -69,3 +69,48 @@ def text(language: str, key: str, **values: Any) -> str:
 
 def placeholders(template: str) -> set[str]:
     return {field for _, field, _, _ in string.Formatter().parse(template) if field}
+
+
+def message(key: str, **values: Any) -> dict[str, Any]:
+    """What the kiosk sends the page instead of words: a "section.name" key of the
+    language files and the values for its placeholders, rendered in the customer's
+    language by the page (atm/ui/static/app.js `t`). Values are shown as text."""
+    return {"key": key, "values": {name: str(value) for name, value in values.items()}}
+
+
+def has_key(key: str, language: str = DEFAULT_LANGUAGE) -> bool:
+    section_name, _, name = key.partition(".")
+    return name in _load(language).get(section_name, {})
+
+
+def render(language: str, msg: Mapping[str, Any] | None) -> str:
+    """A message() in words (logs, `atm sim screen`, tests)."""
+    if not msg:
+        return ""
+    return text(language, msg["key"], **msg.get("values", {}))
+
+
+# Device words for a refused note (ID-003, SSP, ccNet reject reasons, stand-ins) ->
+# what the customer is told. A note is suspect only when the device says so.
+_SUSPECT_WORDS = ("counterfeit", "fraud", "true-bill", "fake", "suspect", "magnetic", "verification")
+_INHIBITED_WORDS = ("inhibit",)
+
+
+def rejection_key(reason: str) -> str:
+    words = (reason or "").lower()
+    if any(w in words for w in _SUSPECT_WORDS):
+        return "message.note_suspect"
+    if any(w in words for w in _INHIBITED_WORDS):
+        return "message.note_not_accepted_now"
+    return "message.note_not_recognised"
+
+
+_SCAN_KEYS = {"wrong_network": "message.scan_wrong_network", "bad_checksum": "message.scan_bad_checksum",
+              "unsupported_req_param": "message.scan_unsupported", "unknown_scheme": "message.scan_unsupported",
+              "lightning_disabled": "message.scan_unsupported", "bad_invoice": "message.scan_unsupported"}
+
+
+def scan_refusal(reason: str, network: str) -> dict[str, Any]:
+    """A refused code (atm.payloads.PayloadError.reason) -> what the customer is told."""
+    key = _SCAN_KEYS.get(reason, "message.scan_invalid")
+    return message(key, network=network) if key == "message.scan_wrong_network" else message(key)

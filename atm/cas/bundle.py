@@ -82,6 +82,7 @@ class ConfigBundle:
     sell: SellSettings | None = None               # None: no signed [sell] table, the kiosk does not sell
     cas_pins: tuple[str, ...] | None = None        # a signed pin change, else None
     operator_key: str | None = None                # a signed operator key rotation, else None
+    languages: tuple[str, ...] = ()                # customer languages the operator enables
     payload: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def kiosk_settings(self) -> KioskSettings:
@@ -96,7 +97,8 @@ class ConfigBundle:
                              wallet=wallet, fixed_fee=self.fixed_fee if self.fixed_fee.minor else None,
                              quote_max_age_s=self.quote_max_age_s,
                              rate_bounds=self.rate_bounds.get(self.currency),
-                             max_offline_s=self.max_offline_s, sell=self.sell)
+                             max_offline_s=self.max_offline_s, sell=self.sell,
+                             languages=self.languages)
 
 
 def _get(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str, *,
@@ -217,11 +219,17 @@ def parse_payload(payload: Mapping[str, Any]) -> ConfigBundle:
         except DocumentError as exc:
             raise BundleError(str(exc)) from None
         operator_key = trust["operator_key"]
+    languages = _get(settings, "languages", list, "settings", required=False, default=[])
+    if not all(isinstance(code, str) and len(code) == 2 and code.isascii() and code.isalpha() and code.islower()
+               for code in languages) or len(languages) > 32:
+        raise BundleError("bundle settings.languages: expected a list of two-letter language codes like "
+                          "[\"en\", \"de\"], at most 32")
     return ConfigBundle(kiosk_id=kiosk_id, version=version, issued_at=issued_at, currency=currency,
                         min_buy=min_buy, max_buy=max_buy, fee_percent=fee_percent, fixed_fee=fixed_fee,
                         coins=tuple(coins_raw), wallet=wallet, technician_pin_hash=pin_hash,
                         max_offline_s=max_offline, rate_bounds=rate_bounds, quote_max_age_s=quote_max_age,
-                        sell=sell, cas_pins=cas_pins, operator_key=operator_key, payload=payload)
+                        sell=sell, cas_pins=cas_pins, operator_key=operator_key,
+                        languages=tuple(dict.fromkeys(languages)), payload=payload)
 
 
 SELL_KEYS = ("min_sell_minor", "max_sell_minor", "fee_percent", "fixed_fee_minor", "zero_conf_cap_sats",

@@ -104,6 +104,9 @@ class KioskSettings:
     rate_bounds: tuple[Decimal, Decimal] | None = None
     max_offline_s: int | None = None            # signed: no new purchase after this long without the CAS
     sell: "SellSettings | None" = None          # None: the operator did not sign cash-out; the kiosk does not sell
+    # signed: the languages the customer may choose on screen (ISO 639-1 codes); empty: the
+    # kiosk's configured language only
+    languages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

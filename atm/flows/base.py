@@ -47,7 +47,8 @@ class TransactionFlow(ABC):
     def __init__(self, ctx: FlowContext) -> None:
         self.ctx = ctx
         self.tx_id: str | None = None        # set once the transaction is journaled
-        self.message: str | None = None      # last thing to tell the customer on the screen
+        self.message: dict[str, Any] | None = None   # last thing to tell the customer: atm.texts.message()
+        self.language: str | None = None     # the customer's language (receipts); None: the kiosk's default
 
     # -- the table's guards ------------------------------------------------------------
 
@@ -60,9 +61,9 @@ class TransactionFlow(ABC):
     def money_in_flight(self) -> bool:
         """A device is moving money whose outcome the journal does not know yet."""
 
-    def why_not(self, action: str) -> str | None:
-        """Why a customer action this flow's guards refused cannot happen now, in words
-        for the customer (None: the kiosk's generic answer)."""
+    def why_not(self, action: str) -> dict[str, Any] | None:
+        """Why a customer action this flow's guards refused cannot happen now, as an
+        atm.texts.message() for the customer (None: the kiosk's generic answer)."""
         return None
 
     # -- events ------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from atm.flows.pricing import Pricing, quote_problem
 from atm.journal import JournalWriteError
 from atm.payloads import BitcoinAddress, PayloadError, PaymentRequest, parse_payload
 from atm.settlement import Settlement
+from atm.texts import message, rejection_key, scan_refusal
 from hal import BillValidator, Fiat, NoteCredited, NoteEscrowed, NoteRejected, NoteReturned, NoteStacked, Sats
 from hal.errors import DeviceError
 from hal.events import Event
@@ -53,16 +54,17 @@ class BuyFlow(TransactionFlow):
         try:
             payload = parse_payload(text, network=self.ctx.config.network)
         except PayloadError as exc:
-            self.scan_error = str(exc)
+            self.scan_error = scan_refusal(exc.reason, self.ctx.config.network)
             log.info("scan refused (%s): %s", exc.reason, exc)
             return False
         if isinstance(payload, PaymentRequest):
             payload = payload.address
         if not isinstance(payload, BitcoinAddress):
-            self.scan_error = "That code is not a bitcoin address. Please show your wallet's receive address."
+            self.scan_error = message("message.scan_not_address")
             return False
         if self.pricing.quote is None:
-            self.scan_error = f"Buying is paused: {self.pricing.why_not()}. Please try again in a moment."
+            log.info("scan refused: buying is paused (%s)", self.pricing.why_not())
+            self.scan_error = message("message.buy_paused")
             return False
         self.scan_error = None
         self.address = payload.address
@@ -94,29 +96,29 @@ class BuyFlow(TransactionFlow):
         quote = await self.pricing.refresh()
         settings = self.ctx.settings()
         if quote is None or settings is None or not self.tx_id:
-            self.message = f"The price cannot be confirmed right now ({self.pricing.why_not()})."
+            log.info("price cannot be confirmed: %s", self.pricing.why_not())
+            self.message = message("message.price_unavailable")
             return False
         self.ctx.journal.lock_quote(self.tx_id, quote, settings.min_buy)
         self.quote, self.quote_at = quote, self.pricing.fetched_at
-        self.message = "The price was updated. Please check the amount and confirm again."
+        self.message = message("message.price_updated")
         return True
 
     def reaches_minimum(self) -> bool:
         settings = self.ctx.settings()
         return settings is not None and self.credited() >= settings.min_buy
 
-    def why_not(self, action: str) -> str | None:
+    def why_not(self, action: str) -> dict[str, Any] | None:
         if action == "finish_cash" and self.has_money_in() and not self.reaches_minimum():
             settings = self.ctx.settings()
             if settings is None:
-                return "no limits are in force"
-            return (f"the minimum purchase is {settings.min_buy}; please insert {settings.min_buy - self.credited()} "
-                    f"more. If you insert no more, your {self.credited()} is still sent to your wallet when this "
-                    "screen times out, without the fixed fee")
+                return message("message.buy_paused_no_settings")
+            return message("message.minimum_purchase", min=settings.min_buy, more=settings.min_buy - self.credited(),
+                           credited=self.credited())
         if action == "finish_cash":
-            return "insert at least one note first"
+            return message("message.insert_first")
         if action == "confirm" and self.has_money_in():
-            return self.message or "the price is being updated; please check it and confirm again"
+            return self.message or message("message.price_updated")
         return None
 
     def waives_fixed_fee(self) -> bool:
@@ -171,20 +173,25 @@ class BuyFlow(TransactionFlow):
         """Decide, journal, then tell the validator: stack if the note fits, else return.
         True when STACK went to the device (its settled event is now awaited)."""
         if event.value is None:                 # the driver already returned it
-            self.message = "Note returned: this kiosk does not take that note."
+            self.message = message("message.note_returned_not_taken")
             return False
         reason = None
+        words = None                            # what the customer is told
         currency = self.ctx.config.currency
         if not taking_cash or not self.tx_id:
             reason = "not taking cash now"
+            words = message("message.note_returned_not_taking")
         elif event.value.currency != currency:
             reason = f"this kiosk takes {currency} only"
+            words = message("message.note_returned_currency", currency=currency)
         elif self.ctx.journal.unresolved_on(event.device):
             # the previous note's settled event would be ambiguous: one note on its way at a time
             reason = "the previous note is still being processed"
+            words = message("message.note_returned_busy")
         elif event.value > self.room():
             settings = self.ctx.settings()
             reason = f"it would pass the limit of {settings.max_buy}" if settings else "no limits configured"
+            words = message("message.note_returned_over_limit", max=settings.max_buy if settings else "")
         decision = "return" if reason else "stack"
         try:
             self.ctx.journal.escrow_decided(event.device, event.code, event.value, decision,
@@ -198,29 +205,32 @@ class BuyFlow(TransactionFlow):
             if decision == "stack":
                 await asyncio.to_thread(self.validator.stack)
                 return True
-            self.message = f"Note returned: {reason}."
+            log.info("note of %s returned: %s", event.value, reason)
+            self.message = words
             await asyncio.to_thread(self.validator.return_note)
         except DeviceError as exc:
             self.ctx.alert("device", f"validator refused {decision}: {exc}", "warning")
             if decision == "stack" and self.tx_id:
                 # STACK never reached the device: the note is not on its way to the cashbox
                 self.ctx.journal.note_returned(event.device, self.tx_id)
-                self.message = "That note could not be taken. Please take it and try again."
+                self.message = message("message.note_not_taken_retry")
         return False
 
     async def on_event(self, event: Event) -> str | None:
         if isinstance(event, NoteCredited):
-            self.message = f"{event.value} received" if event.value is not None else "Note received"
+            self.message = message("message.note_received", amount=event.value if event.value is not None else "")
             return "credited"
         if isinstance(event, NoteStacked):
             self.ctx.journal.note_stacked(event.device)
             return None
         if isinstance(event, NoteReturned):
             self.ctx.journal.note_returned(event.device, self.tx_id)
-            self.message = self.message or f"Note returned: {event.reason}"
+            returned_before = isinstance(self.message, dict) and self.message["key"].startswith("message.note_returned")
+            self.message = self.message if returned_before else message("message.note_returned")
             return "credited"
         if isinstance(event, NoteRejected):
-            self.message = f"Note not accepted ({event.reason}). Please try another note."
+            self.message = message(rejection_key(event.reason),
+                                   notes=", ".join(str(d) for d in self.accepted_notes()))
             return "credited"
         return None
 
@@ -243,7 +253,7 @@ class BuyFlow(TransactionFlow):
             kiosk_id=config.kiosk_id, tx_id=self.tx_id, when=when,
             cash=Fiat(summary["fiat_minor"], summary["currency"]), fee=fee, rate=rate,
             currency=summary["currency"], sats=Sats(sum(s.sats.sat for s in sends)),
-            address=summary["address"] or "", txid=(summary["txids"] or [None])[0], language=config.language)
+            address=summary["address"] or "", txid=(summary["txids"] or [None])[0], language=self.language or config.language)
 
     # -- screens ------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from aiohttp import WSMsgType, web
 
+from atm import texts
 from atm.ui.facade import KioskFacade, SimulatorPanel
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,7 @@ class UiServer:
         app.router.add_get("/", self._index)
         app.router.add_get("/ws", self._websocket)
         app.router.add_get("/api/screen", self._screen)
+        app.router.add_get("/texts/{language}.json", self._texts)
         # Browsers ask for it on their own; answer rather than log a 404 per page load.
         app.router.add_get("/favicon.ico", _no_content)
         app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
@@ -171,9 +173,17 @@ class UiServer:
     async def _sim_page(self, _request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC_DIR / "sim.html", headers={"Cache-Control": "no-store"})
 
+    async def _texts(self, request: web.Request) -> web.Response:
+        """One language's catalogue (atm/locale/<language>.toml) for the page's t(key, values)."""
+        language = request.match_info["language"]
+        if language not in texts.available_languages():
+            return _json({"ok": False, "error": f"no texts for language {language!r}; have "
+                                                f"{', '.join(texts.available_languages())}"}, status=404)
+        return _json(texts.catalogue(language))
+
     async def _screen(self, _request: web.Request) -> web.Response:
         try:
-            return web.Response(text=_dumps(self._kiosk.snapshot()), content_type="application/json")
+            return web.Response(text=_dumps(with_texts(self._kiosk.snapshot())), content_type="application/json")
         except (TypeError, ValueError, RecursionError) as exc:
             log.error("GET /api/screen: the current screen cannot be written as JSON (%s)", exc)
             return _json({"ok": False, "error": f"the current screen cannot be written as JSON: {exc}"},
@@ -281,7 +291,12 @@ class UiServer:
         error = result.get("error")
         if not ok and not error:
             error = f"{_short(action)} refused"
-        return {"reply_to": action_id, "ok": ok, "error": None if ok else str(error)}
+        reply = {"reply_to": action_id, "ok": ok, "error": None if ok else str(error)}
+        said = result.get("message")
+        if not ok and isinstance(said, Mapping) and isinstance(said.get("key"), str):
+            # the customer reads this, in their language; `error` is for logs and tools
+            reply["message"] = {"key": said["key"], "values": dict(said.get("values") or {})}
+        return reply
 
     # -- simulator control panel -------------------------------------------
 
@@ -363,3 +378,29 @@ def _refusal(action_id: Any, error: str) -> dict[str, Any]:
 
 def _json(obj: Any, status: int = 200) -> web.Response:
     return web.Response(text=_dumps(obj), status=status, content_type="application/json")
+
+
+def with_texts(screen: Any) -> Any:
+    """A screen with its words added (`texts`): every message key in its data rendered
+    in the screen's language, for `atm sim screen` and other tools that read no page."""
+    if not isinstance(screen, Mapping):
+        return screen
+    data = screen.get("data") if isinstance(screen.get("data"), Mapping) else {}
+    language = data.get("language") if isinstance(data.get("language"), str) else texts.DEFAULT_LANGUAGE
+    words: dict[str, str] = {}
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, Mapping):
+            if isinstance(value.get("key"), str) and isinstance(value.get("values", {}), Mapping):
+                try:
+                    words[path] = texts.text(language, value["key"], **dict(value.get("values") or {}))
+                except (KeyError, IndexError, ValueError):
+                    words[path] = value["key"]
+                return
+            for key, inner in value.items():
+                walk(inner, f"{path}.{key}" if path else str(key))
+        elif isinstance(value, list):
+            for i, inner in enumerate(value):
+                walk(inner, f"{path}[{i}]")
+    walk(data, "")
+    return {**screen, "texts": words}

@@ -21,7 +21,7 @@ from simulators.standin import StandinPrinter, StandinScanner, StandinValidator
 
 # A valid regtest bech32 address (BIP173 test vector program, regtest HRP).
 REGTEST_ADDRESS = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
-PIN = "2468"
+PIN = "246813"
 _PIN_HASH = hash_pin(PIN, iterations=1000)
 
 
@@ -53,6 +53,7 @@ class Harness:
         self.kiosk = Kiosk(self.config, self.journal, self.cas,
                            DeviceSet(validator=self.validator, scanner=self.scanner, printer=self.printer,
                                      sensors=self.sensors, indicators=self.indicators))
+        self.kiosk.sending_min_display_s = 0      # the money tests need not wait for a reader
 
     async def __aenter__(self) -> "Harness":
         await self.kiosk.start()
@@ -73,6 +74,11 @@ class Harness:
     @property
     def data(self) -> dict[str, Any]:
         return self.kiosk.snapshot()["data"]
+
+    def said(self, field: str = "message") -> str:
+        """A message on the screen (a language-file key with values) in English words."""
+        from atm import texts
+        return texts.render("en", self.data.get(field))
 
     @property
     def screen(self) -> str:

@@ -96,7 +96,7 @@ async def test_unplugged_serial_scanner_takes_the_kiosk_out_of_service_until_it_
         serial_scanner_sim.unplug()
         await h.wait_for(lambda: h.screen == "out_of_service", WAIT_S)
         assert h.device_state("scanner") == DeviceState.OFFLINE.value
-        assert "scanner" in h.kiosk.snapshot()["data"]["reason"]
+        assert "scanner" in h.kiosk.out_of_service_reason()
         assert not (await h.act("start_buy"))["ok"]
 
         serial_scanner_sim.replug()

@@ -44,7 +44,7 @@ async def test_a_note_that_would_pass_the_limit_is_returned_not_stacked(tmp_path
         assert Fiat(1000, "EUR") in h.validator._accept
         h.validator._accept.add(Fiat(2000, "EUR"))       # a device that ignores its enable list
         assert h.validator.insert_note(2000)
-        await h.wait_for(lambda: "limit" in (h.kiosk.snapshot()["data"].get("message") or ""))
+        await h.wait_for(lambda: "limit" in h.said("message"))
         assert h.journal.credited(h.kiosk.tx_id) == Fiat(5000, "EUR")
         assert h.validator.cashbox == [5000]
         decisions = [f["data"] for f in h.journal.facts("escrow_decided")]
@@ -55,7 +55,7 @@ async def test_a_note_that_would_pass_the_limit_is_returned_not_stacked(tmp_path
     ("bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4", "network"),           # mainnet on a regtest kiosk
     ("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt08q", "checksum"),       # one character off
     ("hello world", ""),
-    (f"bitcoin:{REGTEST_ADDRESS}?req-somethingnew=1", "requires"),
+    (f"bitcoin:{REGTEST_ADDRESS}?req-somethingnew=1", "not support"),
 ])
 async def test_a_bad_code_gets_a_clear_error_and_no_cash_is_accepted(tmp_path, code, reason_word):
     async with Harness(tmp_path) as h:
@@ -63,7 +63,7 @@ async def test_a_bad_code_gets_a_clear_error_and_no_cash_is_accepted(tmp_path, c
         await h.wait_for(lambda: h.screen == "scan_address")
         assert h.scanner.present(code)
         await h.wait_for(lambda: h.kiosk.snapshot()["data"].get("error"))
-        error = h.kiosk.snapshot()["data"]["error"]
+        error = h.said("error")              # the customer's words, from the language file
         assert reason_word.lower() in error.lower()
         assert h.screen == "scan_address"
         assert not h.validator._enabled and h.journal.transactions() == []
@@ -143,7 +143,7 @@ async def test_a_validator_jam_after_a_credit_finishes_the_purchase_then_goes_ou
         await h.wait_for(lambda: h.screen == "receipt")
         await h.act("done")
         await h.wait_for(lambda: h.screen == "out_of_service")
-        assert "jam" in h.kiosk.snapshot()["data"]["reason"]
+        assert "jam" in h.kiosk.out_of_service_reason()    # the technician reads it, not the customer
         h.validator.clear_jam()
         await h.wait_for(lambda: h.screen == "idle")
 
@@ -153,7 +153,7 @@ async def test_an_open_door_takes_the_kiosk_out_of_service_until_it_is_closed(tm
         await h.wait_for(lambda: h.screen == "idle")
         h.sensors.pin("door").drive_high()
         await h.wait_for(lambda: h.screen == "out_of_service")
-        assert "door" in h.kiosk.snapshot()["data"]["reason"]
+        assert "door" in h.kiosk.out_of_service_reason()
         assert not (await h.act("start_buy"))["ok"]
         h.sensors.pin("door").drive_low()
         await h.wait_for(lambda: h.screen == "idle")
@@ -164,8 +164,8 @@ async def test_the_service_menu_needs_the_right_pin_and_shows_device_status(tmp_
         await h.wait_for(lambda: h.screen == "idle")
         h.sensors.pin("service_switch").drive_high()
         await h.wait_for(lambda: h.screen == "maintenance_login")
-        reply = await h.act("service_login", pin="0000")
-        assert not reply["ok"] and "PIN" in reply["error"]
+        reply = await h.act("service_login", pin="000000")
+        assert not reply["ok"] and reply["message"]["key"] == "service.wrong_pin"
         assert (await h.act("service_login", pin=PIN))["ok"]
         await h.wait_for(lambda: h.screen == "maintenance")
         data = h.kiosk.snapshot()["data"]
@@ -186,10 +186,11 @@ async def test_cash_collection_prints_the_counts_since_the_last_collection(tmp_p
         await h.wait_for(lambda: h.screen == "receipt")
         await h.act("done")
         await h.wait_for(lambda: h.screen == "idle")
-        await h.act("open_service")
+        h.sensors.pin("service_switch").drive_high()
+        await h.wait_for(lambda: h.screen == "maintenance_login")
         await h.act("service_login", pin=PIN)
         await h.wait_for(lambda: h.screen == "maintenance")
-        assert (await h.act("service_action", do="collect_cash"))["ok"]
+        assert (await h.act("service_action", do="collect_cash", counted_minor=4000))["ok"]
         await h.wait_for(lambda: len(h.printer.printed) == 2)
         assert "2" in h.printer.printed[-1] and "40.00" in h.printer.printed[-1]
         assert h.journal.cashbox_counts() == {}
@@ -202,7 +203,7 @@ async def test_deactivate_from_the_cas_is_obeyed_and_survives_a_restart(tmp_path
         await h.wait_for(lambda: h.screen == "out_of_service")
     async with Harness(tmp_path) as h:
         await h.wait_for(lambda: h.screen == "out_of_service")
-        assert "switched off" in h.kiosk.snapshot()["data"]["reason"]
+        assert "deactivated" in h.kiosk.out_of_service_reason()
 
 
 async def test_a_credit_with_no_escrow_decision_is_kept_and_raised_for_reconciliation(tmp_path):
@@ -239,7 +240,7 @@ async def test_paper_out_takes_the_kiosk_out_of_service_when_configured(tmp_path
     h.kiosk.config = dataclasses.replace(h.config, on_paper_out="out_of_service")
     async with h:
         await h.wait_for(lambda: h.screen == "out_of_service")
-        assert "paper" in h.kiosk.snapshot()["data"]["reason"]
+        assert "paper" in h.kiosk.out_of_service_reason()
 
 
 async def test_a_device_going_offline_while_idle_takes_the_kiosk_out_of_service(tmp_path):
@@ -247,7 +248,7 @@ async def test_a_device_going_offline_while_idle_takes_the_kiosk_out_of_service(
         await h.wait_for(lambda: h.screen == "idle")
         h.kiosk._sink(DeviceStatusChanged(device="scanner", state=DeviceState.OFFLINE, detail="camera unplugged"))
         await h.wait_for(lambda: h.screen == "out_of_service")
-        assert "camera unplugged" in h.kiosk.snapshot()["data"]["reason"]
+        assert "camera unplugged" in h.kiosk.out_of_service_reason()
 
 
 async def test_no_new_buy_starts_while_the_cas_is_unreachable_but_one_in_progress_finishes(tmp_path):
@@ -265,7 +266,7 @@ async def test_no_new_buy_starts_while_the_cas_is_unreachable_but_one_in_progres
         await h.wait_for(lambda: h.screen == "idle")
         reply = await h.act("start_buy")
         assert reply["ok"] is False and "server" in reply["error"]
-        assert "server" in h.kiosk.snapshot()["data"]["notice"]
+        assert "server" in h.said("notice")
         h.cas.available = True
         await h.wait_for(lambda: len(h.cas.sent()) == 1)   # the postponed send goes out, once
         await h.wait_for(lambda: (h.kiosk._publish() or True) and h.kiosk.snapshot()["data"].get("notice") is None)
@@ -292,7 +293,7 @@ async def test_a_stack_the_validator_refuses_does_not_leave_a_note_hanging_in_th
 
         h.validator.stack = refusing_stack
         assert h.validator.insert_note(2000)
-        await h.wait_for(lambda: "could not be taken" in (h.kiosk.snapshot()["data"].get("message") or ""))
+        await h.wait_for(lambda: "could not be taken" in h.said("message"))
         assert h.journal.notes_in_flight(h.kiosk.tx_id) == 0 and h.kiosk.nothing_in_flight()
         h.validator.stack = real_stack
         h.validator._escrow = None

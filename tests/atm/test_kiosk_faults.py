@@ -55,7 +55,7 @@ async def test_a_journal_failure_during_a_customer_action_answers_and_goes_out_o
         reply = await asyncio.wait_for(h.act("confirm"), 10)   # enter_sending must journal: it cannot
         assert reply["ok"] is False and reply["error"]
         await h.wait_for(lambda: h.screen == "out_of_service")
-        assert "journal" in h.data["reason"] and "no cash" in h.data["reason"]
+        assert "journal" in h.kiosk.out_of_service_reason() and "no cash" in h.kiosk.out_of_service_reason()
         assert h.validator.state_info()["enabled"] is False
         assert (await h.act("start_buy"))["ok"] is False
         assert h.cas.sent() == []                         # nothing sent without a journaled request
@@ -77,7 +77,7 @@ async def test_a_credit_the_journal_cannot_write_is_not_acknowledged_and_the_kio
         h.journal.record_credit = disk_full
         assert h.validator.insert_note(2000)
         await h.wait_for(lambda: h.screen == "out_of_service")
-        assert "journal" in h.data["reason"] and h.validator.state_info()["enabled"] is False
+        assert "journal" in h.kiosk.out_of_service_reason() and h.validator.state_info()["enabled"] is False
         assert h.validator.state_info()["stalled"] == 2000        # the device was never acknowledged
         assert h.validator.cashbox == [] and h.journal.credited(tx_id).minor == 0
 
@@ -97,7 +97,7 @@ async def test_no_log_line_carries_the_technician_pin_when_a_login_fails_inside(
     caplog.set_level(logging.DEBUG)
     async with Harness(tmp_path) as h:
         await h.wait_for(lambda: h.screen == "idle")
-        assert (await h.act("open_service"))["ok"]
+        h.sensors.pin("service_switch").drive_high()
         await h.wait_for(lambda: h.screen == "maintenance_login")
         _break_journal(h).fail = True                      # pin_ok journals the attempt: it fails
         reply = await asyncio.wait_for(h.act("service_login", pin=PIN), 10)
@@ -139,8 +139,9 @@ async def test_alerts_are_journaled_and_handed_to_the_cas_link_for_upload(tmp_pa
         await h.wait_for(lambda: any(a["kind"] == "door_open" for a in h.cas.alerts()))
         h.sensors.pin("door").drive_low()
         await h.wait_for(lambda: h.screen == "idle")
-        await h.act("open_service")
-        await h.act("service_login", pin="0000")
+        h.sensors.pin("service_switch").drive_high()
+        await h.wait_for(lambda: h.screen == "maintenance_login")
+        await h.act("service_login", pin="000000")
         await h.wait_for(lambda: any(a["kind"] == "wrong_pin" for a in h.cas.alerts()))
         journaled = " ".join(f["data"] for f in h.journal.facts("alert"))
     door = next(a for a in h.cas.alerts() if a["kind"] == "door_open")

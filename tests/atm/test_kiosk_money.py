@@ -69,7 +69,7 @@ async def test_a_stale_quote_is_refreshed_and_shown_again_before_the_customer_co
         reply = await h.act("confirm")
         assert reply["ok"] is False and h.screen == "confirm"
         await h.wait_for(lambda: h.data["rate"] == "40,000.00 EUR/BTC")
-        assert "updated" in h.data["message"] and h.data["sats"] == 47_500
+        assert "updated" in h.said("message") and h.data["sats"] == 47_500
         assert h.cas.sent() == []
         assert (await h.act("confirm"))["ok"]
         await h.wait_for(lambda: len(h.cas.sent()) == 1)
@@ -81,7 +81,7 @@ async def test_a_rate_outside_the_signed_bounds_stops_new_purchases_and_the_idle
     async with Harness(tmp_path, settings={"rate_bounds": (Decimal(40000), Decimal(45000))}) as h:
         await h.wait_for(lambda: h.screen == "idle")
         assert h.data["buy_enabled"] is False and h.data["rate"] is None
-        assert "outside" in h.data["notice"]
+        assert h.data["notice"]["key"] == "message.buy_paused" and "outside" in h.kiosk.buy_paused_reason()
         reply = await h.act("start_buy")
         assert reply["ok"] is False and "outside" in reply["error"]
 
@@ -94,7 +94,7 @@ async def test_new_signed_bounds_end_the_quote_in_force_and_the_idle_screen_is_d
         h.cas._settings = narrowed
         h.kiosk.settings_changed(narrowed)
         await h.wait_for(lambda: h.kiosk.snapshot()["seq"] > seq and not h.data["buy_enabled"])
-        assert h.data["rate"] is None and "outside" in h.data["notice"]
+        assert h.data["rate"] is None and "outside" in h.kiosk.buy_paused_reason()
         assert h.kiosk.pricing.quote is None
 
 
@@ -142,7 +142,7 @@ async def test_the_signed_max_offline_wins_when_it_is_stricter_than_the_local_on
     h.kiosk.settlement.cas = h.kiosk.cas
     async with h:
         await h.wait_for(lambda: h.screen == "idle")
-        assert h.data["buy_enabled"] is False and "server" in h.data["notice"]
+        assert h.data["buy_enabled"] is False and "server" in h.said("notice")
 
 
 # ------------------------------------------------------------------ fees
@@ -259,7 +259,7 @@ async def test_a_note_that_exactly_fills_the_remaining_room_is_accepted_and_one_
         await h.insert(5000)
         h.validator._accept.add(Fiat(2000, EUR))          # a device that ignores its enable list
         assert h.validator.insert_note(2000)
-        await h.wait_for(lambda: "limit" in (h.data.get("message") or ""))
+        await h.wait_for(lambda: "limit" in h.said("message"))
         assert h.journal.credited(h.kiosk.tx_id) == Fiat(5000, EUR) and h.validator.cashbox == [5000]
 
 

@@ -97,7 +97,7 @@ async def test_the_validator_takes_no_new_note_while_the_previous_one_is_unresol
         await h.start_buy()
         tx_id = await _stall(h, "silent")
         assert h.validator.insert_note(1000)              # the unit takes it into escrow...
-        await h.wait_for(lambda: "still being processed" in (h.data.get("message") or ""))
+        await h.wait_for(lambda: "still being counted" in h.said("message"))
         assert h.journal.notes_in_flight(tx_id) == 1      # ...and the kiosk returned it
         assert (await h.act("cancel"))["ok"] is False     # nothing leaves while the note moves
         h.sensors.pin("door").drive_high()                # the door has a row too: it waits for the note
@@ -111,7 +111,7 @@ async def test_a_door_opened_while_a_note_moves_ends_out_of_service_once_the_not
         await _stall(h, "silent")
         h.sensors.pin("door").drive_high()
         await h.wait_for(lambda: h.screen == "out_of_service", timeout=10)
-        assert "door" in h.data["reason"] and h.validator.state_info()["enabled"] is False
+        assert "door" in h.kiosk.out_of_service_reason() and h.validator.state_info()["enabled"] is False
 
 
 async def test_a_settled_event_the_device_repeats_is_credited_once(tmp_path):

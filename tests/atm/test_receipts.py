@@ -87,7 +87,11 @@ def test_customer_receipts_carry_amounts_rate_fee_and_the_code_as_text_and_qr(bu
     assert EN["fee"] in text
     assert any(t.endswith(" BTC") and not t.endswith("/BTC") for t in text)
     assert code in text
-    assert qr_data(receipt) == [code]
+    assert qr_data(receipt)[0] == code
+
+
+def test_the_buy_receipt_carries_the_transaction_id_as_a_qr():
+    assert qr_data(buy()) == [ADDRESS, "tx-7f3a9c"]
 
 
 def test_buy_receipt_says_pending_until_the_bitcoin_transaction_is_known():

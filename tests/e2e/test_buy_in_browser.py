@@ -78,7 +78,7 @@ async def test_a_customer_buys_bitcoin_for_cash_by_tapping_through_the_screen(br
     await finish.click()
     await expect(screen).to_have_attribute("data-screen", "confirm")
     await expect(field("cash")).to_have_text("70.00 EUR")
-    promised_sats = int(await field("sats").inner_text())
+    promised_sats = int(re.sub(r"\D", "", await field("sats").inner_text()))   # "43970 satoshis"
     assert promised_sats > 0
 
     await page.locator('[data-action="confirm"]').click()

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from atm import texts
 from atm.ui.server import MAX_ACTION_BYTES, STATIC_DIR, PanelRequestError, UiServer, parse_panel_request
 
 
@@ -134,10 +135,33 @@ async def test_closing_the_websocket_unsubscribes_from_the_kiosk(client, fake_ki
 
 
 async def test_api_screen_returns_the_snapshot_as_json(client, fake_kiosk):
-    fake_kiosk.show("out_of_service", {"reason": "Bill validator jammed"})
+    fake_kiosk.show("out_of_service", {"kind": "fault"})
     response = await client.get("/api/screen")
     assert response.status == 200
-    assert await response.json() == fake_kiosk.current
+    assert await response.json() == {**fake_kiosk.current, "texts": {}}
+
+
+async def test_api_screen_adds_the_words_of_every_message_in_the_screens_language(client, fake_kiosk):
+    fake_kiosk.show("insert_cash", {"language": "de", "message": texts.message("message.note_received", amount="5.00 EUR")})
+    body = await (await client.get("/api/screen")).json()
+    assert body["texts"] == {"message": "5.00 EUR erhalten. Danke."}
+
+
+async def test_the_texts_of_a_language_are_served_and_an_unknown_one_is_refused(client):
+    response = await client.get("/texts/fr.json")
+    assert response.status == 200 and (await response.json())["screen"]["buy"] == texts.text("fr", "screen.buy")
+    response = await client.get("/texts/xx.json")
+    assert response.status == 404 and "xx" in (await response.json())["error"]
+
+
+async def test_a_refusal_carries_the_kiosks_message_key_to_the_page(client, fake_kiosk):
+    fake_kiosk.reply = {"ok": False, "error": "finish refused", "message": texts.message("message.insert_first")}
+    async with client.ws_connect("/ws") as ws:
+        await _receive(ws)
+        await ws.send_str(json.dumps({"action": "finish_cash", "id": 3}))
+        reply = await _receive(ws)
+    assert reply == {"reply_to": 3, "ok": False, "error": "finish refused",
+                     "message": {"key": "message.insert_first", "values": {}}}
 
 
 # -- actions ----------------------------------------------------------------
@@ -423,3 +447,16 @@ def test_any_panel_request_body_parses_or_is_refused_with_the_typed_error(body):
         assert str(exc)
     else:
         assert isinstance(command, str) and command and isinstance(args, dict)
+
+
+_json_trees = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                       max_size=4), max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json_trees)
+def test_any_screen_data_gets_its_texts_added_without_an_error(data):
+    from atm.ui.server import with_texts
+    result = with_texts({"screen": "x", "data": data, "seq": 1})
+    assert isinstance(result, dict) and isinstance(result.get("texts", {}), dict)

@@ -7,9 +7,11 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import expect
 
+from atm import texts
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-SIMULATOR_PIN = "1234"  # config/simulate.toml's technician PIN
+SIMULATOR_PIN = "135790"  # config/simulate.toml's technician PIN
 
 
 async def _log_in(page, pin: str) -> None:
@@ -27,8 +29,8 @@ async def test_a_technician_logs_in_reads_the_status_and_disables_the_kiosk(brow
     assert (await simulated_kiosk.world.run("service_switch", {"on": True}))["ok"] is True
     await expect(screen).to_have_attribute("data-screen", "maintenance_login")
 
-    await _log_in(page, "9999")
-    await expect(page.locator("#toast")).to_be_visible()
+    await _log_in(page, "999999")
+    await expect(page.locator("#toast")).to_have_text(texts.text("en", "service.wrong_pin", left=4))
     await expect(screen).to_have_attribute("data-screen", "maintenance_login")
 
     await _log_in(page, SIMULATOR_PIN)
@@ -38,14 +40,18 @@ async def test_a_technician_logs_in_reads_the_status_and_disables_the_kiosk(brow
         row = page.locator(f'[data-device="{device["name"]}"]')
         await expect(row.locator('[data-field="state"]')).to_have_text(device["state"])
     await expect(page.locator('[data-field="kiosk"]')).to_contain_text(simulated_kiosk.config.kiosk_id)
-    await expect(page.locator('[data-field="journal_open"]')).to_have_text("Open transactions: 0")
-    assert status["alerts"], "the wrong PIN should have raised an alert"
-    for alert in status["alerts"]:
-        await expect(page.locator('[data-field="alerts"]')).to_contain_text(alert)
+    await expect(page.locator('[data-field="journal_open"]')).to_have_text(
+        texts.text("en", "service.open_transactions", count=0))
 
-    await page.get_by_role("button", name="Disable kiosk").click()
-    await expect(page.locator('[data-field="kiosk"]')).to_contain_text("disabled")
+    await page.locator('#screen .tabs [data-page="alerts"]').click()
+    await expect(page.locator('#screen [data-kind="wrong_pin"]')).to_contain_text(texts.text("en", "service.times", count=1))
 
-    await page.get_by_role("button", name="Exit service").click()
+    await page.locator('#screen .tabs [data-page="activation"]').click()
+    deactivate = page.locator('#screen [data-do="deactivate"]')
+    await deactivate.click()
+    await deactivate.click()                                   # a second tap confirms
+    await expect(page.locator('[data-field="kiosk"]')).to_contain_text(texts.text("en", "service.inactive"))
+
+    await page.locator('#screen [data-do="exit"]').click()
     await expect(screen).to_have_attribute("data-screen", "out_of_service")
     await expect(page.locator("#screen button")).to_have_count(0)

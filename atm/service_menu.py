@@ -1,0 +1,448 @@
+"""The technician's service menu behind the PIN: what each page shows (status, alerts,
+cash, cassettes, tests, pairing, logs, activation) and the actions a technician takes
+there. The kiosk routes `service_action` here once the PIN was accepted; the page
+(atm/ui/static/service.js) draws the pages. Money facts go through the journal like
+everywhere else; nothing here decides about a customer's money.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import deque
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from hal import Fiat
+from hal.errors import DeviceError
+from hal.printer import PairLine, Receipt, Rule, TextLine
+
+if TYPE_CHECKING:
+    from atm.kiosk import Kiosk
+
+log = logging.getLogger("atm.service_menu")
+
+SEVERITY_ORDER = ("critical", "warning", "info")
+LOG_LINES_KEPT = 500          # the Logs page and its export; older lines are in the system journal
+LOG_LINES_SHOWN = 100
+ALERT_LINES_SHOWN = 200
+MAX_COUNTED_MINOR = 10**12    # a counted amount beyond this is a typing error, not cash
+REMOTE_DEACTIVATORS = ("cas", "operator (unpaired)")
+
+
+class ServiceActionError(ValueError):
+    """A technician's action that cannot run; the text says what to do instead."""
+
+
+class _Ring(logging.Handler):
+    """The last log lines of the application, for the Logs page."""
+
+    def __init__(self, lines: deque[str]) -> None:
+        super().__init__(logging.INFO)
+        self.lines = lines
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:            # a log line must never break the kiosk
+            pass
+
+
+def local_time(at: float | None) -> str | None:
+    """A Unix time as the kiosk's local date and time, for people."""
+    if at is None:
+        return None
+    return datetime.fromtimestamp(at).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+class ServiceMenu:
+    def __init__(self, kiosk: "Kiosk") -> None:
+        self.kiosk = kiosk
+        self.log_lines: deque[str] = deque(maxlen=LOG_LINES_KEPT)
+        self._ring = _Ring(self.log_lines)
+        self.last_scan: str | None = None
+        self.pairing_mode = False          # the next code scanned here is an operator's pairing code
+        self.pairing_busy = False
+        self.last_result: dict[str, Any] | None = None     # what the last action did, shown on its page
+
+    # -- lifecycle (the kiosk calls these from start and stop) ---------------------------
+
+    def start(self) -> None:
+        logging.getLogger("atm").addHandler(self._ring)
+
+    def stop(self) -> None:
+        logging.getLogger("atm").removeHandler(self._ring)
+
+    # -- what the pages show -------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        k = self.kiosk
+        journal = k.journal
+        alerts = self._alert_facts()
+        return {
+            "kiosk_id": k.config.kiosk_id, "state": k.state, "active": k.is_active(),
+            "out_of_service_reason": k.out_of_service_reason() if k.state.startswith("out_") else None,
+            "buy_paused_reason": k.buy_paused_reason(),
+            "devices": self.devices(alerts),
+            "cas": self.cas_link(),
+            "alerts": [f"{local_time(a['at'])} {a['text']}" for a in alerts[:ALERT_LINES_SHOWN]],
+            "alert_groups": self.alert_groups(alerts),
+            "alerts_total": len(alerts),
+            "journal": {"open": len(journal.transactions(("open", "sending"))),
+                        "reconciliation": [{"id": r["id"], "summary": r["summary"]}
+                                           for r in journal.reconciliation_items()]},
+            "cash": self.cash(),
+            "cassettes": self.cassettes(),
+            "tests": {"sensors": self._sensors(), "last_scan": self.last_scan,
+                      "printer": k.device_health().get("printer").state.value
+                      if k.device_health().get("printer") else None},
+            "logs": list(self.log_lines)[-LOG_LINES_SHOWN:],
+            "activation": self.activation(),
+            "pairing": {"waiting_for_code": self.pairing_mode, "busy": self.pairing_busy,
+                        "paired_with": getattr(self, "paired_with", None)},
+            "last_result": self.last_result,
+        }
+
+    def devices(self, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        k = self.kiosk
+        health = k.device_health()
+        rows = []
+        for kind, device in k.devices.items():
+            h = health.get(kind)
+            try:
+                info = device.info()
+            except Exception as exc:        # a device that cannot say who it is still gets a row
+                log.warning("%s: info() failed: %s", kind, exc)
+                info = None
+            state = h.state.value if h else "unknown"
+            rows.append({"name": getattr(device, "name", kind), "kind": kind, "state": state,
+                         "detail": h.detail if h else "", "driver": type(device).__name__,
+                         "model": getattr(info, "model", "") or "", "firmware": getattr(info, "firmware", "") or "",
+                         "serial": getattr(info, "serial", "") or "",
+                         "last_error": self._last_error(getattr(device, "name", kind), alerts)})
+        return rows
+
+    @staticmethod
+    def _last_error(device_name: str, alerts: list[dict[str, Any]]) -> str | None:
+        for fact in alerts:                       # newest first
+            if fact["kind"] in ("device", "fraud", "printer") and str(fact["text"]).startswith(device_name):
+                return f"{local_time(fact['at'])} {fact['text']}"
+        return None
+
+    def cas_link(self) -> dict[str, Any]:
+        k = self.kiosk
+        status_of = getattr(k.cas, "status", None)
+        raw = status_of() if status_of else {}
+        settings = k.settings()
+        return {"paired": bool(raw.get("paired")), "mode": raw.get("mode", "client"),
+                "url": raw.get("cas_url"), "pin": raw.get("pin"), "pin_ok": raw.get("pin_ok"),
+                "bundle_version": settings.version if settings else None,
+                "last_contact": local_time(raw.get("last_contact")),
+                "reachable": raw.get("reachable"), "queued_uploads": raw.get("queue_length", 0),
+                "last_error": raw.get("last_error")}
+
+    def _alert_facts(self) -> list[dict[str, Any]]:
+        """Every alert in the journal, newest first (the journal keeps them all)."""
+        import json
+        out = []
+        try:
+            facts = list(self.kiosk.journal.facts("alert"))
+        except Exception as exc:         # a broken journal: the page still opens
+            log.error("alerts cannot be read from the journal: %s", exc)
+            return []
+        for fact in reversed(facts):
+            data = fact.get("data")
+            if isinstance(data, str):
+                try:
+                    data = json.loads(data)
+                except ValueError:
+                    data = {}
+            data = data if isinstance(data, dict) else {}
+            out.append({"at": fact.get("at"), "kind": data.get("alert", "?"), "text": str(data.get("text", "")),
+                        "severity": data.get("severity", "warning")})
+        return out
+
+    @staticmethod
+    def alert_groups(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Alerts grouped by severity and kind, counted, each group's newest first;
+        critical before warning before info. Nothing is dropped: a group counts all."""
+        groups: dict[tuple[str, str], dict[str, Any]] = {}
+        for a in alerts:                           # newest first
+            key = (a["severity"], a["kind"])
+            group = groups.get(key)
+            if group is None:
+                groups[key] = {"severity": a["severity"], "kind": a["kind"], "count": 1,
+                               "last": local_time(a["at"]), "text": a["text"], "recent": [a["text"]]}
+            else:
+                group["count"] += 1
+                if len(group["recent"]) < 5:
+                    group["recent"].append(a["text"])
+        rank = {s: i for i, s in enumerate(SEVERITY_ORDER)}
+        # most severe first; within a severity, the group with the newest alert first
+        # (groups were made newest first, and sorted() keeps that order among equals)
+        return sorted(groups.values(), key=lambda g: rank.get(g["severity"], len(rank)))
+
+    def cash(self) -> dict[str, Any]:
+        k = self.kiosk
+        currency = k.config.currency
+        counts = k.journal.cashbox_counts()
+        total = sum(v * n for v, n in counts.items())
+        return {"status": k._cashbox.value, "paper": k._paper.value,
+                "notes": [{"value": str(Fiat(v, currency)), "count": n} for v, n in sorted(counts.items())],
+                "count": sum(counts.values()), "total": str(Fiat(total, currency)), "total_minor": total,
+                "collections": self.collections()}
+
+    def collections(self) -> list[dict[str, Any]]:
+        import json
+        k = self.kiosk
+        currency = k.config.currency
+        counted = {}
+        for fact in k.journal.facts("cash_counted"):
+            data = json.loads(fact["data"]) if isinstance(fact["data"], str) else fact["data"]
+            counted[data.get("collection_at")] = data
+        out = []
+        for fact in k.journal.facts("cash_collected"):
+            data = json.loads(fact["data"]) if isinstance(fact["data"], str) else fact["data"]
+            expected = sum(int(v) * n for v, n in data.get("counts", {}).items())
+            count = counted.get(fact["at"], {})
+            out.append({"at": local_time(fact["at"]), "notes": sum(data.get("counts", {}).values()),
+                        "expected": str(Fiat(expected, currency)),
+                        "counted": str(Fiat(count["counted_minor"], currency)) if count else None,
+                        "difference": str(Fiat(count["difference_minor"], currency)) if count else None})
+        return out[::-1]
+
+    def cassettes(self) -> dict[str, Any] | None:
+        dispenser = self.kiosk.devices.dispenser
+        if dispenser is None:
+            return None
+        try:
+            units = dispenser.status()
+        except (DeviceError, AttributeError) as exc:
+            return {"error": str(exc)}
+        return {"units": units if isinstance(units, (list, dict)) else str(units)}
+
+    def _sensors(self) -> dict[str, bool]:
+        sensors = self.kiosk.devices.sensors
+        if sensors is None:
+            return {}
+        try:
+            return dict(sensors.read())
+        except DeviceError as exc:
+            return {"error": True} if not str(exc) else {f"error: {exc}": True}
+
+    def activation(self) -> dict[str, Any]:
+        k = self.kiosk
+        by = None
+        for fact in k.journal.facts():
+            if fact["kind"] in ("activated", "deactivated"):
+                import json
+                data = json.loads(fact["data"]) if isinstance(fact["data"], str) else fact["data"]
+                by = data.get("by") if fact["kind"] == "deactivated" else None
+        settings = k.settings()
+        review: dict[str, Any] = {}
+        if settings is not None:
+            review = {"version": settings.version, "min_buy": str(settings.min_buy), "max_buy": str(settings.max_buy),
+                      "fee_percent": str(settings.fee_percent),
+                      "fixed_fee": str(settings.fixed_fee) if settings.fixed_fee else None,
+                      "rate_bounds": [str(b) for b in settings.rate_bounds] if settings.rate_bounds else None,
+                      "max_offline_s": settings.max_offline_s,
+                      "languages": list(getattr(settings, "languages", ()) or ()),
+                      "technician_pin": "set" if settings.technician_pin_hash else "local file",
+                      **{f"wallet_{key}": str(value) for key, value in (settings.wallet or {}).items()}}
+        return {"active": k.is_active(), "deactivated_by": by,
+                "needs_signature": (not k.is_active()) and by in REMOTE_DEACTIVATORS, "review": review}
+
+    # -- actions -------------------------------------------------------------------------
+
+    async def act(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        """One technician action; {"ok": bool, "error"?: str}. Never raises for bad input."""
+        do = message.get("do")
+        handler = {
+            "exit": self._exit, "deactivate": self._deactivate, "disable_kiosk": self._deactivate,
+            "activate": self._activate, "enable_kiosk": self._activate,
+            "collect_cash": self._collect_cash, "print_test": self._print_test,
+            "test_lights": self._test_lights, "scan_test": self._scan_test,
+            "export_logs": self._export_logs, "print_logs": self._print_logs, "pair_scan": self._pair_scan,
+        }.get(do if isinstance(do, str) else "")
+        if handler is None:
+            return {"ok": False, "error": f"unknown service action {do!r}"}
+        try:
+            await handler(message)
+        except ServiceActionError as exc:
+            self.last_result = {"do": do, "ok": False, "text": str(exc)}
+            await self.kiosk._fire("refresh")
+            return {"ok": False, "error": str(exc)}
+        self.last_result = {"do": do, "ok": True, "text": None}
+        if self.kiosk.state.startswith("maintenance_menu"):
+            await self.kiosk._fire("refresh")
+        return {"ok": True}
+
+    async def _exit(self, _m: Mapping[str, Any]) -> None:
+        self._stop_scanning()                  # a scan test left running must not scan for a buy
+        await self.kiosk._fire("service_exit")
+
+    async def _deactivate(self, _m: Mapping[str, Any]) -> None:
+        # fail safe: a technician may always take the kiosk out of service
+        self.kiosk._set_active(False, by="technician")
+
+    async def _activate(self, _m: Mapping[str, Any]) -> None:
+        state = self.activation()
+        if state["needs_signature"]:
+            raise ServiceActionError("the operator deactivated this kiosk remotely: only a command signed by the "
+                                     "operator can reactivate it (ask the operator to send 'activate')")
+        if self.kiosk.settings() is None:
+            raise ServiceActionError("no signed configuration is in force: pair the kiosk or wait for the "
+                                     "operator's bundle before putting it back in service")
+        self.kiosk._set_active(True, by="technician")
+
+    async def _collect_cash(self, m: Mapping[str, Any]) -> None:
+        counted = m.get("counted_minor")
+        if isinstance(counted, str) and counted.strip().isdigit():
+            counted = int(counted.strip())
+        if isinstance(counted, bool) or not isinstance(counted, int) or not 0 <= counted <= MAX_COUNTED_MINOR:
+            raise ServiceActionError("enter the amount you counted, in minor units (cents), as a whole number")
+        k = self.kiosk
+        period_start = k.journal.last_collection_at()
+        counts = k.journal.collect_cash()
+        collected_at = k.journal.last_collection_at()
+        expected = sum(v * n for v, n in counts.items())
+        difference = counted - expected
+        # journaled with the collection it belongs to, before anything is printed
+        k.journal.record_fact("cash_counted", None, collection_at=collected_at, counted_minor=counted,
+                              expected_minor=expected, difference_minor=difference)
+        currency = k.config.currency
+        k.alert("cash_collected", f"cash collected: {sum(counts.values())} notes, {Fiat(expected, currency)} "
+                f"expected, {Fiat(counted, currency)} counted, difference {Fiat(difference, currency)}",
+                "warning" if difference else "info")
+        receipt = self._collection_receipt(counts, period_start, counted, difference)
+        k._spawn(k._print(receipt), "print-collection")
+
+    def _collection_receipt(self, counts: dict[int, int], period_start: float | None, counted: int,
+                            difference: int) -> Receipt:
+        from atm import receipts, texts
+        k = self.kiosk
+        config = k.config
+        now = datetime.now(timezone.utc)
+        start = datetime.fromtimestamp(period_start, timezone.utc) if period_start else now
+        receipt = receipts.cash_collection_receipt(
+            operator=receipts.OperatorInfo(config.operator_name, config.operator_contact),
+            kiosk_id=config.kiosk_id, collection_id=f"collect-{now.strftime('%Y%m%d%H%M%S')}", when=now,
+            cashbox_id="cashbox-1", technician="service menu", period_start=start, period_end=now,
+            counts={Fiat(v, config.currency): n for v, n in counts.items()}, currency=config.currency,
+            language=config.language)
+        words = texts.section(config.language, "service")
+        return replace(receipt, blocks=receipt.blocks + (
+            Rule(), PairLine(words["counted"].split(" (")[0], str(Fiat(counted, config.currency))),
+            PairLine(words["difference"], str(Fiat(difference, config.currency)))))
+
+    async def _print_test(self, _m: Mapping[str, Any]) -> None:
+        k = self.kiosk
+        receipt = Receipt((TextLine("Printer test", align="center", bold=True), TextLine(f"Kiosk {k.config.kiosk_id}"),
+                           TextLine(datetime.now().astimezone().isoformat(timespec="seconds"))))
+        if k.devices.printer is None:
+            raise ServiceActionError("this kiosk has no receipt printer configured")
+        if not await k._print(receipt):
+            raise ServiceActionError("the printer did not print: see the Alerts page for its error")
+
+    async def _test_lights(self, _m: Mapping[str, Any]) -> None:
+        from hal import Light
+        indicators = self.kiosk.devices.indicators
+        if indicators is None:
+            raise ServiceActionError("this kiosk has no indicator lights configured")
+        try:
+            for light in Light:
+                indicators.set_light(light, "blink")
+        except DeviceError as exc:
+            raise ServiceActionError(f"lights: {exc}") from None
+
+    async def _scan_test(self, m: Mapping[str, Any]) -> None:
+        scanner = self.kiosk.devices.scanner
+        if m.get("stop"):
+            self._stop_scanning()
+            return
+        try:
+            await asyncio.to_thread(scanner.start_scanning)
+        except DeviceError as exc:
+            raise ServiceActionError(f"scanner: {exc}") from None
+
+    def _stop_scanning(self) -> None:
+        try:
+            self.kiosk.devices.scanner.stop_scanning()
+        except DeviceError as exc:
+            log.warning("stopping the scan test: %s", exc)
+
+    def scanned(self, text: str) -> None:
+        """A code read while the service menu is open: shown, never acted on, except an
+        operator's pairing code the technician asked to pair with."""
+        from atm.cas.pairing import PAIRING_PREFIX
+        if self.pairing_mode and text.startswith(PAIRING_PREFIX) and not self.pairing_busy:
+            self.pairing_mode = False
+            self.pairing_busy = True
+            self.last_scan = PAIRING_PREFIX + "…"          # the one-time token is not for the screen
+            self.kiosk._spawn(self._pair(text), "service-pairing")
+            return
+        self.last_scan = text[:200]
+
+    async def _pair_scan(self, _m: Mapping[str, Any]) -> None:
+        self.pairing_mode = True
+        await self._scan_test({})
+
+    async def _pair(self, code: str) -> None:
+        """Pair by the operator's code (atm.cas.pairing): the CAS pin is checked inside the
+        TLS handshake before the token leaves. The new trust anchors are used from the next
+        start; the running link keeps the old ones until then."""
+        from atm.cas.interface import CasError
+        from atm.cas.pairing import pair
+        k = self.kiosk
+        try:
+            result = await pair(code, k.config.cas_state_dir)
+        except (CasError, OSError, ValueError) as exc:
+            self.last_result = {"do": "pair_scan", "ok": False, "text": str(exc)}
+            k.alert("pairing", f"service menu: pairing failed: {exc}", "warning")
+        else:
+            self.last_result = {"do": "pair_scan", "ok": True, "text": None}
+            self.paired_with = {"kiosk_id": result.kiosk_id, "cas_url": result.cas_url, "cas_pin": result.cas_pin,
+                                "operator_key_id": result.operator_key_id}
+            k.alert("pairing", f"service menu: paired with {result.cas_url} (pin {result.cas_pin}, operator key "
+                    f"{result.operator_key_id}); restart the kiosk to use it", "warning")
+        finally:
+            self.pairing_busy = False
+            self._stop_scanning()
+            if k.state == "maintenance_menu":
+                await k._fire("refresh")
+
+    async def _export_logs(self, m: Mapping[str, Any]) -> None:
+        folder = m.get("path")
+        if not isinstance(folder, str) or not folder.startswith("/") or ".." in Path(folder).parts:
+            raise ServiceActionError("give the USB stick's folder as an absolute path, e.g. /media/usb")
+        target = Path(folder)
+        if not target.is_dir():
+            raise ServiceActionError(f"{folder} is not a folder: is the USB stick plugged in and mounted?")
+        name = target / f"atm-{self.kiosk.config.kiosk_id}-{datetime.now().strftime('%Y%m%d-%H%M%S')}.log"
+        lines = list(self.log_lines)
+
+        def write() -> None:
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write("\n".join(lines) + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+        try:
+            await asyncio.to_thread(write)
+        except OSError as exc:
+            raise ServiceActionError(f"could not write {name}: {exc.strerror or exc}") from None
+        self.kiosk.alert("logs_exported", f"service menu: log exported to {name}", "info")
+
+    async def _print_logs(self, _m: Mapping[str, Any]) -> None:
+        k = self.kiosk
+        if k.devices.printer is None:
+            raise ServiceActionError("this kiosk has no receipt printer configured")
+        lines = list(self.log_lines)[-40:]
+        receipt = Receipt((TextLine(f"Log, kiosk {k.config.kiosk_id}", bold=True),
+                           *(TextLine(line[:200]) for line in lines)))
+        if not await k._print(receipt):
+            raise ServiceActionError("the printer did not print: see the Alerts page for its error")

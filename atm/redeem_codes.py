@@ -23,6 +23,7 @@ PREFIX = "ATMREDEEM"
 VERSION = "1"
 MAC_BYTES = 16                      # 128 bits: no guessing within any kiosk's lifetime
 _ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_MAC = re.compile(r"^[A-Za-z2-7]{1,64}$")     # base32, unpadded
 MAX_CODE_LENGTH = 240
 
 
@@ -95,6 +96,7 @@ class RedeemCodes:
         _, _, kiosk_id, tx_id, mac = parts
         if kiosk_id != self.kiosk_id:
             raise RedeemCodeError(f"this code belongs to kiosk {kiosk_id}; please use that kiosk", "other_kiosk")
-        if not hmac.compare_digest(mac.upper(), self._mac(kiosk_id, tx_id)):
+        # compare_digest takes ASCII only: anything else in the MAC place is no MAC of ours
+        if not _MAC.match(mac) or not hmac.compare_digest(mac.upper().encode(), self._mac(kiosk_id, tx_id).encode()):
             raise RedeemCodeError("this redeem code is not genuine", "forged")
         return RedeemClaim(kiosk_id, tx_id)

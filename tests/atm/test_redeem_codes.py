@@ -62,7 +62,13 @@ def test_a_truncated_secret_file_is_refused_with_the_path(tmp_path):
         load_or_create_secret(path)
 
 
-@given(st.text(max_size=300))
+def test_a_non_ascii_mac_is_forged_not_a_crash():
+    with pytest.raises(RedeemCodeError) as err:
+        CODES.check("ATMREDEEM:1:kiosk-7:0:\x80")
+    assert err.value.reason == "forged"
+
+
+@given(st.text(max_size=300) | st.builds(lambda t: "ATMREDEEM:1:kiosk-7:" + t, st.text(max_size=80)))
 def test_any_scanned_text_is_a_typed_refusal_or_a_genuine_claim(text):
     try:
         claim = CODES.check(text)

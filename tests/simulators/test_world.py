@@ -95,7 +95,8 @@ def test_an_outside_camera_is_a_source_and_an_outside_printer_a_port():
         tables = world.start()
         assert tables["scanner"] == {"driver": "camera", "source": "0"}
         assert tables["printer"]["driver"] == "escpos" and tables["printer"]["port"] == "/dev/usb/lp0"
-        assert world.sims == {}
+        assert "scanner" not in world.sims and "printer" not in world.sims   # outside: nothing simulated
+        assert set(world.sims) <= {"dispenser"}                                 # the dispenser is still simulated
     finally:
         world.stop()
 

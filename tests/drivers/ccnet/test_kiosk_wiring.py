@@ -45,5 +45,5 @@ def test_a_scripted_buy_on_the_ccnet_simulator_completes(tmp_path):
                              "--cas", "standin", "--state-dir", str(tmp_path)],
                             capture_output=True, text=True, timeout=180, cwd=REPO, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    (tx,) = json.loads(result.stdout)["transactions"]
+    (tx,) = [t for t in json.loads(result.stdout)["transactions"] if t["type"] == "buy"]
     assert tx["status"] == "completed" and tx["notes"] == [2000, 5000] and tx["fiat_minor"] == 7000

@@ -44,7 +44,7 @@ def _load_config(path: str | None, simulate: bool):
     return config_mod.load(path)
 
 
-_PORT_OPTIONS = ("validator", "printer", "scanner")
+_PORT_OPTIONS = ("validator", "printer", "scanner", "dispenser")
 
 
 def _add_port_options(p: argparse.ArgumentParser) -> None:
@@ -65,10 +65,12 @@ def _external_ports(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _add_sim_choices(p: argparse.ArgumentParser) -> None:
-    from simulators.world import PRINTERS, SCANNERS, VALIDATORS
+    from simulators.world import DISPENSERS, PRINTERS, SCANNERS, VALIDATORS
     p.add_argument("--validator", choices=VALIDATORS, default="id003", help="simulated bill validator (default id003)")
     p.add_argument("--printer", choices=PRINTERS, default="escpos", help="simulated printer (default escpos)")
     p.add_argument("--scanner", choices=SCANNERS, default="camera", help="simulated scanner (default camera)")
+    p.add_argument("--dispenser", choices=DISPENSERS, default="lcdm4000",
+                   help="simulated cash dispenser (default lcdm4000; lcdm2000 has no LAST STATUS)")
     p.add_argument("--cas", choices=("simulator", "standin"), default="simulator",
                    help="CAS: a TLS CAS simulator the kiosk pairs with (default), or the in-process stand-in")
 
@@ -113,12 +115,17 @@ async def _run_locked(args: argparse.Namespace, config: Any, ports: dict[str, st
             from simulators.world import SimulatedWorld
             try:
                 world = SimulatedWorld(currency=config.currency, validator=args.validator, printer=args.printer,
-                                       scanner=args.scanner, network=config.network, ports=ports)
+                                       scanner=args.scanner, network=config.network, ports=ports,
+                                       dispenser=args.dispenser)
             except ValueError as exc:
                 raise ConfigurationError(str(exc)) from None
             config = with_devices(config, world.start())
             operator, cas, config = await _simulated_cas(args, config)
         running = RunningKiosk(config, simulate=args.simulate, world=world, cas=cas)
+        if world is not None:
+            world.attach_chain(operator.cas if operator is not None else running.cas)
+            if "dispenser" not in ports:
+                _book_simulated_cassettes(running.journal, world)
         await running.start()
     except BaseException:
         if world:
@@ -159,7 +166,7 @@ async def _demo(args: argparse.Namespace) -> dict[str, Any]:
     state_dir = Path(args.state_dir) if args.state_dir else Path(tempfile.mkdtemp(prefix="atm-demo-"))
     config = dataclasses.replace(config, state_dir=state_dir)
     world = SimulatedWorld(currency=config.currency, validator=args.validator, printer=args.printer,
-                           scanner=args.scanner, network=config.network)
+                           scanner=args.scanner, network=config.network, dispenser=args.dispenser)
     lock = StateDirLock(state_dir).acquire()  # a demo on a running kiosk's folder would share its journal
     operator = running = None
     notes = [int(n) for n in args.notes.split(",") if n.strip()]
@@ -168,6 +175,7 @@ async def _demo(args: argparse.Namespace) -> dict[str, Any]:
         operator, cas, config = await _simulated_cas(args, config)
         running = RunningKiosk(config, simulate=True, world=world, ui=False, cas=cas)
         kiosk = running.kiosk
+        _book_simulated_cassettes(running.journal, world)
         await running.start()
 
         def screen() -> str:
@@ -212,6 +220,10 @@ async def _demo(args: argparse.Namespace) -> dict[str, Any]:
         await kiosk.handle_action({"action": "confirm"})
         await wait_screen("receipt", timeout=40)
         await _until(lambda: _receipts(world, running), 10, interval=0.1)
+        await kiosk.handle_action({"action": "done"})
+        await wait_screen("idle")
+        await _demo_sell(kiosk, operator.cas if operator is not None else running.cas, wait_screen)
+        await _until(lambda: len(_receipts(world, running)) >= 2, 10, interval=0.1)
         transactions = []
         for tx in running.journal.transactions():
             summary = running.journal.summary(tx["id"])
@@ -227,6 +239,40 @@ async def _demo(args: argparse.Namespace) -> dict[str, Any]:
         if operator is not None:
             await operator.stop()
         lock.release()
+
+
+async def _demo_sell(kiosk: Any, chain_cas: Any, wait_screen: Any) -> None:
+    """The sale of the demo: the smallest amount offered, paid on the simulated chain with
+    two confirmations, proven by the kiosk, dispensed by the simulated dispenser."""
+    if not await _until(lambda: kiosk.can_start_sell(), 20, interval=0.1):
+        raise RuntimeError(f"demo: selling is not available: {kiosk._sell_notice()}")
+    reply = await kiosk.handle_action({"action": "start_sell"})
+    if not reply.get("ok"):
+        raise RuntimeError(f"demo: selling is not available: {reply.get('error')}")
+    await wait_screen("sell_amount")
+    amounts = kiosk.snapshot()["data"]["amounts"]
+    reply = await kiosk.handle_action({"action": "choose_amount", "minor": amounts[0]["minor"]})
+    if not reply.get("ok"):
+        raise RuntimeError(f"demo: the sell amount was refused: {reply.get('error')}")
+    await wait_screen("sell_pay", timeout=30)
+    data = kiosk.snapshot()["data"]
+    chain_cas.pay_invoice(kiosk.tx_id, int(data["sats"]), confirmations=2)
+    await wait_screen("sell_receipt", timeout=60)
+    message = kiosk.snapshot()["data"].get("message")
+    if kiosk.snapshot()["data"].get("redeem_code"):
+        raise RuntimeError(f"demo: the sale ended with a redeem code: {message}")
+    await kiosk.handle_action({"action": "done"})
+    await wait_screen("idle")
+
+
+def _book_simulated_cassettes(journal: Any, world: Any) -> None:
+    """A fresh simulated kiosk's books start with what its simulated dispenser holds (on a
+    real kiosk the technician books every refill with `atm cassettes refill`)."""
+    from hal.money import Fiat
+    if journal.cassette_loads():
+        return
+    for cassette, denomination, count in world.initial_loads():
+        journal.load_cassette(cassette, Fiat(denomination, world.currency), count, by="simulator")
 
 
 async def _until(check: Any, timeout: float, interval: float = 0.05) -> bool:
@@ -259,7 +305,8 @@ def _demo_main(args: argparse.Namespace) -> int:
             print(json.dumps({"transactions": [], "receipts": [], "error": str(exc)}))
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1
-    completed = any(t["status"] == "completed" and t["type"] == "buy" for t in result["transactions"])
+    completed = all(any(t["status"] == "completed" and t["type"] == kind for t in result["transactions"])
+                    for kind in ("buy", "sell"))
     if args.json:
         print(json.dumps({"transactions": result["transactions"], "receipts": result["receipts"]}))
     else:
@@ -400,6 +447,81 @@ def _journal_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _counts(text: str | None) -> dict[str, int]:
+    """"1=2,3=1" -> {"1": 2, "3": 1} (cassette id = notes)."""
+    counts: dict[str, int] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        cassette, sep, n = item.partition("=")
+        if not sep or not n.strip().isdigit():
+            raise ValueError(f"counts are CASSETTE=NOTES separated by commas (1=2,3=0), got {item!r}")
+        counts[cassette.strip()] = int(n)
+    return counts
+
+
+def _cassettes_main(args: argparse.Namespace) -> int:
+    """The technician's cassette books: show them, book a refill, book a reject-bin count.
+    Every change is journaled; the kiosk service should be stopped (one writer per folder)."""
+    from atm.journal import Journal, JournalError
+    from hal.money import Fiat
+    state_dir = _journal_state_dir(args)
+    path = state_dir / "journal.sqlite"
+    if not path.exists() and args.action is None:
+        print(f"atm cassettes: no journal at {path} (pass --state-dir DIR, or --config FILE of the kiosk)",
+              file=sys.stderr)
+        return 2
+    currency = _load_config(args.config, True).currency if args.config or not args.state_dir else args.currency
+    journal = Journal(path)
+    try:
+        if args.action == "refill":
+            books = journal.cassette_books()
+            known = {u.id: u for u in books.units}
+            denomination = args.denomination if args.denomination is not None else (
+                known[args.cassette].denomination.minor if args.cassette in known else None)
+            if denomination is None:
+                print(f"atm cassettes refill: cassette {args.cassette} is new to the books; give --denomination "
+                      "MINOR (the value of one note in minor units)", file=sys.stderr)
+                return 2
+            near = args.near_empty if args.near_empty is not None else (
+                known[args.cassette].near_empty if args.cassette in known else 10)
+            journal.load_cassette(args.cassette, Fiat(denomination, currency), args.count, near, by="technician")
+        elif args.action == "resolve":
+            books = journal.cassette_books()
+            exited = _counts(args.exited)
+            resolved = journal.resolve_dispense(args.request, exited, _counts(args.rejected),
+                                                books.value(exited), by="technician")
+            print(f"dispense {args.request} booked as counted; sale {resolved['tx_id']} is {resolved['status']}, "
+                  f"{resolved['owed_minor']} minor units still owed", file=sys.stderr)
+        elif args.action == "reject-bin":
+            expected = journal.count_reject_bin(args.count)
+            if expected != args.count:
+                print(f"atm cassettes reject-bin: counted {args.count}, the books expected {expected}; "
+                      "recorded as a reconciliation item", file=sys.stderr)
+        books = journal.cassette_books()
+        data = {"cassettes": [{"cassette": u.id, "denomination_minor": u.denomination.minor,
+                               "currency": u.denomination.currency, "initial": u.initial, "dispensed": u.dispensed,
+                               "rejected": u.rejected, "count": u.count, "near_empty": u.near_empty,
+                               "status": u.status.value} for u in books.units],
+                "reject_bin": journal.reject_bin(),
+                "mismatches": [{"cassette": m.unit, "detail": m.detail} for m in books.mismatches]}
+    except (JournalError, ValueError) as exc:
+        print(f"atm cassettes: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        journal.close()
+    if args.json:
+        print(json.dumps(data))
+    else:
+        for c in data["cassettes"]:
+            print(f"cassette {c['cassette']}: {c['count']:>5} x {c['denomination_minor']} {c['currency']} minor "
+                  f"({c['status']}; loaded {c['initial']}, dispensed {c['dispensed']}, rejected {c['rejected']})")
+        print(f"reject bin: {data['reject_bin']} notes since it was last counted")
+        for m in data["mismatches"]:
+            print(f"MISMATCH cassette {m['cassette']}: {m['detail']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="atm", description=__doc__)
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
@@ -444,6 +566,29 @@ def build_parser() -> argparse.ArgumentParser:
     journal.add_argument("--state-dir", help="the kiosk's state folder (overrides --config)")
     journal.add_argument("--json", action="store_true")
     journal.set_defaults(func=_journal_main)
+
+    cassettes = sub.add_parser("cassettes", help="cassette books: show, book a refill, book a reject-bin count")
+    cassettes.add_argument("--config", help="kiosk configuration (default: the simulator's)")
+    cassettes.add_argument("--state-dir", help="the kiosk's state folder (overrides --config)")
+    cassettes.add_argument("--currency", default="EUR", help="with --state-dir only: the cassettes' currency")
+    cassettes.add_argument("--json", action="store_true")
+    cassettes.set_defaults(func=_cassettes_main, action=None)
+    actions = cassettes.add_subparsers(dest="action", metavar="ACTION")
+    refill = actions.add_parser("refill", help="a cassette was (re)filled: its count starts again")
+    refill.add_argument("--cassette", required=True, help="cassette id as the dispenser names it (1..4)")
+    refill.add_argument("--count", required=True, type=int, help="notes now in the cassette")
+    refill.add_argument("--denomination", type=int, help="minor units per note (needed for a new cassette)")
+    refill.add_argument("--near-empty", type=int, help="status low at or below this many notes")
+    refill.add_argument("--json", action="store_true")
+    resolve = actions.add_parser("resolve", help="book what a dispense of unknown outcome really paid out, "
+                                                 "as counted (the reconciliation item names the request)")
+    resolve.add_argument("--request", required=True, help="the dispense request id from the reconciliation item")
+    resolve.add_argument("--exited", required=True, help="notes that left, per cassette: 1=2,3=1")
+    resolve.add_argument("--rejected", default="", help="notes in the reject bin from it, per cassette")
+    resolve.add_argument("--json", action="store_true")
+    reject = actions.add_parser("reject-bin", help="the reject bin was counted (and emptied)")
+    reject.add_argument("--count", required=True, type=int, help="notes found in the reject bin")
+    reject.add_argument("--json", action="store_true")
 
     from atm import device_tool
     device_tool.register(sub)

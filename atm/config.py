@@ -35,6 +35,8 @@ class Timeouts:
     recheck: float = 15.0       # out of service: how often to try to recover
     note_settle: float = 15.0   # a note told to stack must settle within this, else the validator is asked
     note_resolve: float = 5.0   # ...whose answer must come within this, else the note is parked
+    payment: float = 1800.0     # sell: the payment screen's safety bound (the invoice expiry ends it first)
+    dispense: float = 180.0     # cash-out: the dispenser's answer must come within this
 
 
 @dataclass(frozen=True)

@@ -103,25 +103,58 @@ CREATE TABLE IF NOT EXISTS dispense_outcomes (
     completion TEXT NOT NULL,      -- XFS4IoT completion word
     exited TEXT NOT NULL,          -- JSON {cassette id: notes}
     rejected TEXT NOT NULL,        -- JSON {cassette id: notes}
-    exited_minor INTEGER NOT NULL
+    exited_minor INTEGER NOT NULL,
+    outcome TEXT NOT NULL DEFAULT 'complete',   -- complete | partial | unknown
+    uncertain TEXT NOT NULL DEFAULT '{}',       -- JSON {cassette id: notes} that may or may not have left
+    uncertain_minor INTEGER NOT NULL DEFAULT 0,
+    source TEXT NOT NULL DEFAULT 'device'       -- device | recovery (asked after a restart) | operator
 );
--- Sell: the deposit address (derived from the signed xpub) and what was proven paid.
+-- Cassette books: what a technician loaded; movements are the dispense outcomes of
+-- intents journaled after the load (journal order, never the clock).
+CREATE TABLE IF NOT EXISTS cassette_loads (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    cassette TEXT NOT NULL,
+    denomination_minor INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    near_empty INTEGER NOT NULL,
+    after_intent INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reject_bin_counts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    counted INTEGER NOT NULL,
+    expected INTEGER NOT NULL,
+    after_intent INTEGER NOT NULL
+);
+-- Sell: the quote, the deposit address (derived from the signed xpub) and what was
+-- proven paid. `entitled_minor` is the cash the verified payment entitles to.
 CREATE TABLE IF NOT EXISTS deposits (
     tx_id TEXT PRIMARY KEY,
     invoice_id TEXT NOT NULL,
-    address TEXT NOT NULL,
-    derivation_index INTEGER,
+    cash_minor INTEGER NOT NULL,
+    fee_minor INTEGER NOT NULL,
+    rate TEXT NOT NULL,
     sats_due INTEGER NOT NULL,
+    address TEXT,
+    derivation_index INTEGER,
+    expires_at REAL,
+    txid TEXT,
     sats_received INTEGER NOT NULL DEFAULT 0,
-    state TEXT NOT NULL
+    confirmations INTEGER,
+    in_time INTEGER,
+    verdict TEXT,                  -- pay | underpaid | late (atm.flows.sell_terms)
+    entitled_minor INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL            -- quoted, invoiced, proven, unproven (ended without proof)
 );
--- Redeem: codes printed for a later cash-out, spent at most once.
+-- Redeem: codes printed for a later cash-out. A claim is one atomic state change
+-- together with the dispense intent it pays: two scans cannot both pay.
 CREATE TABLE IF NOT EXISTS redeem_codes (
     code_hash TEXT PRIMARY KEY,
-    tx_id TEXT NOT NULL,
-    value_minor INTEGER NOT NULL,
+    tx_id TEXT NOT NULL UNIQUE,
+    value_minor INTEGER NOT NULL,  -- owed when issued (what is owed now: Journal.owed)
     currency TEXT NOT NULL,
-    state TEXT NOT NULL            -- issued, redeemed, void
+    state TEXT NOT NULL,           -- issued, claimed (a dispense is on its way), redeemed, void
+    claim_request TEXT
 );
 CREATE TABLE IF NOT EXISTS facts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -194,6 +227,24 @@ class Journal:
         # a bounded page cache: the kiosk's memory stays flat however long the journal grows
         self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         self._db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Journals written before the cash-out columns existed: add them (nothing is lost)."""
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(dispense_outcomes)")}
+        for column, ddl in (("outcome", "TEXT NOT NULL DEFAULT 'complete'"), ("uncertain", "TEXT NOT NULL DEFAULT '{}'"),
+                            ("uncertain_minor", "INTEGER NOT NULL DEFAULT 0"),
+                            ("source", "TEXT NOT NULL DEFAULT 'device'")):
+            if column not in have:
+                self._db.execute(f"ALTER TABLE dispense_outcomes ADD COLUMN {column} {ddl}")
+        # The first shapes of these two tables were never written to: replace them when empty.
+        for table, column in (("deposits", "cash_minor"), ("redeem_codes", "claim_request")):
+            if column not in {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}:
+                if self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]:
+                    raise JournalError(f"{self.path}: table {table} has an old shape with rows in it; "
+                                       "migrate it by hand before starting this version")
+                self._db.execute(f"DROP TABLE {table}")
+                self._db.executescript(SCHEMA)
 
     def close(self) -> None:
         with self._lock:
@@ -516,8 +567,9 @@ class Journal:
             db.execute("INSERT INTO reconciliation (tx_id, summary, created_at) VALUES (?, ?, ?)",
                        (tx_id, summary, time.time()))
             if tx_id:
+                # (dispensing and owed: cash-out transactions)
                 db.execute("UPDATE transactions SET status='parked', updated_at=?, version=version+1"
-                           " WHERE id=? AND status IN ('open', 'sending')", (time.time(), tx_id))
+                           " WHERE id=? AND status IN ('open', 'sending', 'dispensing', 'owed')", (time.time(), tx_id))
         self._write("parked", tx_id, {"summary": summary}, go)
 
     @staticmethod
@@ -544,6 +596,8 @@ class Journal:
     def summary(self, tx_id: str) -> dict[str, Any]:
         """The transaction as the CAS upload and `atm demo --json` show it."""
         tx = self.transaction(tx_id)
+        if tx["type"] == "sell":
+            return self._sell_summary(tx)
         sends = self.sends_for(tx_id)
         return {
             "id": tx_id, "type": tx["type"], "status": tx["status"], "version": tx["version"],
@@ -551,6 +605,19 @@ class Journal:
             "sats": sum(s.sats.sat for s in sends if s.status == "sent"),
             "address": tx["address"], "notes": self.credited_notes(tx_id),
             "txids": [s.txid for s in sends if s.txid],
+        }
+
+    def _sell_summary(self, tx: dict[str, Any]) -> dict[str, Any]:
+        deposit = self.deposit(tx["id"]) or {}
+        return {
+            "id": tx["id"], "type": "sell", "status": tx["status"], "version": tx["version"],
+            "fiat_minor": self.dispensed(tx["id"]).minor, "currency": tx["currency"],
+            "cash_asked_minor": deposit.get("cash_minor"), "fee_minor": deposit.get("fee_minor"),
+            "sats": deposit.get("sats_received", 0), "sats_due": deposit.get("sats_due"),
+            "address": tx["address"], "txids": [deposit["txid"]] if deposit.get("txid") else [], "notes": [],
+            "confirmations": deposit.get("confirmations"), "owed_minor": self.owed(tx["id"]).minor,
+            "dispenses": [{"request_id": d["request_id"], "plan": d["plan"], "exited": d["exited"],
+                           "rejected": d["rejected"], "outcome": d["outcome"]} for d in self.dispenses_for(tx["id"])],
         }
 
     def reconciliation_items(self, include_resolved: bool = False) -> list[dict[str, Any]]:
@@ -587,36 +654,337 @@ class Journal:
             return counts
         return self._write(None, None, {}, go)
 
-    # -- cash-out flows (filled by the sell and redeem flows) ----------------------------
+    # -- cash-out: dispenses ---------------------------------------------------------------
 
     def dispense_intended(self, tx_id: str, request_id: str, device: str, plan: dict[str, int],
                           value: Fiat) -> int:
-        """Before a dispense command: which notes from which cassette, for which transaction."""
+        """Before a dispense command: which notes from which cassette, for which transaction.
+        Refused while another dispense of the same transaction has no answer: a dispense
+        whose outcome is unknown is asked about, never followed by another one blindly."""
         def go(db):
+            self._no_open_intent(db, tx_id)
             return db.execute("INSERT INTO dispense_intents (tx_id, request_id, device, plan, value_minor, currency)"
                               " VALUES (?, ?, ?, ?, ?, ?)", (tx_id, request_id, device, json.dumps(plan),
                                                               value.minor, value.currency)).lastrowid
-        return self._write("dispense_intent", tx_id, {"request_id": request_id, "plan": plan}, go)
+        return self._write("dispense_intent", tx_id, {"request_id": request_id, "plan": plan,
+                                                      "value_minor": value.minor}, go)
+
+    @staticmethod
+    def _no_open_intent(db: sqlite3.Connection, tx_id: str) -> None:
+        if db.execute("SELECT 1 FROM dispense_intents i LEFT JOIN dispense_outcomes o ON o.intent_id = i.id"
+                      " WHERE i.tx_id=? AND o.intent_id IS NULL", (tx_id,)).fetchone():
+            raise JournalError(f"{tx_id}: a dispense has no answer yet; ask the device, do not dispense again")
 
     def dispense_outcome(self, request_id: str, completion: str, exited: dict[str, int],
-                         rejected: dict[str, int], exited_value: Fiat) -> None:
-        """After it: what the dispenser reports as exited (the count that is paid out)."""
+                         rejected: dict[str, int], exited_value: Fiat, *, outcome: str = "",
+                         uncertain: dict[str, int] | None = None, uncertain_value: Fiat | None = None,
+                         source: str = "device") -> None:
+        """After it: what the dispenser reports as exited (the count that is paid out).
+        Once per intent: a repeated answer changes nothing. Notes the device cannot account
+        for (`uncertain`) go to the operator as a reconciliation item, and count as paid
+        for what the kiosk owes (never paid twice), until the operator decides."""
+        outcome = outcome or ("complete" if completion == "success" else "partial")
+        uncertain = {k: v for k, v in (uncertain or {}).items() if v}
+
         def go(db):
-            row = db.execute("SELECT id, tx_id FROM dispense_intents WHERE request_id=?", (request_id,)).fetchone()
+            row = db.execute("SELECT id, tx_id, value_minor, currency FROM dispense_intents WHERE request_id=?",
+                             (request_id,)).fetchone()
             if row is None:
                 raise JournalError(f"no dispense intent {request_id!r}: journal the intent before dispensing")
-            db.execute("INSERT INTO dispense_outcomes (intent_id, completion, exited, rejected, exited_minor)"
-                       " VALUES (?, ?, ?, ?, ?)", (row["id"], completion, json.dumps(exited), json.dumps(rejected),
-                                                   exited_value.minor))
+            if db.execute("SELECT 1 FROM dispense_outcomes WHERE intent_id=?", (row["id"],)).fetchone():
+                return False
+            u_minor = uncertain_value.minor if uncertain_value is not None else 0
+            db.execute("INSERT INTO dispense_outcomes (intent_id, completion, exited, rejected, exited_minor, outcome,"
+                       " uncertain, uncertain_minor, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (row["id"], completion, json.dumps(exited), json.dumps(rejected), exited_value.minor,
+                        outcome, json.dumps(uncertain), u_minor, source))
+            if outcome == "unknown":
+                db.execute("INSERT INTO reconciliation (tx_id, summary, created_at) VALUES (?, ?, ?)",
+                           (row["tx_id"], f"dispense {request_id}: the dispenser cannot tell whether "
+                            f"{json.dumps(uncertain)} notes ({u_minor} minor units) left; {exited_value.minor} minor "
+                            "units are known to have exited. Count the cassettes and the customer's claim; they "
+                            "are not paid again on their own", time.time()))
             self._bump(db, row["tx_id"])
+            return True
         self._write("dispense_outcome", None, {"request_id": request_id, "completion": completion,
-                                               "exited": exited}, go)
+                                               "exited": exited, "rejected": rejected, "outcome": outcome,
+                                               "uncertain": uncertain, "source": source}, go)
+
+    def resolve_dispense(self, request_id: str, exited: dict[str, int], rejected: dict[str, int],
+                         exited_value: Fiat, by: str = "operator") -> dict[str, Any]:
+        """The operator counted what a dispense of unknown outcome really paid out: the
+        answer is booked as theirs, its reconciliation item resolved, and what the sale still
+        owes is collectable again with its redeem code. Only an unknown outcome is resolved."""
+        def go(db):
+            row = db.execute("SELECT i.id, i.tx_id, i.plan, o.outcome FROM dispense_intents i JOIN dispense_outcomes o"
+                             " ON o.intent_id = i.id WHERE i.request_id=?", (request_id,)).fetchone()
+            if row is None or row["outcome"] != "unknown":
+                raise JournalError(f"dispense {request_id!r} has no unknown outcome to resolve")
+            plan = json.loads(row["plan"])
+            if any(n < 0 or n > plan.get(k, 0) for k, n in exited.items()):
+                raise JournalError(f"dispense {request_id}: {exited} exited is not within what was asked, {plan}")
+            complete = all(exited.get(k, 0) >= n for k, n in plan.items())
+            db.execute("UPDATE dispense_outcomes SET exited=?, rejected=?, exited_minor=?, uncertain='{}',"
+                       " uncertain_minor=0, outcome=?, source='operator' WHERE intent_id=?",
+                       (json.dumps(exited), json.dumps(rejected), exited_value.minor,
+                        "complete" if complete else "partial", row["id"]))
+            db.execute("UPDATE reconciliation SET resolved_at=? WHERE tx_id=? AND resolved_at IS NULL"
+                       " AND summary LIKE ?", (time.time(), row["tx_id"], f"dispense {request_id}:%"))
+            owed = self._owed(db, row["tx_id"]).minor
+            code = db.execute("SELECT state FROM redeem_codes WHERE tx_id=?", (row["tx_id"],)).fetchone()
+            if owed > 0 and code is not None:
+                db.execute("UPDATE redeem_codes SET state='issued', claim_request=NULL WHERE tx_id=?", (row["tx_id"],))
+                status = "owed"
+            else:
+                status = "completed" if owed == 0 else "parked"
+            db.execute("UPDATE transactions SET status=?, updated_at=?, version=version+1 WHERE id=?",
+                       (status, time.time(), row["tx_id"]))
+            return {"tx_id": row["tx_id"], "owed_minor": owed, "status": status}
+        return self._write("dispense_resolved", None, {"request_id": request_id, "exited": exited,
+                                                       "rejected": rejected, "by": by}, go)
 
     def open_dispenses(self) -> list[dict[str, Any]]:
         """Intents with no outcome: after a crash, ask the device, never dispense again."""
-        return [dict(r) for r in self._rows(
+        return [dict(r) | {"plan": json.loads(r["plan"])} for r in self._rows(
             "SELECT i.* FROM dispense_intents i LEFT JOIN dispense_outcomes o ON o.intent_id = i.id"
             " WHERE o.intent_id IS NULL ORDER BY i.id")]
+
+    def dispenses_for(self, tx_id: str) -> list[dict[str, Any]]:
+        out = []
+        for r in self._rows("SELECT i.id, i.request_id, i.plan, i.value_minor, o.completion, o.exited, o.rejected,"
+                            " o.exited_minor, o.outcome, o.uncertain, o.uncertain_minor, o.source"
+                            " FROM dispense_intents i LEFT JOIN dispense_outcomes o ON o.intent_id = i.id"
+                            " WHERE i.tx_id=? ORDER BY i.id", (tx_id,)):
+            item = dict(r)
+            for key in ("plan", "exited", "rejected", "uncertain"):
+                item[key] = json.loads(item[key]) if item[key] is not None else None
+            out.append(item)
+        return out
+
+    def dispenses_for_all(self) -> list[dict[str, Any]]:
+        """Every dispense with its answer, in journal order."""
+        out = []
+        for tx in {r["tx_id"]: None for r in self._rows("SELECT tx_id FROM dispense_intents ORDER BY id")}:
+            out += self.dispenses_for(tx)
+        return sorted(out, key=lambda d: d["id"])
+
+    def dispensed(self, tx_id: str) -> Fiat:
+        """Cash that exited for this transaction, by the device's own counts."""
+        currency = self.transaction(tx_id)["currency"]
+        total = self._rows("SELECT COALESCE(SUM(o.exited_minor), 0) AS s FROM dispense_outcomes o JOIN"
+                           " dispense_intents i ON i.id = o.intent_id WHERE i.tx_id=?", (tx_id,))[0]["s"]
+        return Fiat(int(total), currency)
+
+    # -- cash-out: cassette books -----------------------------------------------------------
+
+    def load_cassette(self, cassette: str, denomination: Fiat, count: int, near_empty: int = 10,
+                      by: str = "technician") -> None:
+        """A technician (re)filled `cassette`: its count starts again from `count`."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise JournalError(f"cassette {cassette}: count must be a whole number >= 0, got {count!r}")
+        if not isinstance(denomination, Fiat) or denomination.minor <= 0:
+            raise JournalError(f"cassette {cassette}: denomination must be a positive amount, got {denomination!r}")
+
+        def go(db):
+            upto = db.execute("SELECT COALESCE(MAX(id), 0) FROM dispense_intents").fetchone()[0]
+            db.execute("INSERT INTO cassette_loads (cassette, denomination_minor, currency, count, near_empty,"
+                       " after_intent) VALUES (?, ?, ?, ?, ?, ?)",
+                       (cassette, denomination.minor, denomination.currency, count, near_empty, upto))
+        self._write("cassette_loaded", None, {"cassette": cassette, "denomination_minor": denomination.minor,
+                                              "count": count, "near_empty": near_empty, "by": by}, go)
+
+    def cassette_loads(self) -> list[dict[str, Any]]:
+        """The latest load of every cassette, in cassette id order."""
+        return [dict(r) for r in self._rows(
+            "SELECT * FROM cassette_loads WHERE id IN (SELECT MAX(id) FROM cassette_loads GROUP BY cassette)"
+            " ORDER BY cassette")]
+
+    def cassette_movements(self) -> list[Any]:
+        """Per cassette, what left it since its latest load (atm.cash_units.Movement)."""
+        from atm.cash_units import Movement
+        moves = []
+        for load in self.cassette_loads():
+            for r in self._rows("SELECT o.exited, o.rejected FROM dispense_outcomes o WHERE o.intent_id > ?"
+                                " ORDER BY o.intent_id", (load["after_intent"],)):
+                exited = json.loads(r["exited"]).get(load["cassette"], 0)
+                rejected = json.loads(r["rejected"]).get(load["cassette"], 0)
+                if exited or rejected:
+                    moves.append(Movement(load["cassette"], exited=exited, rejected=rejected))
+        return moves
+
+    def cassette_books(self, sensors: Any = None) -> Any:
+        """The books (atm.cash_units.CashBooks) from the loads and the journaled outcomes."""
+        from atm.cash_units import UnitConfig, compute_books
+        config = [UnitConfig(l["cassette"], Fiat(l["denomination_minor"], l["currency"]), l["count"],
+                             l["near_empty"]) for l in self.cassette_loads()]
+        return compute_books(config, self.cassette_movements(), sensors=sensors)
+
+    def reject_bin(self) -> int:
+        """Notes that went to the reject bin since it was last counted."""
+        rows = self._rows("SELECT after_intent FROM reject_bin_counts ORDER BY id DESC LIMIT 1")
+        after = rows[0]["after_intent"] if rows else 0
+        total = 0
+        for r in self._rows("SELECT rejected FROM dispense_outcomes WHERE intent_id > ?", (after,)):
+            total += sum(json.loads(r["rejected"]).values())
+        return total
+
+    def count_reject_bin(self, counted: int, by: str = "technician") -> int:
+        """A technician counted (and emptied) the reject bin. A count that differs from the
+        books is a reconciliation item, never corrected silently. Returns the expected count."""
+        if isinstance(counted, bool) or not isinstance(counted, int) or counted < 0:
+            raise JournalError(f"reject bin count must be a whole number >= 0, got {counted!r}")
+        expected = self.reject_bin()
+
+        def go(db):
+            upto = db.execute("SELECT COALESCE(MAX(id), 0) FROM dispense_intents").fetchone()[0]
+            db.execute("INSERT INTO reject_bin_counts (counted, expected, after_intent) VALUES (?, ?, ?)",
+                       (counted, expected, upto))
+            if counted != expected:
+                db.execute("INSERT INTO reconciliation (tx_id, summary, created_at) VALUES (NULL, ?, ?)",
+                           (f"reject bin counted {counted} notes, the books expected {expected}", time.time()))
+        self._write("reject_bin_counted", None, {"counted": counted, "expected": expected, "by": by}, go)
+        return expected
+
+    # -- cash-out: sell ----------------------------------------------------------------------
+
+    def open_sell(self, tx_id: str, cash: Fiat, fee: Fiat, rate: Decimal, sats: Sats) -> None:
+        """A sale is priced: the cash asked for, the fee and the satoshis to send, journaled
+        before the CAS is asked for a deposit address (the invoice id is the transaction id)."""
+        def go(db):
+            if db.execute("SELECT 1 FROM transactions WHERE status='open'").fetchone():
+                raise JournalError("another transaction is still open")
+            now = time.time()
+            db.execute("INSERT INTO transactions (id, type, status, currency, address, created_at, updated_at)"
+                       " VALUES (?, 'sell', 'open', ?, NULL, ?, ?)", (tx_id, cash.currency, now, now))
+            db.execute("INSERT INTO deposits (tx_id, invoice_id, cash_minor, fee_minor, rate, sats_due, state)"
+                       " VALUES (?, ?, ?, ?, ?, ?, 'quoted')", (tx_id, tx_id, cash.minor, fee.minor, str(rate),
+                                                               sats.sat))
+        self._write("sell_opened", tx_id, {"cash_minor": cash.minor, "fee_minor": fee.minor, "rate": str(rate),
+                                           "sats": sats.sat}, go)
+
+    def sell_invoiced(self, tx_id: str, address: str, index: int, expires_at: float) -> None:
+        """The deposit address (already checked against the signed xpub by the CAS client)."""
+        def go(db):
+            db.execute("UPDATE deposits SET address=?, derivation_index=?, expires_at=?, state='invoiced'"
+                       " WHERE tx_id=? AND state='quoted'", (address, index, expires_at, tx_id))
+            db.execute("UPDATE transactions SET address=?, updated_at=?, version=version+1 WHERE id=?",
+                       (address, time.time(), tx_id))
+        self._write("sell_invoiced", tx_id, {"address": address, "index": index, "expires_at": expires_at}, go)
+
+    def payment_proven(self, tx_id: str, txid: str, paid_sats: int, confirmations: int, in_time: bool,
+                       verdict: str, entitled: Fiat) -> None:
+        """The payment the kiosk verified itself, and what it entitles to. Kept once: a later
+        proof of the same payment only raises the confirmations."""
+        def go(db):
+            row = db.execute("SELECT state FROM deposits WHERE tx_id=?", (tx_id,)).fetchone()
+            if row is None:
+                raise JournalError(f"no sale {tx_id!r} to prove a payment for")
+            if row["state"] == "proven":
+                db.execute("UPDATE deposits SET confirmations=MAX(COALESCE(confirmations, 0), ?) WHERE tx_id=?",
+                           (confirmations, tx_id))
+                return
+            db.execute("UPDATE deposits SET txid=?, sats_received=?, confirmations=?, in_time=?, verdict=?,"
+                       " entitled_minor=?, state='proven' WHERE tx_id=?",
+                       (txid, paid_sats, confirmations, int(in_time), verdict, entitled.minor, tx_id))
+            self._bump(db, tx_id)
+        self._write("payment_proven", tx_id, {"txid": txid, "sats": paid_sats, "confirmations": confirmations,
+                                              "in_time": in_time, "verdict": verdict,
+                                              "entitled_minor": entitled.minor}, go)
+
+    def deposit(self, tx_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT d.*, t.currency FROM deposits d JOIN transactions t ON t.id = d.tx_id"
+                          " WHERE d.tx_id=?", (tx_id,))
+        return dict(rows[0]) if rows else None
+
+    def owed(self, tx_id: str) -> Fiat:
+        """Cash the kiosk still owes for a sale: what the proven payment entitles to, less
+        what exited and less what the device could not account for (the operator's to
+        settle: never paid a second time on the kiosk's own decision)."""
+        return self._owed(self._db_reader(), tx_id)
+
+    def _db_reader(self) -> sqlite3.Connection:
+        return self._db
+
+    def _owed(self, db: sqlite3.Connection, tx_id: str) -> Fiat:
+        with self._lock:
+            row = db.execute("SELECT d.entitled_minor, t.currency FROM deposits d JOIN transactions t ON"
+                             " t.id = d.tx_id WHERE d.tx_id=?", (tx_id,)).fetchone()
+            if row is None:
+                raise JournalError(f"no sale {tx_id!r}")
+            out = db.execute("SELECT COALESCE(SUM(o.exited_minor + o.uncertain_minor), 0) FROM dispense_outcomes o"
+                             " JOIN dispense_intents i ON i.id = o.intent_id WHERE i.tx_id=?", (tx_id,)).fetchone()[0]
+            in_flight = db.execute("SELECT COALESCE(SUM(i.value_minor), 0) FROM dispense_intents i LEFT JOIN"
+                                   " dispense_outcomes o ON o.intent_id = i.id WHERE i.tx_id=? AND o.intent_id IS NULL",
+                                   (tx_id,)).fetchone()[0]
+        return Fiat(max(0, row["entitled_minor"] - out - in_flight), row["currency"])
+
+    def set_status(self, tx_id: str, status: str, point: str) -> None:
+        """A cash-out transaction's status: open, dispensing, owed (a redeem code is out),
+        completed, canceled, parked."""
+        def go(db):
+            db.execute("UPDATE transactions SET status=?, updated_at=?, version=version+1 WHERE id=?",
+                       (status, time.time(), tx_id))
+        self._write(point, tx_id, {"status": status}, go)
+
+    # -- cash-out: redeem codes ------------------------------------------------------------
+
+    @staticmethod
+    def code_hash(code: str) -> str:
+        import hashlib
+        return hashlib.sha256(code.strip().upper().encode()).hexdigest()
+
+    def issue_redeem(self, tx_id: str, code: str, owed: Fiat) -> None:
+        """Journal the code before it is printed: what it stands for is the sale's owed cash."""
+        def go(db):
+            db.execute("INSERT OR IGNORE INTO redeem_codes (code_hash, tx_id, value_minor, currency, state)"
+                       " VALUES (?, ?, ?, ?, 'issued')", (self.code_hash(code), tx_id, owed.minor, owed.currency))
+            db.execute("UPDATE transactions SET status='owed', updated_at=?, version=version+1 WHERE id=?"
+                       " AND status IN ('open', 'dispensing')", (time.time(), tx_id))
+        self._write("redeem_issued", tx_id, {"owed_minor": owed.minor}, go)
+
+    def redeem_code(self, tx_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM redeem_codes WHERE tx_id=?", (tx_id,))
+        return dict(rows[0]) if rows else None
+
+    def claim_redeem(self, code: str, tx_id: str, request_id: str, device: str, plan: dict[str, int],
+                     value: Fiat) -> bool:
+        """Claim a redeem code and journal the dispense that pays it, in one atomic step:
+        the code must be `issued` (not claimed by a dispense on its way, not redeemed),
+        and `value` must not exceed what is owed. False when the claim loses (already
+        claimed or redeemed, or nothing owed): nothing is written then."""
+        def go(db):
+            row = db.execute("SELECT tx_id, state FROM redeem_codes WHERE code_hash=?",
+                             (self.code_hash(code),)).fetchone()
+            if row is None or row["tx_id"] != tx_id or row["state"] != "issued":
+                return None
+            if value.minor <= 0 or value.minor > self._owed(db, tx_id).minor:
+                return None
+            self._no_open_intent(db, tx_id)
+            changed = db.execute("UPDATE redeem_codes SET state='claimed', claim_request=? WHERE code_hash=?"
+                                 " AND state='issued'", (request_id, self.code_hash(code))).rowcount
+            if changed != 1:
+                return None
+            return db.execute("INSERT INTO dispense_intents (tx_id, request_id, device, plan, value_minor, currency)"
+                              " VALUES (?, ?, ?, ?, ?, ?)", (tx_id, request_id, device, json.dumps(plan),
+                                                              value.minor, value.currency)).lastrowid
+        # one fact, one crash point: the claim and the dispense intent are durable together
+        intent = self._write("redeem_claimed", tx_id, {"request_id": request_id, "plan": plan,
+                                                       "value_minor": value.minor}, go)
+        return intent is not None
+
+    def settle_redeem(self, tx_id: str) -> str:
+        """After a claimed dispense's outcome (or its reconciliation): the code is redeemed
+        when nothing is owed any more, else it can be scanned again for the rest."""
+        def go(db):
+            owed = self._owed(db, tx_id).minor
+            state = "redeemed" if owed == 0 else "issued"
+            db.execute("UPDATE redeem_codes SET state=?, claim_request=NULL WHERE tx_id=? AND state='claimed'",
+                       (state, tx_id))
+            return state
+        return self._write("redeem_settled", tx_id, {}, go)
+
+    def claimed_codes(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._rows("SELECT * FROM redeem_codes WHERE state='claimed'")]
 
     # -- reports -------------------------------------------------------------------------
 

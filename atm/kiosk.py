@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from pathlib import Path
 from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -36,6 +37,11 @@ from atm.journal import Journal, JournalWriteError
 from atm.settlement import QuoteRefused, Settlement
 from atm.flows import BuyFlow, FlowContext, TransactionFlow
 from atm.flows.note_watch import NoteOverdue, NoteWatch
+from atm.flows.cash_out import CashOutFlow, DeviceSilent, ask_device_last_operation, books_value
+from atm.flows.redeem import RedeemFlow
+from atm.flows.sell import SellFlow, offered_amounts, sell_settings
+from atm.redeem_codes import RedeemCodes, load_or_create_secret
+from hal.events import CassetteStatusChanged, DispenseCompleted
 from atm.flows.pricing import Pricing
 from atm.machine import IGNORABLE, build_machine, state_spec
 from atm import texts
@@ -106,7 +112,8 @@ _STOP = object()          # tells the consumer to end, in queue order
 # UI action -> trigger, for the actions that map one to one. No action opens the service
 # menu: only the physical service switch does (SensorChanged "service_switch").
 _ACTION_TRIGGERS = {"start_buy": "start_buy", "cancel": "cancel", "finish_cash": "finish_cash",
-                    "confirm": "confirm", "done": "done"}
+                    "confirm": "confirm", "done": "done",
+                    "start_sell": "start_sell", "start_redeem": "start_redeem"}
 # Screens a customer may change the language on: before any money moves.
 _LANGUAGE_STATES = ("idle", "buy_scan")
 _REQUIRED = ("validator", "scanner")
@@ -162,6 +169,12 @@ class Kiosk:
         self.notes = NoteWatch(journal, devices.validator, self.alert, self._post,
                                config.timeouts.note_settle, config.timeouts.note_resolve)
         self.receipts: deque[Any] = deque(maxlen=20)   # latest Receipt documents printed (or attempted)
+        # Redeem codes are MAC-bound to this kiosk under a secret kept in its state folder (0600).
+        self.redeem_codes = RedeemCodes(load_or_create_secret(Path(config.state_dir) / "redeem.key"),
+                                        config.kiosk_id)
+        self.payment_poll_s = 2.0               # how often a shown deposit address is checked for a proof
+        self._chosen_amount: Any = None
+        self._cash_out_task: asyncio.Task[Any] | None = None
         self.ready = asyncio.Event()
         self.machine = build_machine(self)
 
@@ -342,6 +355,13 @@ class Kiosk:
                 await self._fire(trigger)
             if resolved:
                 await self._fire("note_resolved")
+        elif isinstance(item, DispenseCompleted):
+            await self._on_dispensed(item)
+        elif isinstance(item, CassetteStatusChanged):
+            if item.status in (UnitStatus.MISSING, UnitStatus.INOPERATIVE, UnitStatus.EMPTY) and any(
+                    load["cassette"] == item.cassette for load in self.journal.cassette_loads()):
+                self.alert("cassette", f"{item.device}: cassette {item.cassette} {item.status.value} "
+                           f"{item.detail}".strip(), "warning")
         elif isinstance(item, NoteOutcomeUnknown):
             await self._note_parked(self.notes.park(item.device, item.detail or "the validator cannot tell where it went"))
         elif isinstance(item, DeviceStatusChanged):
@@ -422,6 +442,9 @@ class Kiosk:
         before = self.state
         if action in _ACTION_TRIGGERS:
             trigger = _ACTION_TRIGGERS[action]
+        elif action == "choose_amount":
+            self._chosen_amount = message.get("minor")
+            trigger = "choose_amount"
         elif action == "set_language":
             return self._set_language(message.get("language"))
         elif action == "service_action":
@@ -444,6 +467,8 @@ class Kiosk:
 
     def _why_not(self, action: str) -> dict[str, Any]:
         """Why a customer's tap did nothing, as a message in their language."""
+        if action in ("start_sell", "start_redeem"):
+            return texts.message("message.not_available")
         if action == "start_buy":
             return self._idle_notice() or texts.message("message.not_available")
         if action in ("finish_cash", "cancel") and self.flow is not None and self.flow.money_in_flight():
@@ -583,6 +608,45 @@ class Kiosk:
 
     def _validator_name(self) -> str:
         return str(getattr(self.devices.validator, "name", "validator"))
+
+    # ---------------------------------------------------------------- cash-out guards
+
+    def _dispenser_ready(self) -> bool:
+        health = self._health.get("dispenser")
+        return (self.devices.dispenser is not None and health is not None
+                and health.state in (DeviceState.ONLINE, DeviceState.BUSY))
+
+    def _sell_notice(self) -> str | None:
+        if self.devices.dispenser is None:
+            return "this kiosk has no cash dispenser"
+        if sell_settings(self._flow_context) is None:
+            return "the operator has not signed cash-out for this kiosk"
+        if not hasattr(self.cas, "sell_invoice") or not hasattr(self.cas, "sell_payment"):
+            return "the kiosk's server offers no cash-out"
+        if not self._dispenser_ready():
+            return "the cash dispenser is not ready"
+        if self.pricing.fresh() is None:
+            return "no current price"
+        if self.journal.open_dispenses():
+            return "a dispense is waiting for reconciliation"
+        if not offered_amounts(self._flow_context, self.devices.dispenser):
+            return "the cassettes cannot pay any amount inside the limits"
+        return None
+
+    def can_start_sell(self, event: Any = None) -> bool:
+        return self.is_healthy() and self._active and self._idle_notice() is None and self._sell_notice() is None
+
+    def can_start_redeem(self, event: Any = None) -> bool:
+        return (self.is_healthy() and self._active and self.devices.dispenser is not None
+                and self._dispenser_ready() and not self.journal.open_dispenses())
+
+    def accept_amount(self, event: Any = None) -> bool:
+        chosen, self._chosen_amount = self._chosen_amount, None
+        flow = self.flow
+        if not isinstance(flow, SellFlow):
+            return False
+        quote = self.pricing.fresh()
+        return flow.choose(chosen, quote.rate if quote is not None else None)
 
     def accept_address(self, event: Any) -> bool:
         return self._buy_flow().accept_address(event.kwargs.get("text", ""))
@@ -727,6 +791,214 @@ class Kiosk:
         if self.tx_id:
             self._spawn(self._print_buy_receipt(self._buy_flow()), f"receipt-{self.tx_id}")
 
+    # ---------------------------------------------------------------- cash-out callbacks
+
+    def enter_sell_amount(self, event: Any) -> None:
+        self.flow = SellFlow(self._flow_context, self.devices.dispenser, self.redeem_codes)
+        self.flow.language = self.language
+
+    def _cash_out_spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        self._cash_out_task = task
+
+    def enter_sell_invoice(self, event: Any) -> None:
+        flow = self.flow
+        assert isinstance(flow, SellFlow)
+
+        async def ask() -> None:
+            self._post(_Trigger(await flow.request_invoice()))
+        self._cash_out_spawn(ask(), f"invoice-{flow.tx_id}")
+
+    def sell_invoice_late(self, event: Any = None) -> None:
+        """The CAS did not give an address in time: the address was never shown, nothing paid."""
+        if self._cash_out_task is not None:
+            self._cash_out_task.cancel()
+        flow = self.flow
+        if isinstance(flow, SellFlow) and flow.tx_id:
+            flow.message = flow.say("sell.not_available")
+            if self.journal.transaction(flow.tx_id)["status"] == "open":
+                self.journal.finish(flow.tx_id, "canceled")
+
+    def enter_sell_pay(self, event: Any) -> None:
+        flow = self.flow
+        assert isinstance(flow, SellFlow)
+        flow.showing_address()
+        self._cash_out_spawn(self._watch_payment(flow), f"payment-{flow.tx_id}")
+
+    async def _watch_payment(self, flow: SellFlow) -> None:
+        """Poll the payment as the kiosk proves it, until paid, unpaid or expired."""
+        while self.flow is flow and self.state == "sell_pay":
+            trigger = await flow.poll_payment()
+            if trigger is None and flow.seconds_left() <= 0:
+                trigger = "expired"
+            if trigger is not None:
+                self._post(_Trigger(trigger))
+                return
+            self._post(_Trigger("refresh"))
+            await asyncio.sleep(self.payment_poll_s)
+
+    def sell_unpaid(self, event: Any = None) -> None:
+        if isinstance(self.flow, SellFlow):
+            self.flow.unpaid()
+
+    def sell_no_proof(self, event: Any = None) -> None:
+        if self._cash_out_task is not None:
+            self._cash_out_task.cancel()
+        flow = self.flow
+        if isinstance(flow, SellFlow) and flow.verdict is None:
+            flow.no_proof_yet()
+
+    def enter_sell_dispensing(self, event: Any) -> None:
+        flow = self.flow
+        assert isinstance(flow, SellFlow)
+        trigger = flow.start_payout()
+        if trigger is not None:
+            self._post(_Trigger(trigger))
+
+    def dispense_timed_out(self, event: Any = None) -> None:
+        flow = self.flow
+        if isinstance(flow, (SellFlow, RedeemFlow)):
+            flow.timed_out()
+
+    async def _on_dispensed(self, event: DispenseCompleted) -> None:
+        flow = self.flow
+        if isinstance(flow, CashOutFlow) and flow.request_id == event.request_id:
+            trigger = await flow.on_event(event)
+            if trigger:
+                await self._fire(trigger)
+            self._publish()
+            return
+        # an answer nobody at the screen waits for (late, after a timeout or a restart)
+        intent = next((d for d in self.journal.open_dispenses() if d["request_id"] == event.request_id), None)
+        if intent is not None:
+            books = self.journal.cassette_books()
+            exited = {k: v for k, v in event.exited.items() if v}
+            self.journal.dispense_outcome(event.request_id, event.completion.value, exited,
+                                          {k: v for k, v in event.rejected.items() if v},
+                                          books_value(books, exited, self.config.currency), outcome=event.outcome,
+                                          uncertain=dict(event.uncertain),
+                                          uncertain_value=books_value(books, event.uncertain, self.config.currency))
+        self.alert("dispense_late", f"dispenser answered {event.request_id} with no one waiting: "
+                   f"{dict(event.exited)} exited", "warning")
+
+    def enter_redeem_scan(self, event: Any) -> None:
+        self.flow = RedeemFlow(self._flow_context, self.devices.dispenser, self.redeem_codes)
+        self.flow.language = self.language
+        self._call(self.devices.scanner.start_scanning)
+        self._light(Light.SCANNER, "blink")
+
+    def enter_redeem_checking(self, event: Any) -> None:
+        flow = self.flow
+        assert isinstance(flow, RedeemFlow)
+        text = str(event.kwargs.get("text", ""))
+
+        async def check() -> None:
+            self._post(_Trigger(await flow.claim(text)))
+        self._cash_out_spawn(check(), "redeem-claim")
+
+    def enter_cash_out_receipt(self, event: Any) -> None:
+        flow = self.flow
+        # a receipt once money may have moved: an address was shown, or a code paid out
+        if isinstance(flow, (SellFlow, RedeemFlow)) and flow.tx_id and (
+                flow.shown_address if isinstance(flow, SellFlow) else flow.dispenses):
+            async def print_it() -> None:
+                self._last_receipt_printed = await self._print(flow.receipt(_now()))
+                self._publish()
+            self._spawn(print_it(), f"receipt-{flow.tx_id}")
+            # the sale as it stands now goes to the CAS outbox (idempotent by id and version)
+            self._spawn(self._guarded("sale upload", self.cas.upload_transaction(self.journal.summary(flow.tx_id))),
+                        f"upload-{flow.tx_id}")
+
+    def leave_cash_out(self, event: Any) -> None:
+        if self._cash_out_task is not None and not self._cash_out_task.done():
+            self._cash_out_task.cancel()
+        if self.flow is not None and self._journal_error is None:
+            self.flow.abandon()
+
+    async def _recover_cash_out(self) -> None:
+        """Every dispense intent with no answer is asked about, never repeated; sales that
+        were showing their address when the kiosk stopped go to the operator; codes claimed
+        by a dispense that never went out are free again."""
+        journal, dispenser = self.journal, self.devices.dispenser
+        for intent in journal.open_dispenses():
+            try:
+                self._reconcile_dispense(intent, await ask_device_last_operation(dispenser)
+                                         if dispenser is not None else None)
+            except DeviceSilent as exc:
+                # asked again by the background loop; no cash-out starts meanwhile
+                self.alert("dispense_open", f"dispense {intent['request_id']} has no answer and the dispenser "
+                           f"cannot be asked now ({exc}); asking again later", "critical")
+                return
+        for claimed in journal.claimed_codes():
+            journal.settle_redeem(claimed["tx_id"])
+        for tx in journal.transactions(("open", "dispensing")):
+            if tx["type"] != "sell":
+                continue
+            deposit = journal.deposit(tx["id"]) or {}
+            owed = journal.owed(tx["id"])
+            if tx["status"] == "open" and deposit.get("state") in (None, "quoted"):
+                journal.finish(tx["id"], "canceled")         # no address was shown: nothing can be paid
+            elif journal.redeem_code(tx["id"]) is None and (owed.minor > 0 or deposit.get("state") != "proven"):
+                journal.park(tx["id"], f"sale {tx['id']}: the kiosk stopped before the customer got a redeem code; "
+                             f"address {deposit.get('address')}, {owed} owed by the journal: pay by hand once the "
+                             "payment is proven")
+                self.alert("sell_interrupted", f"sale {tx['id']} interrupted: parked for the operator", "critical")
+            elif owed.minor == 0 and deposit.get("state") == "proven":
+                unknown = any(d["outcome"] == "unknown" for d in journal.dispenses_for(tx["id"]))
+                if unknown:
+                    journal.park(tx["id"], f"sale {tx['id']}: a dispense has an unknown outcome")
+                else:
+                    journal.finish(tx["id"], "completed")
+            else:
+                journal.set_status(tx["id"], "owed", "sell_recovered")
+
+    def _reconcile_dispense(self, intent: dict[str, Any], op: Any) -> None:
+        """Book an intent with no answer from what the device itself remembers (LCDM-4000
+        LAST STATUS), following the host rules of the LCDM fact sheet: a dispense that differs
+        from the last booked answer is this one; anything else is an unknown outcome for the
+        operator, who counts and books it (`atm cassettes resolve`)."""
+        journal, dispenser = self.journal, self.devices.dispenser
+        plan = {k: int(v) for k, v in intent["plan"].items() if v}
+        books = journal.cassette_books()
+        model = getattr(dispenser, "model", None)
+        # LAST STATUS covers one command: only a plan the driver sent as one command is decided by it
+        one_command = model is not None and sum(plan.values()) <= model.max_per_command and all(
+            n <= model.max_per_cassette for n in plan.values())
+        booked: tuple[dict[str, int], dict[str, int], str] | None = None
+        if op is not None and one_command:
+            exited = {k: v for k, v in op.exited.items() if v}
+            rejected = {k: v for k, v in op.rejected.items() if v}
+            # "none" (nothing since power-on) decides nothing: a unit that lost power may have
+            # forgotten notes that left (the fact sheet's host rules book that as unknown)
+            if op.command == "dispense" and (exited, rejected) != self._last_booked_outcome() \
+                    and all(exited.get(k, 0) <= plan.get(k, 0) for k in exited):
+                complete = all(exited.get(k, 0) >= n for k, n in plan.items())
+                booked = (exited, rejected, "complete" if complete else "partial")
+        if booked is not None:
+            exited, rejected, outcome = booked
+            journal.dispense_outcome(intent["request_id"], "success" if outcome == "complete" else "hardwareError",
+                                     exited, rejected, books_value(books, exited, self.config.currency),
+                                     outcome=outcome, source="recovery")
+            self.alert("dispense_recovered", f"dispense {intent['request_id']} booked from the dispenser's own "
+                       f"record after a restart: {exited or 'nothing'} exited", "warning")
+        else:
+            journal.dispense_outcome(intent["request_id"], "timeOut", {}, {}, Fiat.zero(self.config.currency),
+                                     outcome="unknown", uncertain=plan,
+                                     uncertain_value=books_value(books, plan, self.config.currency),
+                                     source="recovery")
+            self.alert("dispense_unknown", f"dispense {intent['request_id']} was under way when the kiosk "
+                       "stopped and the dispenser cannot tell what left: reconcile", "critical")
+
+    def _last_booked_outcome(self) -> tuple[dict[str, int], dict[str, int]] | None:
+        """The device's last answer the journal booked: the baseline LAST STATUS must differ from."""
+        rows = [d for d in self.journal.dispenses_for_all() if d["outcome"] not in (None, "unknown")
+                and d["source"] in ("device", "recovery")]
+        if not rows:
+            return None
+        return ({k: v for k, v in rows[-1]["exited"].items() if v}, {k: v for k, v in rows[-1]["rejected"].items() if v})
+
     def leave_buy(self, event: Any) -> None:
         # with a broken journal nothing is written: the restart's recovery closes the transaction
         if self.flow is not None and self._journal_error is None:
@@ -800,6 +1072,7 @@ class Kiosk:
 
     async def recover(self) -> None:
         """Finish or park every transaction a previous run left open."""
+        await self._recover_cash_out()
         for tx_id in self.settlement.reopen_interrupted():
             await self._settle(tx_id)
 
@@ -810,6 +1083,8 @@ class Kiosk:
             await asyncio.sleep(self.retry_interval)
             await self._guarded("rate refresh", self._refresh_quote())
             await self._guarded("postponed sends", self._settle_unsettled())
+            if self.journal.open_dispenses() and not isinstance(self.flow, CashOutFlow):
+                await self._guarded("dispense reconciliation", self._recover_cash_out())
             if self.devices.printer is not None:
                 await self._guarded("printer status", self._read_printer_status())
 
@@ -946,8 +1221,22 @@ class Kiosk:
         return dict(self._health)
 
     def service_status(self) -> dict[str, Any]:
-        """Everything the service menu shows (atm.service_menu builds it)."""
-        return self.service_menu.status()
+        """Everything the service menu shows (atm.service_menu builds it), with the
+        dispenser's cassette books."""
+        status = self.service_menu.status()
+        if isinstance(status.get("cash"), dict):
+            status["cash"]["cassettes"] = self._cassette_status()
+        else:
+            status["cassettes"] = self._cassette_status()
+        return status
+
+    def _cassette_status(self) -> dict[str, Any]:
+        """The dispenser's books for the service menu: per cassette count and status."""
+        books = self.journal.cassette_books()
+        return {"units": [{"cassette": u.id, "denomination": str(u.denomination), "count": u.count,
+                           "status": u.status.value} for u in books.units],
+                "reject_bin": self.journal.reject_bin(),
+                "mismatches": [m.detail for m in books.mismatches]}
 
     # ---------------------------------------------------------------- screens
 
@@ -973,7 +1262,8 @@ class Kiosk:
         if state == "idle":
             quote = self.pricing.fresh()
             rate = f"{quote.rate:,.2f} {self.config.currency}/BTC" if quote else None
-            return "idle", {**common, **self._offer(), "rate": rate, "buy_enabled": self.can_start_buy(), "sell_enabled": False,
+            return "idle", {**common, **self._offer(), "rate": rate, "buy_enabled": self.can_start_buy(),
+                            "sell_enabled": self.can_start_sell(), "redeem_enabled": self.can_start_redeem(),
                             "languages": self._language_choice(), "notice": self._idle_notice(),
                             "timeout_s": None}
         screen = {"buy_scan": "scan_address", "buy_cash": "insert_cash", "buy_confirm": "confirm",
@@ -993,6 +1283,15 @@ class Kiosk:
                 data["printed"] = bool(self._last_receipt_printed)
                 data.update(self._receipt_proof())
             return screen, {**common, **data, "timeout_s": timeout_s}
+        cash_out = {"sell_amount": "sell_amount", "sell_invoice": "sell_wait", "sell_pay": "sell_pay",
+                    "sell_dispensing": "dispensing", "sell_receipt": "sell_receipt", "redeem_scan": "redeem_scan",
+                    "redeem_checking": "redeem_wait", "redeem_dispensing": "dispensing",
+                    "redeem_receipt": "redeem_receipt"}.get(state)
+        if cash_out is not None:
+            data = self.flow.screen_data(cash_out) if self.flow is not None else {}
+            if cash_out.endswith("receipt"):
+                data["printed"] = bool(self._last_receipt_printed)
+            return cash_out, {**common, **data, "timeout_s": timeout_s}
         if state.startswith("out_"):
             # the customer reads who to call; the technical reason is in the service menu and alerts
             return "out_of_service", {**common, "kind": state.removeprefix("out_"), "timeout_s": None}

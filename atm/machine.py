@@ -43,6 +43,20 @@ STATES: list[dict[str, Any]] = [
         {"name": "sending", "customer": True, "timeout_key": "sending", "on_enter": "enter_sending"},
         {"name": "receipt", "customer": True, "timeout_key": "receipt", "on_enter": "enter_receipt"},
     ]},
+    {"name": "sell", "on_exit": "leave_cash_out", "children": [
+        {"name": "amount", "customer": True, "timeout_key": "confirm", "on_enter": "enter_sell_amount"},
+        {"name": "invoice", "customer": True, "timeout_key": "sending", "on_enter": "enter_sell_invoice"},
+        {"name": "pay", "customer": True, "timeout_key": "payment", "on_enter": "enter_sell_pay"},
+        {"name": "dispensing", "customer": True, "timeout_key": "dispense", "on_enter": "enter_sell_dispensing"},
+        {"name": "receipt", "customer": True, "timeout_key": "receipt", "on_enter": "enter_cash_out_receipt"},
+    ]},
+    {"name": "redeem", "on_exit": "leave_cash_out", "children": [
+        {"name": "scan", "customer": True, "timeout_key": "scan", "on_enter": "enter_redeem_scan",
+         "on_exit": "leave_scan"},
+        {"name": "checking", "customer": True, "timeout_key": "sending", "on_enter": "enter_redeem_checking"},
+        {"name": "dispensing", "customer": True, "timeout_key": "dispense"},
+        {"name": "receipt", "customer": True, "timeout_key": "receipt", "on_enter": "enter_cash_out_receipt"},
+    ]},
     {"name": "out", "children": [
         {"name": "fault", "customer": True, "timeout_key": "recheck", "on_enter": "enter_out_of_service"},
         {"name": "door", "customer": True, "timeout_key": "recheck", "on_enter": "enter_out_of_service"},
@@ -114,6 +128,46 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "timeout", "source": "buy_receipt", "dest": "out_fault", "unless": "is_healthy"},
     {"trigger": "sent", "source": ["buy_receipt", "idle", "out", "maintenance"], "dest": None, "after": "refresh_screen"},
 
+    # sell: choose an amount the cassettes can pay (nothing is committed yet)
+    {"trigger": "start_sell", "source": "idle", "dest": "sell_amount", "conditions": "can_start_sell"},
+    {"trigger": "choose_amount", "source": "sell_amount", "dest": "sell_invoice", "conditions": "accept_amount"},
+    {"trigger": "choose_amount", "source": "sell_amount", "dest": None, "after": "refresh_screen"},  # refused
+    {"trigger": "cancel", "source": "sell_amount", "dest": "idle"},
+    {"trigger": "timeout", "source": "sell_amount", "dest": "idle"},
+    {"trigger": "fault", "source": "sell_amount", "dest": "out_fault"},
+    {"trigger": "door_opened", "source": "sell_amount", "dest": "out_door"},
+    # sell: the CAS gives a deposit address derived from the signed xpub (else refused)
+    {"trigger": "invoiced", "source": "sell_invoice", "dest": "sell_pay"},
+    {"trigger": "sell_refused", "source": "sell_invoice", "dest": "sell_receipt"},
+    {"trigger": "timeout", "source": "sell_invoice", "dest": "sell_receipt", "after": "sell_invoice_late"},
+    # sell: the address is shown; every way out ends in a payout or a redeem code
+    {"trigger": "paid", "source": "sell_pay", "dest": "sell_dispensing"},
+    {"trigger": "unpaid", "source": "sell_pay", "dest": "sell_receipt", "before": "sell_unpaid"},            # under/late: the signed policy
+    {"trigger": "expired", "source": "sell_pay", "dest": "sell_receipt", "before": "sell_no_proof"},
+    {"trigger": "cancel", "source": "sell_pay", "dest": "sell_receipt", "before": "sell_no_proof"},
+    {"trigger": "timeout", "source": "sell_pay", "dest": "sell_receipt", "before": "sell_no_proof"},
+    {"trigger": "refresh", "source": "sell_pay", "dest": None, "after": "refresh_screen"},
+    # sell: dispensing (the rest after rejects stays here; an unknown outcome parks, never resends)
+    {"trigger": "dispensed", "source": "sell_dispensing", "dest": "sell_receipt"},
+    {"trigger": "timeout", "source": "sell_dispensing", "dest": "sell_receipt", "before": "dispense_timed_out"},
+    {"trigger": "done", "source": ["sell_receipt", "redeem_receipt"], "dest": "idle", "conditions": "is_healthy"},
+    {"trigger": "done", "source": ["sell_receipt", "redeem_receipt"], "dest": "out_fault", "unless": "is_healthy"},
+    {"trigger": "timeout", "source": ["sell_receipt", "redeem_receipt"], "dest": "idle", "conditions": "is_healthy"},
+    {"trigger": "timeout", "source": ["sell_receipt", "redeem_receipt"], "dest": "out_fault", "unless": "is_healthy"},
+
+    # redeem: scan a code printed by an earlier sale
+    {"trigger": "start_redeem", "source": "idle", "dest": "redeem_scan", "conditions": "can_start_redeem"},
+    {"trigger": "scanned", "source": "redeem_scan", "dest": "redeem_checking"},
+    {"trigger": "cancel", "source": "redeem_scan", "dest": "idle"},
+    {"trigger": "timeout", "source": "redeem_scan", "dest": "idle"},
+    {"trigger": "fault", "source": "redeem_scan", "dest": "out_fault"},
+    {"trigger": "door_opened", "source": "redeem_scan", "dest": "out_door"},
+    {"trigger": "dispensing", "source": "redeem_checking", "dest": "redeem_dispensing"},
+    {"trigger": "redeem_refused", "source": "redeem_checking", "dest": "redeem_receipt"},
+    {"trigger": "timeout", "source": "redeem_checking", "dest": None, "after": "rearm_timeout"},  # the check ends
+    {"trigger": "dispensed", "source": "redeem_dispensing", "dest": "redeem_receipt"},
+    {"trigger": "timeout", "source": "redeem_dispensing", "dest": "redeem_receipt", "before": "dispense_timed_out"},
+
     # out of service and back
     {"trigger": "fault", "source": ["idle", "buy_scan"], "dest": "out_fault"},
     {"trigger": "door_opened", "source": ["idle", "buy_scan", "out_fault", "out_deactivated"], "dest": "out_door"},
@@ -140,7 +194,7 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "refresh", "source": "maintenance_menu", "dest": None, "after": "refresh_screen"},
 
     # the journal cannot be written: no money step may run; stop taking cash where we stand
-    {"trigger": "journal_failed", "source": ["booting", "idle", "buy", "out_door", "out_deactivated", "maintenance"],
+    {"trigger": "journal_failed", "source": ["booting", "idle", "buy", "sell", "redeem", "out_door", "out_deactivated", "maintenance"],
      "dest": "out_fault"},
     {"trigger": "journal_failed", "source": "out_fault", "dest": None, "after": "refresh_screen"},
 ]
@@ -148,7 +202,8 @@ TRANSITIONS: list[dict[str, Any]] = [
 # Triggers the kiosk may fire in any state; in states without a row they are ignored
 # (a late credit in idle is still journaled: the table only drives screens).
 IGNORABLE = {"credited", "sent", "fault", "recheck", "door_opened", "deactivate", "activate", "refresh", "timeout",
-             "scanned", "service", "note_resolved", "journal_failed"}
+             "scanned", "service", "note_resolved", "journal_failed", "dispensed", "paid", "unpaid", "expired",
+             "invoiced", "sell_refused", "dispensing", "redeem_refused"}
 
 
 class KioskMachine(HierarchicalAsyncMachine):

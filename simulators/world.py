@@ -25,7 +25,12 @@ SAMPLE_ADDRESSES = {
 VALIDATORS = ("id003", "ssp", "ccnet", "standin")
 PRINTERS = ("escpos", "standin")
 SCANNERS = ("camera", "serial", "standin")
-_CHOICES = {"validator": VALIDATORS, "printer": PRINTERS, "scanner": SCANNERS}
+DISPENSERS = ("lcdm4000", "lcdm2000", "standin")
+_CHOICES = {"validator": VALIDATORS, "printer": PRINTERS, "scanner": SCANNERS, "dispenser": DISPENSERS}
+# Cassettes a simulated dispenser starts with: (denomination in minor units, notes), in
+# cassette order. The kiosk's books are loaded with the same counts on a fresh journal.
+DEFAULT_CASSETTES = {"lcdm4000": [(1000, 100), (2000, 100), (5000, 50)], "lcdm2000": [(2000, 100), (5000, 50)],
+                     "standin": [(2000, 100), (5000, 50)]}
 # How each outside device's URL goes into its [devices.*] table.
 _OUTSIDE_TABLES = {
     ("validator", "id003"): lambda url: {"driver": "id003", "port": url, "poll_interval": 0.1},
@@ -34,18 +39,24 @@ _OUTSIDE_TABLES = {
     ("printer", "escpos"): lambda url: {"driver": "escpos", "port": url, "width_mm": 58, "poll_interval": 2.0},
     ("scanner", "camera"): lambda url: {"driver": "camera", "source": url},
     ("scanner", "serial"): lambda url: {"driver": "serial", "port": url},
+    ("dispenser", "lcdm4000"): lambda url: {"driver": "lcdm4000", "port": url},
+    ("dispenser", "lcdm2000"): lambda url: {"driver": "lcdm2000", "port": url},
 }
 
 
 class SimulatedWorld:
     def __init__(self, *, currency: str = "EUR", validator: str = "id003", printer: str = "escpos",
-                 scanner: str = "camera", network: str = "regtest", ports: Mapping[str, str] | None = None) -> None:
-        if validator not in VALIDATORS or printer not in PRINTERS or scanner not in SCANNERS:
+                 scanner: str = "camera", network: str = "regtest", ports: Mapping[str, str] | None = None,
+                 dispenser: str = "lcdm4000", cassettes: list[tuple[int, int]] | None = None) -> None:
+        if validator not in VALIDATORS or printer not in PRINTERS or scanner not in SCANNERS \
+                or dispenser not in DISPENSERS:
             raise ValueError(f"unknown simulator choice: validator={validator} (one of {VALIDATORS}), "
-                             f"printer={printer} (one of {PRINTERS}), scanner={scanner} (one of {SCANNERS})")
+                             f"printer={printer} (one of {PRINTERS}), scanner={scanner} (one of {SCANNERS}), "
+                             f"dispenser={dispenser} (one of {DISPENSERS})")
         self.currency = currency
         self.network = network
-        self.choice = {"validator": validator, "printer": printer, "scanner": scanner}
+        self.choice = {"validator": validator, "printer": printer, "scanner": scanner, "dispenser": dispenser}
+        self.cassettes = [(int(d), int(n)) for d, n in (cassettes or DEFAULT_CASSETTES[dispenser])]
         self.ports = {kind: str(url) for kind, url in (ports or {}).items() if url}
         for kind, url in self.ports.items():
             if kind not in self.choice:
@@ -56,13 +67,14 @@ class SimulatedWorld:
                                  f"({', '.join(c for c in _CHOICES[kind] if c != 'standin')}), not standin")
         self.sims: dict[str, Any] = {}
         self.devices: Any = None          # the kiosk's DeviceSet, attached after composition
+        self.chain_cas: Any = None        # the CAS with a simulated chain, attached when it runs
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> dict[str, dict[str, Any]]:
         """Start the wire simulators; returns [devices.*] tables for the configuration."""
         tables: dict[str, dict[str, Any]] = {}
-        for kind in ("validator", "printer", "scanner"):
+        for kind in ("validator", "printer", "scanner", "dispenser"):
             choice = self.choice[kind]
             if kind in self.ports:
                 tables[kind] = _OUTSIDE_TABLES[(kind, choice)](self.ports[kind])
@@ -70,12 +82,32 @@ class SimulatedWorld:
                 tables[kind] = {"driver": "standin"}
             else:
                 self.sims[kind], tables[kind] = self._start_simulator(choice)
-        tables["dispenser"] = {"driver": "standin"}
+            if kind == "dispenser":
+                if choice == "standin":
+                    tables[kind]["cassettes"] = {cid: (d, n) for cid, (d, n) in zip(self.cassette_ids(), self.cassettes)}
+                else:
+                    tables[kind]["denominations"] = [d for d, _ in self.cassettes]
         tables["sensors"] = {"driver": "gpio", "pin_factory": "mock"}
         tables["indicators"] = {"driver": "gpio", "pin_factory": "mock"}
         return tables
 
+    def cassette_ids(self) -> list[str]:
+        """The dispenser's cassette ids, in cassette order (as its driver names them)."""
+        if self.choice["dispenser"] == "standin":
+            return [str(n + 1) for n in range(len(self.cassettes))]
+        from drivers.lcdm.frames import MODELS
+        return list(MODELS[self.choice["dispenser"]].cassettes[:len(self.cassettes)])
+
+    def initial_loads(self) -> list[tuple[str, int, int]]:
+        """(cassette id, denomination minor, notes) as the simulated dispenser starts: the
+        counts a technician would book at the first refill."""
+        return [(cid, d, n) for cid, (d, n) in zip(self.cassette_ids(), self.cassettes)]
+
     def _start_simulator(self, choice: str) -> tuple[Any, dict[str, Any]]:
+        if choice in ("lcdm4000", "lcdm2000"):
+            from simulators.lcdm import LcdmSimulator
+            sim = LcdmSimulator(choice, self.cassettes, note_s=0.05)
+            return sim, {"driver": choice, "port": sim.start("tcp")}
         if choice == "id003":
             from simulators.id003 import Id003Simulator
             sim = Id003Simulator(currency=self.currency)
@@ -102,6 +134,10 @@ class SimulatedWorld:
 
     def attach(self, devices: Any) -> None:
         self.devices = devices
+
+    def attach_chain(self, cas: Any) -> None:
+        """The CAS whose simulated chain the customer's wallet pays on (pay_invoice, mine)."""
+        self.chain_cas = cas
 
     def stop(self) -> None:
         for sim in self.sims.values():
@@ -141,6 +177,25 @@ class SimulatedWorld:
         {"command": "door", "args": {"open": "bool"}, "help": "open or close the service door"},
         {"command": "service_switch", "args": {"on": "bool"}, "help": "the technician's service switch"},
         {"command": "paper", "args": {"state": "ok|near_end|out"}, "help": "receipt paper level"},
+        # the cash dispenser (LCDM simulators)
+        {"command": "double_picks", "args": {"count": "int"},
+         "help": "the dispenser's next picks are double notes, diverted to the reject tray"},
+        {"command": "jam_dispenser", "args": {"after": "int"},
+         "help": "the next dispense jams after this many notes out (a purge clears it)"},
+        {"command": "cassette_count", "args": {"cassette": "int", "count": "int"},
+         "help": "notes physically in a cassette (1 = first): empty it mid-sale without telling the books"},
+        {"command": "remove_cassette", "args": {"cassette": "int"}, "help": "pull a cassette out"},
+        {"command": "insert_cassette", "args": {"cassette": "int"}, "help": "put a pulled cassette back"},
+        {"command": "lose_dispense_ack", "args": {}, "help": "the dispenser's ACK of the next dispense is lost"},
+        {"command": "lose_dispense_answer", "args": {},
+         "help": "the dispenser's answer to the next dispense is lost (the notes still leave)"},
+        {"command": "dispenser_power_cut", "args": {"after": "int"},
+         "help": "the dispenser loses power after this many notes of the next dispense"},
+        {"command": "remove_reject_tray", "args": {"removed": "bool"}, "help": "pull the reject tray out"},
+        # the customer's wallet, on the simulated chain of the CAS (simulator or stand-in)
+        {"command": "pay_invoice", "args": {"invoice": "str", "sats": "int", "confirmations": "int"},
+         "help": "pay a sell invoice (the sale id on the payment screen) from the customer's wallet"},
+        {"command": "mine", "args": {"count": "int"}, "help": "mine blocks on the simulated chain (confirmations)"},
     ]
 
     def commands(self) -> list[dict[str, Any]]:
@@ -242,3 +297,55 @@ class SimulatedWorld:
         if state not in ("ok", "near_end", "out"):
             raise ValueError("paper state is ok, near_end or out")
         return self._target("printer").paper(state)
+
+    # -- the cash dispenser ------------------------------------------------------------------
+
+    def _dispenser_sim(self) -> Any:
+        target = self._target("dispenser")
+        if not hasattr(target, "set_double_picks"):
+            raise LookupError("the stand-in dispenser has no wire faults; run with --dispenser lcdm4000 or lcdm2000")
+        return target
+
+    def _cassette_index(self, cassette: Any) -> int:
+        index = int(cassette) - 1
+        if not 0 <= index < len(self._dispenser_sim().cassettes):
+            raise ValueError(f"cassette is 1..{len(self._dispenser_sim().cassettes)}, got {cassette!r}")
+        return index
+
+    def _cmd_double_picks(self, count: int = 1) -> Any:
+        return self._dispenser_sim().set_double_picks(int(count))
+
+    def _cmd_jam_dispenser(self, after: int = 0) -> Any:
+        return self._dispenser_sim().jam_after(int(after))
+
+    def _cmd_cassette_count(self, cassette: int = 1, count: int = 0) -> Any:
+        return self._dispenser_sim().set_count(self._cassette_index(cassette), int(count))
+
+    def _cmd_remove_cassette(self, cassette: int = 1) -> Any:
+        return self._dispenser_sim().remove_cassette(self._cassette_index(cassette))
+
+    def _cmd_insert_cassette(self, cassette: int = 1) -> Any:
+        return self._dispenser_sim().insert_cassette(self._cassette_index(cassette))
+
+    def _cmd_lose_dispense_ack(self) -> Any:
+        return self._dispenser_sim().lose_ack_once("dispense")
+
+    def _cmd_lose_dispense_answer(self) -> Any:
+        return self._dispenser_sim().lose_answer_once("dispense")
+
+    def _cmd_dispenser_power_cut(self, after: int = 1) -> Any:
+        return self._dispenser_sim().power_cut_after(int(after))
+
+    def _cmd_remove_reject_tray(self, removed: bool = True) -> Any:
+        return self._dispenser_sim().remove_reject_tray(bool(removed))
+
+    def _chain(self) -> Any:
+        if self.chain_cas is None or not hasattr(self.chain_cas, "pay_invoice"):
+            raise LookupError("no simulated chain: the kiosk's CAS does not sell")
+        return self.chain_cas
+
+    def _cmd_pay_invoice(self, invoice: str, sats: int, confirmations: int = 0) -> Any:
+        return bool(self._chain().pay_invoice(str(invoice), int(sats), confirmations=int(confirmations)))
+
+    def _cmd_mine(self, count: int = 1) -> Any:
+        return self._chain().mine(int(count))

@@ -23,20 +23,24 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 def test_demo_json_is_one_object_with_the_promised_keys_and_exit_zero(tmp_path):
-    """Default simulators: ID-003 over TCP, camera frames, ESC/POS virtual printer, TLS CAS simulator."""
+    """Default simulators: ID-003 over TCP, camera frames, ESC/POS virtual printer, LCDM-4000
+    over TCP, TLS CAS simulator. The demo buys, then sells (listed beside the buy)."""
     result = subprocess.run([sys.executable, "-m", "atm.cli", "demo", "--json", "--state-dir", str(tmp_path)],
                             capture_output=True, text=True, timeout=180, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout)
     assert set(out) == {"transactions", "receipts"}
-    (tx,) = out["transactions"]
+    tx, sale = out["transactions"]
     assert {"id", "type", "status", "fiat_minor", "currency", "sats", "address"} <= set(tx)
     assert tx["type"] == "buy" and tx["status"] == "completed"
     assert tx["fiat_minor"] == 7000 and tx["currency"] == "EUR" and tx["sats"] == 133_000
     assert tx["address"] == SAMPLE_ADDRESSES["regtest"]
-    (receipt,) = out["receipts"]
+    assert sale["type"] == "sell" and sale["status"] == "completed"
+    assert sale["fiat_minor"] > 0 and sale["sats"] > 0 and len(sale["txids"]) == 1
+    receipt, sell_receipt = out["receipts"]
     assert "70.00 EUR" in receipt and tx["id"][-12:] in receipt.replace("\n", "")
     assert f"[QR: {tx['address']}]" in receipt
+    assert sale["id"][-12:] in sell_receipt.replace("\n", "") and f"[QR: {sale['address']}]" in sell_receipt
 
 
 def test_demo_exits_non_zero_with_a_json_error_when_the_buy_cannot_complete(tmp_path):

@@ -70,6 +70,7 @@
     const buttons = ui.el("div", { class: "buttons" },
       ui.actionButton(ui.t("screen.buy"), "start_buy", { kind: "primary", disabled: d.buy_enabled === false }));
     if (d.sell_enabled === true) buttons.append(ui.actionButton(ui.t("screen.sell"), "start_sell", { kind: "primary" }));
+    if (d.redeem_enabled === true) buttons.append(ui.actionButton(ui.t("sell_screen.redeem"), "start_redeem"));
     return [
       languageChoice(d, ui),
       ui.el("section", { class: "centered" },

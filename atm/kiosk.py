@@ -1013,6 +1013,7 @@ class Kiosk:
 
     def enter_menu(self, event: Any) -> None:
         self.journal.record_fact("service_menu_opened", None)
+        self._spawn(self._guarded("service menu refresh", self.service_menu.refresh()), "service-refresh")
 
     # ---------------------------------------------------------------- money steps
 

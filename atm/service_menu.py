@@ -67,6 +67,7 @@ class ServiceMenu:
         self.last_scan: str | None = None
         self.pairing_mode = False          # the next code scanned here is an operator's pairing code
         self.pairing_busy = False
+        self.cassette_info: dict[str, Any] | None = None
         self.last_result: dict[str, Any] | None = None     # what the last action did, shown on its page
 
     # -- lifecycle (the kiosk calls these from start and stop) ---------------------------
@@ -216,14 +217,36 @@ class ServiceMenu:
         return out[::-1]
 
     def cassettes(self) -> dict[str, Any] | None:
+        """What the dispenser last reported (read in a thread by refresh(): asking it is I/O)."""
+        if self.kiosk.devices.dispenser is None:
+            return None
+        return self.cassette_info or {}
+
+    async def refresh(self) -> None:
+        """Read what needs device I/O, off the event loop, when the menu opens."""
         dispenser = self.kiosk.devices.dispenser
         if dispenser is None:
-            return None
+            return
+
+        def plain(obj: Any) -> Any:
+            import dataclasses
+            import json
+            return json.loads(json.dumps(dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj,
+                                         default=str))
+
+        def read() -> dict[str, Any]:
+            info: dict[str, Any] = {"cassettes": [plain(c) for c in dispenser.cassettes]}   # hal: a property
+            try:
+                info["status"] = plain(dispenser.status())
+            except DeviceError as exc:          # the cassettes still show; the status says why not
+                info["status_error"] = str(exc)
+            return info
         try:
-            units = dispenser.status()
-        except (DeviceError, AttributeError) as exc:
-            return {"error": str(exc)}
-        return {"units": units if isinstance(units, (list, dict)) else str(units)}
+            self.cassette_info = await asyncio.to_thread(read)
+        except DeviceError as exc:
+            self.cassette_info = {"error": str(exc)}
+        if self.kiosk.state == "maintenance_menu":
+            await self.kiosk._fire("refresh")
 
     def _sensors(self) -> dict[str, bool]:
         sensors = self.kiosk.devices.sensors

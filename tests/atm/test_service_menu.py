@@ -152,3 +152,27 @@ async def test_a_broken_pairing_code_is_reported_on_the_menu_and_pairs_nothing(t
             pass
         else:
             raise AssertionError("a broken code left a pairing behind")
+
+
+async def test_the_cassettes_page_shows_what_the_dispenser_reports_read_off_the_event_loop(tmp_path):
+    import threading
+    from simulators.standin import StandinDispenser
+    h = Harness(tmp_path)
+    dispenser = StandinDispenser()
+    asked_from: list[str] = []
+    real_status = dispenser.status
+
+    def status():
+        asked_from.append(threading.current_thread().name)
+        return real_status()
+
+    dispenser.status = status
+    h.kiosk.devices.dispenser = dispenser
+    h.kiosk._health["dispenser"] = h.kiosk._health["validator"].__class__()
+    async with h:
+        await _log_in(h)
+        await h.wait_for(lambda: (h.data.get("cassettes") or {}).get("cassettes"))
+        shown = h.data["cassettes"]
+        assert [c["id"] for c in shown["cassettes"]] == ["upper", "lower"]
+        assert "status" in shown or "status_error" in shown      # the stand-in says it cannot report one
+        assert asked_from and threading.main_thread().name not in asked_from

@@ -332,6 +332,7 @@ class ServiceMenu:
     async def _exit(self, _m: Mapping[str, Any]) -> None:
         self._stop_scanning()                  # a scan test left running must not scan for a buy
         await self._end_note_test()            # nor a note test take notes after the menu
+        self._returning = False                # a note on its way back after this is the buy path's
         await self.kiosk._fire("service_exit")
 
     async def _deactivate(self, _m: Mapping[str, Any]) -> None:

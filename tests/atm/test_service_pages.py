@@ -157,3 +157,67 @@ async def test_a_test_dispense_is_journaled_before_the_dispenser_is_told(tmp_pat
         assert (await w.act("service_action", do="test_dispense", cassette=first))["ok"]
         assert seen == [1]
         await w.wait_for(lambda: (w.data["tests"]["test_dispense"] or {}).get("done"))
+
+
+async def test_a_test_dispense_the_device_refuses_is_booked_unknown_for_the_reject_bin_count(tmp_path):
+    """Mutation caught: leaving the intent open after the driver raised (no cash-out could
+    start again) or booking it as nothing moved (the reject-bin count would hide a note)."""
+    from hal.errors import DeviceError
+    async with _sell_kiosk(tmp_path) as w:
+        await _log_in(w)
+        first = w.dispenser.cassette_ids[0]
+
+        def broken(request_id: str, cassette: str) -> None:
+            raise DeviceError("lcdm: no answer to the test command")
+        w.dispenser.test_dispense = broken
+        reply = await w.act("service_action", do="test_dispense", cassette=first)
+        assert reply["ok"] is False and "no answer to the test command" in reply["error"]
+        assert w.journal.open_dispenses() == []
+        [booked] = [d for d in w.journal.dispenses_for_all() if d["request_id"].startswith("svc-test-")]
+        assert booked["outcome"] == "unknown" and booked["uncertain"] == {first: 1}
+        assert any("cannot tell" in r["summary"] for r in w.journal.reconciliation_items())
+        assert _facts(w.journal, "service_test_dispense_answer")[-1]["error"] == "lcdm: no answer to the test command"
+
+
+async def test_a_dispenser_without_a_test_dispense_is_refused_before_anything_is_journaled(tmp_path):
+    from simulators.standin import StandinDispenser
+    async with Harness(tmp_path) as h:
+        h.kiosk.devices.dispenser = StandinDispenser()
+        await _log_in(h)
+        reply = await h.act("service_action", do="test_dispense", cassette="upper")
+        assert reply["ok"] is False and "has no test dispense" in reply["error"]
+        assert h.journal.dispenses_for_all() == [] and _facts(h.journal, "service_test_dispense") == []
+
+
+async def test_a_test_dispense_is_refused_while_a_transaction_is_open(tmp_path):
+    """Mutation caught: dropping the open-transaction guard of the test dispense."""
+    async with _sell_kiosk(tmp_path) as w:
+        await _log_in(w)
+        w.journal.open_buy("tx-open", REGTEST_ADDRESS, "EUR")
+        reply = await w.act("service_action", do="test_dispense", cassette=w.dispenser.cassette_ids[0])
+        assert reply["ok"] is False and "still open" in reply["error"]
+        assert w.sim.state()["reject_tray"] == 0 and w.journal.dispenses_for_all() == []
+
+
+async def test_a_note_outside_the_note_test_still_takes_the_buy_path(tmp_path):
+    """The maintenance branch only takes notes while the note test runs: a buy is untouched."""
+    async with Harness(tmp_path) as h:
+        await h.start_buy()
+        await h.insert(2000)
+        assert h.journal.credited(h.kiosk.tx_id).minor == 2000
+        assert _facts(h.journal, "service_note_test") == []
+
+
+async def test_a_test_dispense_cut_off_by_a_restart_is_asked_about_and_never_repeated(tmp_path):
+    """A power cut between the journaled intent and the answer: on restart the intent is
+    reconciled like any dispense (the device is asked, the dispense is not sent again),
+    and the note goes to the operator as an item to count, so cash-out is not blocked."""
+    from hal import Fiat
+    w = _sell_kiosk(tmp_path)
+    first = w.dispenser.cassette_ids[0]
+    w.journal.dispense_intended("service-svc-test-cut", "svc-test-cut", "dispenser", {first: 1}, Fiat.zero("EUR"))
+    async with w:
+        await w.wait_for(lambda: w.journal.open_dispenses() == [])
+        [booked] = w.journal.dispenses_for_all()
+        assert booked["request_id"] == "svc-test-cut" and booked["source"] == "recovery"
+        assert w.sim.state()["reject_tray"] == 0 and w.exited_notes() == 0

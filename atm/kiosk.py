@@ -343,6 +343,10 @@ class Kiosk:
             self.alert(item.kind, item.text, item.severity)
         elif isinstance(item, NoteOverdue):
             await self._note_parked(await self.notes.overdue(item))
+        elif isinstance(item, NoteEscrowed) and self.service_menu.testing_notes():
+            await self.service_menu.note_escrowed(item)   # the note test: always returned, never credited
+        elif isinstance(item, (NoteReturned, NoteRejected)) and self.service_menu.testing_notes():
+            await self.service_menu.note_settled(item)
         elif isinstance(item, NoteEscrowed):
             stacking = await self._buy_flow().on_escrow(item, taking_cash=self.state == "buy_cash")
             if stacking:
@@ -355,6 +359,8 @@ class Kiosk:
                 await self._fire(trigger)
             if resolved:
                 await self._fire("note_resolved")
+        elif isinstance(item, DispenseCompleted) and self.service_menu.owns_dispense(item.request_id):
+            await self.service_menu.test_dispensed(item)   # a technician's test dispense, not a customer's
         elif isinstance(item, DispenseCompleted):
             await self._on_dispensed(item)
         elif isinstance(item, CassetteStatusChanged):

@@ -31,6 +31,9 @@ LOG_LINES_SHOWN = 100
 ALERT_LINES_SHOWN = 200
 MAX_COUNTED_MINOR = 10**12    # a counted amount beyond this is a typing error, not cash
 REMOTE_DEACTIVATORS = ("cas", "operator (unpaired)")
+MAX_NOTES = 10_000            # no cassette or reject bin holds more notes: a larger count is a typo
+TEST_DISPENSE_PREFIX = "svc-test-"   # request ids of the service menu's test dispenses
+BUSY_STATUSES = ("open", "sending", "dispensing")
 
 
 class ServiceActionError(ValueError):
@@ -69,6 +72,11 @@ class ServiceMenu:
         self.pairing_busy = False
         self.cassette_info: dict[str, Any] | None = None
         self.last_result: dict[str, Any] | None = None     # what the last action did, shown on its page
+        self.note_test = False             # the accept-a-note test: every escrowed note goes back
+        self.note_read: str | None = None  # the value the validator read in that test
+        self.test_dispense_answer: dict[str, Any] | None = None
+        self._returning = False            # a test note was told to go back: its answer is ours
+        self._said: str | None = None
 
     # -- lifecycle (the kiosk calls these from start and stop) ---------------------------
 
@@ -99,6 +107,8 @@ class ServiceMenu:
             "cash": self.cash(),
             "cassettes": self.cassettes(),
             "tests": {"sensors": self._sensors(), "last_scan": self.last_scan,
+                      "note_test": {"active": self.note_test, "read": self.note_read},
+                      "test_dispense": self.test_dispense_answer,
                       "printer": k.device_health().get("printer").state.value
                       if k.device_health().get("printer") else None},
             "logs": list(self.log_lines)[-LOG_LINES_SHOWN:],
@@ -220,7 +230,18 @@ class ServiceMenu:
         """What the dispenser last reported (read in a thread by refresh(): asking it is I/O)."""
         if self.kiosk.devices.dispenser is None:
             return None
-        return self.cassette_info or {}
+        journal = self.kiosk.journal
+        try:
+            books = journal.cassette_books()
+            reject_bin = journal.reject_bin()
+        except Exception as exc:          # a broken journal: the page still opens and says so
+            log.error("cassette books cannot be read from the journal: %s", exc)
+            return {**(self.cassette_info or {}), "books": [], "books_error": str(exc)}
+        rows = [{"cassette": u.id, "denomination": str(u.denomination), "initial": u.initial,
+                 "dispensed": u.dispensed, "rejected": u.rejected, "count": u.count,
+                 "near_empty": u.near_empty, "status": u.status.value} for u in books.units]
+        return {**(self.cassette_info or {}), "books": rows, "reject_bin": reject_bin,
+                "mismatches": [f"{m.unit}: {m.detail}" for m in books.mismatches]}
 
     async def refresh(self) -> None:
         """Read what needs device I/O, off the event loop, when the menu opens."""
@@ -284,12 +305,15 @@ class ServiceMenu:
     async def act(self, message: Mapping[str, Any]) -> dict[str, Any]:
         """One technician action; {"ok": bool, "error"?: str}. Never raises for bad input."""
         do = message.get("do")
+        self._said = None                  # what a successful action has to tell, in its result
         handler = {
             "exit": self._exit, "deactivate": self._deactivate, "disable_kiosk": self._deactivate,
             "activate": self._activate, "enable_kiosk": self._activate,
             "collect_cash": self._collect_cash, "print_test": self._print_test,
             "test_lights": self._test_lights, "scan_test": self._scan_test,
             "export_logs": self._export_logs, "print_logs": self._print_logs, "pair_scan": self._pair_scan,
+            "refill_cassette": self._refill_cassette, "count_reject_bin": self._count_reject_bin,
+            "test_dispense": self._test_dispense, "note_test": self._note_test,
         }.get(do if isinstance(do, str) else "")
         if handler is None:
             return {"ok": False, "error": f"unknown service action {do!r}"}
@@ -299,13 +323,16 @@ class ServiceMenu:
             self.last_result = {"do": do, "ok": False, "text": str(exc)}
             await self.kiosk._fire("refresh")
             return {"ok": False, "error": str(exc)}
-        self.last_result = {"do": do, "ok": True, "text": None}
+        self.last_result = {"do": do, "ok": True, "text": self._said}
+        self._said = None
         if self.kiosk.state.startswith("maintenance_menu"):
             await self.kiosk._fire("refresh")
         return {"ok": True}
 
     async def _exit(self, _m: Mapping[str, Any]) -> None:
         self._stop_scanning()                  # a scan test left running must not scan for a buy
+        await self._end_note_test()            # nor a note test take notes after the menu
+        self._returning = False                # a note on its way back after this is the buy path's
         await self.kiosk._fire("service_exit")
 
     async def _deactivate(self, _m: Mapping[str, Any]) -> None:
@@ -469,3 +496,164 @@ class ServiceMenu:
                            *(TextLine(line[:200]) for line in lines)))
         if not await k._print(receipt):
             raise ServiceActionError("the printer did not print: see the Alerts page for its error")
+
+    # -- cassettes: refill and reject bin ------------------------------------------------
+
+    @staticmethod
+    def _notes(value: Any, what: str) -> int:
+        """A count of notes typed on the keypad: a whole number 0..MAX_NOTES, or refused."""
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_NOTES:
+            raise ServiceActionError(f"enter {what} as a whole number of notes from 0 to {MAX_NOTES}")
+        return value
+
+    def _cassette(self, m: Mapping[str, Any]) -> Any:
+        dispenser = self.kiosk.devices.dispenser
+        if dispenser is None:
+            raise ServiceActionError("this kiosk has no cash dispenser configured")
+        wanted = m.get("cassette")
+        known = {c.id: c for c in dispenser.cassettes}
+        if not isinstance(wanted, str) or wanted not in known:
+            raise ServiceActionError(f"choose a cassette of the dispenser ({', '.join(known) or 'none'})")
+        return known[wanted]
+
+    def _no_transaction_open(self, what: str) -> None:
+        k = self.kiosk
+        if k.tx_id is not None or k.journal.transactions(BUSY_STATUSES) or k.journal.open_dispenses():
+            raise ServiceActionError(f"a transaction or a dispense is still open: {what} once it has ended "
+                                     "(see the Status page)")
+
+    async def _refill_cassette(self, m: Mapping[str, Any]) -> None:
+        cassette = self._cassette(m)
+        count = self._notes(m.get("count"), "the notes you loaded")
+        self._no_transaction_open("refill")
+        previous = next((l for l in self.kiosk.journal.cassette_loads() if l["cassette"] == cassette.id), None)
+        near_empty = previous["near_empty"] if previous else 10
+        self.kiosk.journal.load_cassette(cassette.id, cassette.denomination, count, near_empty=near_empty,
+                                         by="service menu")
+        self.kiosk.alert("cassette_loaded", f"service menu: cassette {cassette.id} loaded with {count} notes of "
+                         f"{cassette.denomination}", "info")
+        self._said = f"{cassette.id}: {count}"
+
+    async def _count_reject_bin(self, m: Mapping[str, Any]) -> None:
+        counted = self._notes(m.get("counted"), "the notes you counted in the reject bin")
+        expected = self.kiosk.journal.count_reject_bin(counted, by="service menu")
+        if counted != expected:
+            self.kiosk.alert("reject_bin", f"service menu: reject bin counted {counted} notes, the books expected "
+                             f"{expected}", "warning")
+        self._said = f"{counted} / {expected}"
+
+    # -- tests: test dispense ------------------------------------------------------------
+
+    async def _test_dispense(self, m: Mapping[str, Any]) -> None:
+        """One note (or the device's test count) from a cassette into the reject tray.
+        Journaled as a dispense intent of its own before the command, so that the notes it
+        moves are booked out of the cassette and into the reject bin by the answer, and a
+        crash in between is reconciled like any dispense (asked, never repeated)."""
+        from hal.dispenser import CashDispenser
+        import uuid
+        cassette = self._cassette(m)
+        dispenser = self.kiosk.devices.dispenser
+        if type(dispenser).test_dispense is CashDispenser.test_dispense:
+            raise ServiceActionError(f"{type(dispenser).__name__} has no test dispense")
+        self._no_transaction_open("test the dispenser")
+        k = self.kiosk
+        request_id = f"{TEST_DISPENSE_PREFIX}{uuid.uuid4().hex[:12]}"
+        k.journal.record_fact("service_test_dispense", None, request_id=request_id, cassette=cassette.id)
+        k.journal.dispense_intended(f"service-{request_id}", request_id, getattr(dispenser, "name", "dispenser"),
+                                    {cassette.id: 1}, Fiat.zero(k.config.currency))
+        self.test_dispense_answer = {"request_id": request_id, "cassette": cassette.id, "done": False}
+        try:
+            await asyncio.to_thread(dispenser.test_dispense, request_id, cassette.id)
+        except (DeviceError, ValueError) as exc:
+            # the driver may or may not have sent it: booked as unknown for the reject-bin count
+            books = k.journal.cassette_books()
+            k.journal.dispense_outcome(request_id, "hardwareError", {}, {}, Fiat.zero(k.config.currency),
+                                       outcome="unknown", uncertain={cassette.id: 1},
+                                       uncertain_value=books.value({cassette.id: 1}) if books.units else None)
+            k.journal.record_fact("service_test_dispense_answer", None, request_id=request_id, error=str(exc))
+            self.test_dispense_answer = {**self.test_dispense_answer, "done": True, "error": str(exc)}
+            raise ServiceActionError(f"test dispense: {exc}") from None
+        self._said = request_id
+
+    @staticmethod
+    def owns_dispense(request_id: str) -> bool:
+        return request_id.startswith(TEST_DISPENSE_PREFIX)
+
+    async def test_dispensed(self, event: Any) -> None:
+        """The dispenser's answer to a test dispense: booked (rejected notes to the reject
+        bin), journaled as a fact, shown on the Tests page."""
+        k = self.kiosk
+        exited = {c: n for c, n in event.exited.items() if n}
+        rejected = {c: n for c, n in event.rejected.items() if n}
+        if any(d["request_id"] == event.request_id for d in k.journal.open_dispenses()):
+            books = k.journal.cassette_books()
+            k.journal.dispense_outcome(event.request_id, event.completion.value, exited, rejected,
+                                       books.value(exited) if exited else Fiat.zero(k.config.currency),
+                                       outcome=event.outcome, uncertain=dict(event.uncertain),
+                                       uncertain_value=books.value(dict(event.uncertain)) if event.uncertain
+                                       else None)
+        k.journal.record_fact("service_test_dispense_answer", None, request_id=event.request_id,
+                              completion=event.completion.value, exited=exited, rejected=rejected)
+        if exited:       # a test must never pay out: the technician checks the exit slot
+            k.alert("test_dispense", f"test dispense {event.request_id}: {exited} reported as exited, not "
+                    "rejected: check the exit slot", "critical")
+        self.test_dispense_answer = {**(self.test_dispense_answer or {}), "request_id": event.request_id,
+                                     "done": True, "completion": event.completion.value,
+                                     "exited": exited, "rejected": rejected}
+        if k.state == "maintenance_menu":
+            await k._fire("refresh")
+
+    # -- tests: accept a note ------------------------------------------------------------
+
+    async def _note_test(self, m: Mapping[str, Any]) -> None:
+        validator = self.kiosk.devices.validator
+        if validator is None:
+            raise ServiceActionError("this kiosk has no bill validator configured")
+        if m.get("stop"):
+            await self._end_note_test()
+            return
+        self.note_read = None
+        self.note_test = True          # set before enabling: no note may reach a buy path
+        try:
+            await asyncio.to_thread(validator.enable)
+        except DeviceError as exc:
+            self.note_test = False
+            raise ServiceActionError(f"validator: {exc}") from None
+
+    async def _end_note_test(self) -> None:
+        if not self.note_test:
+            return
+        self.note_test = False         # a note still on its way back is still ours (_returning)
+        try:
+            await asyncio.to_thread(self.kiosk.devices.validator.disable)
+        except DeviceError as exc:
+            log.warning("ending the note test: %s", exc)
+
+    def testing_notes(self) -> bool:
+        return (self.note_test or self._returning) and self.kiosk.state == "maintenance_menu"
+
+    async def note_escrowed(self, event: Any) -> None:
+        """A note in escrow during the note test: always returned, never stacked, never
+        credited; the value read is shown and journaled as a test, not as money."""
+        k = self.kiosk
+        self.note_read = str(event.value)
+        k.journal.record_fact("service_note_test", None, value_minor=event.value.minor,
+                              currency=event.value.currency, device=event.device)
+        self._returning = True
+        try:
+            await asyncio.to_thread(k.devices.validator.return_note)
+        except DeviceError as exc:
+            self._returning = False
+            k.alert("note_test", f"note test: the validator did not return the note: {exc}", "critical")
+            await self._end_note_test()
+        await k._fire("refresh")
+
+    async def note_settled(self, event: Any) -> None:
+        """The test note came back (or was refused): shown, nothing to book."""
+        if getattr(event, "value", None) is not None and self.note_read is None:
+            self.note_read = str(event.value)
+        self._returning = False
+        await self._end_note_test()
+        await self.kiosk._fire("refresh")

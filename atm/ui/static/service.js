@@ -159,14 +159,84 @@
 
     cassettes(d, ui) {
       if (!d.cassettes) return [ui.el("p", { class: "muted", "data-field": "cassettes", text: ui.t("service.cassettes_none") })];
-      return [ui.el("p", { class: "muted", text: ui.t("service.cassettes_status") }),
-        ui.el("pre", { class: "mono", "data-field": "cassettes", text: JSON.stringify(d.cassettes, null, 1) })];
+      const books = Array.isArray(d.cassettes.books) ? d.cassettes.books : [];
+      const mismatches = Array.isArray(d.cassettes.mismatches) ? d.cassettes.mismatches : [];
+      let chosen = books.length ? ui.text(books[0].cassette) : "";
+      let entered = "";
+      const shown = ui.el("div", { class: "pin-display", "data-field": "notes_entered" });
+      const refill = service(ui, ui.t("service.refill"), "refill_cassette",
+        { kind: "primary", confirm: true, fields: () => ({ cassette: chosen, count: entered }) });
+      const reject = service(ui, ui.t("service.reject_bin_record"), "count_reject_bin",
+        { confirm: true, fields: () => ({ counted: entered }) });
+      const choices = ui.el("div", { class: "buttons grid", "data-field": "cassette_choice" });
+      const redraw = () => {
+        shown.textContent = entered || "\u00a0";
+        refill.disabled = entered.length === 0 || !chosen;
+        reject.disabled = entered.length === 0;
+        for (const b of choices.children) b.setAttribute("aria-pressed", b.dataset.cassette === chosen ? "true" : "false");
+      };
+      for (const row of books) {
+        const id = ui.text(row.cassette);
+        choices.append(ui.el("button", { type: "button", class: "btn", "data-cassette": id,
+          text: ui.t("service.cassette_named", { id: id, value: ui.text(row.denomination) }),
+          onclick: () => { chosen = id; redraw(); } }));
+      }
+      const press = (key) => {
+        if (key === "clear") entered = "";
+        else if (key === "back") entered = entered.slice(0, -1);
+        else if (entered.length < 5) entered += key;
+        redraw();
+      };
+      redraw();
+      return [
+        ui.el("h2", { text: ui.t("service.cassette_books") }),
+        books.length ? table(ui, "cassette_books",
+          [ui.t("service.cassette"), ui.t("service.denomination"), ui.t("service.initial"), ui.t("service.dispensed"),
+            ui.t("service.rejected"), ui.t("service.in_cassette"), ui.t("service.near_empty"), ui.t("service.state")],
+          books.map((row) => ui.el("tr", { "data-cassette": ui.text(row.cassette) },
+            ...[row.cassette, row.denomination, row.initial, row.dispensed, row.rejected, row.count, row.near_empty]
+              .map((v) => ui.el("td", { text: ui.text(v, "-") })),
+            ui.el("td", { class: statusClass(row.status), text: ui.text(row.status, "-") }))))
+          : ui.el("p", { class: "muted", "data-field": "cassette_books", text: ui.t("service.nothing") }),
+        mismatches.length ? ui.el("ul", { class: "error", "data-field": "cassette_mismatches" },
+          ...mismatches.map((m) => ui.el("li", { text: ui.text(m) }))) : null,
+        ui.facts([[ui.t("service.reject_bin"), ui.text(d.cassettes.reject_bin, "0"), "reject_bin"]]),
+        ui.el("p", { class: "muted", text: ui.t("service.cassettes_status") }),
+        choices,
+        ui.el("p", { text: ui.t("service.notes_entered") }),
+        shown,
+        digitPad(ui, press, ui.t("service.notes_entered")),
+        ui.el("div", { class: "buttons" }, refill, reject),
+      ];
     },
 
     tests(d, ui) {
       const tests = d.tests && typeof d.tests === "object" ? d.tests : {};
       const sensors = tests.sensors && typeof tests.sensors === "object" ? tests.sensors : {};
+      const noteTest = tests.note_test && typeof tests.note_test === "object" ? tests.note_test : {};
+      const answer = tests.test_dispense && typeof tests.test_dispense === "object" ? tests.test_dispense : null;
+      const books = d.cassettes && Array.isArray(d.cassettes.books) ? d.cassettes.books : [];
+      const counts = (notes) => Object.entries(notes && typeof notes === "object" ? notes : {})
+        .map(([id, n]) => ui.text(id) + ": " + ui.text(n)).join(", ") || "0";
       return [
+        ui.el("h2", { text: ui.t("service.test_accept") }),
+        noteTest.active ? ui.el("p", { class: "notice", "data-field": "note_test_waiting", text: ui.t("service.note_test_waiting") }) : null,
+        ui.facts([[ui.t("service.note_read"), ui.text(noteTest.read, "-"), "note_read", "mono"]]),
+        ui.el("div", { class: "buttons" }, noteTest.active
+          ? service(ui, ui.t("service.note_test_stop"), "note_test", { fields: () => ({ stop: true }) })
+          : service(ui, ui.t("service.test_accept"), "note_test", { kind: "primary" })),
+        books.length ? ui.el("h2", { text: ui.t("service.test_dispense") }) : null,
+        books.length ? ui.el("div", { class: "buttons grid", "data-field": "test_dispense" }, ...books.map((row) =>
+          service(ui, ui.t("service.cassette_named", { id: ui.text(row.cassette), value: ui.text(row.denomination) }),
+            "test_dispense", { confirm: true, fields: () => ({ cassette: ui.text(row.cassette) }) }))) : null,
+        answer ? ui.facts([
+          [ui.t("service.cassette"), ui.text(answer.cassette, "-"), "test_dispense_cassette"],
+          [ui.t("service.test_result"), answer.done ? ui.text(answer.error || answer.completion, "-")
+            : ui.t("service.test_waiting"), "test_dispense_result"],
+          [ui.t("service.rejected"), counts(answer.rejected), "test_dispense_rejected"],
+          [ui.t("service.dispensed"), counts(answer.exited), "test_dispense_exited"],
+        ]) : null,
+        ui.el("h2", { text: ui.t("service.tab_tests") }),
         ui.el("div", { class: "buttons grid" },
           service(ui, ui.t("service.test_print"), "print_test"),
           service(ui, ui.t("service.test_scan"), "scan_test"),

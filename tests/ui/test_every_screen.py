@@ -1,8 +1,8 @@
 """Every customer screen of the buy and every service page, as the real kiosk composes
 them, drawn in headless Chromium in two languages, portrait 1080x1920 and landscape
 1920x1080 (and 1024x768): WCAG AA contrast from computed colours, touch targets of at
-least 15 mm from bounding boxes, the main button away from the corners, no untranslated
-key on screen. Screenshots go to tests/artifacts/ (git-ignored) for people to look at."""
+least 15 mm from bounding boxes, QR codes on a light ground, the main button away from the
+corners, no untranslated key or unfilled placeholder on screen. Screenshots go to tests/artifacts/ (git-ignored) for people to look at."""
 
 from __future__ import annotations
 
@@ -45,6 +45,11 @@ AUDIT_JS = """
   };
   const visible = (n) => { const r = n.getBoundingClientRect(); const s = getComputedStyle(n);
     return r.width > 0 && r.height > 0 && s.visibility !== "hidden" && s.display !== "none"; };
+  const scrolls = (node) => {
+    for (let n = node.parentElement; n && n.id !== "screen"; n = n.parentElement)
+      if (/auto|scroll/.test(getComputedStyle(n).overflowY)) return true;
+    return false;
+  };
   const problems = [];
   for (const n of document.querySelectorAll("#screen *, #toast")) {
     if (!visible(n) || n.closest("[disabled]")) continue;
@@ -58,13 +63,24 @@ AUDIT_JS = """
       const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
       if (ratio < need) problems.push(`contrast ${ratio.toFixed(2)} < ${need}: "${n.textContent.trim().slice(0, 40)}"`);
       const t = n.textContent.trim();
-      if (/^(screen|message|service)\\.[a-z_]+$/.test(t)) problems.push(`untranslated key on screen: ${t}`);
+      if (/^(screen|message|service|sell_screen|sell|redeem|language|receipt)\\.[a-z_]+$/.test(t))
+        problems.push(`untranslated key on screen: ${t}`);
+      if (/\\{[a-z_]+\\}/.test(t)) problems.push(`unfilled placeholder on screen: ${t.slice(0, 40)}`);
+    }
+    if (n.matches("img.qr, .qr img")) {
+      // a camera reads dark modules on a light ground: a transparent QR on the dark page is unreadable
+      const ratio = (lum(background(n)) + 0.05) / 0.05;
+      if (ratio < 15) problems.push(`QR code on a dark ground (contrast ${ratio.toFixed(1)} with its black modules)`);
     }
     if (n.matches("button, input, [role=tab]")) {
       const r = n.getBoundingClientRect();
       if (r.width < minTarget || r.height < minTarget)
         problems.push(`touch target ${Math.round(r.width)}x${Math.round(r.height)} px: "${(n.textContent || n.getAttribute("aria-label") || "").trim().slice(0, 30)}"`);
-      if (r.left < 0 || r.right > innerWidth + 1) problems.push(`control outside the screen: "${n.textContent.trim()}"`);
+      // below the bottom edge counts only outside a scrolling panel (the service pages scroll;
+      // a customer screen does not, so a control under its edge cannot be reached)
+      const below = r.bottom > innerHeight + 1 && !scrolls(n);
+      if (r.left < 0 || r.right > innerWidth + 1 || below)
+        problems.push(`control outside the screen: "${n.textContent.trim()}"`);
     }
   }
   return problems;

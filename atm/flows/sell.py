@@ -201,7 +201,8 @@ class SellFlow(CashOutFlow):
         except CasError as exc:
             self.status_text = self.say("sell.waiting_network")
             return None
-        self.status_text = payment.detail
+        # The kiosk's own words, never the link's detail text (English, and partly the CAS's).
+        self.status_text = self.say("sell.waiting_payment") if payment.state == "waiting" else ""
         verdict = prove_and_entitle(self.ctx, self.tx_id, payment, sell)
         if verdict is None:
             return None
@@ -327,8 +328,11 @@ class SellFlow(CashOutFlow):
             data.update(address=self.address, uri=uri, qr=qr_image(uri), btc=str(self.sats.btc),
                         seconds_left=self.seconds_left(), status=self.status_text, tx_id=self.tx_id)
         if screen == "sell_receipt" and self.tx_id:
+            owed = self.owed()
+            # A code for a payment not yet proven is worth the sale's cash once it is (as printed).
+            shown = owed if owed.minor or not self.redeem_code else self.cash
             data.update(tx_id=self.tx_id, paid_out=str(self.ctx.journal.dispensed(self.tx_id)),
-                        redeem_code=self.redeem_code, owed=str(self.owed()),
+                        redeem_code=self.redeem_code, owed=str(shown),
                         redeem_qr=qr_image(self.redeem_code) if self.redeem_code else None)
         return data
 

@@ -202,3 +202,17 @@ async def test_the_service_status_shows_the_books_and_the_sale_goes_to_the_cas_o
         import json as _json
         record = _json.loads(k.cas._db.execute("SELECT record FROM uploads WHERE id=?", (tx,)).fetchone()[0])
         assert (record["type"], record["status"], record["fiat_minor"]) == ("sell", "completed", 8000)
+
+
+async def test_the_payment_screen_waits_in_the_customers_language_and_a_code_shows_what_it_is_worth(tmp_path):
+    """The status line on the payment screen comes from the language files, never from the
+    CAS link's detail text (which is English); a code issued for a payment not yet proven
+    shows the sale's cash, as its printed receipt does, not "0.00 still owed"."""
+    async with SellKiosk(tmp_path, language="de") as k:
+        tx = await k.sell(4000)
+        await k.wait_for(lambda: k.cas.payment_calls >= 1 and k.data.get("status"))
+        assert k.data["status"] == "Wir warten auf Ihre Zahlung…"
+        await k.act("cancel")
+        await k.wait_for(lambda: k.screen == "sell_receipt")
+        assert k.data["redeem_code"] and k.data["owed"] == str(Fiat(4000, "EUR"))
+        assert k.exited_notes() == 0 and k.journal.owed(tx).minor == 0     # nothing proven, nothing paid yet

@@ -40,7 +40,7 @@ from drivers.ccnet.frames import (
     parse_bill_mask,
 )
 from hal.money import minor_digits
-from simulators.serial_endpoint import SerialEndpoint
+from simulators.serial_endpoint import SerialEndpoint, serve_until_interrupted
 
 DEFAULT_NOTES = {2: 500, 3: 1000, 4: 2000, 5: 5000, 6: 10000, 7: 20000}
 FAULT_KINDS = ("drop", "corrupt", "delay", "truncate", "double")
@@ -570,15 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     sim = CcnetSimulator(currency=args.currency)
     url = sim.start("pty") if args.pty else sim.start("tcp", port=args.tcp)
     print(f"ccNet simulator ({args.currency}) at {url}", flush=True)
-    try:
-        if sys.stdin.isatty():
-            _console(sim)
-        else:
-            threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sim.stop()
+    serve_until_interrupted(sim.stop, lambda: _console(sim))
     return 0
 
 

@@ -33,7 +33,7 @@ from drivers.id003.frames import (
     mask_inhibits,
 )
 from hal.money import minor_digits
-from simulators.serial_endpoint import SerialEndpoint
+from simulators.serial_endpoint import SerialEndpoint, serve_until_interrupted
 
 DEFAULT_NOTES = {0x61: 500, 0x62: 1000, 0x63: 2000, 0x64: 5000, 0x65: 10000, 0x66: 20000}
 FAULT_KINDS = ("drop", "corrupt", "delay", "truncate", "double")
@@ -622,15 +622,7 @@ def main(argv: list[str] | None = None) -> int:
     sim = Id003Simulator(currency=args.currency)
     url = sim.start("pty") if args.pty else sim.start("tcp", port=args.tcp)
     print(f"ID-003 simulator ({args.currency}) at {url}", flush=True)
-    try:
-        if sys.stdin.isatty():
-            _console(sim)
-        else:
-            threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sim.stop()
+    serve_until_interrupted(sim.stop, lambda: _console(sim))
     return 0
 
 

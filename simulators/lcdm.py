@@ -44,7 +44,7 @@ from drivers.lcdm.frames import (
     parse_request_4000,
     response,
 )
-from simulators.serial_endpoint import SerialEndpoint
+from simulators.serial_endpoint import SerialEndpoint, serve_until_interrupted
 
 NEAR_END = 10                 # a cassette with this many notes or fewer reports near end
 MAX_REJECTS = 10              # more rejects than this in one command stops it
@@ -670,15 +670,7 @@ def main(argv: list[str] | None = None) -> int:
     sim = LcdmSimulator(args.model, _parse_cassettes(args.cassette), note_s=args.note_s)
     url = sim.start("pty") if args.pty else sim.start("tcp", port=args.tcp)
     print(f"{sim.model.title} simulator at {url}", flush=True)
-    try:
-        if sys.stdin.isatty():
-            _console(sim)
-        else:
-            threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sim.stop()
+    serve_until_interrupted(sim.stop, lambda: _console(sim))
     return 0
 
 

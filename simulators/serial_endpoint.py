@@ -317,3 +317,18 @@ class SerialEndpoint:
         if self._client is client:
             self._client = None
         client.close()
+
+
+def serve_until_interrupted(stop: Callable[[], None], console: Callable[[], None]) -> None:
+    """The standalone simulators' main loop: the interactive console when a person is at
+    the terminal, else wait for Ctrl-C or a signal; the simulator is stopped either way."""
+    import sys
+    try:
+        if sys.stdin.isatty():
+            console()
+        else:
+            threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop()

@@ -487,12 +487,16 @@ def _cassettes_main(args: argparse.Namespace) -> int:
                 known[args.cassette].near_empty if args.cassette in known else 10)
             journal.load_cassette(args.cassette, Fiat(denomination, currency), args.count, near, by="technician")
         elif args.action == "resolve":
-            books = journal.cassette_books()
-            exited = _counts(args.exited)
-            resolved = journal.resolve_dispense(args.request, exited, _counts(args.rejected),
-                                                books.value(exited), by="technician")
-            print(f"dispense {args.request} booked as counted; sale {resolved['tx_id']} is {resolved['status']}, "
-                  f"{resolved['owed_minor']} minor units still owed", file=sys.stderr)
+            # the same journal call as the service menu's Cassettes page: valued at the loads
+            # in force when the dispense was journaled, refused unless its outcome is unknown
+            resolved = journal.resolve_dispense(args.request, _counts(args.exited), _counts(args.rejected),
+                                                by="technician")
+            if resolved["status"] is None:
+                print(f"dispense {args.request} booked as counted (a test dispense: no sale to settle)",
+                      file=sys.stderr)
+            else:
+                print(f"dispense {args.request} booked as counted; sale {resolved['tx_id']} is "
+                      f"{resolved['status']}, {resolved['owed_minor']} minor units still owed", file=sys.stderr)
         elif args.action == "reject-bin":
             expected = journal.count_reject_bin(args.count)
             if expected != args.count:

@@ -711,25 +711,41 @@ class Journal:
                                                "uncertain": uncertain, "source": source}, go)
 
     def resolve_dispense(self, request_id: str, exited: dict[str, int], rejected: dict[str, int],
-                         exited_value: Fiat, by: str = "operator") -> dict[str, Any]:
+                         exited_value: Fiat | None = None, by: str = "operator") -> dict[str, Any]:
         """The operator counted what a dispense of unknown outcome really paid out: the
         answer is booked as theirs, its reconciliation item resolved, and what the sale still
-        owes is collectable again with its redeem code. Only an unknown outcome is resolved."""
+        owes is collectable again with its redeem code. Only an unknown outcome is resolved,
+        once: a second count of the same dispense is refused (it could re-open a code that
+        has since been paid). Without `exited_value`, the notes are valued at the
+        denominations the cassettes were booked with when the dispense was journaled (the
+        `atm cassettes resolve` command and the service menu both book this way)."""
         def go(db):
-            row = db.execute("SELECT i.id, i.tx_id, i.plan, o.outcome FROM dispense_intents i JOIN dispense_outcomes o"
-                             " ON o.intent_id = i.id WHERE i.request_id=?", (request_id,)).fetchone()
+            row = db.execute("SELECT i.id, i.tx_id, i.plan, i.currency, o.outcome FROM dispense_intents i JOIN"
+                             " dispense_outcomes o ON o.intent_id = i.id WHERE i.request_id=?",
+                             (request_id,)).fetchone()
             if row is None or row["outcome"] != "unknown":
-                raise JournalError(f"dispense {request_id!r} has no unknown outcome to resolve")
+                raise JournalError(f"dispense {request_id!r} has no unknown outcome to resolve (it was resolved "
+                                   "already, or its outcome is known): nothing was booked")
             plan = json.loads(row["plan"])
-            if any(n < 0 or n > plan.get(k, 0) for k, n in exited.items()):
+            for what, counts in (("exited", exited), ("rejected", rejected)):
+                for k, n in counts.items():
+                    if isinstance(n, bool) or not isinstance(n, int) or n < 0 or k not in plan:
+                        raise JournalError(f"dispense {request_id}: {what} {counts} must be whole numbers >= 0 "
+                                           f"for the cassettes it asked for, {plan}")
+            if any(n > plan.get(k, 0) for k, n in exited.items()):
                 raise JournalError(f"dispense {request_id}: {exited} exited is not within what was asked, {plan}")
+            value = exited_value if exited_value is not None else \
+                self._value_at_intent(db, row["id"], row["currency"], exited)
             complete = all(exited.get(k, 0) >= n for k, n in plan.items())
             db.execute("UPDATE dispense_outcomes SET exited=?, rejected=?, exited_minor=?, uncertain='{}',"
                        " uncertain_minor=0, outcome=?, source='operator' WHERE intent_id=?",
-                       (json.dumps(exited), json.dumps(rejected), exited_value.minor,
+                       (json.dumps(exited), json.dumps(rejected), value.minor,
                         "complete" if complete else "partial", row["id"]))
             db.execute("UPDATE reconciliation SET resolved_at=? WHERE tx_id=? AND resolved_at IS NULL"
                        " AND summary LIKE ?", (time.time(), row["tx_id"], f"dispense {request_id}:%"))
+            if db.execute("SELECT 1 FROM deposits WHERE tx_id=?", (row["tx_id"],)).fetchone() is None:
+                # a dispense of no sale (the service menu's test dispense): only the books move
+                return {"tx_id": row["tx_id"], "owed_minor": 0, "status": None}
             owed = self._owed(db, row["tx_id"]).minor
             code = db.execute("SELECT state FROM redeem_codes WHERE tx_id=?", (row["tx_id"],)).fetchone()
             if owed > 0 and code is not None:
@@ -742,6 +758,39 @@ class Journal:
             return {"tx_id": row["tx_id"], "owed_minor": owed, "status": status}
         return self._write("dispense_resolved", None, {"request_id": request_id, "exited": exited,
                                                        "rejected": rejected, "by": by}, go)
+
+    @staticmethod
+    def _value_at_intent(db: sqlite3.Connection, intent_id: int, currency: str, notes: dict[str, int]) -> Fiat:
+        """What `notes` (cassette id -> notes) were worth by the loads in force when intent
+        `intent_id` was journaled (a later refill with other notes does not change it)."""
+        total = 0
+        for cassette, n in notes.items():
+            if not n:
+                continue
+            load = db.execute("SELECT denomination_minor, currency FROM cassette_loads WHERE cassette=? AND"
+                              " after_intent < ? ORDER BY id DESC LIMIT 1", (cassette, intent_id)).fetchone()
+            if load is None or load["currency"] != currency:
+                raise JournalError(f"cassette {cassette} had no load in {currency} booked before this dispense: "
+                                   "its notes cannot be valued; book them with an explicit value")
+            total += load["denomination_minor"] * n
+        return Fiat(total, currency)
+
+    def unknown_dispenses(self) -> list[dict[str, Any]]:
+        """Dispenses whose outcome is unknown (a power cut, a lost answer), oldest first, with
+        what was asked, what is known to have exited and when the intent was journaled:
+        they wait for a technician's count (resolve_dispense)."""
+        out = []
+        for r in self._rows("SELECT i.id, i.tx_id, i.request_id, i.plan, i.value_minor, i.currency, o.exited,"
+                            " o.rejected, o.uncertain FROM dispense_intents i JOIN dispense_outcomes o"
+                            " ON o.intent_id = i.id WHERE o.outcome='unknown' ORDER BY i.id"):
+            item = dict(r)
+            for key in ("plan", "exited", "rejected", "uncertain"):
+                item[key] = json.loads(item[key])
+            at = self._rows("SELECT at FROM facts WHERE kind IN ('dispense_intent', 'redeem_claimed') AND"
+                            " json_extract(data, '$.request_id')=? ORDER BY id LIMIT 1", (r["request_id"],))
+            item["at"] = at[0]["at"] if at else None
+            out.append(item)
+        return out
 
     def open_dispenses(self) -> list[dict[str, Any]]:
         """Intents with no outcome: after a crash, ask the device, never dispense again."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from hal import Fiat
+from hal.money import minor_digits
 from hal.errors import DeviceError
 from hal.printer import PairLine, Receipt, Rule, TextLine
 
@@ -34,6 +35,8 @@ REMOTE_DEACTIVATORS = ("cas", "operator (unpaired)")
 MAX_NOTES = 10_000            # no cassette or reject bin holds more notes: a larger count is a typo
 TEST_DISPENSE_PREFIX = "svc-test-"   # request ids of the service menu's test dispenses
 BUSY_STATUSES = ("open", "sending", "dispensing")
+DEFAULT_NEAR_EMPTY = 10       # a cassette's low level when nothing was booked before
+MAX_DENOMINATION_MAJOR = 10_000_000   # no banknote is worth more major units: a larger value is a typo
 
 
 class ServiceActionError(ValueError):
@@ -227,21 +230,72 @@ class ServiceMenu:
         return out[::-1]
 
     def cassettes(self) -> dict[str, Any] | None:
-        """What the dispenser last reported (read in a thread by refresh(): asking it is I/O)."""
+        """The books, the dispenser's cassettes as configured, the notes a refill may book
+        and the dispenses waiting for a technician's count (what the dispenser last reported
+        is read in a thread by refresh(): asking it is I/O)."""
         if self.kiosk.devices.dispenser is None:
             return None
         journal = self.kiosk.journal
+        configured = self._configured_cassettes()
         try:
             books = journal.cassette_books()
             reject_bin = journal.reject_bin()
+            unknown = journal.unknown_dispenses()
         except Exception as exc:          # a broken journal: the page still opens and says so
             log.error("cassette books cannot be read from the journal: %s", exc)
             return {**(self.cassette_info or {}), "books": [], "books_error": str(exc)}
-        rows = [{"cassette": u.id, "denomination": str(u.denomination), "initial": u.initial,
-                 "dispensed": u.dispensed, "rejected": u.rejected, "count": u.count,
+        rows = [{"cassette": u.id, "denomination": str(u.denomination), "denomination_minor": u.denomination.minor,
+                 "initial": u.initial, "dispensed": u.dispensed, "rejected": u.rejected, "count": u.count,
                  "near_empty": u.near_empty, "status": u.status.value} for u in books.units]
+        by_id = {u.id: u for u in books.units}
+        denomination_of = {u.id: u.denomination for u in books.units}
         return {**(self.cassette_info or {}), "books": rows, "reject_bin": reject_bin,
-                "mismatches": [f"{m.unit}: {m.detail}" for m in books.mismatches]}
+                "mismatches": [f"{m.unit}: {m.detail}" for m in books.mismatches],
+                "denomination_mismatches": [
+                    {"cassette": cid, "books": str(by_id[cid].denomination), "configured": str(value)}
+                    for cid, value in configured.items() if cid in by_id and by_id[cid].denomination != value],
+                "refill": {"currency": self.kiosk.config.currency,
+                           "minor_digits": minor_digits(self.kiosk.config.currency),
+                           "cassettes": [{"cassette": cid, "configured": str(value), "configured_minor": value.minor,
+                                          "denomination_minor": by_id[cid].denomination.minor if cid in by_id
+                                          else value.minor,
+                                          "near_empty": by_id[cid].near_empty if cid in by_id
+                                          else DEFAULT_NEAR_EMPTY} for cid, value in configured.items()],
+                           "denominations": [{"minor": v.minor, "text": str(v)} for v in self._denominations()]},
+                "unknown_dispenses": [self._unknown_row(d, denomination_of) for d in unknown]}
+
+    def _configured_cassettes(self) -> dict[str, Fiat]:
+        """Cassette id -> the note value the dispenser is configured for."""
+        try:
+            return {c.id: c.denomination for c in self.kiosk.devices.dispenser.cassettes}
+        except DeviceError as exc:
+            log.warning("the dispenser's cassettes cannot be read: %s", exc)
+            return {}
+
+    def _denominations(self) -> list[Fiat]:
+        """The notes of this kiosk's currency that a refill is offered: those the dispenser is
+        configured for, those in the books and those the validator takes."""
+        currency = self.kiosk.config.currency
+        known = set(self._configured_cassettes().values())
+        try:
+            known |= {u.denomination for u in self.kiosk.journal.cassette_books().units}
+        except Exception as exc:            # the books' own error is shown by cassettes()
+            log.warning("cassette books: %s", exc)
+        known |= set(getattr(self.kiosk, "_denominations", ()) or ())
+        return sorted((v for v in known if isinstance(v, Fiat) and v.currency == currency), key=lambda v: v.minor)
+
+    @staticmethod
+    def _unknown_row(d: Mapping[str, Any], denomination_of: Mapping[str, Fiat]) -> dict[str, Any]:
+        def per_cassette(counts: Mapping[str, int]) -> list[dict[str, Any]]:
+            return [{"cassette": cid, "notes": n,
+                     "value": str(denomination_of[cid]) if cid in denomination_of else None}
+                    for cid, n in sorted(counts.items()) if n]
+        return {"request_id": d["request_id"], "tx_id": d["tx_id"],
+                "test": d["request_id"].startswith(TEST_DISPENSE_PREFIX),
+                "asked": per_cassette(d["plan"]), "cassettes": sorted(d["plan"]),
+                "value": str(Fiat(d["value_minor"], d["currency"])),
+                "known_exited": per_cassette(d["exited"]), "uncertain": per_cassette(d["uncertain"]),
+                "at": local_time(d["at"])}
 
     async def refresh(self) -> None:
         """Read what needs device I/O, off the event loop, when the menu opens."""
@@ -313,6 +367,7 @@ class ServiceMenu:
             "test_lights": self._test_lights, "scan_test": self._scan_test,
             "export_logs": self._export_logs, "print_logs": self._print_logs, "pair_scan": self._pair_scan,
             "refill_cassette": self._refill_cassette, "count_reject_bin": self._count_reject_bin,
+            "resolve_dispense": self._resolve_dispense,
             "test_dispense": self._test_dispense, "note_test": self._note_test,
         }.get(do if isinstance(do, str) else "")
         if handler is None:
@@ -524,17 +579,88 @@ class ServiceMenu:
             raise ServiceActionError(f"a transaction or a dispense is still open: {what} once it has ended "
                                      "(see the Status page)")
 
+    def _denomination(self, value: Any, cassette: Any) -> Fiat:
+        """The note value of a refill: minor units typed or chosen on the page, in the
+        kiosk's currency; no value: what the books had for this cassette, else what the
+        dispenser is configured for."""
+        currency = self.kiosk.config.currency
+        if value is None or value == "":
+            previous = next((l for l in self.kiosk.journal.cassette_loads() if l["cassette"] == cassette.id), None)
+            return Fiat(previous["denomination_minor"], previous["currency"]) if previous else cassette.denomination
+        if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 12:
+            value = int(value.strip())
+        one = 10 ** minor_digits(currency)
+        example = Fiat(20 * one, currency)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ServiceActionError(f"enter the note value as a whole number of minor units of {currency} "
+                                     f"(e.g. {example.minor} for {example})")
+        if value < one or value > MAX_DENOMINATION_MAJOR * one:
+            # 20 typed for a 20 note would book it at a hundredth of its value: refuse, say why
+            raise ServiceActionError(f"{value} minor units is no note of {currency}: enter the note value in "
+                                     f"minor units, e.g. {example.minor} for {example}")
+        return Fiat(value, currency)
+
     async def _refill_cassette(self, m: Mapping[str, Any]) -> None:
+        """Book a refill: the notes loaded, their value and the level at which the cassette
+        counts as low. A value other than the one the dispenser is configured for is booked
+        (the technician has the notes in hand) but shown as a mismatch and alerted: the
+        configuration or the cassette is wrong, and the operator must know which."""
         cassette = self._cassette(m)
         count = self._notes(m.get("count"), "the notes you loaded")
+        denomination = self._denomination(m.get("denomination"), cassette)
+        near = m.get("near_empty")
+        if near is None or near == "":
+            previous = next((l for l in self.kiosk.journal.cassette_loads() if l["cassette"] == cassette.id), None)
+            near_empty = previous["near_empty"] if previous else DEFAULT_NEAR_EMPTY
+        else:
+            near_empty = self._notes(near, "the low level (notes left when the cassette counts as low)")
         self._no_transaction_open("refill")
-        previous = next((l for l in self.kiosk.journal.cassette_loads() if l["cassette"] == cassette.id), None)
-        near_empty = previous["near_empty"] if previous else 10
-        self.kiosk.journal.load_cassette(cassette.id, cassette.denomination, count, near_empty=near_empty,
+        self.kiosk.journal.load_cassette(cassette.id, denomination, count, near_empty=near_empty,
                                          by="service menu")
         self.kiosk.alert("cassette_loaded", f"service menu: cassette {cassette.id} loaded with {count} notes of "
-                         f"{cassette.denomination}", "info")
-        self._said = f"{cassette.id}: {count}"
+                         f"{denomination}, low at {near_empty}", "info")
+        if denomination != cassette.denomination:
+            self.kiosk.alert("cassette_denomination", f"service menu: cassette {cassette.id} booked with notes of "
+                             f"{denomination}, but the dispenser is configured for {cassette.denomination}: fix the "
+                             "cassette or the configuration before selling", "critical")
+        self._said = f"{cassette.id}: {count} x {denomination}"
+
+    async def _resolve_dispense(self, m: Mapping[str, Any]) -> None:
+        """Book what a dispense of unknown outcome really paid out, as the technician counted
+        it, through the journal call `atm cassettes resolve` uses: only an unknown outcome is
+        booked, once; what the sale still owes becomes collectable with its redeem code."""
+        from atm.journal import JournalError
+        k = self.kiosk
+        request_id = m.get("request_id")
+        if not isinstance(request_id, str) or not request_id:
+            raise ServiceActionError("choose a dispense of unknown outcome from the list on the Cassettes page")
+        counts = {}
+        for what, key in (("paid out", "exited"), ("rejected", "rejected")):
+            given = m.get(key) if m.get(key) is not None else {}
+            if not isinstance(given, Mapping):
+                raise ServiceActionError(f"enter the notes {what} per cassette of dispense {request_id}")
+            counts[key] = {str(cid): self._notes(n, f"the notes {what} from cassette {cid}")
+                           for cid, n in given.items() if not (key == "rejected" and n in (None, ""))}
+        asked = next((d for d in k.journal.unknown_dispenses() if d["request_id"] == request_id), None)
+        if asked is not None:
+            missing = [cid for cid in sorted(asked["plan"]) if cid not in counts["exited"]]
+            if missing:
+                raise ServiceActionError(f"dispense {request_id}: enter the notes paid out from cassette "
+                                         f"{', '.join(missing)} (0 if none left it)")
+        if k.tx_id is not None or k.journal.open_dispenses():
+            raise ServiceActionError("a transaction or a dispense is still open: count once it has ended "
+                                     "(see the Status page)")
+        try:
+            resolved = k.journal.resolve_dispense(request_id, counts["exited"], counts["rejected"],
+                                                  by="service menu")
+        except JournalError as exc:
+            raise ServiceActionError(str(exc)) from None
+        sale = "" if resolved["status"] is None else (
+            f"; sale {resolved['tx_id']} is {resolved['status']}, "
+            f"{Fiat(resolved['owed_minor'], k.config.currency)} still owed")
+        k.alert("dispense_resolved", f"service menu: dispense {request_id} booked as counted: paid out "
+                f"{counts['exited']}, rejected {counts['rejected']}{sale}", "warning")
+        self._said = request_id
 
     async def _count_reject_bin(self, m: Mapping[str, Any]) -> None:
         counted = self._notes(m.get("counted"), "the notes you counted in the reject bin")

@@ -83,3 +83,22 @@ def test_the_stand_in_dispenser_has_no_wire_faults_and_says_which_to_choose():
         assert not answer["ok"] and "--dispenser lcdm4000" in answer["error"]
     finally:
         world.stop()
+
+
+def test_resolve_books_the_count_once_through_the_journal_call_the_service_menu_uses(tmp_path, capsys):
+    """`atm cassettes resolve` and the Cassettes page share Journal.resolve_dispense: a test
+    dispense of unknown outcome (no sale) is booked, and a second count is refused."""
+    from hal import Fiat
+    state = ["--state-dir", str(tmp_path)]
+    run(capsys, "cassettes", *state, "refill", "--cassette", "1", "--count", "50", "--denomination", "2000")
+    journal = Journal(tmp_path / "journal.sqlite")
+    journal.dispense_intended("service-svc-test-1", "svc-test-1", "dispenser", {"1": 1}, Fiat(0, "EUR"))
+    journal.dispense_outcome("svc-test-1", "hardwareError", {}, {}, Fiat(0, "EUR"), outcome="unknown",
+                             uncertain={"1": 1}, uncertain_value=Fiat(2000, "EUR"))
+    journal.close()
+    code, out, err = run(capsys, "cassettes", *state, "resolve", "--request", "svc-test-1", "--exited", "1=0",
+                         "--rejected", "1=1", "--json")
+    assert code == 0 and "no sale to settle" in err, err
+    assert json.loads(out)["reject_bin"] == 1 and json.loads(out)["cassettes"][0]["count"] == 49
+    code, _, err = run(capsys, "cassettes", *state, "resolve", "--request", "svc-test-1", "--exited", "1=1")
+    assert code == 2 and "no unknown outcome" in err

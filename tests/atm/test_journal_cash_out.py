@@ -159,3 +159,28 @@ def test_the_operators_count_resolves_an_unknown_dispense_and_reopens_the_code(j
     assert not [r for r in journal.reconciliation_items() if "r1" in r["summary"]]
     with pytest.raises(JournalError, match="no unknown outcome"):
         journal.resolve_dispense("r1", {"2": 1}, {}, eur(5000))
+
+
+def test_a_count_is_valued_at_the_notes_loaded_when_the_dispense_was_journaled(journal):
+    """A refill with other notes between the power cut and the count must not change what
+    the counted notes were worth. Mutation caught: valuing the count at today's books
+    (the CLI's old `books.value(exited)`): the sale would then owe 20.00 EUR, not 0."""
+    tx = paid_sale(journal, cash=5000)
+    journal.dispense_intended(tx, "r1", "dispenser", {"2": 1}, eur(5000))
+    journal.dispense_outcome("r1", "timeOut", {}, {}, eur(0), outcome="unknown", uncertain={"2": 1},
+                             uncertain_value=eur(5000))
+    journal.load_cassette("2", eur(2000), 40)            # refilled with 20s before anyone counted
+    resolved = journal.resolve_dispense("r1", {"2": 1}, {}, by="technician")
+    assert resolved == {"tx_id": tx, "owed_minor": 0, "status": "completed"}
+    assert journal.dispensed(tx) == eur(5000)
+
+
+def test_a_count_with_rejects_from_a_cassette_the_dispense_never_asked_is_refused(journal):
+    tx = paid_sale(journal)
+    journal.dispense_intended(tx, "r1", "dispenser", {"2": 1}, eur(5000))
+    journal.dispense_outcome("r1", "timeOut", {}, {}, eur(0), outcome="unknown", uncertain={"2": 1},
+                             uncertain_value=eur(5000))
+    for exited, rejected in (({"2": 1}, {"1": 1}), ({"2": True}, {}), ({"2": -1}, {}), ({"2": 1}, {"2": "1"})):
+        with pytest.raises(JournalError, match="whole numbers >= 0 for the cassettes it asked for"):
+            journal.resolve_dispense("r1", exited, rejected)
+    assert [d["request_id"] for d in journal.unknown_dispenses()] == ["r1"]

@@ -37,7 +37,8 @@ async def test_a_refill_from_the_cassettes_page_restarts_the_books_of_that_casse
         reply = await w.act("service_action", do="refill_cassette", cassette=first, count="250")
         assert reply["ok"], reply
         row = next(r for r in w.data["cassettes"]["books"] if r["cassette"] == first)
-        assert row == {"cassette": first, "denomination": "10.00 EUR", "initial": 250, "dispensed": 0,
+        assert row == {"cassette": first, "denomination": "10.00 EUR", "denomination_minor": 1000, "initial": 250,
+                       "dispensed": 0,
                        "rejected": 0, "count": 250, "near_empty": 3, "status": row["status"]}
         assert _facts(w.journal, "cassette_loaded")[-1]["by"] == "service menu"
 

@@ -65,6 +65,91 @@
     return typeof value === "string" && /^[A-Za-z_]+$/.test(value) ? "state-" + value : null;
   }
 
+  // Minor units typed on the keypad as the kiosk writes money ("1,000.00 EUR"), so that the
+  // technician reads back the value that will be booked, not a bare number.
+  function moneyFormat(info) {
+    const digits = Number.isInteger(info.minor_digits) && info.minor_digits >= 0 ? info.minor_digits : 2;
+    const currency = typeof info.currency === "string" ? info.currency : "";
+    return (minor) => {
+      const raw = String(minor || "").replace(/^0+(?=\d)/, "");
+      if (!/^\d+$/.test(raw)) return "\u2013";
+      const padded = raw.padStart(digits + 1, "0");
+      const whole = padded.slice(0, padded.length - digits).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+      return (digits ? whole + "." + padded.slice(padded.length - digits) : whole) + " " + currency;
+    };
+  }
+
+  // Dispenses whose outcome is unknown (a power cut): per cassette, what was asked and what
+  // the technician counted as paid out and rejected, booked as `atm cassettes resolve` books it.
+  function unknownDispenses(c, ui) {
+    const items = Array.isArray(c.unknown_dispenses) ? c.unknown_dispenses : [];
+    const head = ui.el("h2", { text: ui.t("service.unknown_title") });
+    if (!items.length) return [head, ui.el("p", { class: "ok", "data-field": "unknown_dispenses", text: ui.t("service.unknown_none") })];
+    const counts = new Map();   // request id -> {exited: {cassette: "n"}, rejected: {...}}
+    let active = null;           // [request id, "exited" | "rejected", cassette]
+    const redraws = [];
+    const redraw = () => { for (const fn of redraws) fn(); };
+    const per = (rows) => (Array.isArray(rows) ? rows : []).map((r) =>
+      ui.text(r.cassette) + ": " + ui.text(r.notes) + (r.value ? " \u00d7 " + ui.text(r.value) : "")).join(", ") || "0";
+    const blocks = items.map((item) => {
+      const id = ui.text(item.request_id);
+      const cassettes = (Array.isArray(item.cassettes) ? item.cassettes : []).map((x) => ui.text(x));
+      const mine = { exited: {}, rejected: {} };
+      counts.set(id, mine);
+      if (!active && cassettes.length) active = [id, "exited", cassettes[0]];
+      const entry = (kind, cassette) => ui.el("button", { type: "button", class: "btn", "data-entry": kind,
+        "data-cassette": cassette, onclick: () => { active = [id, kind, cassette]; redraw(); } });
+      const asked = new Map((Array.isArray(item.asked) ? item.asked : []).map((r) => [ui.text(r.cassette), r]));
+      const rows = cassettes.map((cassette) => ui.el("tr", { "data-cassette": cassette },
+        ui.el("td", { text: cassette }),
+        ui.el("td", { text: asked.has(cassette) ? ui.text(asked.get(cassette).notes) + (asked.get(cassette).value
+          ? " \u00d7 " + ui.text(asked.get(cassette).value) : "") : "0" }),
+        ui.el("td", {}, entry("exited", cassette)),
+        ui.el("td", {}, entry("rejected", cassette))));
+      const book = service(ui, ui.t("service.resolve"), "resolve_dispense", { kind: "primary", confirm: true,
+        fields: () => ({ request_id: id, exited: Object.assign({}, mine.exited), rejected: Object.assign({}, mine.rejected) }) });
+      const summary = ui.el("p", { "data-field": "resolve_summary" });
+      const block = ui.el("div", { class: "unknown-dispense", "data-request": id },
+        ui.facts([
+          [ui.t("service.request_id"), id, "unknown_request", "mono"],
+          [ui.t("service.transaction"), item.test ? ui.t("service.test_dispense") : ui.text(item.tx_id, "-"), "unknown_tx", "mono"],
+          [ui.t("service.value"), ui.text(item.value, "-"), "unknown_value"],
+          [ui.t("screen.date"), ui.text(item.at, "-"), "unknown_at"],
+          [ui.t("service.known_exited"), per(item.known_exited), "unknown_known"],
+        ]),
+        table(ui, "unknown_counts", [ui.t("service.cassette"), ui.t("service.asked"), ui.t("service.paid_out"),
+          ui.t("service.rejected")], rows),
+        summary,
+        ui.el("div", { class: "buttons" }, book));
+      redraws.push(() => {
+        for (const b of block.querySelectorAll("button[data-entry]")) {
+          const kind = b.dataset.entry; const cassette = b.dataset.cassette;
+          const value = mine[kind][cassette];
+          b.textContent = value === undefined ? "\u2013" : value;
+          b.setAttribute("aria-pressed", active && active[0] === id && active[1] === kind && active[2] === cassette ? "true" : "false");
+        }
+        const ready = cassettes.every((x) => mine.exited[x] !== undefined && mine.exited[x] !== "");
+        book.disabled = !ready;
+        const shown = (o) => cassettes.map((x) => x + ": " + (o[x] || "0")).join(", ");
+        summary.textContent = ready ? ui.t("service.resolve_summary", { request: id, paid: shown(mine.exited),
+          rejected: shown(mine.rejected) }) : "\u00a0";
+      });
+      return block;
+    });
+    const press = (key) => {
+      if (!active) return;
+      const [id, kind, cassette] = active;
+      const box = counts.get(id)[kind];
+      const now = box[cassette] === undefined ? "" : box[cassette];
+      const next = key === "clear" ? "" : key === "back" ? now.slice(0, -1) : now.length < 5 ? now + key : now;
+      if (next === "") delete box[cassette]; else box[cassette] = next;
+      redraw();
+    };
+    redraw();
+    return [head, ui.el("p", { class: "muted", text: ui.t("service.unknown_help") }),
+      ui.el("div", { "data-field": "unknown_dispenses" }, ...blocks), digitPad(ui, press, ui.t("service.paid_out"))];
+  }
+
   const pages = {
     status(d, ui) {
       const devices = Array.isArray(d.devices) ? d.devices : [];
@@ -159,32 +244,78 @@
 
     cassettes(d, ui) {
       if (!d.cassettes) return [ui.el("p", { class: "muted", "data-field": "cassettes", text: ui.t("service.cassettes_none") })];
-      const books = Array.isArray(d.cassettes.books) ? d.cassettes.books : [];
-      const mismatches = Array.isArray(d.cassettes.mismatches) ? d.cassettes.mismatches : [];
-      let chosen = books.length ? ui.text(books[0].cassette) : "";
-      let entered = "";
-      const shown = ui.el("div", { class: "pin-display", "data-field": "notes_entered" });
-      const refill = service(ui, ui.t("service.refill"), "refill_cassette",
-        { kind: "primary", confirm: true, fields: () => ({ cassette: chosen, count: entered }) });
-      const reject = service(ui, ui.t("service.reject_bin_record"), "count_reject_bin",
-        { confirm: true, fields: () => ({ counted: entered }) });
-      const choices = ui.el("div", { class: "buttons grid", "data-field": "cassette_choice" });
-      const redraw = () => {
-        shown.textContent = entered || "\u00a0";
-        refill.disabled = entered.length === 0 || !chosen;
-        reject.disabled = entered.length === 0;
-        for (const b of choices.children) b.setAttribute("aria-pressed", b.dataset.cassette === chosen ? "true" : "false");
+      const list = (v) => (Array.isArray(v) ? v : []);
+      const books = list(d.cassettes.books);
+      const mismatches = list(d.cassettes.mismatches);
+      const wrongNotes = list(d.cassettes.denomination_mismatches);
+      const refillInfo = d.cassettes.refill && typeof d.cassettes.refill === "object" ? d.cassettes.refill : {};
+      // the dispenser's cassettes (a cassette new to the books can be loaded too); else the books'
+      const slots = list(refillInfo.cassettes).length ? list(refillInfo.cassettes) : books.map((row) => ({
+        cassette: row.cassette, configured: row.denomination, configured_minor: row.denomination_minor,
+        denomination_minor: row.denomination_minor, near_empty: row.near_empty }));
+      const money = moneyFormat(refillInfo);
+      let slot = slots[0] || null;
+      const values = { count: "", denomination: "", near_empty: "" };
+      const LIMITS = { count: 5, denomination: 12, near_empty: 5 };
+      let active = "count";
+      const fromSlot = () => {
+        values.denomination = slot && slot.denomination_minor != null ? String(slot.denomination_minor) : "";
+        values.near_empty = slot && slot.near_empty != null ? String(slot.near_empty) : "";
       };
-      for (const row of books) {
+      fromSlot();
+      const chosen = () => (slot ? ui.text(slot.cassette) : "");
+      const refill = service(ui, ui.t("service.refill"), "refill_cassette",
+        { kind: "primary", confirm: true, fields: () => ({ cassette: chosen(), count: values.count,
+          denomination: values.denomination, near_empty: values.near_empty }) });
+      const reject = service(ui, ui.t("service.reject_bin_record"), "count_reject_bin",
+        { confirm: true, fields: () => ({ counted: values.count }) });
+      const choices = ui.el("div", { class: "buttons grid", "data-field": "cassette_choice" });
+      const notesOffered = ui.el("div", { class: "buttons grid", "data-field": "denomination_choice" });
+      const labels = { count: ui.t("service.notes_entered"), denomination: ui.t("service.note_value"),
+        near_empty: ui.t("service.near_empty") };
+      const entries = ui.el("div", { class: "buttons grid", "data-field": "refill_entries" });
+      for (const name of ["count", "denomination", "near_empty"]) {
+        entries.append(ui.el("button", { type: "button", class: "btn", "data-entry": name,
+          onclick: () => { active = name; redraw(); } }));
+      }
+      const summary = ui.el("p", { "data-field": "refill_summary" });
+      const warning = ui.el("p", { class: "error", "data-field": "refill_mismatch", role: "alert" });
+      const redraw = () => {
+        for (const b of entries.children) {
+          const name = b.dataset.entry;
+          b.textContent = labels[name] + ": " + (values[name] || "\u2013");
+          b.setAttribute("aria-pressed", name === active ? "true" : "false");
+        }
+        const complete = values.count.length > 0 && values.denomination.length > 0 && values.near_empty.length > 0;
+        refill.disabled = !complete || !slot;
+        reject.disabled = values.count.length === 0;
+        for (const b of choices.children) b.setAttribute("aria-pressed", b.dataset.cassette === chosen() ? "true" : "false");
+        for (const b of notesOffered.children) {
+          b.setAttribute("aria-pressed", b.dataset.denomination === values.denomination ? "true" : "false");
+        }
+        summary.textContent = complete && slot ? ui.t("service.refill_summary", { id: chosen(), count: values.count,
+          value: money(values.denomination), low: values.near_empty }) : "\u00a0";
+        const differs = slot && slot.configured_minor != null && values.denomination !== ""
+          && values.denomination !== String(slot.configured_minor);
+        warning.textContent = differs ? ui.t("service.refill_mismatch", { id: chosen(),
+          configured: ui.text(slot.configured), value: money(values.denomination) }) : "";
+        warning.hidden = !differs;
+      };
+      for (const row of slots) {
         const id = ui.text(row.cassette);
         choices.append(ui.el("button", { type: "button", class: "btn", "data-cassette": id,
-          text: ui.t("service.cassette_named", { id: id, value: ui.text(row.denomination) }),
-          onclick: () => { chosen = id; redraw(); } }));
+          text: ui.t("service.cassette_named", { id: id, value: ui.text(row.configured) }),
+          onclick: () => { slot = row; fromSlot(); redraw(); } }));
+      }
+      for (const note of list(refillInfo.denominations)) {
+        const minor = ui.text(note.minor);
+        notesOffered.append(ui.el("button", { type: "button", class: "btn", "data-denomination": minor,
+          text: ui.text(note.text), onclick: () => { values.denomination = minor; redraw(); } }));
       }
       const press = (key) => {
-        if (key === "clear") entered = "";
-        else if (key === "back") entered = entered.slice(0, -1);
-        else if (entered.length < 5) entered += key;
+        if (key === "clear") values[active] = "";
+        else if (key === "back") values[active] = values[active].slice(0, -1);
+        else if (values[active].length < LIMITS[active]) values[active] += key;
         redraw();
       };
       redraw();
@@ -198,15 +329,23 @@
               .map((v) => ui.el("td", { text: ui.text(v, "-") })),
             ui.el("td", { class: statusClass(row.status), text: ui.text(row.status, "-") }))))
           : ui.el("p", { class: "muted", "data-field": "cassette_books", text: ui.t("service.nothing") }),
-        mismatches.length ? ui.el("ul", { class: "error", "data-field": "cassette_mismatches" },
+        mismatches.length || wrongNotes.length ? ui.el("ul", { class: "error", "data-field": "cassette_mismatches" },
+          ...wrongNotes.map((m) => ui.el("li", { "data-cassette": ui.text(m.cassette),
+            text: ui.t("service.denomination_mismatch", { id: ui.text(m.cassette), books: ui.text(m.books),
+              configured: ui.text(m.configured) }) })),
           ...mismatches.map((m) => ui.el("li", { text: ui.text(m) }))) : null,
         ui.facts([[ui.t("service.reject_bin"), ui.text(d.cassettes.reject_bin, "0"), "reject_bin"]]),
+        ui.el("h2", { text: ui.t("service.refill_title") }),
         ui.el("p", { class: "muted", text: ui.t("service.cassettes_status") }),
         choices,
-        ui.el("p", { text: ui.t("service.notes_entered") }),
-        shown,
+        notesOffered.children.length ? ui.el("p", { text: ui.t("service.note_value_choice") }) : null,
+        notesOffered.children.length ? notesOffered : null,
+        entries,
         digitPad(ui, press, ui.t("service.notes_entered")),
+        summary,
+        warning,
         ui.el("div", { class: "buttons" }, refill, reject),
+        ...unknownDispenses(d.cassettes, ui),
       ];
     },
 

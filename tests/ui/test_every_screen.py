@@ -26,6 +26,7 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 MIN_TARGET_PX = 57          # 15 mm at 96 CSS px per inch
 SMALL = {"width": 1024, "height": 768}
 SERVICE_PAGES = ["status", "alerts", "cash", "cassettes", "tests", "pairing", "logs", "activation"]
+DISPENSER_PAGES = ["cassettes", "tests"]
 
 # Runs in the page: every visible text's contrast against the colour behind it, and
 # every enabled control's size. Disabled controls are exempt from contrast (WCAG 1.4.3).
@@ -144,9 +145,53 @@ async def _kiosk_screens(tmp_path: Path) -> dict[str, dict]:
     return shots
 
 
+async def _dispenser_service_screen(tmp: Path) -> dict:
+    """The service menu of a kiosk with a dispenser (the LCDM-2000 driver on its wire
+    simulator, 20 and 50 EUR booked): a refill booked with another note value than the
+    dispenser's (a mismatch), a test dispense answered, and a sale's dispense of unknown
+    outcome waiting for the technician's count."""
+    from decimal import Decimal
+
+    from drivers.gpio.driver import GpioSensors, make_pin_factory
+    from hal import Fiat, Sats
+    from sell_world import SellKiosk
+    eur = lambda minor: Fiat(minor, "EUR")  # noqa: E731
+    w = SellKiosk(tmp, model="lcdm2000")
+    w.kiosk.devices.sensors = GpioSensors(pin_factory=make_pin_factory("mock", simulate=True))
+    twenty, fifty = w.dispenser.cassette_ids
+    j = w.journal
+    j.open_sell("sell-1", eur(7000), eur(350), Decimal("50000"), Sats(14_700))
+    j.sell_invoiced("sell-1", "bcrt1qexample", 0, 2e9)
+    j.payment_proven("sell-1", "ab" * 32, 14_700, 2, True, "pay", eur(7000))
+    j.issue_redeem("sell-1", "CODE-1", eur(7000))
+    assert j.claim_redeem("CODE-1", "sell-1", "r1", "dispenser", {twenty: 1, fifty: 1}, eur(7000))
+    j.dispense_outcome("r1", "timeOut", {}, {}, eur(0), outcome="unknown", uncertain={twenty: 1, fifty: 1},
+                       uncertain_value=eur(7000), source="recovery")
+    async with w:
+        await w.wait_for(lambda: w.screen == "idle")
+        w.kiosk.devices.sensors.pin("service_switch").drive_high()
+        await w.wait_for(lambda: w.screen == "maintenance_login")
+        assert (await w.act("service_login", pin=PIN))["ok"]
+        await w.wait_for(lambda: w.screen == "maintenance")
+        assert (await w.act("service_action", do="refill_cassette", cassette=twenty, count="40",
+                            denomination="1000", near_empty="5"))["ok"]
+        assert (await w.act("service_action", do="test_dispense", cassette=fifty))["ok"]
+        await w.wait_for(lambda: (w.data["tests"]["test_dispense"] or {}).get("done"))
+        shot = copy.deepcopy(w.kiosk.snapshot())
+    cassettes = shot["data"]["cassettes"]
+    assert cassettes["books"] and cassettes["denomination_mismatches"] and cassettes["unknown_dispenses"]
+    return shot
+
+
+_DISPENSER_SHOT: list[dict] = []      # made once per run: the walk's six variants show the same data
+
+
 @pytest.fixture
 async def kiosk_screens(tmp_path):
-    return await _kiosk_screens(tmp_path)
+    shots = await _kiosk_screens(tmp_path)
+    if not _DISPENSER_SHOT:
+        _DISPENSER_SHOT.append(await _dispenser_service_screen(tmp_path / "dispenser"))
+    return {**shots, "maintenance_dispenser": _DISPENSER_SHOT[0]}
 
 
 async def _audit(page, where: str) -> None:
@@ -192,12 +237,19 @@ async def test_every_customer_and_service_screen_passes_contrast_and_touch_check
             if viewport is LANDSCAPE:
                 await _main_button_not_in_a_corner(page, viewport, f"{tag} {name}")
             await page.screenshot(path=str(ARTIFACTS / f"{tag}-{name}.png"))
-            if name == "maintenance":
-                for service_page in SERVICE_PAGES:
+            if name.startswith("maintenance") and name != "maintenance_login":
+                # with a dispenser only its two pages differ: the books, refill and count, test dispense
+                for service_page in SERVICE_PAGES if name == "maintenance" else DISPENSER_PAGES:
                     await page.locator(f'#screen .tabs [data-page="{service_page}"]').click()
                     await expect(page.locator("#screen .page")).to_have_attribute("data-page", service_page)
                     await _audit(page, f"{tag} service {service_page}")
-                    await page.screenshot(path=str(ARTIFACTS / f"{tag}-service-{service_page}.png"))
+                    shot = f"{tag}-{name.replace('maintenance', 'service')}-{service_page}"
+                    await page.screenshot(path=str(ARTIFACTS / f"{shot}.png"))
+                    if name == "maintenance_dispenser" and service_page == "cassettes":
+                        # the page scrolls: the refill form and the dispenses waiting for a count too
+                        for part in ("refill_entries", "unknown_dispenses"):
+                            await page.locator(f'#screen [data-field="{part}"]').scroll_into_view_if_needed()
+                            await page.screenshot(path=str(ARTIFACTS / f"{shot}-{part}.png"))
     finally:
         await context.close()
     assert not errors, errors

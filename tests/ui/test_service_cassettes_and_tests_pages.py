@@ -131,7 +131,8 @@ async def test_an_unknown_dispense_is_listed_and_its_count_is_sent_only_when_eve
         browser_page, serve_ui, fake_kiosk):
     page = browser_page
     await page.goto(await serve_ui(fake_kiosk))
-    unknown = {"request_id": "r1", "tx_id": "sell-1", "test": False, "value": "60.00 EUR", "at": "2026-11-30 03:00:00 UTC",
+    unknown = {"request_id": "r1", "tx_id": "sell-1", "test": False, "value": "60.00 EUR",
+               "at": "2026-11-30 03:00:00 UTC",
                "cassettes": ["1", "3"], "asked": [{"cassette": "1", "notes": 1, "value": "10.00 EUR"},
                                                  {"cassette": "3", "notes": 1, "value": "50.00 EUR"}],
                "known_exited": [], "uncertain": []}

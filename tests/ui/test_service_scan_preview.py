@@ -15,8 +15,6 @@ from playwright.async_api import expect
 
 from atm import texts
 
-pytestmark = [pytest.mark.slow]
-
 SIMULATOR_PIN = "135790"  # config/simulate.toml's technician PIN
 ADDRESS = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
 DEADLINE_S = 20.0
@@ -63,6 +61,7 @@ async def _first_picture(http: aiohttp.ClientSession, url: str) -> tuple[str, st
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.slow
 async def test_the_camera_picture_is_served_only_while_the_menus_scan_test_runs(simulated_kiosk):
     kiosk = simulated_kiosk.kiosk
     url = simulated_kiosk.url + "service/camera.jpg"
@@ -109,6 +108,7 @@ async def test_the_camera_picture_is_served_only_while_the_menus_scan_test_runs(
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 async def test_the_tests_page_shows_the_live_camera_picture_until_the_scan_test_stops(browser_page, simulated_kiosk):
     page = browser_page
     await page.goto(simulated_kiosk.url)
@@ -120,7 +120,7 @@ async def test_the_tests_page_shows_the_live_camera_picture_until_the_scan_test_
 
     await page.locator('#screen [data-do="scan_test"]').click()
     picture = page.locator('#screen img[data-field="scan_preview"]')
-    await expect(picture).to_be_visible()
+    await expect(picture).to_be_in_viewport()           # scrolled to, below the buttons in portrait
     loaded = ('() => { const i = document.querySelector(\'#screen img[data-field="scan_preview"]\');'
               ' return i !== null && i.complete && i.naturalWidth > 0 ? i.naturalWidth : 0; }')
     assert (await (await page.wait_for_function(loaded)).json_value()) == 480
@@ -141,3 +141,24 @@ async def test_the_tests_page_shows_the_live_camera_picture_until_the_scan_test_
     await expect(picture).to_have_count(0)
     await expect(stop).to_have_text(texts.text("en", "service.test_scan"))
     assert not simulated_kiosk.kiosk.devices.scanner.scanning
+
+
+@pytest.mark.browser
+async def test_a_scanner_without_a_camera_gets_words_instead_of_a_picture_and_the_stop_button_stops_it(
+        browser_page, serve_ui, fake_kiosk):
+    page = browser_page
+    await page.goto(await serve_ui(fake_kiosk))
+    data = {"kiosk_id": "kiosk-1", "state": "maintenance_menu", "active": True, "timeout_s": 60, "language": "de",
+            "tests": {"sensors": {}, "last_scan": None, "scan_test": {"running": True, "preview": False}}}
+    fake_kiosk.show("maintenance", data)
+    await expect(page.locator("#screen")).to_have_attribute("data-seq", str(fake_kiosk.seq))
+    await page.locator('#screen .tabs [data-page="tests"]').click()
+    await expect(page.locator('#screen [data-field="scan_no_preview"]')).to_have_text(
+        texts.text("de", "service.scan_no_preview"))
+    await expect(page.locator("#screen img")).to_have_count(0)
+    stop = page.locator('#screen [data-do="scan_test"]')
+    await expect(stop).to_have_text(texts.text("de", "service.scan_test_stop"))
+    await stop.click()
+    action = await fake_kiosk.next_action()
+    assert {k: v for k, v in action.items() if k != "id"} == {"action": "service_action", "do": "scan_test",
+                                                               "stop": True}

@@ -67,6 +67,8 @@
   const PREVIEW_EVERY_MS = 250;
   const PREVIEW_RETRY_MS = 1000;
   let previewCount = 0;
+  let scanWasRunning = false;
+  let scrollToPreview = false;  // below the buttons on a portrait screen: shown once it has a size
 
   function scanPreview(ui, scan) {
     if (!scan.preview) {
@@ -78,8 +80,13 @@
     const reload = () => {
       if (img.isConnected) img.src = "/service/camera.jpg?n=" + String(++previewCount);
     };
+    const figure = ui.el("figure", { class: "scan-preview" }, img, note);
     img.addEventListener("load", () => {
       note.textContent = ui.t("service.scan_preview");
+      if (scrollToPreview && img.isConnected) {
+        scrollToPreview = false;
+        figure.scrollIntoView({ block: "nearest" });
+      }
       ui.later(reload, PREVIEW_EVERY_MS);
     });
     img.addEventListener("error", () => {
@@ -87,7 +94,7 @@
       ui.later(reload, PREVIEW_RETRY_MS);
     });
     img.src = "/service/camera.jpg?n=" + String(++previewCount);
-    return ui.el("figure", { class: "scan-preview" }, img, note);
+    return figure;
   }
 
   function statusClass(value) {
@@ -245,6 +252,8 @@
       const noteTest = tests.note_test && typeof tests.note_test === "object" ? tests.note_test : {};
       const answer = tests.test_dispense && typeof tests.test_dispense === "object" ? tests.test_dispense : null;
       const scan = tests.scan_test && typeof tests.scan_test === "object" ? tests.scan_test : {};
+      if (scan.running && !scanWasRunning) scrollToPreview = true;
+      scanWasRunning = scan.running === true;
       const books = d.cassettes && Array.isArray(d.cassettes.books) ? d.cassettes.books : [];
       const counts = (notes) => Object.entries(notes && typeof notes === "object" ? notes : {})
         .map(([id, n]) => ui.text(id) + ": " + ui.text(n)).join(", ") || "0";

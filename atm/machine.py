@@ -64,7 +64,8 @@ STATES: list[dict[str, Any]] = [
     ]},
     {"name": "maintenance", "children": [
         {"name": "login", "customer": True, "timeout_key": "scan", "on_enter": "enter_login"},
-        {"name": "menu", "customer": True, "timeout_key": "maintenance", "on_enter": "enter_menu"},
+        {"name": "menu", "customer": True, "timeout_key": "maintenance", "on_enter": "enter_menu",
+         "on_exit": "leave_menu"},
     ]},
 ]
 

@@ -20,6 +20,8 @@ from hal import Fiat
 from hal.money import minor_digits
 from hal.errors import DeviceError
 from hal.printer import PairLine, Receipt, Rule, TextLine
+from hal.scanner import CodeScanner
+from atm.ui.facade import PreviewRefused
 
 if TYPE_CHECKING:
     from atm.kiosk import Kiosk
@@ -58,6 +60,12 @@ class _Ring(logging.Handler):
             pass
 
 
+def has_preview(scanner: Any) -> bool:
+    """Whether the scanner can show a camera picture (it overrides CodeScanner.preview_jpeg)."""
+    method = getattr(type(scanner), "preview_jpeg", None)
+    return method is not None and method is not CodeScanner.preview_jpeg
+
+
 def local_time(at: float | None) -> str | None:
     """A Unix time as the kiosk's local date and time, for people."""
     if at is None:
@@ -71,6 +79,7 @@ class ServiceMenu:
         self.log_lines: deque[str] = deque(maxlen=LOG_LINES_KEPT)
         self._ring = _Ring(self.log_lines)
         self.last_scan: str | None = None
+        self.scan_test = False             # the menu started the scanner (scan test or pairing scan)
         self.pairing_mode = False          # the next code scanned here is an operator's pairing code
         self.pairing_busy = False
         self.cassette_info: dict[str, Any] | None = None
@@ -110,6 +119,7 @@ class ServiceMenu:
             "cash": self.cash(),
             "cassettes": self.cassettes(),
             "tests": {"sensors": self._sensors(), "last_scan": self.last_scan,
+                      "scan_test": {"running": self.scan_test, "preview": has_preview(k.devices.scanner)},
                       "note_test": {"active": self.note_test, "read": self.note_read},
                       "test_dispense": self.test_dispense_answer,
                       "printer": k.device_health().get("printer").state.value
@@ -473,12 +483,40 @@ class ServiceMenu:
             await asyncio.to_thread(scanner.start_scanning)
         except DeviceError as exc:
             raise ServiceActionError(f"scanner: {exc}") from None
+        self.scan_test = True
 
     def _stop_scanning(self) -> None:
+        self.scan_test = False             # first: no camera picture is served from here on
         try:
             self.kiosk.devices.scanner.stop_scanning()
         except DeviceError as exc:
             log.warning("stopping the scan test: %s", exc)
+
+    def left(self) -> None:
+        """The kiosk left the menu, by the exit button or any other way (its timer, a
+        journal failure): a scan the menu started must not go on scanning for a buy."""
+        if self.scan_test:
+            self._stop_scanning()
+        self.pairing_mode = False
+
+    async def camera_preview(self) -> bytes:
+        """The camera's picture as JPEG, for the scan test's preview, and only while the
+        menu is open and its scan runs: behind the service switch and the PIN, so the
+        customer screen, which is served by the same page, never gets a camera frame.
+        Raises PreviewRefused with the reason otherwise."""
+        if self.kiosk.state != "maintenance_menu":
+            raise PreviewRefused(404, "no camera picture: the service menu is not open")
+        if not self.scan_test:
+            raise PreviewRefused(409, "no camera picture: the scan test is not running")
+        scanner = self.kiosk.devices.scanner
+        if not has_preview(scanner):
+            raise PreviewRefused(404, f"no camera picture: {type(scanner).__name__} has no camera")
+        jpeg = await asyncio.to_thread(scanner.preview_jpeg)      # encoding takes milliseconds
+        if self.kiosk.state != "maintenance_menu" or not self.scan_test:
+            raise PreviewRefused(409, "no camera picture: the scan test stopped")
+        if not jpeg:
+            raise PreviewRefused(503, "no camera picture yet: the camera has given no frame (see the Status page)")
+        return jpeg
 
     def scanned(self, text: str) -> None:
         """A code read while the service menu is open: shown, never acted on, except an

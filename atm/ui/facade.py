@@ -36,6 +36,24 @@ class KioskFacade(Protocol):
         Unknown or malformed actions are refused with a reason, never raised."""
 
 
+class PreviewRefused(Exception):
+    """Why the kiosk has no camera picture to give (`str(exc)`), with the HTTP status the
+    UI server answers: 404 (menu not open, no camera), 409 (scan test not running), 503
+    (no frame yet)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class CameraPreview(Protocol):
+    """Optional on a KioskFacade: the service menu's camera picture (GET /service/camera.jpg)."""
+
+    async def service_camera_preview(self) -> bytes:
+        """A JPEG of what the scanner's camera sees, only while the service menu is open
+        and its scan test runs; raises PreviewRefused otherwise."""
+
+
 class SimulatorPanel(Protocol):
     """Simulate mode only: the control surface of the simulated devices."""
 

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from aiohttp import WSMsgType, web
 
 from atm import texts
-from atm.ui.facade import KioskFacade, SimulatorPanel
+from atm.ui.facade import KioskFacade, PreviewRefused, SimulatorPanel
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,8 @@ async def _loopback_only(request: web.Request, handler):
 
 
 class UiServer:
-    """Customer screen on `/`, screens over `/ws`, control panel on `/sim`."""
+    """Customer screen on `/`, screens over `/ws`, control panel on `/sim`, and the
+    service menu's camera picture on `/service/camera.jpg` while its scan test runs."""
 
     def __init__(self, kiosk: KioskFacade, panel: SimulatorPanel | None = None, *,
                  host: str = "127.0.0.1", port: int = 0) -> None:
@@ -124,6 +125,7 @@ class UiServer:
         app.router.add_get("/ws", self._websocket)
         app.router.add_get("/api/screen", self._screen)
         app.router.add_get("/texts/{language}.json", self._texts)
+        app.router.add_get("/service/camera.jpg", self._camera_preview)
         # Browsers ask for it on their own; answer rather than log a 404 per page load.
         app.router.add_get("/favicon.ico", _no_content)
         app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
@@ -188,6 +190,22 @@ class UiServer:
             log.error("GET /api/screen: the current screen cannot be written as JSON (%s)", exc)
             return _json({"ok": False, "error": f"the current screen cannot be written as JSON: {exc}"},
                          status=500)
+
+    async def _camera_preview(self, _request: web.Request) -> web.Response:
+        """The service menu's scan-test picture. The kiosk decides whether there is one
+        (menu open behind switch and PIN, scan test running); a frame is never cached."""
+        headers = {"Cache-Control": "no-store"}
+        preview = getattr(self._kiosk, "service_camera_preview", None)
+        if preview is None:
+            return web.Response(status=404, text="this kiosk has no camera preview", headers=headers)
+        try:
+            jpeg = await preview()
+        except PreviewRefused as exc:
+            return web.Response(status=exc.status, text=str(exc), headers=headers)
+        except Exception as exc:
+            log.exception("GET /service/camera.jpg: the kiosk failed to give the camera picture")
+            return web.Response(status=500, text=f"camera picture failed: {type(exc).__name__}", headers=headers)
+        return web.Response(body=jpeg, content_type="image/jpeg", headers=headers)
 
     # -- customer WebSocket ------------------------------------------------
 

@@ -3,6 +3,8 @@ of interest, runs the decoder chain, and reports each code once per
 presentation as a CodeScanned event. A source that fails is reported offline
 and reopened with backoff, while scanning and, by a watcher thread, while the
 kiosk is out of service and not scanning; nothing here raises into the kiosk.
+While scanning it keeps the last frame, so a technician can see a small JPEG of
+what the camera sees (preview_jpeg) to aim, focus or spot a dirty window.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import threading
 import time
 from typing import Callable, Sequence
 
+import cv2
 import numpy as np
 
 from hal.device import DeviceInfo
@@ -25,6 +28,13 @@ from drivers.camera.decoders import DEFAULT_ORDER, DecoderChain, FallbackBudget,
 log = logging.getLogger(__name__)
 
 Roi = tuple[float, float, float, float]
+
+# The preview is for a technician's eye on the service page, refreshed a few times a
+# second: small enough to encode in a few milliseconds on a kiosk's CPU.
+PREVIEW_MAX_WIDTH = 480
+PREVIEW_JPEG_QUALITY = 70
+# The region of interest drawn on the preview, so the technician sees where codes are read.
+_ROI_COLOUR = (0, 200, 0)
 
 
 def validate_roi(roi: Roi | None) -> Roi | None:
@@ -128,6 +138,11 @@ class CameraScanner(CodeScanner):
         self._watch_stop = threading.Event()
         self._closed = False
         self._dedupe = Deduplicator(dedupe_seconds)
+        # The capture thread replaces the frame (one reference, so no lock); preview_jpeg
+        # encodes it in the caller's thread and keeps the JPEG while the frame is the same.
+        self._frame: np.ndarray | None = None
+        self._preview_lock = threading.Lock()
+        self._preview: tuple[np.ndarray, bytes] | None = None
         self._stats = {"frames": 0, "fallback_frames": 0, "codes": 0, "suppressed": 0, "source_drops": 0,
                        "frame_errors": 0, "decode_us": 0}
 
@@ -189,6 +204,7 @@ class CameraScanner(CodeScanner):
             if thread.is_alive():
                 log.error("camera %s: capture thread did not stop within 10 s (source %s blocked)",
                           self.name, self.source)
+        self._forget_frame()
         if self._state is not DeviceState.ONLINE and not self._closed:
             self._start_watching()
 
@@ -200,6 +216,30 @@ class CameraScanner(CodeScanner):
     def stats(self) -> dict[str, int]:
         """Counters for the service view and the benchmark."""
         return dict(self._stats)
+
+    def preview_jpeg(self, max_width: int = PREVIEW_MAX_WIDTH) -> bytes | None:
+        """The last frame captured in this scanning session as a JPEG at most `max_width`
+        pixels wide, the region of interest outlined; None when not scanning, before the
+        first frame, or while the camera gives none (a stale picture would hide a dead
+        camera). Never raises: an odd frame just has no preview."""
+        frame = self._frame
+        if frame is None or not self.scanning:
+            return None
+        with self._preview_lock:
+            if self._preview is not None and self._preview[0] is frame:
+                return self._preview[1]
+            try:
+                jpeg = _encode_preview(frame, self.roi, max_width)
+            except (cv2.error, ValueError, TypeError) as exc:
+                log.debug("camera %s: no preview of a %s frame: %s", self.name, getattr(frame, "shape", "?"), exc)
+                return None
+            self._preview = (frame, jpeg)
+            return jpeg
+
+    def _forget_frame(self) -> None:
+        self._frame = None
+        with self._preview_lock:
+            self._preview = None
 
     # ------------------------------------------------------------------ watcher thread
 
@@ -270,6 +310,7 @@ class CameraScanner(CodeScanner):
                 if frame is None:
                     failures += 1
                     if failures >= self._failed_reads_offline:
+                        self._forget_frame()
                         source.release()
                         source = None
                         self._stats["source_drops"] += 1
@@ -284,6 +325,7 @@ class CameraScanner(CodeScanner):
                     continue
                 failures = 0
                 backoff = self._retry_initial_s
+                self._frame = frame
                 if self._state is not DeviceState.ONLINE:
                     self._set_state(DeviceState.ONLINE, f"reading {self.source}")
                 try:
@@ -358,3 +400,22 @@ class CameraScanner(CodeScanner):
 
     def _emit(self, event: Event) -> None:
         emit_safely(self._sink, event, f"camera {self.name}")
+
+
+def _encode_preview(frame: np.ndarray, roi: Roi | None, max_width: int) -> bytes:
+    """A downscaled copy of `frame` (never the frame itself: sources may share it) as JPEG."""
+    height, width = frame.shape[:2]
+    if width > max_width:
+        scaled = (max_width, max(1, round(height * max_width / width)))
+        small = cv2.resize(frame, scaled, interpolation=cv2.INTER_AREA)
+    else:
+        small = frame.copy()
+    if roi is not None:
+        h, w = small.shape[:2]
+        x, y, rw, rh = roi
+        cv2.rectangle(small, (int(x * w), int(y * h)), (int((x + rw) * w) - 1, int((y + rh) * h) - 1),
+                      _ROI_COLOUR, 2)
+    ok, encoded = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, PREVIEW_JPEG_QUALITY])
+    if not ok:
+        raise ValueError("OpenCV could not encode the frame as JPEG")
+    return encoded.tobytes()

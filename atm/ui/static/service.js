@@ -61,6 +61,42 @@
       ui.el("tbody", {}, ...rows));
   }
 
+  // The scan test's camera picture: reloaded a moment after each image arrives, so a slow
+  // kiosk never piles up requests; the chain ends once the image leaves the page (another
+  // tab, a redrawn screen) and the kiosk's timers end with each redraw.
+  const PREVIEW_EVERY_MS = 250;
+  const PREVIEW_RETRY_MS = 1000;
+  let previewCount = 0;
+  let scanWasRunning = false;
+  let scrollToPreview = false;  // below the buttons on a portrait screen: shown once it has a size
+
+  function scanPreview(ui, scan) {
+    if (!scan.preview) {
+      return ui.el("p", { class: "muted", "data-field": "scan_no_preview", text: ui.t("service.scan_no_preview") });
+    }
+    const note = ui.el("figcaption", { class: "muted", "data-field": "scan_preview_state",
+      text: ui.t("service.scan_preview_waiting") });
+    const img = ui.el("img", { "data-field": "scan_preview", alt: ui.t("service.scan_preview") });
+    const reload = () => {
+      if (img.isConnected) img.src = "/service/camera.jpg?n=" + String(++previewCount);
+    };
+    const figure = ui.el("figure", { class: "scan-preview" }, img, note);
+    img.addEventListener("load", () => {
+      note.textContent = ui.t("service.scan_preview");
+      if (scrollToPreview && img.isConnected) {
+        scrollToPreview = false;
+        figure.scrollIntoView({ block: "nearest" });
+      }
+      ui.later(reload, PREVIEW_EVERY_MS);
+    });
+    img.addEventListener("error", () => {
+      note.textContent = ui.t("service.scan_preview_waiting");
+      ui.later(reload, PREVIEW_RETRY_MS);
+    });
+    img.src = "/service/camera.jpg?n=" + String(++previewCount);
+    return figure;
+  }
+
   function statusClass(value) {
     return typeof value === "string" && /^[A-Za-z_]+$/.test(value) ? "state-" + value : null;
   }
@@ -354,6 +390,9 @@
       const sensors = tests.sensors && typeof tests.sensors === "object" ? tests.sensors : {};
       const noteTest = tests.note_test && typeof tests.note_test === "object" ? tests.note_test : {};
       const answer = tests.test_dispense && typeof tests.test_dispense === "object" ? tests.test_dispense : null;
+      const scan = tests.scan_test && typeof tests.scan_test === "object" ? tests.scan_test : {};
+      if (scan.running && !scanWasRunning) scrollToPreview = true;
+      scanWasRunning = scan.running === true;
       const books = d.cassettes && Array.isArray(d.cassettes.books) ? d.cassettes.books : [];
       const counts = (notes) => Object.entries(notes && typeof notes === "object" ? notes : {})
         .map(([id, n]) => ui.text(id) + ": " + ui.text(n)).join(", ") || "0";
@@ -378,8 +417,12 @@
         ui.el("h2", { text: ui.t("service.tab_tests") }),
         ui.el("div", { class: "buttons grid" },
           service(ui, ui.t("service.test_print"), "print_test"),
-          service(ui, ui.t("service.test_scan"), "scan_test"),
+          scan.running
+            ? service(ui, ui.t("service.scan_test_stop"), "scan_test", { kind: "primary", fields: () => ({ stop: true }) })
+            : service(ui, ui.t("service.test_scan"), "scan_test"),
           service(ui, ui.t("service.test_lights"), "test_lights")),
+        scan.running ? ui.el("p", { class: "notice", "data-field": "scan_running", text: ui.t("service.scan_running") }) : null,
+        scan.running ? scanPreview(ui, scan) : null,
         ui.facts([[ui.t("service.scan_result"), ui.text(tests.last_scan, "-"), "last_scan", "mono"]]),
         ui.el("h2", { text: ui.t("service.sensors") }),
         table(ui, "sensors", [ui.t("service.device"), ui.t("service.state")],

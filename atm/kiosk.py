@@ -1021,8 +1021,8 @@ class Kiosk:
         self.journal.record_fact("service_menu_opened", None)
         self._spawn(self._guarded("service menu refresh", self.service_menu.refresh()), "service-refresh")
 
-    def leave_menu(self, event: Any) -> None:
-        self.service_menu.left()
+    async def leave_menu(self, event: Any) -> None:
+        await self.service_menu.left()
 
     async def service_camera_preview(self) -> bytes:
         """The scan test's camera picture (atm.ui.facade.CameraPreview)."""

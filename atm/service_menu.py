@@ -395,10 +395,7 @@ class ServiceMenu:
         return {"ok": True}
 
     async def _exit(self, _m: Mapping[str, Any]) -> None:
-        self._stop_scanning()                  # a scan test left running must not scan for a buy
-        await self._end_note_test()            # nor a note test take notes after the menu
-        self._returning = False                # a note on its way back after this is the buy path's
-        await self.kiosk._fire("service_exit")
+        await self.kiosk._fire("service_exit")   # leaving stops the scan and note tests (left())
 
     async def _deactivate(self, _m: Mapping[str, Any]) -> None:
         # fail safe: a technician may always take the kiosk out of service
@@ -492,12 +489,15 @@ class ServiceMenu:
         except DeviceError as exc:
             log.warning("stopping the scan test: %s", exc)
 
-    def left(self) -> None:
+    async def left(self) -> None:
         """The kiosk left the menu, by the exit button or any other way (its timer, a
-        journal failure): a scan the menu started must not go on scanning for a buy."""
+        journal failure): a scan the menu started must not go on scanning for a buy, nor
+        a note test leave the validator taking notes on the idle screen."""
         if self.scan_test:
             self._stop_scanning()
         self.pairing_mode = False
+        await self._end_note_test()
+        self._returning = False                # a note on its way back after this is the buy path's
 
     async def camera_preview(self) -> bytes:
         """The camera's picture as JPEG, for the scan test's preview, and only while the

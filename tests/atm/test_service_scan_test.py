@@ -60,3 +60,19 @@ async def test_leaving_the_menu_any_way_stops_a_running_scan_test(tmp_path, way_
         assert h.kiosk.service_menu.scan_test is False
         assert (await _refused(h)).status == 404
         assert h.journal.transactions() == []
+
+
+async def test_the_menu_timer_ends_a_running_note_test_so_the_idle_kiosk_takes_no_note(tmp_path):
+    """Mutation caught: a `leave_menu` that stops only the scanner leaves the validator
+    enabled after the menu's timer, so the idle kiosk would draw a customer's note in
+    with no purchase open."""
+    timeouts = Timeouts(scan=30, cash=30, confirm=30, sending=30, receipt=30, maintenance=1, recheck=30)
+    async with Harness(tmp_path, timeouts=timeouts) as h:
+        await _log_in(h)
+        assert (await h.act("service_action", do="note_test"))["ok"]
+        assert h.validator.state_info()["enabled"] is True
+        await h.wait_for(lambda: h.screen == "idle")
+        assert h.kiosk.service_menu.note_test is False
+        assert h.validator.state_info()["enabled"] is False, "the validator still takes notes after the menu"
+        assert not h.validator.insert_note(2000)
+        assert h.journal.transactions() == []

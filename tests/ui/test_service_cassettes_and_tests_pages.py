@@ -62,6 +62,10 @@ async def test_the_cassettes_page_shows_the_books_and_sends_a_refill_after_two_t
     assert {k: v for k, v in action.items() if k != "id"} == {
         "action": "service_action", "do": "refill_cassette", "cassette": "2", "count": "250",
         "denomination": "2000", "near_empty": "3"}
+    # the booking went through: its form starts afresh, and the reject bin's count is typed anew
+    await expect(page.locator('#screen [data-field="refill_summary"]')).to_have_text("\u00a0")
+    for key in "250":
+        await page.locator(f'#screen [data-key="{key}"]').click()
     reject = page.locator('#screen [data-do="count_reject_bin"]')
     await reject.click()
     await reject.click()
@@ -160,3 +164,38 @@ async def test_an_unknown_dispense_is_listed_and_its_count_is_sent_only_when_eve
     assert {k: v for k, v in action.items() if k != "id"} == {
         "action": "service_action", "do": "resolve_dispense", "request_id": "r1",
         "exited": {"1": "0", "3": "1"}, "rejected": {"1": "1"}}
+
+
+async def test_what_a_technician_typed_survives_the_kiosk_redrawing_the_screen_and_a_booking_clears_it(
+        browser_page, serve_ui, fake_kiosk):
+    """The kiosk redraws the menu on every event (an alert, a sensor, a printer status).
+    Mutation caught: the page's entries kept in the page function's locals, as before,
+    lose the technician's typing at each redraw."""
+    page = browser_page
+    await page.goto(await serve_ui(fake_kiosk))
+    await _show(page, fake_kiosk, DATA)
+    await page.locator('#screen .tabs [data-page="cassettes"]').click()
+    await page.locator('#screen [data-field="cassette_choice"] [data-cassette="2"]').click()
+    for key in "25":
+        await page.locator(f'#screen [data-key="{key}"]').click()
+    await _show(page, fake_kiosk, DATA)                       # an event redraws the menu
+    await expect(page.locator('#screen [data-field="cassette_choice"] [data-cassette="2"]')).to_have_attribute(
+        "aria-pressed", "true")
+    await page.locator('#screen [data-key="0"]').click()
+    await expect(page.locator('#screen [data-field="refill_summary"]')).to_have_text(texts.text(
+        "en", "service.refill_summary").format(id="2", count="250", value="20.00 EUR", low="3"))
+    await page.locator('#screen .tabs [data-page="cash"]').click()
+    for key in "1234":
+        await page.locator(f'#screen [data-key="{key}"]').click()
+    await _show(page, fake_kiosk, DATA)
+    await expect(page.locator('#screen [data-field="counted"]')).to_have_text("1234")
+    collect = page.locator('#screen [data-do="collect_cash"]')
+    await collect.click()
+    await collect.click()
+    action = await fake_kiosk.next_action()
+    assert action["do"] == "collect_cash" and action["counted_minor"] == "1234"
+    await _show(page, fake_kiosk, DATA)                       # the kiosk's answer to the booking
+    await expect(page.locator('#screen [data-field="counted"]')).to_have_text("\u00a0")
+    await page.locator('#screen .tabs [data-page="cassettes"]').click()
+    await expect(page.locator('#screen [data-field="refill_summary"]')).to_have_text(texts.text(
+        "en", "service.refill_summary").format(id="2", count="250", value="20.00 EUR", low="3"))

@@ -104,7 +104,7 @@
       }
       const fields = opts.fields ? opts.fields() : {};
       if (opts.do) fields.do = opts.do;
-      sendAction(action, fields, button);
+      sendAction(action, fields, button, opts.onDone);
     });
     return button;
   }
@@ -239,7 +239,8 @@
 
   // ---- actions ------------------------------------------------------------------
 
-  function sendAction(action, fields, button) {
+  // onDone runs once the kiosk answered that the action went through.
+  function sendAction(action, fields, button, onDone) {
     if (!socket || socket.readyState !== WebSocket.OPEN) {
       showToast(t("screen.not_connected"), true);
       return;
@@ -252,7 +253,7 @@
       if (button) button.disabled = false;
       showToast(t("screen.no_answer"), true);
     }, ACTION_REPLY_TIMEOUT_MS);
-    pending.set(id, { button, timer });
+    pending.set(id, { button, timer, onDone });
     socket.send(JSON.stringify(message));
   }
 
@@ -262,6 +263,7 @@
       clearTimeout(entry.timer);
       pending.delete(reply.reply_to);
       if (entry.button && entry.button.isConnected) entry.button.disabled = false;
+      if (reply.ok === true && entry.onDone) entry.onDone(reply);
     }
     // The customer reads the kiosk's message in their language, never the technical error.
     if (reply.ok !== true) showToast(say(reply.message) || t("message.did_not_work"), true);

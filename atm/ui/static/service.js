@@ -9,6 +9,15 @@
   const MAX_PIN_LENGTH = 12;
   const PAGES = ["status", "alerts", "cash", "cassettes", "tests", "pairing", "logs", "activation"];
   let page = "status";   // the tab a technician is on survives the screen being redrawn
+  // So does what a technician typed or chose: the kiosk redraws the menu on every event (an
+  // alert, a sensor, a printer status). A booking the kiosk accepted starts its form afresh,
+  // and so does a new login.
+  const drafts = new Map();
+  let redrawPage = null;
+  function draft(name, fresh) {
+    if (!drafts.has(name)) drafts.set(name, fresh());
+    return drafts.get(name);
+  }
 
   function digitPad(ui, onKey, label) {
     const pad = ui.el("div", { class: "pinpad", "aria-label": label || null });
@@ -21,6 +30,7 @@
   }
 
   screens.register("maintenance_login", (d, ui) => {
+    drafts.clear();
     let pin = "";
     const shown = ui.el("div", { class: "pin-display", "data-field": "pin", "aria-label": "PIN" });
     const enter = ui.actionButton(ui.t("service.enter"), "service_login", { kind: "primary", fields: () => ({ pin }) });
@@ -51,8 +61,14 @@
     ];
   });
 
+  // options.draft names the form the action books: it is cleared once the kiosk accepted it.
   function service(ui, label, what, options) {
-    return ui.actionButton(label, "service_action", Object.assign({ do: what }, options || {}));
+    const opts = Object.assign({ do: what }, options || {});
+    if (opts.draft) {
+      const name = opts.draft;
+      opts.onDone = () => { drafts.delete(name); if (redrawPage) redrawPage(); };
+    }
+    return ui.actionButton(label, "service_action", opts);
   }
 
   function table(ui, field, headers, rows) {
@@ -121,8 +137,13 @@
     const items = Array.isArray(c.unknown_dispenses) ? c.unknown_dispenses : [];
     const head = ui.el("h2", { text: ui.t("service.unknown_title") });
     if (!items.length) return [head, ui.el("p", { class: "ok", "data-field": "unknown_dispenses", text: ui.t("service.unknown_none") })];
-    const counts = new Map();   // request id -> {exited: {cassette: "n"}, rejected: {...}}
-    let active = null;           // [request id, "exited" | "rejected", cassette]
+    // counts: request id -> {exited: {cassette: "n"}, rejected: {...}};
+    // active: [request id, "exited" | "rejected", cassette] the keypad types into
+    const form = draft("unknown", () => ({ counts: new Map(), active: null }));
+    const counts = form.counts;
+    const listed = new Set(items.map((item) => ui.text(item.request_id)));
+    if (form.active && !listed.has(form.active[0])) form.active = null;
+    let active = form.active;
     const redraws = [];
     const redraw = () => { for (const fn of redraws) fn(); };
     const per = (rows) => (Array.isArray(rows) ? rows : []).map((r) =>
@@ -130,11 +151,11 @@
     const blocks = items.map((item) => {
       const id = ui.text(item.request_id);
       const cassettes = (Array.isArray(item.cassettes) ? item.cassettes : []).map((x) => ui.text(x));
-      const mine = { exited: {}, rejected: {} };
+      const mine = counts.get(id) || { exited: {}, rejected: {} };
       counts.set(id, mine);
-      if (!active && cassettes.length) active = [id, "exited", cassettes[0]];
+      if (!active && cassettes.length) active = form.active = [id, "exited", cassettes[0]];
       const entry = (kind, cassette) => ui.el("button", { type: "button", class: "btn", "data-entry": kind,
-        "data-cassette": cassette, onclick: () => { active = [id, kind, cassette]; redraw(); } });
+        "data-cassette": cassette, onclick: () => { active = form.active = [id, kind, cassette]; redraw(); } });
       const asked = new Map((Array.isArray(item.asked) ? item.asked : []).map((r) => [ui.text(r.cassette), r]));
       const rows = cassettes.map((cassette) => ui.el("tr", { "data-cassette": cassette },
         ui.el("td", { text: cassette }),
@@ -142,7 +163,7 @@
           ? " \u00d7 " + ui.text(asked.get(cassette).value) : "") : "0" }),
         ui.el("td", {}, entry("exited", cassette)),
         ui.el("td", {}, entry("rejected", cassette))));
-      const book = service(ui, ui.t("service.resolve"), "resolve_dispense", { kind: "primary", confirm: true,
+      const book = service(ui, ui.t("service.resolve"), "resolve_dispense", { kind: "primary", confirm: true, draft: "unknown",
         fields: () => ({ request_id: id, exited: Object.assign({}, mine.exited), rejected: Object.assign({}, mine.rejected) }) });
       const summary = ui.el("p", { "data-field": "resolve_summary" });
       const block = ui.el("div", { class: "unknown-dispense", "data-request": id },
@@ -243,18 +264,18 @@
       const cash = d.cash && typeof d.cash === "object" ? d.cash : {};
       const notes = Array.isArray(cash.notes) ? cash.notes : [];
       const history = Array.isArray(cash.collections) ? cash.collections : [];
-      let counted = "";
+      const form = draft("cash", () => ({ counted: "" }));
       const shown = ui.el("div", { class: "pin-display", "data-field": "counted" });
       const collect = service(ui, ui.t("service.collect"), "collect_cash",
-        { kind: "primary", confirm: true, fields: () => ({ counted_minor: counted }) });
+        { kind: "primary", confirm: true, draft: "cash", fields: () => ({ counted_minor: form.counted }) });
       const redraw = () => {
-        shown.textContent = counted || "\u00a0";
-        collect.disabled = counted.length === 0;
+        shown.textContent = form.counted || "\u00a0";
+        collect.disabled = form.counted.length === 0;
       };
       const press = (key) => {
-        if (key === "clear") counted = "";
-        else if (key === "back") counted = counted.slice(0, -1);
-        else if (counted.length < 12) counted += key;
+        if (key === "clear") form.counted = "";
+        else if (key === "back") form.counted = form.counted.slice(0, -1);
+        else if (form.counted.length < 12) form.counted += key;
         redraw();
       };
       redraw();
@@ -290,21 +311,24 @@
         cassette: row.cassette, configured: row.denomination, configured_minor: row.denomination_minor,
         denomination_minor: row.denomination_minor, near_empty: row.near_empty }));
       const money = moneyFormat(refillInfo);
-      let slot = slots[0] || null;
-      const values = { count: "", denomination: "", near_empty: "" };
+      const form = draft("cassettes", () => ({ slot: null, values: null, active: "count" }));
+      let slot = slots.find((row) => ui.text(row.cassette) === form.slot) || slots[0] || null;
       const LIMITS = { count: 5, denomination: 12, near_empty: 5 };
-      let active = "count";
       const fromSlot = () => {
+        form.slot = slot ? ui.text(slot.cassette) : null;
         values.denomination = slot && slot.denomination_minor != null ? String(slot.denomination_minor) : "";
         values.near_empty = slot && slot.near_empty != null ? String(slot.near_empty) : "";
       };
-      fromSlot();
+      const fresh = form.values === null || form.slot !== (slot ? ui.text(slot.cassette) : null);
+      if (fresh) form.values = { count: "", denomination: "", near_empty: "" };
+      const values = form.values;
+      if (fresh) fromSlot();
       const chosen = () => (slot ? ui.text(slot.cassette) : "");
       const refill = service(ui, ui.t("service.refill"), "refill_cassette",
-        { kind: "primary", confirm: true, fields: () => ({ cassette: chosen(), count: values.count,
+        { kind: "primary", confirm: true, draft: "cassettes", fields: () => ({ cassette: chosen(), count: values.count,
           denomination: values.denomination, near_empty: values.near_empty }) });
       const reject = service(ui, ui.t("service.reject_bin_record"), "count_reject_bin",
-        { confirm: true, fields: () => ({ counted: values.count }) });
+        { confirm: true, draft: "cassettes", fields: () => ({ counted: values.count }) });
       const choices = ui.el("div", { class: "buttons grid", "data-field": "cassette_choice" });
       const notesOffered = ui.el("div", { class: "buttons grid", "data-field": "denomination_choice" });
       const labels = { count: ui.t("service.notes_entered"), denomination: ui.t("service.note_value"),
@@ -312,7 +336,7 @@
       const entries = ui.el("div", { class: "buttons grid", "data-field": "refill_entries" });
       for (const name of ["count", "denomination", "near_empty"]) {
         entries.append(ui.el("button", { type: "button", class: "btn", "data-entry": name,
-          onclick: () => { active = name; redraw(); } }));
+          onclick: () => { form.active = name; redraw(); } }));
       }
       const summary = ui.el("p", { "data-field": "refill_summary" });
       const warning = ui.el("p", { class: "error", "data-field": "refill_mismatch", role: "alert" });
@@ -320,7 +344,7 @@
         for (const b of entries.children) {
           const name = b.dataset.entry;
           b.textContent = labels[name] + ": " + (values[name] || "\u2013");
-          b.setAttribute("aria-pressed", name === active ? "true" : "false");
+          b.setAttribute("aria-pressed", name === form.active ? "true" : "false");
         }
         const complete = values.count.length > 0 && values.denomination.length > 0 && values.near_empty.length > 0;
         refill.disabled = !complete || !slot;
@@ -349,9 +373,10 @@
           text: ui.text(note.text), onclick: () => { values.denomination = minor; redraw(); } }));
       }
       const press = (key) => {
-        if (key === "clear") values[active] = "";
-        else if (key === "back") values[active] = values[active].slice(0, -1);
-        else if (values[active].length < LIMITS[active]) values[active] += key;
+        const field = form.active;
+        if (key === "clear") values[field] = "";
+        else if (key === "back") values[field] = values[field].slice(0, -1);
+        else if (values[field].length < LIMITS[field]) values[field] += key;
         redraw();
       };
       redraw();
@@ -451,17 +476,17 @@
 
     logs(d, ui) {
       const lines = Array.isArray(d.logs) ? d.logs : [];
-      let path = "/media/usb";
-      const input = ui.el("input", { type: "text", class: "field", value: path, "aria-label": ui.t("service.export_path"),
+      const form = draft("logs", () => ({ path: "/media/usb" }));
+      const input = ui.el("input", { type: "text", class: "field", value: form.path, "aria-label": ui.t("service.export_path"),
         "data-field": "export_path" });
-      input.addEventListener("input", () => { path = input.value; });
+      input.addEventListener("input", () => { form.path = input.value; });
       return [
         ui.el("h2", { text: ui.t("service.logs_lines") }),
         ui.el("pre", { class: "log mono", "data-field": "logs", text: lines.join("\n") || "-" }),
         ui.el("label", { class: "muted", text: ui.t("service.export_path") }),
         input,
         ui.el("div", { class: "buttons" },
-          service(ui, ui.t("service.logs_export"), "export_logs", { fields: () => ({ path }) }),
+          service(ui, ui.t("service.logs_export"), "export_logs", { fields: () => ({ path: form.path }) }),
           service(ui, ui.t("service.logs_print"), "print_logs")),
       ];
     },
@@ -496,6 +521,7 @@
         text: ui.t("service.tab_" + name), onclick: () => show(name) }));
     }
     show(PAGES.includes(page) ? page : "status");
+    redrawPage = () => { if (body.isConnected) show(page); };
     const result = d.last_result && typeof d.last_result === "object" ? d.last_result : null;
     return [
       ui.el("header", { class: "service-head" },

@@ -46,7 +46,7 @@ from atm.flows.pricing import Pricing
 from atm.machine import IGNORABLE, build_machine, state_spec
 from atm import texts
 from atm.service_lockout import PinGuard, PinVerdict
-from atm.screens import ScreenComposer
+from atm.screens import ScreenComposer, localise
 from atm.service_menu import ServiceMenu
 
 log = logging.getLogger("atm.kiosk")
@@ -443,7 +443,9 @@ class Kiosk:
             return {"ok": False, "error": "an action is an object with an \"action\" name"}
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._post(_Action(dict(message), fut))
-        return await fut
+        reply = await fut
+        # a refusal's message leaves the kiosk here: its amounts in the language on screen
+        return localise(reply, self._screen["data"].get("language") or self.language)
 
     async def _apply_action(self, message: Mapping[str, Any]) -> dict[str, Any]:
         action = message["action"]

@@ -3,16 +3,20 @@ current state, as (screen name, data). The composer only reads the kiosk and its
 it never changes money state, sends a device command or writes the journal.
 
 Words are never in the data: the page draws them from the language files (atm/locale)
-by key, and messages are atm.texts.message() dicts.
+by key, and messages are atm.texts.message() dicts. Amounts are: the flows and the
+composer keep them typed (Fiat, Sats, atm.amounts.Rate) and localise() writes every one,
+in the data and in its messages, in the screen's number format as the screen leaves the
+kiosk (the customer's language can change until money moves, so not before).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from hal import DeviceState, Fiat, PaperState
 from atm import texts
+from atm.amounts import AMOUNT_TYPES, Rate
 
 if TYPE_CHECKING:
     from atm.kiosk import Kiosk
@@ -33,7 +37,11 @@ class ScreenComposer:
         self.kiosk = kiosk
 
     def compose(self, state: str) -> tuple[str, dict[str, Any]]:
-        """The screen's name and data for `state`."""
+        """The screen's name and data for `state`, amounts written in the screen's language."""
+        name, data = self._compose(state)
+        return name, localise(data, data.get("language") or texts.DEFAULT_LANGUAGE)
+
+    def _compose(self, state: str) -> tuple[str, dict[str, Any]]:
         k = self.kiosk
         timeout_s = k.seconds_left()
         common = {"language": k.language, "operator": {"name": k.config.operator_name,
@@ -42,7 +50,7 @@ class ScreenComposer:
             return "booting", common
         if state == "idle":
             quote = k.pricing.fresh()
-            rate = f"{quote.rate:,.2f} {k.config.currency}/BTC" if quote else None
+            rate = Rate(quote.rate, k.config.currency) if quote else None
             return "idle", {**common, **self.offer(), "rate": rate, "buy_enabled": k.can_start_buy(),
                             "sell_enabled": k.can_start_sell(), "redeem_enabled": k.can_start_redeem(),
                             "languages": self.language_choice(), "notice": self.idle_notice(),
@@ -57,7 +65,7 @@ class ScreenComposer:
             if screen in ("insert_cash", "confirm"):
                 data["receipt_available"] = self.receipt_available()
             if screen == "insert_cash" and k.flow is not None and k.flow.tx_id:
-                data["notes_in"] = [str(Fiat(v, k.config.currency))
+                data["notes_in"] = [Fiat(v, k.config.currency)
                                     for v in k.journal.credited_notes(k.flow.tx_id)]
             if screen == "receipt":
                 data["printed"] = bool(k.last_receipt_printed)
@@ -96,7 +104,7 @@ class ScreenComposer:
         k = self.kiosk
         currency = k.config.currency
         notes = [d for d in k.denominations if d.currency == currency]
-        return {**k.pricing.terms(), "currency": currency, "notes": [str(d) for d in sorted(notes)],
+        return {**k.pricing.terms(), "currency": currency, "notes": sorted(notes),
                 "receipt_available": self.receipt_available()}
 
     def receipt_proof(self) -> dict[str, Any]:
@@ -115,3 +123,20 @@ class ScreenComposer:
         health = k.device_health().get("printer")
         return (k.devices.printer is not None and health is not None
                 and health.state in (DeviceState.ONLINE, DeviceState.BUSY) and k.paper != PaperState.OUT)
+
+
+def localise(value: Any, language: str) -> Any:
+    """`value` (screen data, an action's reply) with every amount in it written in
+    `language`'s number format (atm.amounts through atm.texts.shown): an amount becomes
+    its text, a list of amounts a list of texts (the page joins them), and a message's
+    list of amounts (a tuple, atm.texts.message) one text. Everything else is unchanged;
+    the result is plain JSON data."""
+    if isinstance(value, AMOUNT_TYPES):
+        return texts.shown(language, value)
+    if isinstance(value, Mapping):
+        return {key: localise(inner, language) for key, inner in value.items()}
+    if isinstance(value, tuple) and all(isinstance(item, AMOUNT_TYPES) for item in value):
+        return texts.shown(language, value)
+    if isinstance(value, (list, tuple)):
+        return [localise(item, language) for item in value]
+    return value

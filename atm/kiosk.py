@@ -1,7 +1,7 @@
 """The kiosk application: consumes device events in order, drives the state table
 (atm.machine), routes money events and actions to the transaction flow at the
-kiosk (atm.flows), and publishes the customer screen. Money rules live in the
-flows; this module holds timers, health, alerts and screens.
+kiosk (atm.flows), and publishes the customer screen (composed by atm.screens).
+Money rules live in the flows; this module holds timers, health and alerts.
 
 One asyncio task consumes one queue: device events (from driver threads, via a
 thread-safe sink), UI actions, timer expiries and results of background work
@@ -46,6 +46,7 @@ from atm.flows.pricing import Pricing
 from atm.machine import IGNORABLE, build_machine, state_spec
 from atm import texts
 from atm.service_lockout import PinGuard, PinVerdict
+from atm.screens import ScreenComposer, localise
 from atm.service_menu import ServiceMenu
 
 log = logging.getLogger("atm.kiosk")
@@ -176,6 +177,7 @@ class Kiosk:
         self._chosen_amount: Any = None
         self._cash_out_task: asyncio.Task[Any] | None = None
         self.ready = asyncio.Event()
+        self.screens = ScreenComposer(self)
         self.machine = build_machine(self)
 
     # ---------------------------------------------------------------- start and stop
@@ -441,7 +443,9 @@ class Kiosk:
             return {"ok": False, "error": "an action is an object with an \"action\" name"}
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._post(_Action(dict(message), fut))
-        return await fut
+        reply = await fut
+        # a refusal's message leaves the kiosk here: its amounts in the language on screen
+        return localise(reply, self._screen["data"].get("language") or self.language)
 
     async def _apply_action(self, message: Mapping[str, Any]) -> dict[str, Any]:
         action = message["action"]
@@ -476,7 +480,7 @@ class Kiosk:
         if action in ("start_sell", "start_redeem"):
             return texts.message("message.not_available")
         if action == "start_buy":
-            return self._idle_notice() or texts.message("message.not_available")
+            return self.screens.idle_notice() or texts.message("message.not_available")
         if action in ("finish_cash", "cancel") and self.flow is not None and self.flow.money_in_flight():
             return texts.message("message.note_in_progress")
         if self.flow is not None and (why := self.flow.why_not(action)) is not None:
@@ -580,19 +584,16 @@ class Kiosk:
         return self._active
 
     def can_start_buy(self, event: Any = None) -> bool:
-        return self.is_healthy() and self._active and self._idle_notice() is None
-
-    def _idle_notice(self) -> dict[str, Any] | None:
-        """Why no purchase may start now, as a message for the customer, or None."""
-        paused = self._paused()
-        return texts.message(paused[0]) if paused else None
+        return self.is_healthy() and self._active and self.paused() is None
 
     def buy_paused_reason(self) -> str | None:
-        """The same in a technician's words (service menu, refusal replies, logs)."""
-        paused = self._paused()
+        """Why no purchase may start now, in a technician's words (service menu, refusal
+        replies, logs); the customer's words are atm.screens' idle notice."""
+        paused = self.paused()
         return paused[1] if paused else None
 
-    def _paused(self) -> tuple[str, str] | None:
+    def paused(self) -> tuple[str, str] | None:
+        """Why no purchase may start now: (message key for the customer, a technician's words), or None."""
         if self.settings() is None:
             return "message.buy_paused_no_settings", "waiting for the operator's signed configuration"
         why = self.pricing.why_not()
@@ -640,7 +641,7 @@ class Kiosk:
         return None
 
     def can_start_sell(self, event: Any = None) -> bool:
-        return self.is_healthy() and self._active and self._idle_notice() is None and self._sell_notice() is None
+        return self.is_healthy() and self._active and self.paused() is None and self._sell_notice() is None
 
     def can_start_redeem(self, event: Any = None) -> bool:
         return (self.is_healthy() and self._active and self.devices.dispenser is not None
@@ -1253,69 +1254,38 @@ class Kiosk:
 
     # ---------------------------------------------------------------- screens
 
+    # Read-only views of the kiosk's state for the screen composer (atm.screens).
+    def seconds_left(self) -> int | None:
+        """Seconds left on the current screen's timer; None when it has none. Counted from
+        the deadline, so a screen sent again mid-countdown shows the right number."""
+        if self._deadline is None or self._loop is None:
+            return None
+        return max(0, round(self._deadline - self._loop.time()))
+
+    @property
+    def last_receipt_printed(self) -> bool | None:
+        return self._last_receipt_printed
+
+    @property
+    def login_error(self) -> dict[str, Any] | None:
+        return self._login_error
+
+    @property
+    def denominations(self) -> list[Fiat]:
+        return list(self._denominations)
+
+    @property
+    def paper(self) -> PaperState:
+        return self._paper
+
     def _publish(self) -> None:
         self._seq += 1
-        name, data = self._screen_for(self.state)
+        name, data = self.screens.compose(self.state)     # atm.screens: reads, never moves money
         self._screen = {"screen": name, "data": data, "seq": self._seq}
         for queue in list(self._subscribers):
             if queue.full():
                 queue.get_nowait()      # a slow page gets the latest screens, not a stalled kiosk
             queue.put_nowait(self._screen)
-
-    def _screen_for(self, state: str) -> tuple[str, dict[str, Any]]:
-        """The screen's name and data. Words are never in here: the page draws them from
-        the language files (atm/locale) by key; messages are atm.texts.message() dicts."""
-        # seconds actually left, so a screen sent again mid-countdown shows the right number
-        timeout_s = (max(0, round(self._deadline - self._loop.time()))
-                     if self._deadline is not None and self._loop is not None else None)
-        common = {"language": self.language, "operator": {"name": self.config.operator_name,
-                                                          "contact": self.config.operator_contact}}
-        if state == "booting":
-            return "booting", common
-        if state == "idle":
-            quote = self.pricing.fresh()
-            rate = f"{quote.rate:,.2f} {self.config.currency}/BTC" if quote else None
-            return "idle", {**common, **self._offer(), "rate": rate, "buy_enabled": self.can_start_buy(),
-                            "sell_enabled": self.can_start_sell(), "redeem_enabled": self.can_start_redeem(),
-                            "languages": self._language_choice(), "notice": self._idle_notice(),
-                            "timeout_s": None}
-        screen = {"buy_scan": "scan_address", "buy_cash": "insert_cash", "buy_confirm": "confirm",
-                  "buy_sending": "sending", "buy_receipt": "receipt"}.get(state)
-        if screen is not None:
-            data = self.flow.screen_data(screen) if self.flow is not None else {}
-            if screen in ("scan_address", "insert_cash"):
-                data = {**self._offer(), **data}
-            if screen == "scan_address":
-                data["languages"] = self._language_choice()
-            if screen in ("insert_cash", "confirm"):
-                data["receipt_available"] = self._receipt_available()
-            if screen == "insert_cash" and self.flow is not None and self.flow.tx_id:
-                data["notes_in"] = [str(Fiat(v, self.config.currency))
-                                    for v in self.journal.credited_notes(self.flow.tx_id)]
-            if screen == "receipt":
-                data["printed"] = bool(self._last_receipt_printed)
-                data.update(self._receipt_proof())
-            return screen, {**common, **data, "timeout_s": timeout_s}
-        cash_out = {"sell_amount": "sell_amount", "sell_invoice": "sell_wait", "sell_pay": "sell_pay",
-                    "sell_dispensing": "dispensing", "sell_receipt": "sell_receipt", "redeem_scan": "redeem_scan",
-                    "redeem_checking": "redeem_wait", "redeem_dispensing": "dispensing",
-                    "redeem_receipt": "redeem_receipt"}.get(state)
-        if cash_out is not None:
-            data = self.flow.screen_data(cash_out) if self.flow is not None else {}
-            if cash_out.endswith("receipt"):
-                data["printed"] = bool(self._last_receipt_printed)
-            return cash_out, {**common, **data, "timeout_s": timeout_s}
-        if state.startswith("out_"):
-            # the customer reads who to call; the technical reason is in the service menu and alerts
-            return "out_of_service", {**common, "kind": state.removeprefix("out_"), "timeout_s": None}
-        if state == "maintenance_login":
-            return "maintenance_login", {**common, "language": self.config.language, "error": self._login_error,
-                                         "locked_for_s": round(self.pin_guard.locked_for()),
-                                         "timeout_s": timeout_s}
-        if state == "maintenance_menu":
-            return "maintenance", {**self.service_status(), **common, "language": self.config.language,
-                                   "timeout_s": timeout_s}
-        return "booting", common
 
     async def _read_denominations(self) -> None:
         try:
@@ -1326,34 +1296,6 @@ class Kiosk:
         if notes != self._denominations:
             self._denominations = notes
             self._publish()
-
-    def _language_choice(self) -> list[dict[str, str]]:
-        """The languages to offer, each named in itself (from its own language file)."""
-        return [{"code": code, "name": texts.text(code, "language.name")} for code in self.languages()]
-
-    def _offer(self) -> dict[str, Any]:
-        """What a customer must know before any money moves: price with fees, fee terms,
-        limits, the notes taken, whether a receipt can be printed."""
-        currency = self.config.currency
-        notes = [d for d in self._denominations if d.currency == currency]
-        return {**self.pricing.terms(), "currency": currency, "notes": [str(d) for d in sorted(notes)],
-                "receipt_available": self._receipt_available()}
-
-    def _receipt_proof(self) -> dict[str, Any]:
-        """The transaction id as a QR (SVG, drawn here: the page loads nothing from outside),
-        and the date, for a customer to photograph when no paper came out."""
-        tx_id = self.tx_id
-        if not tx_id:
-            return {}
-        import segno
-        return {"tx_id": tx_id, "tx_qr": segno.make(tx_id, error="m").svg_data_uri(scale=6, border=2),
-                "date": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")}
-
-    def _receipt_available(self) -> bool:
-        """Promise a receipt only to a printer that is online with paper."""
-        health = self._health.get("printer")
-        return (self.devices.printer is not None and health is not None
-                and health.state in (DeviceState.ONLINE, DeviceState.BUSY) and self._paper != PaperState.OUT)
 
     def out_of_service_reason(self) -> str:
         """Why the kiosk is out of service, in a technician's words (service menu, alerts)."""

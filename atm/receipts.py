@@ -2,7 +2,8 @@
 
 Each builder returns a hal.printer.Receipt (blocks only; the printer driver fits
 them to its paper). Texts come from the kiosk's language files (atm.texts); amounts are
-formatted from integers (Fiat minor units, satoshis), never through floats.
+written by atm.amounts from integers (Fiat minor units, satoshis), never through floats,
+in the receipt language's [format].
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Mapping
 
-from hal.money import Fiat, Sats, minor_digits
+from hal.money import Fiat, Sats
 from hal.printer import Block, PairLine, QrBlock, Receipt, Rule, TextLine
 from atm import texts
+from atm.amounts import format_fiat, format_rate, format_sats
 
 log = logging.getLogger(__name__)
 
@@ -43,40 +45,7 @@ def catalogue(language: str) -> dict[str, str]:
     return CATALOGUES[language]
 
 
-# --- formatting (integers in, text out) ------------------------------------
-
-def _group(digits: str, separator: str) -> str:
-    head = len(digits) % 3 or 3
-    return separator.join([digits[:head]] + [digits[i:i + 3] for i in range(head, len(digits), 3)])
-
-
-def _format_minor(minor: int, digits: int, texts: Mapping[str, str]) -> str:
-    sign = "-" if minor < 0 else ""
-    whole, fraction = divmod(abs(minor), 10 ** digits)
-    text = sign + _group(str(whole), texts["thousands"])
-    if digits:
-        text += texts["decimal"] + str(fraction).zfill(digits)
-    return text
-
-
-def format_fiat(amount: Fiat, texts: Mapping[str, str]) -> str:
-    return f"{_format_minor(amount.minor, minor_digits(amount.currency), texts)} {amount.currency}"
-
-
-def format_sats(amount: Sats, texts: Mapping[str, str]) -> str:
-    return f"{_format_minor(amount.sat, 8, texts)} BTC"
-
-
-def format_rate(rate: Decimal, currency: str, texts: Mapping[str, str]) -> str:
-    """Price of one bitcoin, rounded to the currency's minor unit."""
-    if not isinstance(rate, Decimal):
-        raise TypeError(f"rate must be a Decimal, got {type(rate).__name__} {rate!r}")
-    if not rate.is_finite() or rate < 0:
-        raise ValueError(f"rate must be a finite, non-negative Decimal, got {rate!r}")
-    digits = minor_digits(currency)
-    minor = int(rate.scaleb(digits).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
-    return f"{_format_minor(minor, digits, texts)} {currency}/BTC"
-
+# --- formatting: amounts are atm.amounts' (the same as on the screens); dates here ---
 
 def format_when(when: datetime) -> str:
     text = when.strftime("%Y-%m-%d %H:%M:%S")

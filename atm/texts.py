@@ -3,7 +3,8 @@
 A translator edits one file; every file has the same sections and keys, and the same
 {placeholders} per key (tests/atm/test_locale.py checks). Code asks for a text by
 "section.key"; a language without a file falls back to English and says so in the
-log, never to a blank screen or receipt.
+log, never to a blank screen or receipt. Amounts among a text's values are written in
+the language's number format ([format], through atm.amounts).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
+
+from atm.amounts import AMOUNT_TYPES, format_amount
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +58,25 @@ def section(language: str, name: str) -> dict[str, str]:
     return dict(catalogue(language).get(name, {}))
 
 
+def number_format(language: str) -> dict[str, str]:
+    """The [format] section of `language` (its `decimal` and `thousands` separators),
+    for atm.amounts; English where the language has no file."""
+    return {**_load(DEFAULT_LANGUAGE)["format"], **section(language, "format")}
+
+
+def shown(language: str, value: Any) -> Any:
+    """A value as `language` writes it: an amount (Fiat, Sats, atm.amounts.Rate) in its
+    number format, a list or tuple of amounts joined with ", "; anything else unchanged."""
+    if isinstance(value, AMOUNT_TYPES):
+        return format_amount(value, number_format(language))
+    if isinstance(value, (list, tuple)) and all(isinstance(item, AMOUNT_TYPES) for item in value):
+        return ", ".join(format_amount(item, number_format(language)) for item in value)
+    return value
+
+
 def text(language: str, key: str, **values: Any) -> str:
-    """The text `key` ("section.name") in `language`, with {placeholders} filled in.
+    """The text `key` ("section.name") in `language`, with {placeholders} filled in;
+    amounts among the values are written in the language's number format.
     A key missing from a language falls back to English; a key missing from English
     is a programming error and raises KeyError."""
     section_name, _, name = key.partition(".")
@@ -64,7 +84,9 @@ def text(language: str, key: str, **values: Any) -> str:
     template = entries.get(name)
     if template is None:
         template = _load(DEFAULT_LANGUAGE)[section_name][name]
-    return template.format(**values) if values else template
+    if not values:
+        return template
+    return template.format(**{name: shown(language, value) for name, value in values.items()})
 
 
 def placeholders(template: str) -> set[str]:
@@ -74,8 +96,21 @@ def placeholders(template: str) -> set[str]:
 def message(key: str, **values: Any) -> dict[str, Any]:
     """What the kiosk sends the page instead of words: a "section.name" key of the
     language files and the values for its placeholders, rendered in the customer's
-    language by the page (atm/ui/static/app.js `t`). Values are shown as text."""
-    return {"key": key, "values": {name: str(value) for name, value in values.items()}}
+    language by the page (atm/ui/static/kiosk.js `t`).
+
+    Amounts (Fiat, Sats, atm.amounts.Rate, or a list of them) stay typed here: the
+    customer's language may still change before money moves, so they are written in
+    its number format only where the screen leaves the kiosk (atm.screens.localise),
+    or by render()/text(). Every other value is kept as text."""
+    return {"key": key, "values": {name: _kept(value) for name, value in values.items()}}
+
+
+def _kept(value: Any) -> Any:
+    if isinstance(value, AMOUNT_TYPES):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, AMOUNT_TYPES) for v in value):
+        return tuple(value)
+    return str(value)
 
 
 def has_key(key: str, language: str = DEFAULT_LANGUAGE) -> bool:

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from atm.amounts import Rate
 from atm.cas.interface import Quote
 from atm.flows.base import FlowContext, TransactionFlow
 from atm.flows.pricing import Pricing, quote_problem
@@ -230,7 +231,7 @@ class BuyFlow(TransactionFlow):
             return "credited"
         if isinstance(event, NoteRejected):
             self.message = message(rejection_key(event.reason),
-                                   notes=", ".join(str(d) for d in self.accepted_notes()))
+                                   notes=self.accepted_notes())
             return "credited"
         return None
 
@@ -264,11 +265,13 @@ class BuyFlow(TransactionFlow):
         settings = self.ctx.settings()
         currency = self.ctx.config.currency
         return {"fee_percent": str(self.quote.fee_percent),
-                "fixed_fee": str(self.quote.fixed_fee or Fiat.zero(currency)),
-                "price_per_btc": f"{self.quote.price_per_btc():,.2f} {currency}/BTC",
-                "min": str(settings.min_buy) if settings else "", "max": str(settings.max_buy) if settings else ""}
+                "fixed_fee": self.quote.fixed_fee or Fiat.zero(currency),
+                "price_per_btc": Rate(self.quote.price_per_btc(), currency),
+                "min": settings.min_buy if settings else "", "max": settings.max_buy if settings else ""}
 
     def screen_data(self, screen: str) -> dict[str, Any]:
+        """What the screen shows of this purchase; amounts typed (Fiat, Sats, Rate), written
+        in the customer's number format by atm.screens."""
         config = self.ctx.config
         currency = config.currency
         quote = self.quote
@@ -280,14 +283,14 @@ class BuyFlow(TransactionFlow):
             sats, fee = quote.sats_for(credited, waive_fixed=waive) if quote else (Sats(0), Fiat.zero(currency))
             if credited.minor == 0:
                 fee = Fiat.zero(currency)
-            data = {"address": self.address, "inserted": str(credited), "inserted_minor": credited.minor,
-                    "sats": sats.sat, "btc": f"{sats.btc:.8f}", "room": str(self.room()), "message": self.message,
+            data = {"address": self.address, "inserted": credited, "inserted_minor": credited.minor,
+                    "sats": sats.sat, "btc": sats, "room": self.room(), "message": self.message,
                     "can_finish": credited.minor > 0 and not self.money_in_flight() and self.reaches_minimum(),
-                    "fee": str(fee), **self.terms()}
+                    "fee": fee, **self.terms()}
             if screen == "insert_cash":
                 return data
-            rate = f"{quote.rate:,.2f} {currency}/BTC" if quote else ""
-            return {"address": self.address, "cash": str(credited), "fee": str(fee), "btc": data["btc"],
+            rate = Rate(quote.rate, currency) if quote else ""
+            return {"address": self.address, "cash": credited, "fee": fee, "btc": sats,
                     "sats": sats.sat, "rate": rate, "fixed_fee_waived": waive and quote is not None
                     and quote.fixed_fee is not None, "message": self.message, **self.terms()}
         if screen == "sending":
@@ -298,7 +301,7 @@ class BuyFlow(TransactionFlow):
             sats = Sats(summary.get("sats", 0))
             pending = bool(self.tx_id and journal.pending_sends_for(self.tx_id))
             return {"txid": (summary.get("txids") or [None])[0],
-                    "cash": str(Fiat(summary.get("fiat_minor", 0), currency)), "btc": f"{sats.btc:.8f}",
+                    "cash": Fiat(summary.get("fiat_minor", 0), currency), "btc": sats,
                     "address": self.address, "pending": pending, "message": self.message if pending else None}
         return {}
 

@@ -14,6 +14,7 @@ import time
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
+from atm.amounts import Rate
 from atm.cas.interface import CasError, CasService, KioskSettings, Quote
 from hal.money import Fiat
 
@@ -132,15 +133,16 @@ class Pricing:
         return None
 
     def terms(self) -> dict[str, Any]:
-        """Fee terms and the effective price, for screens shown before any note goes in."""
+        """Fee terms and the effective price, for screens shown before any note goes in.
+        Amounts stay typed: atm.screens writes them in the customer's number format."""
         settings = self._settings()
         quote = self.fresh()
         fixed = quote.fixed_fee if quote is not None else (settings.fixed_fee if settings else None)
         percent = quote.fee_percent if quote is not None else (settings.fee_percent if settings else Decimal(0))
         return {
             "fee_percent": str(percent),
-            "fixed_fee": str(fixed) if fixed is not None else str(Fiat.zero(self.currency)),
-            "price_per_btc": f"{quote.price_per_btc():,.2f} {self.currency}/BTC" if quote is not None else None,
-            "min": str(settings.min_buy) if settings else "",
-            "max": str(settings.max_buy) if settings else "",
+            "fixed_fee": fixed if fixed is not None else Fiat.zero(self.currency),
+            "price_per_btc": Rate(quote.price_per_btc(), self.currency) if quote is not None else None,
+            "min": settings.min_buy if settings else "",
+            "max": settings.max_buy if settings else "",
         }

@@ -155,7 +155,7 @@ class RedeemFlow(CashOutFlow):
             journal.park(self.tx_id, f"redeem {self.tx_id}: a dispense has an unknown outcome")
             self.message = self.say("sell.unknown")
         else:
-            self.message = self.say("redeem.partial", amount=str(self.owed()))
+            self.message = self.say("redeem.partial", amount=self.owed())
         return "dispensed"
 
     def abandon(self) -> None:
@@ -180,6 +180,6 @@ class RedeemFlow(CashOutFlow):
         data: dict[str, Any] = {"currency": self.ctx.config.currency, "message": self.message,
                                 "labels": dict(texts.catalogue(self.language or self.ctx.config.language).get("sell_screen", {}))}
         if self.tx_id is not None and screen == "redeem_receipt":
-            data.update(tx_id=self.tx_id, paid_out=str(self.paid_now),
-                        owed=str(self.owed()) if self.ctx.journal.deposit(self.tx_id) else None)
+            data.update(tx_id=self.tx_id, paid_out=self.paid_now,
+                        owed=self.owed() if self.ctx.journal.deposit(self.tx_id) else None)
         return data

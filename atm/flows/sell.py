@@ -279,7 +279,7 @@ class SellFlow(CashOutFlow):
                 self.message = self.say("sell.unknown") + (
                     " " + self.say("sell.unknown_rest") if owed.minor else "")
             else:
-                self.message = self.say("sell.partial", amount=str(owed))
+                self.message = self.say("sell.partial", amount=owed)
         return "dispensed"
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -317,22 +317,22 @@ class SellFlow(CashOutFlow):
                                 "labels": dict(texts.catalogue(self.language or self.ctx.config.language).get("sell_screen", {}))}
         if screen == "sell_amount":
             sell = sell_settings(self.ctx)
-            data["amounts"] = [{"minor": a.minor, "text": str(a)} for a in self.amounts()]
+            data["amounts"] = [{"minor": a.minor, "text": a} for a in self.amounts()]     # atm.screens writes the text
             if sell is not None:
                 data["fee_percent"] = str(sell.fee_percent)
         if self.cash is not None:
-            data.update(cash_minor=self.cash.minor, cash=str(self.cash), sats=self.sats.sat if self.sats else None,
-                        fee=str(self.fee) if self.fee else None)
+            data.update(cash_minor=self.cash.minor, cash=self.cash, sats=self.sats.sat if self.sats else None,
+                        fee=self.fee if self.fee else None)
         if screen == "sell_pay" and self.address and self.sats:
             uri = bip21_uri(self.address, self.sats)
-            data.update(address=self.address, uri=uri, qr=qr_image(uri), btc=str(self.sats.btc),
+            data.update(address=self.address, uri=uri, qr=qr_image(uri), btc=self.sats,
                         seconds_left=self.seconds_left(), status=self.status_text, tx_id=self.tx_id)
         if screen == "sell_receipt" and self.tx_id:
             owed = self.owed()
             # A code for a payment not yet proven is worth the sale's cash once it is (as printed).
             shown = owed if owed.minor or not self.redeem_code else self.cash
-            data.update(tx_id=self.tx_id, paid_out=str(self.ctx.journal.dispensed(self.tx_id)),
-                        redeem_code=self.redeem_code, owed=str(shown),
+            data.update(tx_id=self.tx_id, paid_out=self.ctx.journal.dispensed(self.tx_id),
+                        redeem_code=self.redeem_code, owed=shown,
                         redeem_qr=qr_image(self.redeem_code) if self.redeem_code else None)
         return data
 

@@ -4,6 +4,7 @@ over TCP, a CAS whose payment the kiosk "proves" as atm.cas.interface describes.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -212,7 +213,8 @@ async def test_the_payment_screen_waits_in_the_customers_language_and_a_code_sho
         tx = await k.sell(4000)
         await k.wait_for(lambda: k.cas.payment_calls >= 1 and k.data.get("status"))
         assert k.data["status"] == "Wir warten auf Ihre Zahlung…"
+        assert k.data["cash"] == "40,00 EUR" and re.fullmatch(r"0,[0-9]{8} BTC", k.data["btc"]), k.data
         await k.act("cancel")
         await k.wait_for(lambda: k.screen == "sell_receipt")
-        assert k.data["redeem_code"] and k.data["owed"] == str(Fiat(4000, "EUR"))
+        assert k.data["redeem_code"] and k.data["owed"] == "40,00 EUR"       # in German number format
         assert k.exited_notes() == 0 and k.journal.owed(tx).minor == 0     # nothing proven, nothing paid yet

@@ -24,14 +24,14 @@ IDLE_DATA = {"buy_enabled": True, "sell_enabled": False, "price_per_btc": "45,00
              "fixed_fee": "0.00 EUR", "min": "5.00 EUR", "max": "1,000.00 EUR", "notes": ["5.00 EUR", "20.00 EUR"],
              "receipt_available": True, "notice": None, "operator": {"name": "Op", "contact": "+1 555"}}
 INSERT_CASH = {
-    "address": ADDRESS, "inserted": "20.00 EUR", "inserted_minor": 2000, "sats": 46284, "btc": "0.00046284",
+    "address": ADDRESS, "inserted": "20.00 EUR", "inserted_minor": 2000, "sats": 46284, "btc": "0.00046284 BTC",
     "min": "5.00 EUR", "max": "1,000.00 EUR", "room": "980.00 EUR", "message": None, "can_finish": True,
     "receipt_available": True, "timeout_s": 120, "fee": "1.00 EUR", "fee_percent": "5", "fixed_fee": "0.00 EUR",
     "notes_in": ["20.00 EUR"],
 }
-CONFIRM = {"address": ADDRESS, "cash": "20.00 EUR", "fee": "1.00 EUR", "btc": "0.00043970", "sats": 43970,
+CONFIRM = {"address": ADDRESS, "cash": "20.00 EUR", "fee": "1.00 EUR", "btc": "0.00043970 BTC", "sats": 43970,
            "rate": "43,210.00 EUR/BTC", "timeout_s": 60, "fee_percent": "5", "fixed_fee": "0.00 EUR"}
-RECEIPT = {"txid": "f" * 64, "cash": "20.00 EUR", "btc": "0.00043970", "address": ADDRESS, "printed": True,
+RECEIPT = {"txid": "f" * 64, "cash": "20.00 EUR", "btc": "0.00043970 BTC", "address": ADDRESS, "printed": True,
            "message": None, "tx_id": "buy-1", "date": "2026-11-30 01:00", "timeout_s": 30}
 MAINTENANCE = {
     "devices": [
@@ -130,7 +130,7 @@ async def test_insert_cash_below_the_minimum_keeps_finish_disabled_and_says_why(
 
 async def test_insert_cash_with_nothing_inserted_offers_cancel(browser_page, serve_ui, fake_kiosk):
     await _show(browser_page, serve_ui, fake_kiosk, "insert_cash",
-                dict(INSERT_CASH, inserted="0.00 EUR", inserted_minor=0, sats=0, btc="0.00000000", can_finish=False))
+                dict(INSERT_CASH, inserted="0.00 EUR", inserted_minor=0, sats=0, btc="0.00000000 BTC", can_finish=False))
     await expect(_button(browser_page, "cancel")).to_have_text(en("screen.cancel"))
     await expect(_button(browser_page, "finish_cash")).to_be_disabled()
 
@@ -211,7 +211,7 @@ async def test_the_countdown_restarts_for_a_new_note_but_not_for_a_resent_screen
     await page.clock.run_for(30_000)
     await expect(_field(page, "countdown")).to_have_text(en("screen.countdown", seconds=90))
     # Same screen again (say, a rate refresh): the kiosk's timer runs on.
-    fake_kiosk.show("insert_cash", dict(INSERT_CASH, timeout_s=120, btc="0.00046000"))
+    fake_kiosk.show("insert_cash", dict(INSERT_CASH, timeout_s=120, btc="0.00046000 BTC"))
     await expect(_field(page, "btc")).to_have_text("0.00046000 BTC")
     await expect(_field(page, "countdown")).to_have_text(en("screen.countdown", seconds=90))
     # A credited note gives the customer a fresh timeout.

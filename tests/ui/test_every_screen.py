@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "atm"))
 from kiosk_harness import PIN, Harness  # noqa: E402
 
 from atm import texts  # noqa: E402
-from hal import NoteRejected  # noqa: E402
+from hal import Fiat, NoteRejected  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -335,3 +335,41 @@ async def test_a_refused_tap_shows_the_kiosks_message_in_the_customers_language(
     await expect(page.locator("#screen")).to_have_attribute("data-language", "es")
     await page.locator('#screen [data-action="start_buy"]').click()
     await expect(page.locator("#toast")).to_have_text(texts.text("es", "message.buy_paused"))
+
+
+# Written out by hand from each language's [format] (decimal, thousands).
+LARGE_AMOUNTS = {"en": ("1,100.00 EUR", "1,234.50 EUR", "52,631.58 EUR/BTC"),
+                 "de": ("1.100,00 EUR", "1.234,50 EUR", "52.631,58 EUR/BTC"),
+                 "es": ("1.100,00 EUR", "1.234,50 EUR", "52.631,58 EUR/BTC"),
+                 "fr": ("1 100,00 EUR", "1 234,50 EUR", "52 631,58 EUR/BTC")}
+
+
+async def test_amounts_on_the_page_are_in_the_customers_number_format(browser_page, serve_ui, fake_kiosk, tmp_path):
+    """The real kiosk's idle screen in four languages and its German cash screen, drawn:
+    the page shows the amounts as the kiosk wrote them, with the language's separators,
+    and names no fixed fee when it is zero in any of them."""
+    shots = {}
+    async with Harness(tmp_path, min_buy=Fiat(110_000, "EUR"), max_buy=Fiat(123_450, "EUR"),
+                       settings={"languages": tuple(LARGE_AMOUNTS)}) as h:
+        await h.wait_for(lambda: h.screen == "idle")
+        for language in LARGE_AMOUNTS:
+            assert (await h.act("set_language", language=language))["ok"]
+            shots[language] = copy.deepcopy(h.kiosk.snapshot()["data"])
+        assert (await h.act("set_language", language="de"))["ok"]
+        await h.start_buy()
+        for _ in range(6):
+            await h.insert(20_000)
+        shots["cash"] = copy.deepcopy(h.kiosk.snapshot()["data"])
+    page = browser_page
+    await page.goto(await serve_ui(fake_kiosk))
+    for language, (low, high, price) in LARGE_AMOUNTS.items():
+        await _show(page, fake_kiosk, "idle", shots[language], language)
+        await expect(page.locator('#screen [data-field="limits"]')).to_have_text(
+            texts.text(language, "screen.limits", min=low, max=high))
+        await expect(page.locator('#screen [data-field="price_per_btc"]')).to_have_text(price)
+        await expect(page.locator('#screen [data-field="fee_terms"]')).to_have_text(
+            texts.text(language, "screen.fee_terms", percent="5"))
+    await _show(page, fake_kiosk, "insert_cash", shots["cash"], "de")
+    for field, shown in [("inserted", "1.200,00 EUR"), ("room", "34,50 EUR"), ("btc", "0,02280000 BTC"),
+                         ("fee_named", texts.text("de", "screen.you_get", fee="60,00 EUR"))]:
+        await expect(page.locator(f'#screen [data-field="{field}"]')).to_have_text(shown)

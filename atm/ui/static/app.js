@@ -17,8 +17,10 @@
       op.contact ? ui.el("span", { text: ui.t("screen.contact", { contact: op.contact }) }) : null);
   }
 
+  // Amounts arrive written in the screen's language ("1.234,50 EUR"); the page shows them
+  // as they are and never parses them. A zero fixed fee has no digit but 0 in any language.
   function feeTerms(d, ui) {
-    const fixed = d.fixed_fee && !/^0(\.0+)?\s/.test(String(d.fixed_fee)) ? d.fixed_fee : null;
+    const fixed = d.fixed_fee && /[1-9]/.test(String(d.fixed_fee)) ? d.fixed_fee : null;
     return fixed ? ui.t("screen.fee_terms_fixed", { percent: d.fee_percent, fixed })
       : ui.t("screen.fee_terms", { percent: d.fee_percent });
   }
@@ -114,7 +116,7 @@
           ui.el("p", { class: "muted notes-in", "data-field": "notes_in", text: notesIn.join(" + ") || "\u00a0" })),
         ui.el("div", { class: "amount" },
           ui.el("p", { class: "label", "data-field": "fee_named", text: ui.t("screen.you_get", { fee: ui.text(d.fee, "0") }) }),
-          ui.el("p", { class: "big", "data-field": "btc", text: ui.text(d.btc, "0") + " BTC" }),
+          ui.el("p", { class: "big", "data-field": "btc", text: ui.text(d.btc, "0 BTC") }),
           ui.el("p", { class: "muted", "data-field": "sats", text: ui.t("screen.sats", { sats: ui.text(d.sats, "0") }) }))),
       message(d, ui),
       ui.el("p", { class: "muted", "data-field": "fee_terms", text: feeTerms(d, ui) }),
@@ -137,7 +139,7 @@
     ui.el("section", { class: "amounts" },
       ui.el("div", { class: "amount" },
         ui.el("p", { class: "label", text: ui.t("screen.you_receive") }),
-        ui.el("p", { class: "big", "data-field": "btc", text: ui.text(d.btc, "0") + " BTC" }),
+        ui.el("p", { class: "big", "data-field": "btc", text: ui.text(d.btc, "0 BTC") }),
         ui.el("p", { class: "muted", "data-field": "sats", text: ui.t("screen.sats", { sats: ui.text(d.sats, "0") }) }))),
     ui.facts([
       [ui.t("screen.to"), ui.text(d.address), "address", "mono"],
@@ -175,7 +177,7 @@
         ui.el("div", {},
           ui.facts([
             [ui.t("screen.cash"), ui.text(d.cash), "cash"],
-            [ui.t("screen.sent"), ui.text(d.btc) + " BTC", "btc"],
+            [ui.t("screen.sent"), ui.text(d.btc), "btc"],
             [ui.t("screen.to"), ui.text(d.address), "address", "mono"],
             [ui.t("screen.transaction"), ui.text(d.txid, ui.t("screen.txid_pending")), "txid", "mono"],
             [ui.t("screen.date"), ui.text(d.date), "date"],

@@ -1,7 +1,7 @@
 // Cash-out screens (sell and redeem). Every word comes from the language files
 // (atm/locale/*.toml [sell_screen], [sell], [redeem]) through ui.t("sell_screen.key"); the
 // flows' messages arrive as text in the screen's language (or as {key, values}); values are
-// shown as text, and the QR codes are images the kiosk drew itself. Registered into the
+// shown as text (amounts already in the screen's number format, with their unit), and the QR codes are images the kiosk drew itself. Registered into the
 // page's screen registry (window.kioskScreens) where the page has one, else handed to
 // app.js (window.kioskExtraScreens) with the labels the kiosk sends in d.labels.
 "use strict";
@@ -51,7 +51,7 @@
         ui.el("h1", { text: ui.t("sell_screen.send_exactly") }),
         d.qr ? ui.el("img", { class: "qr", src: d.qr, alt: ui.text(d.uri), "data-field": "qr" }) : null,
         ui.facts([
-          [ui.t("sell_screen.you_send"), ui.text(d.btc) + " BTC", "btc"],
+          [ui.t("sell_screen.you_send"), ui.text(d.btc), "btc"],
           [ui.t("sell_screen.you_get"), ui.text(d.cash), "cash"],
           [ui.t("sell_screen.fee"), ui.text(d.fee), "fee"],
           [ui.t("sell_screen.address"), ui.text(d.address), "address", "mono"],

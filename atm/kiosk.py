@@ -1247,7 +1247,7 @@ class Kiosk:
     def _cassette_status(self) -> dict[str, Any]:
         """The dispenser's books for the service menu: per cassette count and status."""
         books = self.journal.cassette_books()
-        return {"units": [{"cassette": u.id, "denomination": str(u.denomination), "count": u.count,
+        return {"units": [{"cassette": u.id, "denomination": u.denomination, "count": u.count,
                            "status": u.status.value} for u in books.units],
                 "reject_bin": self.journal.reject_bin(),
                 "mismatches": [m.detail for m in books.mismatches]}

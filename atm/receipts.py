@@ -143,8 +143,10 @@ def redeem_receipt(*, operator: OperatorInfo, kiosk_id: str, tx_id: str, when: d
 
 def cash_collection_receipt(*, operator: OperatorInfo, kiosk_id: str, collection_id: str, when: datetime,
                             cashbox_id: str, technician: str, period_start: datetime, period_end: datetime,
-                            counts: Mapping[Fiat, int], currency: str, language: str = "en") -> Receipt:
-    """What the technician took out of the cashbox: notes per denomination and the totals."""
+                            counts: Mapping[Fiat, int], currency: str, language: str = "en",
+                            counted: Fiat | None = None) -> Receipt:
+    """What the technician took out of the cashbox: notes per denomination and the totals,
+    and, when the technician entered what they counted, that amount and its difference."""
     texts = catalogue(language)
     total = Fiat.zero(currency)
     notes = 0
@@ -170,6 +172,8 @@ def cash_collection_receipt(*, operator: OperatorInfo, kiosk_id: str, collection
         + lines
         + [Rule(),
            PairLine(texts["total_notes"], f"{notes} {texts['notes']}"),
-           TextLine(f"{texts['total']}: {format_fiat(total, texts)}", align="right", bold=True),
-           QrBlock(summary, caption=texts["collection_qr"])]
+           TextLine(f"{texts['total']}: {format_fiat(total, texts)}", align="right", bold=True)]
+        + ([PairLine(texts["counted"], format_fiat(counted, texts)),
+            PairLine(texts["difference"], format_fiat(counted - total, texts))] if counted is not None else [])
+        + [QrBlock(summary, caption=texts["collection_qr"])]
         + _footer(texts)))

@@ -85,7 +85,7 @@ class ServiceMenu:
         self.cassette_info: dict[str, Any] | None = None
         self.last_result: dict[str, Any] | None = None     # what the last action did, shown on its page
         self.note_test = False             # the accept-a-note test: every escrowed note goes back
-        self.note_read: str | None = None  # the value the validator read in that test
+        self.note_read: Fiat | None = None  # the value the validator read in that test
         self.test_dispense_answer: dict[str, Any] | None = None
         self._returning = False            # a test note was told to go back: its answer is ours
         self._said: str | None = None
@@ -216,8 +216,8 @@ class ServiceMenu:
         counts = k.journal.cashbox_counts()
         total = sum(v * n for v, n in counts.items())
         return {"status": k._cashbox.value, "paper": k._paper.value,
-                "notes": [{"value": str(Fiat(v, currency)), "count": n} for v, n in sorted(counts.items())],
-                "count": sum(counts.values()), "total": str(Fiat(total, currency)), "total_minor": total,
+                "notes": [{"value": Fiat(v, currency), "count": n} for v, n in sorted(counts.items())],
+                "count": sum(counts.values()), "total": Fiat(total, currency), "total_minor": total,
                 "collections": self.collections()}
 
     def collections(self) -> list[dict[str, Any]]:
@@ -234,9 +234,9 @@ class ServiceMenu:
             expected = sum(int(v) * n for v, n in data.get("counts", {}).items())
             count = counted.get(fact["at"], {})
             out.append({"at": local_time(fact["at"]), "notes": sum(data.get("counts", {}).values()),
-                        "expected": str(Fiat(expected, currency)),
-                        "counted": str(Fiat(count["counted_minor"], currency)) if count else None,
-                        "difference": str(Fiat(count["difference_minor"], currency)) if count else None})
+                        "expected": Fiat(expected, currency),
+                        "counted": Fiat(count["counted_minor"], currency) if count else None,
+                        "difference": Fiat(count["difference_minor"], currency) if count else None})
         return out[::-1]
 
     def cassettes(self) -> dict[str, Any] | None:
@@ -254,7 +254,7 @@ class ServiceMenu:
         except Exception as exc:          # a broken journal: the page still opens and says so
             log.error("cassette books cannot be read from the journal: %s", exc)
             return {**(self.cassette_info or {}), "books": [], "books_error": str(exc)}
-        rows = [{"cassette": u.id, "denomination": str(u.denomination), "denomination_minor": u.denomination.minor,
+        rows = [{"cassette": u.id, "denomination": u.denomination, "denomination_minor": u.denomination.minor,
                  "initial": u.initial, "dispensed": u.dispensed, "rejected": u.rejected, "count": u.count,
                  "near_empty": u.near_empty, "status": u.status.value} for u in books.units]
         by_id = {u.id: u for u in books.units}
@@ -262,16 +262,16 @@ class ServiceMenu:
         return {**(self.cassette_info or {}), "books": rows, "reject_bin": reject_bin,
                 "mismatches": [f"{m.unit}: {m.detail}" for m in books.mismatches],
                 "denomination_mismatches": [
-                    {"cassette": cid, "books": str(by_id[cid].denomination), "configured": str(value)}
+                    {"cassette": cid, "books": by_id[cid].denomination, "configured": value}
                     for cid, value in configured.items() if cid in by_id and by_id[cid].denomination != value],
                 "refill": {"currency": self.kiosk.config.currency,
                            "minor_digits": minor_digits(self.kiosk.config.currency),
-                           "cassettes": [{"cassette": cid, "configured": str(value), "configured_minor": value.minor,
+                           "cassettes": [{"cassette": cid, "configured": value, "configured_minor": value.minor,
                                           "denomination_minor": by_id[cid].denomination.minor if cid in by_id
                                           else value.minor,
                                           "near_empty": by_id[cid].near_empty if cid in by_id
                                           else DEFAULT_NEAR_EMPTY} for cid, value in configured.items()],
-                           "denominations": [{"minor": v.minor, "text": str(v)} for v in self._denominations()]},
+                           "denominations": [{"minor": v.minor, "text": v} for v in self._denominations()]},
                 "unknown_dispenses": [self._unknown_row(d, denomination_of) for d in unknown]}
 
     def _configured_cassettes(self) -> dict[str, Fiat]:
@@ -298,12 +298,12 @@ class ServiceMenu:
     def _unknown_row(d: Mapping[str, Any], denomination_of: Mapping[str, Fiat]) -> dict[str, Any]:
         def per_cassette(counts: Mapping[str, int]) -> list[dict[str, Any]]:
             return [{"cassette": cid, "notes": n,
-                     "value": str(denomination_of[cid]) if cid in denomination_of else None}
+                     "value": denomination_of[cid] if cid in denomination_of else None}
                     for cid, n in sorted(counts.items()) if n]
         return {"request_id": d["request_id"], "tx_id": d["tx_id"],
                 "test": d["request_id"].startswith(TEST_DISPENSE_PREFIX),
                 "asked": per_cassette(d["plan"]), "cassettes": sorted(d["plan"]),
-                "value": str(Fiat(d["value_minor"], d["currency"])),
+                "value": Fiat(d["value_minor"], d["currency"]),
                 "known_exited": per_cassette(d["exited"]), "uncertain": per_cassette(d["uncertain"]),
                 "at": local_time(d["at"])}
 
@@ -353,9 +353,9 @@ class ServiceMenu:
         settings = k.settings()
         review: dict[str, Any] = {}
         if settings is not None:
-            review = {"version": settings.version, "min_buy": str(settings.min_buy), "max_buy": str(settings.max_buy),
+            review = {"version": settings.version, "min_buy": settings.min_buy, "max_buy": settings.max_buy,
                       "fee_percent": str(settings.fee_percent),
-                      "fixed_fee": str(settings.fixed_fee) if settings.fixed_fee else None,
+                      "fixed_fee": settings.fixed_fee,
                       "rate_bounds": [str(b) for b in settings.rate_bounds] if settings.rate_bounds else None,
                       "max_offline_s": settings.max_offline_s,
                       "languages": list(getattr(settings, "languages", ()) or ()),
@@ -430,26 +430,21 @@ class ServiceMenu:
         k.alert("cash_collected", f"cash collected: {sum(counts.values())} notes, {Fiat(expected, currency)} "
                 f"expected, {Fiat(counted, currency)} counted, difference {Fiat(difference, currency)}",
                 "warning" if difference else "info")
-        receipt = self._collection_receipt(counts, period_start, counted, difference)
+        receipt = self._collection_receipt(counts, period_start, counted)
         k._spawn(k._print(receipt), "print-collection")
 
-    def _collection_receipt(self, counts: dict[int, int], period_start: float | None, counted: int,
-                            difference: int) -> Receipt:
-        from atm import receipts, texts
+    def _collection_receipt(self, counts: dict[int, int], period_start: float | None, counted: int) -> Receipt:
+        from atm import receipts
         k = self.kiosk
         config = k.config
         now = datetime.now(timezone.utc)
         start = datetime.fromtimestamp(period_start, timezone.utc) if period_start else now
-        receipt = receipts.cash_collection_receipt(
+        return receipts.cash_collection_receipt(
             operator=receipts.OperatorInfo(config.operator_name, config.operator_contact),
             kiosk_id=config.kiosk_id, collection_id=f"collect-{now.strftime('%Y%m%d%H%M%S')}", when=now,
             cashbox_id="cashbox-1", technician="service menu", period_start=start, period_end=now,
             counts={Fiat(v, config.currency): n for v, n in counts.items()}, currency=config.currency,
-            language=config.language)
-        words = texts.section(config.language, "service")
-        return replace(receipt, blocks=receipt.blocks + (
-            Rule(), PairLine(words["counted"].split(" (")[0], str(Fiat(counted, config.currency))),
-            PairLine(words["difference"], str(Fiat(difference, config.currency)))))
+            language=config.language, counted=Fiat(counted, config.currency))
 
     async def _print_test(self, _m: Mapping[str, Any]) -> None:
         k = self.kiosk
@@ -802,7 +797,7 @@ class ServiceMenu:
         """A note in escrow during the note test: always returned, never stacked, never
         credited; the value read is shown and journaled as a test, not as money."""
         k = self.kiosk
-        self.note_read = str(event.value)
+        self.note_read = event.value
         k.journal.record_fact("service_note_test", None, value_minor=event.value.minor,
                               currency=event.value.currency, device=event.device)
         self._returning = True
@@ -817,7 +812,7 @@ class ServiceMenu:
     async def note_settled(self, event: Any) -> None:
         """The test note came back (or was refused): shown, nothing to book."""
         if getattr(event, "value", None) is not None and self.note_read is None:
-            self.note_read = str(event.value)
+            self.note_read = event.value
         self._returning = False
         await self._end_note_test()
         await self.kiosk._fire("refresh")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from hal import Fiat
 from kiosk_harness import PIN, Harness
 
 
@@ -44,6 +45,26 @@ async def test_a_collection_journals_the_counted_amount_and_the_difference_and_p
         history = h.data["cash"]["collections"]
         assert history[0]["counted"] == "25.00 EUR" and history[0]["difference"] == "-5.00 EUR"
         assert h.data["cash"]["total"] == "0.00 EUR"
+
+
+async def test_a_german_kiosk_shows_and_prints_the_service_menus_amounts_in_german(tmp_path):
+    """The menu's page and the collection slip write amounts as the kiosk's language does
+    (atm.amounts), as the customer's screens and receipts do. Mutation caught: the menu
+    turning amounts into text itself (str(Fiat)) showed "1,234.50 EUR" on a German kiosk."""
+    async with Harness(tmp_path, language="de", max_buy=Fiat(200_000, "EUR")) as h:
+        await _buy(h, *[20_000] * 6, 5_000)
+        await _log_in(h)
+        assert h.data["cash"]["total"] == "1.250,00 EUR"
+        assert [n["value"] for n in h.data["cash"]["notes"]] == ["50,00 EUR", "200,00 EUR"]
+        reply = await h.act("service_action", do="collect_cash", counted_minor="123450")
+        assert reply["ok"], reply
+        history = h.data["cash"]["collections"][0]
+        assert (history["expected"], history["counted"], history["difference"]) == (
+            "1.250,00 EUR", "1.234,50 EUR", "-15,50 EUR")
+        await h.wait_for(lambda: len(h.printer.printed) == 2)
+        slip = h.printer.printed[-1]
+        assert "Gezählt" in slip and "1.234,50 EUR" in slip and "Differenz" in slip and "-15,50 EUR" in slip
+        assert "1,234.50" not in slip
 
 
 async def test_a_collection_without_a_counted_amount_is_refused_and_changes_nothing(tmp_path):

@@ -11,7 +11,6 @@ import asyncio
 import logging
 import os
 from collections import deque
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -19,8 +18,9 @@ from typing import TYPE_CHECKING, Any, Mapping
 from hal import Fiat
 from hal.money import minor_digits
 from hal.errors import DeviceError
-from hal.printer import PairLine, Receipt, Rule, TextLine
+from hal.printer import Receipt, TextLine
 from hal.scanner import CodeScanner
+from atm import texts
 from atm.ui.facade import PreviewRefused
 
 if TYPE_CHECKING:
@@ -448,7 +448,8 @@ class ServiceMenu:
 
     async def _print_test(self, _m: Mapping[str, Any]) -> None:
         k = self.kiosk
-        receipt = Receipt((TextLine("Printer test", align="center", bold=True), TextLine(f"Kiosk {k.config.kiosk_id}"),
+        title = texts.text(k.config.language, "receipt.print_test_title")
+        receipt = Receipt((TextLine(title, align="center", bold=True), TextLine(k.config.kiosk_id),
                            TextLine(datetime.now().astimezone().isoformat(timespec="seconds"))))
         if k.devices.printer is None:
             raise ServiceActionError("this kiosk has no receipt printer configured")
@@ -580,7 +581,8 @@ class ServiceMenu:
         if k.devices.printer is None:
             raise ServiceActionError("this kiosk has no receipt printer configured")
         lines = list(self.log_lines)[-40:]
-        receipt = Receipt((TextLine(f"Log, kiosk {k.config.kiosk_id}", bold=True),
+        receipt = Receipt((TextLine(texts.text(k.config.language, "receipt.log_title", kiosk_id=k.config.kiosk_id),
+                                    bold=True),
                            *(TextLine(line[:200]) for line in lines)))
         if not await k._print(receipt):
             raise ServiceActionError("the printer did not print: see the Alerts page for its error")

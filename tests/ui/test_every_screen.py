@@ -2,7 +2,7 @@
 them, drawn in headless Chromium in two languages, portrait 1080x1920 and landscape
 1920x1080 (and 1024x768): WCAG AA contrast from computed colours, touch targets of at
 least 15 mm from bounding boxes, QR codes on a light ground, the main button away from the
-corners, no untranslated key or unfilled placeholder on screen. Screenshots go to tests/artifacts/ (git-ignored) for people to look at."""
+corners, no untranslated key or unfilled placeholder on screen, no word split over two lines. Screenshots go to tests/artifacts/ (git-ignored) for people to look at."""
 
 from __future__ import annotations
 
@@ -67,6 +67,20 @@ AUDIT_JS = """
       if (/^(screen|message|service|sell_screen|sell|redeem|language|receipt)\\.[a-z_]+$/.test(t))
         problems.push(`untranslated key on screen: ${t}`);
       if (/\\{[a-z_]+\\}/.test(t)) problems.push(`unfilled placeholder on screen: ${t.slice(0, 40)}`);
+      // a word split over two lines (a column squeezed to a few letters); addresses, ids and
+      // other long codes (.mono, or longer than any word) may wrap anywhere
+      if (!n.closest(".mono")) {
+        for (const c of n.childNodes) {
+          if (c.nodeType !== 3) continue;
+          for (const m of c.textContent.matchAll(/[^\\s-]+-?/g)) {   // a break after a hyphen is fine
+            if (m[0].length > 24) continue;
+            const range = document.createRange();
+            range.setStart(c, m.index); range.setEnd(c, m.index + m[0].length);
+            const lines = new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top)));
+            if (lines.size > 1) problems.push(`word broken over lines: "${m[0]}"`);
+          }
+        }
+      }
     }
     if (n.matches("img.qr, .qr img")) {
       // a camera reads dark modules on a light ground: a transparent QR on the dark page is unreadable

@@ -71,8 +71,14 @@
     return ui.actionButton(label, "service_action", opts);
   }
 
+  // A table with many columns becomes one block per row in portrait (style.css, "wide"),
+  // each cell under its header's word, so no column is squeezed to a letter wide.
+  const WIDE_TABLE_COLUMNS = 4;
   function table(ui, field, headers, rows) {
-    return ui.el("table", { class: "status", "data-field": field },
+    for (const row of rows) {
+      [...row.children].forEach((cell, i) => { if (i < headers.length) cell.dataset.label = headers[i]; });
+    }
+    return ui.el("table", { class: headers.length >= WIDE_TABLE_COLUMNS ? "status wide" : "status", "data-field": field },
       ui.el("thead", {}, ui.el("tr", {}, ...headers.map((h) => ui.el("th", { text: h })))),
       ui.el("tbody", {}, ...rows));
   }

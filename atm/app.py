@@ -103,7 +103,9 @@ def make_cas(config: Config, *, simulate: bool) -> Any:
                           sell=config.sell)
     from atm.cas.client import CasClient
     from atm.cas.interface import CasError
+    from atm.cas.link import finish_interrupted_switch
     try:
+        finish_interrupted_switch(config.cas_state_dir)     # a pairing switch cut by a power loss
         return CasClient.from_state(config.cas_state_dir)
     except CasError as exc:
         raise ConfigurationError(f"{config.source}: [cas] mode = \"client\" but {exc}. Pair it with "
@@ -179,8 +181,11 @@ class RunningKiosk:
         self.simulate = simulate
         self.world = world
         # The CAS first: a real kiosk without its paired CAS stops here, before the
-        # journal or any device is touched.
-        self.cas = cas if cas is not None else make_cas(config, simulate=simulate)
+        # journal or any device is touched. The kiosk holds it through a CasLink, so a
+        # pairing made in the service menu switches every user of it at once.
+        from atm.cas.link import CasLink
+        raw = cas if cas is not None else make_cas(config, simulate=simulate)
+        self.cas = raw if isinstance(raw, CasLink) else CasLink(raw, pairing_dir=config.cas_state_dir)
         self.journal = Journal(config.state_dir / "journal.sqlite")
         self.devices = build_devices(config, simulate=simulate)
         if world is not None:

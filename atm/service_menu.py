@@ -477,11 +477,13 @@ class ServiceMenu:
             if refused:
                 raise ServiceActionError(refused)
             report = await switch(code, self._open_work)
-        except (CasError, OSError, ValueError) as exc:
+        except Exception as exc:      # whatever failed, the technician reads it on the page
+            if not isinstance(exc, (CasError, OSError, ValueError)):
+                log.error("pairing from the service menu failed: %s", type(exc).__name__)
             in_use = (getattr(k.cas, "in_use", lambda: None)() or {}).get("cas_url")
             self.last_result = {"do": "pair_scan", "ok": False, "text": str(exc)}
-            k.alert("pairing", f"service menu: pairing failed: {exc}; the kiosk keeps using "
-                    f"{in_use or 'its current server link'}", "warning")
+            k.alert("pairing", f"service menu: pairing failed: {exc}; server link in use: {in_use or 'none'}",
+                    "warning")
         else:
             result = report.pairing
             self.last_result = {"do": "pair_scan", "ok": True, "text": None}

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping
 
 from atm.cas.errors import PairingFailed, crash_site
-from atm.cas.interface import CasError, CasRefused, KioskSettings, Quote, SendResult
+from atm.cas.interface import CasError, CasRefused, CasUnavailable, KioskSettings, Quote, SendResult
 from atm.cas.pairing import PairingResult, pair
 from atm.cas.state import (BUNDLE_FILE, CERT_FILE, DB_FILE, KEY_FILE, PAIRING_FILE, PairingRecord, Store,
                            load_pairing)
@@ -306,27 +306,33 @@ class CasLink:
         await self._drain(old)
         await self._stop(old)
         carried: dict[str, dict[str, int]] = {}
-        if same_operator:
-            carried = self._carry(state_dir, staging)
-        archive = None
-        if any((state_dir / name).exists() for name in PAIRING_FILES):
-            archive = state_dir / PREVIOUS_DIR / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-            while archive.exists():
-                archive = archive.with_name(archive.name + "-1")
-            archive.mkdir(parents=True, mode=0o700)
-            _move_files(state_dir, archive)
-        _move_files(staging, state_dir)
+        archive: Path | None = None
+        installed = False
         try:
+            if same_operator:
+                carried = self._carry(state_dir, staging)
+            if any((state_dir / name).exists() for name in PAIRING_FILES):
+                folder = state_dir / PREVIOUS_DIR / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+                while folder.exists():
+                    folder = folder.with_name(folder.name + "-1")
+                folder.mkdir(parents=True, mode=0o700)
+                archive = folder
+                _move_files(state_dir, archive)
+            installed = True
+            _move_files(staging, state_dir)
             new = self._new_client(state_dir, options)
             self._wire(new)
             if self._started:
                 await self._start(new)
         except Exception as exc:
             log.error("the new CAS link could not be started (%s); going back to %s", crash_site(exc), previous_url)
-            await self._restore(state_dir, staging, archive, old, options)
+            restored = await self._restore(state_dir, staging, archive, old,
+                                           options, installed=installed)
             raise PairingFailed(f"paired with {result.cas_url}, but the new link could not be started "
-                                f"({type(exc).__name__}: {exc}); the kiosk keeps using "
-                                f"{previous_url or 'its previous server link'}") from None
+                                f"({type(exc).__name__}: {exc}); " + (
+                                    f"the kiosk keeps using {previous_url or 'its previous server link'}" if restored
+                                    else "the previous link could not be restored either: the kiosk has no "
+                                         "server link until it is paired again")) from None
         self._client = new
         shutil.rmtree(staging, ignore_errors=True)
         if archive is not None and carried:
@@ -398,11 +404,13 @@ class CasLink:
             store.close()
 
     async def _restore(self, state_dir: Path, staging: Path, archive: Path | None, old: Any,
-                       options: dict[str, Any]) -> None:
-        """Undo a switch whose new client would not start: the new files back to the
-        staging folder (then dropped), the old ones back, the old link rebuilt and started."""
+                       options: dict[str, Any], *, installed: bool) -> bool:
+        """Undo a switch whose new client would not start: the new files (if they were
+        installed) back to the staging folder, then dropped; the old ones (if they were
+        archived) back; the old link rebuilt and started. False if that failed too."""
         try:
-            _move_files(state_dir, staging)
+            if installed:
+                _move_files(state_dir, staging)
             if archive is not None:
                 _move_files(archive, state_dir)
                 shutil.rmtree(archive, ignore_errors=True)
@@ -414,6 +422,37 @@ class CasLink:
             if self._started:
                 await self._start(restored)
             self._client = restored
+            return True
         except Exception as exc:
             log.critical("the previous CAS link could not be restored either (%s): the kiosk has no server link "
                          "until it is paired again", crash_site(exc))
+            self._client = Unlinked(str(state_dir))
+            return False
+
+
+class Unlinked:
+    """The link after a switch that could neither start the new client nor restore the
+    old one: no settings (so nothing sells), every request CasUnavailable (so a send is
+    kept in the journal and asked again later), instead of a closed client's crashes."""
+
+    def __init__(self, where: str) -> None:
+        self._why = (f"{where}: no CAS link (a pairing switch failed and the previous link could not be "
+                     "restored); pair the kiosk again from the service menu")
+
+    def settings(self) -> None:
+        return None
+
+    async def quote(self, currency: str) -> Quote:
+        raise CasUnavailable(self._why)
+
+    async def send_coins(self, request_id: str, address: str, amount: Sats) -> SendResult:
+        raise CasUnavailable(self._why)
+
+    async def upload_transaction(self, record: Mapping[str, Any]) -> None:
+        raise CasUnavailable(self._why)
+
+    def is_reachable(self, max_offline_s: float) -> bool:
+        return False
+
+    def status(self) -> dict[str, Any]:
+        return {"paired": False, "reachable": False, "last_error": self._why}

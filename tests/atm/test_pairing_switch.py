@@ -94,9 +94,10 @@ def alerts(h: Harness, kind: str) -> list[str]:
 
 
 async def test_after_pairing_with_b_in_the_menu_the_next_buy_goes_to_b_and_a_hears_nothing(tmp_path):
-    """Mutations seen failing: CasLink._switch not setting self._client (A kept): the buy's
-    send reaches A; the operator check in _switch forced to "same operator" (A's queued
-    uploads carried to B): B receives A's service_login alert."""
+    """Mutations seen failing: CasLink._switch not putting the new client in use (the
+    stopped A client stayed behind the link: no buy after the pairing); the operator
+    check in _switch forced to "same operator" (reported as the same operator, A's
+    queue carried over)."""
     async with kiosk_on_a(tmp_path) as (h, link, op_a, op_b):
         first = await buy(h, 2000)
         await h.wait_for(lambda: first in op_a.cas.transactions, timeout=30)
@@ -127,9 +128,11 @@ async def test_after_pairing_with_b_in_the_menu_the_next_buy_goes_to_b_and_a_hea
 async def test_the_new_operator_must_sign_the_settings_before_the_kiosk_sells(tmp_path):
     """B serves a bundle signed by A's operator key: refused, the kiosk stays paused
     until B's own signed bundle arrives. Mutations seen failing: CasLink.settings()
-    answering the previous client's settings while the new one has none (the kiosk sold
-    on A's settings); the operator check forced to "same operator" (A's version floor 3
-    carried over, so B's own version 2 was refused and the kiosk never sold)."""
+    answering the previous client's settings while the new one has none (A's version 3
+    in force after the switch); bundle.json left in the state folder at the switch
+    together with CasClient._load_bundle's signer check removed (the same); the operator
+    check forced to "same operator" (A's version floor 3 carried over, so B's own
+    version 2 was refused and the kiosk never sold)."""
     async with kiosk_on_a(tmp_path) as (h, link, op_a, op_b):
         op_a.publish(fee_percent="4")
         op_a.publish(fee_percent="3")                # A's kiosk holds version 3

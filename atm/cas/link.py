@@ -100,6 +100,43 @@ def finish_interrupted_switch(state_dir: Path) -> bool:
     return True
 
 
+def install_staged_pairing(state_dir: Path, staging: Path) -> tuple[bool, Path | None]:
+    """The file steps of a switch for `atm cas pair` (the kiosk stopped): the pairing
+    staged in `staging` replaces the one in `state_dir` by the rules of the module
+    docstring (carried over for the same operator, archived otherwise). Returns (same
+    operator, where the previous pairing's files are kept)."""
+    state_dir, staging = Path(state_dir), Path(staging)
+    new = load_pairing(staging)
+    try:
+        old: PairingRecord | None = load_pairing(state_dir)
+    except CasError:
+        old = None
+    same_operator = old is not None and old.operator_key == new.operator_key and old.kiosk_id == new.kiosk_id
+    carried = CasLink._carry(state_dir, staging) if same_operator else {}
+    archive = _archive(state_dir)
+    _move_files(staging, state_dir)
+    if archive is not None and carried:
+        CasLink._acknowledge_carried(archive, carried)
+    shutil.rmtree(staging, ignore_errors=True)
+    return same_operator, archive
+
+
+def _archive(state_dir: Path) -> Path | None:
+    """Move the pairing files in `state_dir` (if any) to a new previous/<UTC time> folder."""
+    if not any((state_dir / name).exists() for name in PAIRING_FILES):
+        return None
+    folder = state_dir / PREVIOUS_DIR / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    while folder.exists():
+        folder = folder.with_name(folder.name + "-1")
+    folder.mkdir(parents=True, mode=0o700)
+    try:
+        _move_files(state_dir, folder)
+    except OSError:
+        _move_files(folder, state_dir)          # half moved is worse than not moved
+        raise
+    return folder
+
+
 def previous_pairings(state_dir: Path) -> list[dict[str, Any]]:
     """The pairings this kiosk left, newest first: CAS url and uploads still queued for it."""
     root = Path(state_dir) / PREVIOUS_DIR
@@ -311,13 +348,7 @@ class CasLink:
         try:
             if same_operator:
                 carried = self._carry(state_dir, staging)
-            if any((state_dir / name).exists() for name in PAIRING_FILES):
-                folder = state_dir / PREVIOUS_DIR / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-                while folder.exists():
-                    folder = folder.with_name(folder.name + "-1")
-                folder.mkdir(parents=True, mode=0o700)
-                archive = folder
-                _move_files(state_dir, archive)
+            archive = _archive(state_dir)
             installed = True
             _move_files(staging, state_dir)
             new = self._new_client(state_dir, options)

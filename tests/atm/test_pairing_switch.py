@@ -343,3 +343,39 @@ async def test_simulate_mode_pairs_with_a_second_simulated_operator_from_the_men
         await op_b.stop()
         await op_a.stop()
         world.stop()
+
+
+async def test_atm_cas_pair_over_another_operators_pairing_keeps_that_operators_state_apart(tmp_path, capsys):
+    """`atm cas pair` with the kiosk stopped follows the switch's rules: A's bundle,
+    version floor and queued alert are archived, B's first bundle is taken.
+    Mutation seen failing: pairing_cli pairing straight into the state folder as before
+    (nothing of A's archived; with those two checks taken out, A's version floor 3 then
+    refused B's version 1, so the kiosk had no settings)."""
+    import asyncio
+    from atm import cli
+    from atm.cas.client import CasClient
+    from atm.cas.link import previous_pairings
+    async with SimulatedOperator(tmp_path / "a", kiosk_id="kiosk-1", rates=RATE) as op_a:
+        state = op_a.state_dir
+        client = op_a.client(**FAST)
+        op_a.publish()
+        op_a.publish()
+        await client.poll_once()
+        assert client.settings().version == 3
+        await op_a.cas.go_down()
+        await client.report_alert("door_open", {"text": "door opened"})
+        await client.stop()
+        async with SimulatedOperator(tmp_path / "b", kiosk_id="kiosk-1", rates=RATE, pair_kiosk=False) as op_b:
+            code = await asyncio.to_thread(cli.main, ["cas", "pair", "--code", op_b.pairing_code, "--state-dir",
+                                                      str(state), "--json"])
+            assert code == 0 and json.loads(capsys.readouterr().out)["cas_url"] == op_b.cas.url
+            assert [(p["cas_url"], p["queued_uploads"]) for p in previous_pairings(state)] == [(op_a.cas.url, 1)]
+            client = CasClient.from_state(state, **FAST)
+            try:
+                assert client.settings() is None and client.queue_length() == 0
+                await client.poll_once()
+                assert client.settings().version == 1
+                await client.flush_once()
+                assert op_b.cas.alerts() == []
+            finally:
+                await client.stop()

@@ -28,13 +28,18 @@ The switch (`pair_and_switch`), in this order, every step before the last revers
      (its customers' transaction summaries, alerts) are theirs, not the new operator's:
      they stay in the old state, counted on the Pairing page and alerted; the kiosk's own
      journal holds every transaction anyway.
-5. The old CAS files move to `<state>/previous/<UTC time>/`, the staged ones into the
-   state folder, pairing.json last: a power cut before that point restarts on the old
-   pairing, after it on the new one (`finish_interrupted_switch` completes an install cut
-   half way, when no pairing.json is left in the state folder).
+5. The old CAS files move to `<state>/previous/<UTC time>/` (pairing.json first), the
+   staged ones into the state folder (pairing.json last). A power cut before the old
+   pairing.json moved restarts on the old pairing; after it, `finish_interrupted_switch`
+   (run by atm.app before the client is built) archives what is left of the old files
+   and installs the staged pairing.
 6. The new client is built from the state folder (CasClient.from_state), gets the hooks
    and is started. If that fails, the files go back, the old client is rebuilt and
-   started, and the failure is raised (the service menu shows it and alerts).
+   started, and the failure is raised (the service menu shows it and alerts). Should
+   even that fail, the link becomes `Unlinked`: no settings, every request
+   CasUnavailable, so the kiosk sells nothing and keeps every send in its journal.
+
+`atm cas pair` (kiosk stopped) uses the same file steps: `install_staged_pairing`.
 """
 
 from __future__ import annotations
@@ -95,6 +100,7 @@ def finish_interrupted_switch(state_dir: Path) -> bool:
     if (state_dir / PAIRING_FILE).exists() or not all((staging / n).exists() for n in (PAIRING_FILE, KEY_FILE,
                                                                                          CERT_FILE)):
         return False
+    _archive(state_dir)                  # what the cut left of the old pairing (its store, bundle)
     _move_files(staging, state_dir)
     log.warning("%s: a pairing switch cut short was completed from %s", state_dir, staging)
     return True
@@ -130,7 +136,7 @@ def _archive(state_dir: Path) -> Path | None:
         folder = folder.with_name(folder.name + "-1")
     folder.mkdir(parents=True, mode=0o700)
     try:
-        _move_files(state_dir, folder)
+        _move_files(state_dir, folder, pairing_first=True)
     except OSError:
         _move_files(folder, state_dir)          # half moved is worse than not moved
         raise
@@ -170,10 +176,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _move_files(source: Path, target: Path) -> list[str]:
-    """Move the pairing files present in `source` to `target` (pairing.json last)."""
+def _move_files(source: Path, target: Path, *, pairing_first: bool = False) -> list[str]:
+    """Move the pairing files present in `source` to `target`: pairing.json last when a
+    pairing moves in (it makes the folder paired), first when one moves out."""
     moved = []
-    for name in PAIRING_FILES:
+    for name in (PAIRING_FILES[::-1] if pairing_first else PAIRING_FILES):
         if (source / name).exists():
             os.replace(source / name, target / name)
             moved.append(name)
@@ -441,7 +448,7 @@ class CasLink:
         archived) back; the old link rebuilt and started. False if that failed too."""
         try:
             if installed:
-                _move_files(state_dir, staging)
+                _move_files(state_dir, staging, pairing_first=True)
             if archive is not None:
                 _move_files(archive, state_dir)
                 shutil.rmtree(archive, ignore_errors=True)

@@ -261,15 +261,22 @@ async def test_the_same_operator_on_a_new_cas_keeps_its_settings_and_queued_uplo
         assert len(op_b.cas.sends) == 1 and op_a.cas.sends == {}
 
 
-def test_a_switch_cut_after_the_old_files_moved_is_finished_at_the_next_start(tmp_path):
+def test_a_switch_cut_after_the_old_pairing_moved_out_is_finished_at_the_next_start(tmp_path):
+    """Cut after the old pairing.json was archived, before its bundle was: the leftover
+    is archived too (never used by the new pairing), the staged pairing installed.
+    Mutation seen failing: finish_interrupted_switch without its _archive step (the
+    previous operator's bundle stayed beside the new pairing)."""
     staging = tmp_path / STAGING_DIR
     staging.mkdir()
     for name in ("pairing.json", "kiosk.key", "kiosk.crt"):
         (staging / name).write_text(name)
+    (tmp_path / "bundle.json").write_text("the previous operator's bundle")
     assert finish_interrupted_switch(tmp_path) is True
     assert (tmp_path / "pairing.json").read_text() == "pairing.json" and not (staging / "kiosk.key").exists()
+    assert not (tmp_path / "bundle.json").exists()
+    assert [p.read_text() for p in (tmp_path / "previous").glob("*/bundle.json")] == ["the previous operator's bundle"]
     # with a pairing in place, a staged one (an attempt cut before its switch) is never used
-    shutil.copytree(tmp_path, tmp_path / "again", ignore=shutil.ignore_patterns("again"))
+    shutil.copytree(tmp_path, tmp_path / "again", ignore=shutil.ignore_patterns("again", "previous"))
     (tmp_path / "again" / STAGING_DIR).mkdir(exist_ok=True)
     for name in ("pairing.json", "kiosk.key", "kiosk.crt"):
         (tmp_path / "again" / STAGING_DIR / name).write_text("new " + name)

@@ -347,7 +347,11 @@ class CasLink:
         previous_url = old_record.cas_url if isinstance(old_record, PairingRecord) else None
         same_operator = (isinstance(old_record, PairingRecord) and old_record.operator_key == new_record.operator_key
                          and old_record.kiosk_id == new_record.kiosk_id)
+        self._pairing_dir = state_dir        # where the next pairing goes, whatever happens now
         await self._drain(old)
+        # From here until the new client is in use, whatever the kiosk asks is answered
+        # "unavailable" (kept and asked again later), never by a client being stopped.
+        self._client = Unlinked(f"{state_dir}: the CAS link is being switched to {result.cas_url}")
         await self._stop(old)
         carried: dict[str, dict[str, int]] = {}
         archive: Path | None = None
@@ -464,18 +468,19 @@ class CasLink:
         except Exception as exc:
             log.critical("the previous CAS link could not be restored either (%s): the kiosk has no server link "
                          "until it is paired again", crash_site(exc))
-            self._client = Unlinked(str(state_dir))
+            self._client = Unlinked(f"{state_dir}: no CAS link (a pairing switch failed and the previous link "
+                                    "could not be restored); pair the kiosk again from the service menu")
             return False
 
 
 class Unlinked:
-    """The link after a switch that could neither start the new client nor restore the
-    old one: no settings (so nothing sells), every request CasUnavailable (so a send is
-    kept in the journal and asked again later), instead of a closed client's crashes."""
+    """No client: while a switch runs, and after one that could neither start the new
+    client nor restore the old one. No settings (so nothing sells), every request
+    CasUnavailable (a send stays in the journal and is asked again later), instead of a
+    stopped client's crashes."""
 
-    def __init__(self, where: str) -> None:
-        self._why = (f"{where}: no CAS link (a pairing switch failed and the previous link could not be "
-                     "restored); pair the kiosk again from the service menu")
+    def __init__(self, why: str) -> None:
+        self._why = why
 
     def settings(self) -> None:
         return None

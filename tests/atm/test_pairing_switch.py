@@ -242,6 +242,34 @@ async def test_a_new_link_that_will_not_start_gives_the_old_one_back(tmp_path):
         assert op_b.cas.sends == {}
 
 
+async def test_when_neither_link_will_start_the_kiosk_sells_nothing_and_can_be_paired_again(tmp_path):
+    """Neither B's client nor A's rebuild will start: the kiosk stays standing with no
+    server link (nothing sells, the page says to pair again), and a new code pairs it."""
+    from atm.cas.client import CasClient
+    broken = {"on": True}
+
+    def build(state_dir, **options):
+        if broken["on"]:
+            raise OSError("no space left on device")
+        return CasClient.from_state(state_dir, **options)
+
+    async with kiosk_on_a(tmp_path, build=build) as (h, link, op_a, op_b):
+        await log_in(h)
+        result = await scan_pairing_code(h, op_b.pairing_code)
+        assert result["ok"] is False and "pair" in result["text"] and "could not be restored" in result["text"]
+        assert h.kiosk.settings() is None and link.in_use() is None
+        assert h.kiosk.buy_paused_reason() == "waiting for the operator's signed configuration"
+        broken["on"] = False
+        # a new code, from operator C: B's simulator resets the TLS handshake with a second
+        # certificate for a kiosk it already registered (a simulator limit, not the kiosk's)
+        async with SimulatedOperator(tmp_path / "c", kiosk_id="kiosk-1", rates=RATE, pair_kiosk=False) as op_c:
+            assert (await scan_pairing_code(h, op_c.pairing_code))["ok"] is True
+            assert link.in_use()["cas_url"] == op_c.cas.url
+            await log_out(h)
+            await buy(h, 2000)
+            assert len(op_c.cas.sends) == 1 and op_a.cas.sends == {} and op_b.cas.sends == {}
+
+
 async def test_the_same_operator_on_a_new_cas_keeps_its_settings_and_queued_uploads(tmp_path):
     """The operator moved its CAS (same signing key): the signed bundle, its version floor
     and what was queued for the old address go with the pairing, so the kiosk sells at

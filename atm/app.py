@@ -156,7 +156,8 @@ async def start_simulated_cas(config: Config) -> tuple[Any, Any]:
         key = generate_operator_key()
         save_operator_key(key_path, key)
     operator = SimulatedOperator(config.state_dir / "cas-sim", kiosk_id=config.kiosk_id,
-                                 settings=simulated_settings(config), rates={config.currency: str(SIMULATED_RATE)})
+                                 settings=simulated_settings(config), rates={config.currency: str(SIMULATED_RATE)},
+                                 pair_kiosk=False)
     operator.operator_key = key
     save_operator_key(operator.operator_key_path, key)
     operator.version = last_version
@@ -169,6 +170,19 @@ async def start_simulated_cas(config: Config) -> tuple[Any, Any]:
         await operator.stop()
         raise ConfigurationError(f"{config.source}: [limits]/[sell]: the simulated operator will not sign these "
                                  f"settings, as a kiosk would refuse them: {exc}") from None
+    # Paired as a technician's pairing is installed (atm.cas.link): the same simulated
+    # operator carries its bundle and queue on; after a pairing with another operator
+    # from the service menu, that operator's state is archived, not taken over.
+    from atm.cas.link import STAGING_DIR, install_staged_pairing
+    from atm.cas.pairing import pair
+    staging = operator.state_dir / STAGING_DIR
+    try:
+        operator.pairing = dataclasses.replace(await pair(operator.pairing_code, staging),
+                                               state_dir=operator.state_dir)
+        install_staged_pairing(operator.state_dir, staging)
+    except BaseException:
+        await operator.stop()
+        raise
     return operator, operator.client(poll_interval_s=2.0)
 
 

@@ -314,7 +314,9 @@ def test_a_switch_cut_after_the_old_pairing_moved_out_is_finished_at_the_next_st
 
 async def test_simulate_mode_pairs_with_a_second_simulated_operator_from_the_menu_and_buys_through_it(tmp_path):
     """`atm run --simulate` as the CLI assembles it (start_simulated_cas, RunningKiosk wraps
-    the link): the technician scans operator B's code; the next buy is sent by B."""
+    the link): the technician scans operator B's code; the next buy is sent by B.
+    Mutation seen failing: start_simulated_cas pairing straight into the state folder
+    again (B's bundle refused as not signed by the trusted key at the next start)."""
     import asyncio
     import dataclasses
     from atm.app import REPO_CONFIG, SIMULATED_RATE, RunningKiosk, simulated_settings, start_simulated_cas, \
@@ -378,6 +380,16 @@ async def test_simulate_mode_pairs_with_a_second_simulated_operator_from_the_men
         await op_b.stop()
         await op_a.stop()
         world.stop()
+    # The next `atm run --simulate` pairs with the simulated operator again: B's bundle and
+    # queue are archived, not refused at every start or taken over.
+    op_again, client = await start_simulated_cas(config)
+    try:
+        assert client.record.operator_key == public_key_text(op_a.operator_key)
+        await client.poll_once()
+        assert client.settings() is not None and client.status()["refusals"] == []
+    finally:
+        await client.stop()
+        await op_again.stop()
 
 
 async def test_atm_cas_pair_over_another_operators_pairing_keeps_that_operators_state_apart(tmp_path, capsys):

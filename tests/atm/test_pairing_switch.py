@@ -97,7 +97,8 @@ async def test_after_pairing_with_b_in_the_menu_the_next_buy_goes_to_b_and_a_hea
     """Mutations seen failing: CasLink._switch not putting the new client in use (the
     stopped A client stayed behind the link: no buy after the pairing); the operator
     check in _switch forced to "same operator" (reported as the same operator, A's
-    queue carried over)."""
+    queue carried over); CasLink._wire not handing the hooks to the new client (B's
+    signed deactivate never reached the kiosk)."""
     async with kiosk_on_a(tmp_path) as (h, link, op_a, op_b):
         first = await buy(h, 2000)
         await h.wait_for(lambda: first in op_a.cas.transactions, timeout=30)
@@ -123,6 +124,9 @@ async def test_after_pairing_with_b_in_the_menu_the_next_buy_goes_to_b_and_a_hea
         assert not [a for a in op_b.cas.alerts() if "logged in" in json.dumps(a)], "A's alert went to B"
         assert len(op_a.cas.sends) == 1 and second not in op_a.cas.transactions
         assert len(op_a.cas.request_log) == seen_by_a, "A heard from the kiosk after the switch"
+        # the kiosk's hooks went with the link: B's operator-signed command reaches the kiosk
+        op_b.cas.queue_command("kiosk-1", op_b.sign_command("deactivate"))
+        await h.wait_for(lambda: not h.kiosk.is_active(), timeout=30)
 
 
 async def test_the_new_operator_must_sign_the_settings_before_the_kiosk_sells(tmp_path):

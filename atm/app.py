@@ -103,7 +103,9 @@ def make_cas(config: Config, *, simulate: bool) -> Any:
                           sell=config.sell)
     from atm.cas.client import CasClient
     from atm.cas.interface import CasError
+    from atm.cas.link import finish_interrupted_switch
     try:
+        finish_interrupted_switch(config.cas_state_dir)     # a pairing switch cut by a power loss
         return CasClient.from_state(config.cas_state_dir)
     except CasError as exc:
         raise ConfigurationError(f"{config.source}: [cas] mode = \"client\" but {exc}. Pair it with "
@@ -154,7 +156,8 @@ async def start_simulated_cas(config: Config) -> tuple[Any, Any]:
         key = generate_operator_key()
         save_operator_key(key_path, key)
     operator = SimulatedOperator(config.state_dir / "cas-sim", kiosk_id=config.kiosk_id,
-                                 settings=simulated_settings(config), rates={config.currency: str(SIMULATED_RATE)})
+                                 settings=simulated_settings(config), rates={config.currency: str(SIMULATED_RATE)},
+                                 pair_kiosk=False)
     operator.operator_key = key
     save_operator_key(operator.operator_key_path, key)
     operator.version = last_version
@@ -167,6 +170,19 @@ async def start_simulated_cas(config: Config) -> tuple[Any, Any]:
         await operator.stop()
         raise ConfigurationError(f"{config.source}: [limits]/[sell]: the simulated operator will not sign these "
                                  f"settings, as a kiosk would refuse them: {exc}") from None
+    # Paired as a technician's pairing is installed (atm.cas.link): the same simulated
+    # operator carries its bundle and queue on; after a pairing with another operator
+    # from the service menu, that operator's state is archived, not taken over.
+    from atm.cas.link import STAGING_DIR, install_staged_pairing
+    from atm.cas.pairing import pair
+    staging = operator.state_dir / STAGING_DIR
+    try:
+        operator.pairing = dataclasses.replace(await pair(operator.pairing_code, staging),
+                                               state_dir=operator.state_dir)
+        install_staged_pairing(operator.state_dir, staging)
+    except BaseException:
+        await operator.stop()
+        raise
     return operator, operator.client(poll_interval_s=2.0)
 
 
@@ -179,8 +195,11 @@ class RunningKiosk:
         self.simulate = simulate
         self.world = world
         # The CAS first: a real kiosk without its paired CAS stops here, before the
-        # journal or any device is touched.
-        self.cas = cas if cas is not None else make_cas(config, simulate=simulate)
+        # journal or any device is touched. The kiosk holds it through a CasLink, so a
+        # pairing made in the service menu switches every user of it at once.
+        from atm.cas.link import CasLink
+        raw = cas if cas is not None else make_cas(config, simulate=simulate)
+        self.cas = raw if isinstance(raw, CasLink) else CasLink(raw, pairing_dir=config.cas_state_dir)
         self.journal = Journal(config.state_dir / "journal.sqlite")
         self.devices = build_devices(config, simulate=simulate)
         if world is not None:

@@ -82,6 +82,7 @@ class ServiceMenu:
         self.scan_test = False             # the menu started the scanner (scan test or pairing scan)
         self.pairing_mode = False          # the next code scanned here is an operator's pairing code
         self.pairing_busy = False
+        self.paired_with: dict[str, Any] | None = None     # what the last pairing here put in use
         self.cassette_info: dict[str, Any] | None = None
         self.last_result: dict[str, Any] | None = None     # what the last action did, shown on its page
         self.note_test = False             # the accept-a-note test: every escrowed note goes back
@@ -126,10 +127,21 @@ class ServiceMenu:
                       if k.device_health().get("printer") else None},
             "logs": list(self.log_lines)[-LOG_LINES_SHOWN:],
             "activation": self.activation(),
-            "pairing": {"waiting_for_code": self.pairing_mode, "busy": self.pairing_busy,
-                        "paired_with": getattr(self, "paired_with", None)},
+            "pairing": self.pairing(),
             "last_result": self.last_result,
         }
+
+    def pairing(self) -> dict[str, Any]:
+        """The Pairing page: the CAS link in use (url, pins, operator key), what the last
+        pairing here did, and uploads still queued for servers this kiosk left."""
+        cas = self.kiosk.cas
+        in_use = getattr(cas, "in_use", None)
+        previous = getattr(cas, "previous", None)
+        return {"waiting_for_code": self.pairing_mode, "busy": self.pairing_busy,
+                "paired_with": self.paired_with,
+                "in_use": in_use() if in_use is not None else None,
+                "settings_in_force": self.kiosk.settings() is not None,
+                "previous": [p for p in previous() if p["queued_uploads"]] if previous is not None else []}
 
     def devices(self, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
         k = self.kiosk
@@ -521,33 +533,60 @@ class ServiceMenu:
         if self.pairing_mode and text.startswith(PAIRING_PREFIX) and not self.pairing_busy:
             self.pairing_mode = False
             self.pairing_busy = True
+            self.paired_with = None
             self.last_scan = PAIRING_PREFIX + "…"          # the one-time token is not for the screen
             self.kiosk._spawn(self._pair(text), "service-pairing")
             return
         self.last_scan = text[:200]
 
     async def _pair_scan(self, _m: Mapping[str, Any]) -> None:
+        self._no_transaction_open("pair")
         self.pairing_mode = True
         await self._scan_test({})
 
-    async def _pair(self, code: str) -> None:
-        """Pair by the operator's code (atm.cas.pairing): the CAS pin is checked inside the
-        TLS handshake before the token leaves. The new trust anchors are used from the next
-        start; the running link keeps the old ones until then."""
-        from atm.cas.interface import CasError
-        from atm.cas.pairing import pair
-        k = self.kiosk
+    def _open_work(self) -> str | None:
         try:
-            result = await pair(code, k.config.cas_state_dir)
-        except (CasError, OSError, ValueError) as exc:
+            self._no_transaction_open("pair")
+        except ServiceActionError as exc:
+            return str(exc)
+        return None
+
+    async def _pair(self, code: str) -> None:
+        """Pair by the operator's code and put the new CAS in use in the running kiosk
+        (atm.cas.link.CasLink.pair_and_switch): the CAS pin is checked inside the TLS
+        handshake before the token leaves; nothing switches while a transaction or a
+        dispense is open; a pairing that fails leaves the old link running."""
+        from atm.cas.interface import CasError
+        k = self.kiosk
+        switch = getattr(k.cas, "pair_and_switch", None)
+        try:
+            if switch is None:
+                raise ServiceActionError("this kiosk's server link cannot be switched while it runs")
+            refused = self._open_work()       # before the one-time token is spent
+            if refused:
+                raise ServiceActionError(refused)
+            report = await switch(code, self._open_work)
+        except Exception as exc:      # whatever failed, the technician reads it on the page
+            if not isinstance(exc, (CasError, OSError, ValueError)):
+                log.error("pairing from the service menu failed: %s", type(exc).__name__)
+            in_use = (getattr(k.cas, "in_use", lambda: None)() or {}).get("cas_url")
             self.last_result = {"do": "pair_scan", "ok": False, "text": str(exc)}
-            k.alert("pairing", f"service menu: pairing failed: {exc}", "warning")
+            k.alert("pairing", f"service menu: pairing failed: {exc}; server link in use: {in_use or 'none'}",
+                    "warning")
         else:
+            result = report.pairing
             self.last_result = {"do": "pair_scan", "ok": True, "text": None}
             self.paired_with = {"kiosk_id": result.kiosk_id, "cas_url": result.cas_url, "cas_pin": result.cas_pin,
-                                "operator_key_id": result.operator_key_id}
+                                "operator_key_id": result.operator_key_id, "same_operator": report.same_operator,
+                                "carried_uploads": report.carried, "left_behind": report.left_behind,
+                                "previous_url": report.previous_url}
+            k.pricing.recheck()       # a quote held under the previous settings must pass the ones in force
+            left = (f"; {report.left_behind} uploads queued for the previous server {report.previous_url} are "
+                    f"kept in {report.archive}") if report.left_behind else ""
+            settings = ("" if k.settings() is not None else
+                        "; buying is paused until the new operator's signed configuration arrives")
             k.alert("pairing", f"service menu: paired with {result.cas_url} (pin {result.cas_pin}, operator key "
-                    f"{result.operator_key_id}); restart the kiosk to use it", "warning")
+                    f"{result.operator_key_id}); the kiosk now uses it{settings}{left}", "warning")
         finally:
             self.pairing_busy = False
             self._stop_scanning()

@@ -136,6 +136,11 @@ class CasClient:
     def kiosk_id(self) -> str:
         return self._record.kiosk_id
 
+    @property
+    def record(self) -> PairingRecord:
+        """The pairing in use (trust anchors as rotated by signed bundles since)."""
+        return self._record
+
     def _get_transport(self) -> CasTransport:
         if self._transport is None:
             options: dict[str, Any] = {}
@@ -698,6 +703,7 @@ class CasClient:
             "paired": self.paired,
             "kiosk_id": self.kiosk_id,
             "cas_url": self._record.cas_url,
+            "cas_pins": list(self._record.cas_pins),
             "pin": self._pin_state,
             "pin_ok": self._pin_state == "ok",
             "operator_key_id": key_id(parse_public_key(self._record.operator_key)),

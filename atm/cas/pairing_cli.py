@@ -5,14 +5,17 @@ scanned with the kiosk's own camera or serial scanner."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import queue
+import shutil
 import sys
 import time
 from pathlib import Path
 
 from atm.cas.check import state_dir_from_config
 from atm.cas.errors import CasError
+from atm.cas.link import STAGING_DIR, install_staged_pairing
 from atm.cas.pairing import pair_blocking
 from atm.payloads import PairingCode, PayloadError, parse_payload
 from hal.events import CodeScanned
@@ -57,7 +60,18 @@ def _command(args: argparse.Namespace) -> int:
             code = Path(args.code_file).read_text(encoding="utf-8").strip()
         else:
             code = _scan_code(args.scan_driver, args.scan_source, args.timeout)
-        result = pair_blocking(code, state_dir)
+        # Staged, then installed by the rules of a switch in the running kiosk
+        # (atm.cas.link): another operator's bundle, version floor and queued uploads
+        # are archived with its pairing, never taken over by the new one.
+        staging = state_dir / STAGING_DIR
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            result = pair_blocking(code, staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        _same_operator, archive = install_staged_pairing(state_dir, staging)
+        result = dataclasses.replace(result, state_dir=state_dir)
     except (CasError, OSError, ValueError) as exc:
         report = {"ok": False, "error": str(exc)}
         print(json.dumps(report) if args.json else f"pairing failed: {exc}")
@@ -65,10 +79,13 @@ def _command(args: argparse.Namespace) -> int:
     report = {"ok": True, "kiosk_id": result.kiosk_id, "cas_url": result.cas_url, "cas_pin": result.cas_pin,
               "operator_key_id": result.operator_key_id, "state_dir": str(result.state_dir)}
     if args.json:
-        print(json.dumps(report))
+        print(json.dumps(report))           # the report's shape stays as it was
+        if archive is not None:
+            print(f"the previous pairing is kept in {archive}", file=sys.stderr)
     else:
         print(f"paired kiosk {result.kiosk_id} with {result.cas_url}\n  CAS pin {result.cas_pin}\n"
-              f"  operator key {result.operator_key_id}\n  trust anchors stored in {result.state_dir}")
+              f"  operator key {result.operator_key_id}\n  trust anchors stored in {result.state_dir}"
+              + (f"\n  the previous pairing is kept in {archive}" if archive is not None else ""))
     return 0
 
 

@@ -143,25 +143,40 @@ async def test_the_status_page_names_each_device_and_the_server_link(tmp_path):
         assert h.data["cas"]["bundle_version"] == 0 and "queued_uploads" in h.data["cas"]
 
 
+def _linked_standin(tmp_path):
+    """The stand-in CAS behind the CasLink the running kiosk holds (atm.app wraps it so),
+    pairing into the configuration's [cas] state_dir."""
+    from atm.cas.link import CasLink
+    from atm.cas.standin import StandinCas, standin_settings
+    from hal import Fiat
+    from kiosk_harness import _PIN_HASH
+    standin = StandinCas(tmp_path / "cas-ledger.sqlite",
+                         settings=standin_settings(Fiat(500, "EUR"), Fiat(10_000, "EUR"), "5", _PIN_HASH))
+    return CasLink(standin, pairing_dir=tmp_path / "cas")
+
+
 async def test_a_technician_pairs_the_running_kiosk_by_scanning_the_operators_code(tmp_path):
     from atm.cas.state import load_pairing
     from simulators.cas.harness import SimulatedOperator
+    link = _linked_standin(tmp_path)
     async with SimulatedOperator(tmp_path / "operator", pair_kiosk=False, kiosk_id="kiosk-1") as op:
-        async with Harness(tmp_path, cas_state_dir=tmp_path / "cas") as h:
+        async with Harness(tmp_path, cas_state_dir=tmp_path / "cas", cas=link) as h:
             await _log_in(h)
             assert (await h.act("service_action", do="pair_scan"))["ok"]
             assert h.data["pairing"]["waiting_for_code"] is True
             assert h.scanner.present(op.pairing_code)
             await h.wait_for(lambda: h.data["pairing"]["paired_with"] is not None, timeout=30)
             assert h.data["pairing"]["paired_with"]["cas_pin"] == op.cas.pin
+            assert h.data["pairing"]["in_use"]["cas_url"] == op.cas.url          # in use now, no restart
             assert op.pairing_code not in repr(h.data)                 # the one-time token stays off the screen
             record = load_pairing(tmp_path / "cas")
             assert record.cas_pins == (op.cas.pin,) and record.kiosk_id == "kiosk-1"
+        await link.stop()
 
 
 async def test_a_broken_pairing_code_is_reported_on_the_menu_and_pairs_nothing(tmp_path):
     from atm.cas.state import NotPaired, load_pairing
-    async with Harness(tmp_path, cas_state_dir=tmp_path / "cas") as h:
+    async with Harness(tmp_path, cas_state_dir=tmp_path / "cas", cas=_linked_standin(tmp_path)) as h:
         await _log_in(h)
         assert (await h.act("service_action", do="pair_scan"))["ok"]
         assert h.scanner.present("atmpair:1:not-base64!")

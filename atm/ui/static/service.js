@@ -466,15 +466,32 @@
       const cas = d.cas && typeof d.cas === "object" ? d.cas : {};
       const pairing = d.pairing && typeof d.pairing === "object" ? d.pairing : {};
       const fresh = pairing.paired_with && typeof pairing.paired_with === "object" ? pairing.paired_with : null;
+      // The link in use now: after a pairing here that is the new server, with no restart.
+      const inUse = pairing.in_use && typeof pairing.in_use === "object" ? pairing.in_use : null;
+      const pins = inUse && Array.isArray(inUse.cas_pins) ? inUse.cas_pins.join(" ") : null;
+      const previous = Array.isArray(pairing.previous) ? pairing.previous : [];
+      const result = d.last_result && typeof d.last_result === "object" && d.last_result.do === "pair_scan"
+        ? d.last_result : null;
       return [
         ui.facts([
-          [ui.t("service.pairing_state"), ui.text(fresh ? fresh.cas_url : cas.url, "-"), "pairing_url", "mono"],
-          [ui.t("service.cas_pin"), ui.text(fresh ? fresh.cas_pin : cas.pin, "-"), "pairing_pin", "mono"],
+          [ui.t("service.pairing_state"), ui.text(inUse ? inUse.cas_url : cas.url, "-"), "pairing_url", "mono"],
+          [ui.t("service.cas_pin"), ui.text(pins || (fresh ? fresh.cas_pin : null), "-"), "pairing_pin", "mono"],
+          [ui.t("service.pairing_operator"), ui.text(inUse ? inUse.operator_key_id : null, "-"), "pairing_operator", "mono"],
           [ui.t("service.bundle_version"), ui.text(cas.bundle_version, "-"), "pairing_version"],
         ]),
         pairing.waiting_for_code ? ui.el("p", { class: "notice", "data-field": "pairing_waiting",
           text: ui.t("service.pairing_waiting") }) : null,
-        fresh ? ui.el("p", { class: "notice", "data-field": "pairing_restart", text: ui.t("service.pairing_restart") }) : null,
+        fresh ? ui.el("p", { class: "notice", "data-field": "pairing_in_use",
+          text: ui.t("service.pairing_restart", { url: ui.text(fresh.cas_url, "-") }) }) : null,
+        fresh && pairing.settings_in_force === false ? ui.el("p", { class: "notice", "data-field": "pairing_settings",
+          text: ui.t("service.pairing_waiting_settings") }) : null,
+        result && result.ok === false ? ui.el("p", { class: "error", role: "alert", "data-field": "pairing_failed",
+          text: ui.t("service.pairing_failed", { url: ui.text(inUse ? inUse.cas_url : cas.url, "-") }) }) : null,
+        result && result.ok === false ? ui.el("p", { class: "mono", "data-field": "pairing_error",
+          text: ui.text(result.text, "") }) : null,
+        ...previous.map((p) => ui.el("p", { class: "notice", "data-field": "pairing_previous",
+          text: ui.t("service.pairing_previous", { count: ui.text(p.queued_uploads, "0"), url: ui.text(p.cas_url, "-"),
+            path: ui.text(p.kept_in, "-") }) })),
         ui.el("div", { class: "buttons" },
           service(ui, ui.t("service.pairing_scan"), "pair_scan", { kind: "primary", disabled: pairing.busy === true })),
       ];

@@ -38,8 +38,24 @@ class Rate:
         return format_rate(self.per_btc, self.currency, {"decimal": ".", "thousands": ","})
 
 
+@dataclass(frozen=True)
+class SatCount:
+    """A number of satoshis shown as a count ("38.000 Satoshi" in German), beside the
+    amount in bitcoin; the screen's "sats" field stays the plain int the tests and
+    tools read."""
+
+    sat: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sat, bool) or not isinstance(self.sat, int) or self.sat < 0:
+            raise ValueError(f"a satoshi count is a whole number >= 0, got {self.sat!r}")
+
+    def __str__(self) -> str:
+        return format_count(self.sat, {"decimal": ".", "thousands": ","})
+
+
 # What a screen or a message may carry as an amount, to be written in the reader's language.
-AMOUNT_TYPES = (Fiat, Sats, Rate)
+AMOUNT_TYPES = (Fiat, Sats, Rate, SatCount)
 
 
 def _group(digits: str, separator: str) -> str:
@@ -78,7 +94,12 @@ def format_rate(rate: Decimal, currency: str, number_format: Mapping[str, str]) 
     return f"{format_minor(minor, digits, number_format)} {currency}/BTC"
 
 
-def format_amount(value: Fiat | Sats | Rate, number_format: Mapping[str, str]) -> str:
+def format_count(count: int, number_format: Mapping[str, str]) -> str:
+    """"38.000": a whole number grouped by thousands."""
+    return format_minor(count, 0, number_format)
+
+
+def format_amount(value: "Fiat | Sats | Rate | SatCount", number_format: Mapping[str, str]) -> str:
     """Any of AMOUNT_TYPES in words."""
     if isinstance(value, Fiat):
         return format_fiat(value, number_format)
@@ -86,4 +107,6 @@ def format_amount(value: Fiat | Sats | Rate, number_format: Mapping[str, str]) -
         return format_sats(value, number_format)
     if isinstance(value, Rate):
         return format_rate(value.per_btc, value.currency, number_format)
+    if isinstance(value, SatCount):
+        return format_count(value.sat, number_format)
     raise TypeError(f"not an amount: {type(value).__name__} {value!r}")

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from atm.amounts import Rate
+from atm.amounts import Rate, SatCount
 from atm.cas.interface import Quote
 from atm.flows.base import FlowContext, TransactionFlow
 from atm.flows.pricing import Pricing, quote_problem
@@ -284,14 +284,16 @@ class BuyFlow(TransactionFlow):
             if credited.minor == 0:
                 fee = Fiat.zero(currency)
             data = {"address": self.address, "inserted": credited, "inserted_minor": credited.minor,
-                    "sats": sats.sat, "btc": sats, "room": self.room(), "message": self.message,
+                    "sats": sats.sat, "sats_shown": SatCount(sats.sat), "btc": sats, "room": self.room(),
+                    "message": self.message,
                     "can_finish": credited.minor > 0 and not self.money_in_flight() and self.reaches_minimum(),
                     "fee": fee, **self.terms()}
             if screen == "insert_cash":
                 return data
             rate = Rate(quote.rate, currency) if quote else ""
             return {"address": self.address, "cash": credited, "fee": fee, "btc": sats,
-                    "sats": sats.sat, "rate": rate, "fixed_fee_waived": waive and quote is not None
+                    "sats": sats.sat, "sats_shown": SatCount(sats.sat), "rate": rate,
+                    "fixed_fee_waived": waive and quote is not None
                     and quote.fixed_fee is not None, "message": self.message, **self.terms()}
         if screen == "sending":
             return {"address": self.address, "btc": ""}

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from atm import texts
-from atm.amounts import Rate, format_amount, format_fiat, format_minor, format_sats
+from atm.amounts import Rate, SatCount, format_amount, format_fiat, format_minor, format_sats
 from atm.screens import localise
 from hal import Fiat, Sats
 
@@ -48,6 +48,21 @@ def test_fiat_is_written_with_its_currency_exponent_and_reads_back(minor, curren
     number, _, unit = format_fiat(Fiat(minor, currency), fmt).rpartition(" ")
     digits = {"JPY": 0, "KWD": 3}.get(currency, 2)
     assert unit == currency and _read_back(number, digits, fmt["decimal"], fmt["thousands"]) == minor
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=0, max_value=21 * 10**14), st.sampled_from(LANGUAGES))
+def test_a_satoshi_count_is_grouped_by_thousands_and_reads_back(sat, language):
+    fmt = texts.number_format(language)
+    written = texts.shown(language, SatCount(sat))
+    assert _read_back(written, 0, fmt["decimal"], fmt["thousands"]) == sat
+    assert fmt["decimal"] not in written
+
+
+@pytest.mark.parametrize("bad", [-1, True, 1.5, "38000", None])
+def test_a_satoshi_count_is_a_whole_number_not_below_zero(bad):
+    with pytest.raises(ValueError):
+        SatCount(bad)
 
 
 @pytest.mark.parametrize("language, fiat, btc, rate", [

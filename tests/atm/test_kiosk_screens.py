@@ -203,7 +203,7 @@ def test_any_scan_refusal_becomes_a_message_every_language_can_say(reason, netwo
 SEPARATORS = {"en": (".", ","), "de": (",", "."), "fr": (",", " "), "es": (",", ".")}
 ENGLISH = {"zero": "0.00 EUR", "max": "1,234.50 EUR", "min": "1,100.00 EUR", "price": "52,631.58 EUR/BTC",
            "rate": "50,000.00 EUR/BTC", "inserted": "1,200.00 EUR", "fee": "60.00 EUR", "room": "34.50 EUR",
-           "btc": "0.02280000 BTC", "more": "900.00 EUR", "first": "200.00 EUR"}
+           "btc": "0.02280000 BTC", "more": "900.00 EUR", "first": "200.00 EUR", "sats": "2,280,000"}
 NOTES = ["5.00 EUR", "10.00 EUR", "20.00 EUR"]
 
 
@@ -247,6 +247,7 @@ async def test_every_amount_on_the_buy_screens_is_in_the_customers_number_format
         await h.wait_for(lambda: (h.data.get("message") or {}).get("key") == "message.note_received")
         d = h.data
         assert (d["inserted"], d["room"], d["fee"], d["btc"]) == (want["inserted"], want["room"], want["fee"], want["btc"])
+        assert (d["sats"], d["sats_shown"]) == (2_280_000, want["sats"])     # the int stays for tools
         assert d["notes_in"] == [want["first"]] * 6 and d["message"]["values"] == {"amount": want["first"]}
 
         from hal import NoteRejected
@@ -261,6 +262,7 @@ async def test_every_amount_on_the_buy_screens_is_in_the_customers_number_format
         await h.wait_for(lambda: h.screen == "confirm")
         d = h.data
         assert (d["cash"], d["fee"], d["rate"], d["btc"]) == (want["inserted"], want["fee"], want["rate"], want["btc"])
+        assert d["sats_shown"] == want["sats"]
         await h.act("confirm")
         await h.wait_for(lambda: h.screen == "receipt")
         assert (h.data["cash"], h.data["btc"]) == (want["inserted"], want["btc"])

@@ -24,12 +24,13 @@ IDLE_DATA = {"buy_enabled": True, "sell_enabled": False, "price_per_btc": "45,00
              "fixed_fee": "0.00 EUR", "min": "5.00 EUR", "max": "1,000.00 EUR", "notes": ["5.00 EUR", "20.00 EUR"],
              "receipt_available": True, "notice": None, "operator": {"name": "Op", "contact": "+1 555"}}
 INSERT_CASH = {
-    "address": ADDRESS, "inserted": "20.00 EUR", "inserted_minor": 2000, "sats": 46284, "btc": "0.00046284 BTC",
+    "address": ADDRESS, "inserted": "20.00 EUR", "inserted_minor": 2000, "sats": 46284, "sats_shown": "46,284", "btc": "0.00046284 BTC",
     "min": "5.00 EUR", "max": "1,000.00 EUR", "room": "980.00 EUR", "message": None, "can_finish": True,
     "receipt_available": True, "timeout_s": 120, "fee": "1.00 EUR", "fee_percent": "5", "fixed_fee": "0.00 EUR",
     "notes_in": ["20.00 EUR"],
 }
 CONFIRM = {"address": ADDRESS, "cash": "20.00 EUR", "fee": "1.00 EUR", "btc": "0.00043970 BTC", "sats": 43970,
+           "sats_shown": "43,970",
            "rate": "43,210.00 EUR/BTC", "timeout_s": 60, "fee_percent": "5", "fixed_fee": "0.00 EUR"}
 RECEIPT = {"txid": "f" * 64, "cash": "20.00 EUR", "btc": "0.00043970 BTC", "address": ADDRESS, "printed": True,
            "message": None, "tx_id": "buy-1", "date": "2026-11-30 01:00", "timeout_s": 30}
@@ -112,7 +113,7 @@ async def test_insert_cash_shows_amounts_the_fee_and_only_finish_once_cash_is_in
                             ("fee_named", en("screen.you_get", fee="1.00 EUR")),
                             ("message", en("message.note_returned_over_limit", max="1,000.00 EUR"))]:
         await expect(_field(browser_page, field)).to_have_text(expected)
-    await expect(_field(browser_page, "sats")).to_contain_text("46284")
+    await expect(_field(browser_page, "sats")).to_have_text(en("screen.sats", sats="46,284"))
     await expect(_field(browser_page, "receipt_available")).to_have_text(en("screen.receipt_will_print"))
     await expect(_field(browser_page, "countdown")).to_contain_text("s left")
     await expect(_button(browser_page, "finish_cash")).to_be_enabled()
@@ -130,7 +131,8 @@ async def test_insert_cash_below_the_minimum_keeps_finish_disabled_and_says_why(
 
 async def test_insert_cash_with_nothing_inserted_offers_cancel(browser_page, serve_ui, fake_kiosk):
     await _show(browser_page, serve_ui, fake_kiosk, "insert_cash",
-                dict(INSERT_CASH, inserted="0.00 EUR", inserted_minor=0, sats=0, btc="0.00000000 BTC", can_finish=False))
+                dict(INSERT_CASH, inserted="0.00 EUR", inserted_minor=0, sats=0, sats_shown="0", btc="0.00000000 BTC",
+                     can_finish=False))
     await expect(_button(browser_page, "cancel")).to_have_text(en("screen.cancel"))
     await expect(_button(browser_page, "finish_cash")).to_be_disabled()
 
@@ -140,7 +142,10 @@ async def test_confirm_shows_the_whole_deal(browser_page, serve_ui, fake_kiosk):
     for field, expected in [("address", ADDRESS), ("cash", "20.00 EUR"), ("fee", "1.00 EUR"),
                             ("btc", "0.00043970 BTC"), ("rate", "43,210.00 EUR/BTC")]:
         await expect(_field(browser_page, field)).to_have_text(expected)
-    await expect(_field(browser_page, "sats")).to_contain_text("43970")
+    await expect(_field(browser_page, "sats")).to_have_text(en("screen.sats", sats="43,970"))
+    # the fee's label names the rule once: "Fee (5 % of the amount)", not "Fee (Fee: ...)"
+    await expect(browser_page.locator('#screen dd[data-field="fee"] >> xpath=preceding-sibling::dt[1]')).to_have_text(
+        en("screen.fee_named", terms=en("screen.fee_rule", percent="5")))
     await expect(_button(browser_page, "confirm")).to_be_enabled()
 
 

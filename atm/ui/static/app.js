@@ -19,10 +19,18 @@
 
   // Amounts arrive written in the screen's language ("1.234,50 EUR"); the page shows them
   // as they are and never parses them. A zero fixed fee has no digit but 0 in any language.
-  function feeTerms(d, ui) {
-    const fixed = d.fixed_fee && /[1-9]/.test(String(d.fixed_fee)) ? d.fixed_fee : null;
+  function fixedFee(d) {
+    return d.fixed_fee && /[1-9]/.test(String(d.fixed_fee)) ? d.fixed_fee : null;
+  }
+  function feeTerms(d, ui) {       // "Fee: 5 % of the amount", a line of its own
+    const fixed = fixedFee(d);
     return fixed ? ui.t("screen.fee_terms_fixed", { percent: d.fee_percent, fixed })
       : ui.t("screen.fee_terms", { percent: d.fee_percent });
+  }
+  function feeRule(d, ui) {        // "5 % of the amount", after the word "Fee"
+    const fixed = fixedFee(d);
+    return fixed ? ui.t("screen.fee_rule_fixed", { percent: d.fee_percent, fixed })
+      : ui.t("screen.fee_rule", { percent: d.fee_percent });
   }
 
   // Price, fee terms, limits, notes: what a customer must know before any money moves.
@@ -117,7 +125,7 @@
         ui.el("div", { class: "amount" },
           ui.el("p", { class: "label", "data-field": "fee_named", text: ui.t("screen.you_get", { fee: ui.text(d.fee, "0") }) }),
           ui.el("p", { class: "big", "data-field": "btc", text: ui.text(d.btc, "0 BTC") }),
-          ui.el("p", { class: "muted", "data-field": "sats", text: ui.t("screen.sats", { sats: ui.text(d.sats, "0") }) }))),
+          ui.el("p", { class: "muted", "data-field": "sats", text: ui.t("screen.sats", { sats: ui.text(d.sats_shown, "0") }) }))),
       message(d, ui),
       ui.el("p", { class: "muted", "data-field": "fee_terms", text: feeTerms(d, ui) }),
       ui.facts([
@@ -140,11 +148,11 @@
       ui.el("div", { class: "amount" },
         ui.el("p", { class: "label", text: ui.t("screen.you_receive") }),
         ui.el("p", { class: "big", "data-field": "btc", text: ui.text(d.btc, "0 BTC") }),
-        ui.el("p", { class: "muted", "data-field": "sats", text: ui.t("screen.sats", { sats: ui.text(d.sats, "0") }) }))),
+        ui.el("p", { class: "muted", "data-field": "sats", text: ui.t("screen.sats", { sats: ui.text(d.sats_shown, "0") }) }))),
     ui.facts([
       [ui.t("screen.to"), ui.text(d.address), "address", "mono"],
       [ui.t("screen.cash"), ui.text(d.cash), "cash"],
-      [ui.t("screen.fee_named", { terms: feeTerms(d, ui) }), ui.text(d.fee), "fee"],
+      [ui.t("screen.fee_named", { terms: feeRule(d, ui) }), ui.text(d.fee), "fee"],
       [ui.t("screen.rate"), ui.text(d.rate), "rate"],
     ]),
     d.fixed_fee_waived ? ui.el("p", { class: "muted", "data-field": "fixed_fee_waived", text: ui.t("screen.fixed_fee_waived") }) : null,

@@ -419,3 +419,15 @@ async def test_the_page_reconnects_after_the_server_comes_back(browser_page, fak
         await server.stop()
         if replacement is not None:
             await replacement.stop()
+
+
+async def test_uploads_kept_for_a_previous_cas_show_on_the_status_and_pairing_pages(browser_page, serve_ui, fake_kiosk):
+    """After a pairing with another operator, what was still queued for the old CAS is kept
+    (atm/cas/link.py); a technician sees it on the page they open first, not only on Pairing."""
+    kept = {"cas_url": "https://old-cas.example:8443", "queued_uploads": 3, "kept_in": "/var/lib/atm/previous/x"}
+    data = dict(MAINTENANCE, pairing={"previous": [kept]})
+    await _show(browser_page, serve_ui, fake_kiosk, "maintenance", data)
+    said = en("service.pairing_previous", count="3", url=kept["cas_url"], path=kept["kept_in"])
+    await expect(_field(browser_page, "pairing_previous")).to_have_text(said)      # Status, the first page
+    await _tab(browser_page, "pairing")
+    await expect(_field(browser_page, "pairing_previous")).to_have_text(said)

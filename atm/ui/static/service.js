@@ -213,6 +213,16 @@
       ui.el("div", { "data-field": "unknown_dispenses" }, ...blocks), digitPad(ui, press, ui.t("service.paid_out"))];
   }
 
+  // Uploads still queued for a CAS this kiosk was paired with before (atm/cas/link.py):
+  // on the Status page and the Pairing page, so a technician sees them wherever they look.
+  function previousServers(d, ui) {
+    const pairing = d.pairing && typeof d.pairing === "object" ? d.pairing : {};
+    const previous = Array.isArray(pairing.previous) ? pairing.previous : [];
+    return previous.map((p) => ui.el("p", { class: "notice", "data-field": "pairing_previous",
+      text: ui.t("service.pairing_previous", { count: ui.text(p.queued_uploads, "0"), url: ui.text(p.cas_url, "-"),
+        path: ui.text(p.kept_in, "-") }) }));
+  }
+
   const pages = {
     status(d, ui) {
       const devices = Array.isArray(d.devices) ? d.devices : [];
@@ -243,6 +253,7 @@
           [ui.t("service.last_contact"), ui.text(cas.last_contact, ui.t("service.never")), "last_contact"],
           [ui.t("service.queued_uploads"), ui.text(cas.queued_uploads, "0"), "queued_uploads"],
         ]),
+        ...previousServers(d, ui),
         ui.el("p", { "data-field": "journal_open", text: ui.t("service.open_transactions", { count: ui.text(journal.open, "0") }) }),
         reconciliation.length ? ui.el("h2", { text: ui.t("service.reconciliation") }) : null,
         reconciliation.length ? ui.el("ul", { "data-field": "reconciliation" },
@@ -469,7 +480,6 @@
       // The link in use now: after a pairing here that is the new server, with no restart.
       const inUse = pairing.in_use && typeof pairing.in_use === "object" ? pairing.in_use : null;
       const pins = inUse && Array.isArray(inUse.cas_pins) ? inUse.cas_pins.join(" ") : null;
-      const previous = Array.isArray(pairing.previous) ? pairing.previous : [];
       const result = d.last_result && typeof d.last_result === "object" && d.last_result.do === "pair_scan"
         ? d.last_result : null;
       return [
@@ -489,9 +499,7 @@
           text: ui.t("service.pairing_failed", { url: ui.text(inUse ? inUse.cas_url : cas.url, "-") }) }) : null,
         result && result.ok === false ? ui.el("p", { class: "mono", "data-field": "pairing_error",
           text: ui.text(result.text, "") }) : null,
-        ...previous.map((p) => ui.el("p", { class: "notice", "data-field": "pairing_previous",
-          text: ui.t("service.pairing_previous", { count: ui.text(p.queued_uploads, "0"), url: ui.text(p.cas_url, "-"),
-            path: ui.text(p.kept_in, "-") }) })),
+        ...previousServers(d, ui),
         ui.el("div", { class: "buttons" },
           service(ui, ui.t("service.pairing_scan"), "pair_scan", { kind: "primary", disabled: pairing.busy === true })),
       ];

@@ -8,13 +8,8 @@
   const screens = window.kioskScreens;
   const NETWORKS = ["main", "test", "regtest", "signet"];
 
-  // Who runs this kiosk and how to reach them: on every customer screen, same place.
   function operatorLine(d, ui) {
-    const op = d.operator && typeof d.operator === "object" ? d.operator : {};
-    if (!op.name && !op.contact) return null;
-    return ui.el("footer", { class: "operator", "data-field": "operator" },
-      op.name ? ui.el("span", { text: ui.t("screen.operator", { name: op.name }) }) : null,
-      op.contact ? ui.el("span", { text: ui.t("screen.contact", { contact: op.contact }) }) : null);
+    return ui.operatorLine(d);
   }
 
   // Amounts arrive written in the screen's language ("1.234,50 EUR"); the page shows them

@@ -156,7 +156,16 @@
     keyHandler = handler;
   }
 
-  const ui = { el, t, say, text, actionButton, facts, countdown, later, every, onKey, send: sendAction };
+  // Who runs this kiosk and how to reach them: on every customer screen, same place.
+  function operatorLine(d) {
+    const op = d && d.operator && typeof d.operator === "object" ? d.operator : {};
+    if (!op.name && !op.contact) return null;
+    return el("footer", { class: "operator", "data-field": "operator" },
+      op.name ? el("span", { text: t("screen.operator", { name: op.name }) }) : null,
+      op.contact ? el("span", { text: t("screen.contact", { contact: op.contact }) }) : null);
+  }
+
+  const ui = { el, t, say, text, actionButton, facts, countdown, later, every, onKey, operatorLine, send: sendAction };
 
   window.kioskScreens = {
     register(name, renderer) {

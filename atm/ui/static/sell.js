@@ -17,6 +17,11 @@
       ui.el("div", { class: "spinner", "aria-hidden": "true" }))];
   }
 
+  // Who runs this kiosk and how to reach them, as on the buy screens.
+  function operator(d, ui) {
+    return typeof ui.operatorLine === "function" ? ui.operatorLine(d) : null;
+  }
+
   function clock(seconds) {
     const s = Math.max(0, Math.floor(seconds || 0));
     return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
@@ -39,6 +44,7 @@
         amounts,
         ui.countdown(d.timeout_s),
         ui.el("div", { class: "buttons" }, ui.actionButton(ui.t("sell_screen.cancel"), "cancel")),
+        operator(d, ui),
       ];
     },
 
@@ -49,17 +55,25 @@
     sell_pay(d, ui) {
       return [
         ui.el("h1", { text: ui.t("sell_screen.send_exactly") }),
-        d.qr ? ui.el("img", { class: "qr", src: d.qr, alt: ui.text(d.uri), "data-field": "qr" }) : null,
-        ui.facts([
-          [ui.t("sell_screen.you_send"), ui.text(d.btc), "btc"],
-          [ui.t("sell_screen.you_get"), ui.text(d.cash), "cash"],
-          [ui.t("sell_screen.fee"), ui.text(d.fee), "fee"],
-          [ui.t("sell_screen.address"), ui.text(d.address), "address", "mono"],
-          [ui.t("sell_screen.time_left"), clock(d.seconds_left), "seconds_left"],
-        ]),
-        ui.el("p", { class: "mono muted", "data-field": "uri", text: ui.text(d.uri) }),
-        d.status ? ui.el("p", { class: "muted", "data-field": "status", text: ui.text(d.status) }) : null,
+        // the code beside the amounts in landscape, above them in portrait (style.css .pay)
+        ui.el("section", { class: "pay" },
+          ui.el("div", { class: "pay-code" },
+            // the wallet's camera reads this from arm's length: as large as the screen allows
+            d.qr ? ui.el("img", { class: "qr pay", src: d.qr, alt: ui.text(d.uri), "data-field": "qr" }) : null,
+            ui.el("p", { class: "mono muted caption", "data-field": "uri", text: ui.text(d.uri) })),
+          ui.el("div", { class: "pay-terms" },
+            ui.el("div", { class: "amount" },
+              ui.el("p", { class: "label", text: ui.t("sell_screen.you_send") }),
+              ui.el("p", { class: "big", "data-field": "btc", text: ui.text(d.btc) })),
+            ui.facts([
+              [ui.t("sell_screen.you_get"), ui.text(d.cash), "cash"],
+              [ui.t("sell_screen.fee"), ui.text(d.fee), "fee"],
+              [ui.t("sell_screen.address"), ui.text(d.address), "address", "mono"],
+              [ui.t("sell_screen.time_left"), clock(d.seconds_left), "seconds_left"],
+            ]),
+            d.status ? ui.el("p", { class: "muted", "data-field": "status", text: ui.text(d.status) }) : null)),
         ui.el("div", { class: "buttons" }, ui.actionButton(ui.t("sell_screen.cancel"), "cancel")),
+        operator(d, ui),
       ];
     },
 
@@ -79,6 +93,7 @@
         d.redeem_code ? ui.el("p", { class: "mono", "data-field": "redeem_code", text: ui.text(d.redeem_code) }) : null,
         message(d, ui),
         ui.el("div", { class: "buttons" }, ui.actionButton(ui.t("sell_screen.done"), "done", { kind: "primary" })),
+        operator(d, ui),
       ];
     },
 
@@ -87,6 +102,7 @@
         ui.el("section", { class: "centered" }, ui.el("h1", { text: ui.t("sell_screen.scan_code") }),
           ui.countdown(d.timeout_s)),
         ui.el("div", { class: "buttons" }, ui.actionButton(ui.t("sell_screen.cancel"), "cancel")),
+        operator(d, ui),
       ];
     },
 
@@ -100,6 +116,7 @@
         d.paid_out ? ui.facts([[ui.t("sell_screen.paid_out"), ui.text(d.paid_out), "paid_out"]]) : null,
         message(d, ui),
         ui.el("div", { class: "buttons" }, ui.actionButton(ui.t("sell_screen.done"), "done", { kind: "primary" })),
+        operator(d, ui),
       ];
     },
   };

@@ -27,19 +27,20 @@ pytestmark = pytest.mark.browser
 VIEWPORTS = {"portrait": PORTRAIT, "landscape": LANDSCAPE, "1024x768": SMALL}
 
 
-async def _a_wallet_reads_the_payment_code_from_the_screen(page, viewport: dict, where: str, data: dict) -> None:
-    """The payment QR is large (at least 45 % of the screen's shorter side, read from arm's
-    length) and, read back from the screenshot as a phone's camera would, is the payment link."""
+async def _a_phone_reads_the_code_from_the_screen(page, viewport: dict, where: str, field: str, text: str) -> None:
+    """The payment QR and the redeem code's QR are large (at least 45 % of the screen's
+    shorter side: a wallet reads them from arm's length) and, read back from a screenshot
+    as a phone's camera would, say exactly what the kiosk meant."""
     import io
 
     import zxingcpp
     from PIL import Image
-    box = await page.locator('#screen img[data-field="qr"]').bounding_box()
+    box = await page.locator(f'#screen img[data-field="{field}"]').bounding_box()
     shorter = min(viewport["width"], viewport["height"])
-    assert box["width"] >= 0.45 * shorter, f"{where}: payment QR {box['width']:.0f} px on a {shorter} px side"
+    assert box["width"] >= 0.45 * shorter, f"{where}: {field} {box['width']:.0f} px on a {shorter} px side"
     shot = Image.open(io.BytesIO(await page.screenshot()))
     read = [r.text for r in zxingcpp.read_barcodes(shot)]
-    assert read == [data["uri"]], f"{where}: the screen's QR reads {read}"
+    assert read == [text], f"{where}: the screen's QR reads {read}"
 
 # The heading each walked screen must show, from the language file of the walk's language.
 HEADINGS = {
@@ -200,7 +201,10 @@ async def test_every_sell_and_redeem_screen_passes_contrast_touch_and_language_c
                 if VIEWPORTS[tag] is LANDSCAPE:
                     await _main_button_not_in_a_corner(page, LANDSCAPE, where)
                 if name == "sell_pay":
-                    await _a_wallet_reads_the_payment_code_from_the_screen(page, VIEWPORTS[tag], where, snap["data"])
+                    await _a_phone_reads_the_code_from_the_screen(page, VIEWPORTS[tag], where, "qr", snap["data"]["uri"])
+                if name == "sell_receipt_with_code":
+                    await _a_phone_reads_the_code_from_the_screen(page, VIEWPORTS[tag], where, "redeem_qr",
+                                                                  snap["data"]["redeem_code"])
                 if name.startswith("sell_pay"):
                     await expect(page.locator('#screen [data-field="seconds_left"]')).to_contain_text(
                         f"{snap['data']['seconds_left'] // 60}:{snap['data']['seconds_left'] % 60:02d}")

@@ -59,7 +59,7 @@
         ui.el("section", { class: "pay" },
           ui.el("div", { class: "pay-code" },
             // the wallet's camera reads this from arm's length: as large as the screen allows
-            d.qr ? ui.el("img", { class: "qr pay", src: d.qr, alt: ui.text(d.uri), "data-field": "qr" }) : null,
+            d.qr ? ui.el("img", { class: "qr large", src: d.qr, alt: ui.text(d.uri), "data-field": "qr" }) : null,
             ui.el("p", { class: "mono muted caption", "data-field": "uri", text: ui.text(d.uri) })),
           ui.el("div", { class: "pay-terms" },
             ui.el("div", { class: "amount" },
@@ -84,14 +84,18 @@
     sell_receipt(d, ui) {
       return [
         ui.el("h1", { text: ui.t(d.redeem_code ? "sell_screen.redeem_code" : "sell_screen.take_cash") }),
-        ui.facts([
-          [ui.t("sell_screen.paid_out"), ui.text(d.paid_out), "paid_out"],
-          [ui.t("sell_screen.still_owed"), ui.text(d.owed), "owed"],
-        ]),
-        d.redeem_qr ? ui.el("img", { class: "qr", src: d.redeem_qr, alt: ui.text(d.redeem_code),
-          "data-field": "redeem_qr" }) : null,
-        d.redeem_code ? ui.el("p", { class: "mono", "data-field": "redeem_code", text: ui.text(d.redeem_code) }) : null,
-        message(d, ui),
+        ui.el("section", { class: "pay" },
+          d.redeem_qr || d.redeem_code ? ui.el("div", { class: "pay-code" },
+            d.redeem_qr ? ui.el("img", { class: "qr large", src: d.redeem_qr, alt: ui.text(d.redeem_code),
+              "data-field": "redeem_qr" }) : null,
+            d.redeem_code ? ui.el("p", { class: "mono caption", "data-field": "redeem_code",
+              text: ui.text(d.redeem_code) }) : null) : null,
+          ui.el("div", { class: "pay-terms" },
+            ui.facts([
+              [ui.t("sell_screen.paid_out"), ui.text(d.paid_out), "paid_out"],
+              [ui.t("sell_screen.still_owed"), ui.text(d.owed), "owed"],
+            ]),
+            message(d, ui))),
         ui.el("div", { class: "buttons" }, ui.actionButton(ui.t("sell_screen.done"), "done", { kind: "primary" })),
         operator(d, ui),
       ];

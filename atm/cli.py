@@ -13,6 +13,7 @@ import getpass
 import importlib
 import json
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -370,8 +371,8 @@ def _sim_main(args: argparse.Namespace) -> int:
             path = "/sim/api" if args.sim_command == "state" else "/api/screen"
             with urllib.request.urlopen(base + path, timeout=5) as resp:
                 data = json.loads(resp.read())
-            print(json.dumps(data.get("state", data) if args.sim_command == "state" else data, indent=2))
-            return 0
+            return _print_to_reader(json.dumps(data.get("state", data) if args.sim_command == "state" else data,
+                                               indent=2), 0)
         command, cmd_args = _sim_args(args.sim_command, args.rest)
         req = urllib.request.Request(base + "/sim/api", method="POST",
                                      data=json.dumps({"command": command, "args": cmd_args}).encode(),
@@ -386,8 +387,18 @@ def _sim_main(args: argparse.Namespace) -> int:
         print(f"atm sim: no simulated kiosk answers at {base} ({exc}); start one with `atm run --simulate`",
               file=sys.stderr)
         return 2
-    print(json.dumps(result))
-    return 0 if result.get("ok") else 1
+    return _print_to_reader(json.dumps(result), 0 if result.get("ok") else 1)
+
+
+def _print_to_reader(text: str, code: int) -> int:
+    """Print what the kiosk answered. A reader that stopped reading (`| head`) is not the
+    kiosk's fault: no "no kiosk answers" message, no traceback, the command's own code."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # stdout is gone; point it at /dev/null so the interpreter's final flush is quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return code
 
 
 # ------------------------------------------------------------------------------------ others

@@ -173,6 +173,25 @@ async def panel_url():
         await server.stop()
 
 
+async def test_atm_sim_screen_into_a_reader_that_stops_early_blames_no_kiosk(panel_url):
+    """`atm sim screen | head -c 100`: head leaves before the answer is written. Before the
+    fix the broken pipe was caught as a connection error and the technician read "no
+    simulated kiosk answers" about a kiosk that had just answered."""
+    import os
+    import subprocess
+    import sys
+    url, _world = panel_url
+    read_end, write_end = os.pipe()
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", f"from atm import cli; raise SystemExit(cli.main(['sim', '--url', {url!r}, 'state']))",
+        stdout=write_end, stderr=subprocess.PIPE)
+    os.close(write_end)
+    os.close(read_end)                       # the reader is gone before the kiosk answers
+    stderr = await asyncio.wait_for(child.stderr.read(), 30)
+    assert await asyncio.wait_for(child.wait(), 30) == 0
+    assert b"no simulated kiosk answers" not in stderr and b"Traceback" not in stderr, stderr
+
+
 LINK = "bitcoin:bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080?amount=0.001&label=x%20y&message=a=b"
 
 

@@ -77,6 +77,8 @@ class PolledValidator(BillValidator):
     # and the two escrow states, watched from the decision the device acknowledged.
     TRANSIENT: ClassVar[frozenset[int]] = frozenset()
     IN_ESCROW: ClassVar[frozenset[int]] = frozenset()
+    # Fault states and what they mean: code -> (device state, what to do, cashbox status or None).
+    FAULTS: ClassVar[Mapping[int, tuple[DeviceState, str, UnitStatus | None]]] = {}
     NOTE_TYPE: ClassVar[type[PolledNote]] = PolledNote
 
     def __init__(self, port: str, *, name: str, currency: str | None, denominations: Mapping[str, int] | None,
@@ -412,9 +414,12 @@ class PolledValidator(BillValidator):
         self._set_state(DeviceState.HARDWARE_ERROR, f"failure {hex_code(code)}: {name}; the validator needs service",
                         f"{hex_code(state)}/{hex_code(code)}")
 
-    def _report_pause(self, state: int) -> None:
-        self._set_state(DeviceState.BUSY, "pause: a second note was pushed in while stacking; remove it",
-                        hex_code(state))
+    def _report_fault(self, code: int) -> None:
+        """A fault state from the protocol's FAULTS table: the cashbox first, then the device state."""
+        state, detail, cashbox = self.FAULTS[code]
+        if cashbox is not None:
+            self._set_cashbox(cashbox)
+        self._set_state(state, detail, hex_code(code))
 
     # -- poll loop ---------------------------------------------------------------------------
 

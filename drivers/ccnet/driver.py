@@ -74,6 +74,18 @@ _SETUP_STATES = frozenset({State.POWER_UP, State.POWER_UP_BILL_IN_VALIDATOR, Sta
                            State.INITIALIZE, State.UNIT_DISABLED, State.CASSETTE_FULL, State.CASSETTE_OUT,
                            State.VALIDATOR_JAMMED, State.CASSETTE_JAMMED, State.CHEATED, State.PAUSE,
                            State.FAILURE})
+# Fault states: what the device is, what a technician does about it, what it says of the cashbox.
+_FAULTS = {
+    State.DEVICE_BUSY: (DeviceState.BUSY, "validator busy", None),
+    State.CASSETTE_FULL: (DeviceState.USER_ERROR, "drop cassette full: empty the cashbox", UnitStatus.FULL),
+    State.CASSETTE_OUT: (DeviceState.USER_ERROR, "drop cassette out of position: put the cashbox back",
+                         UnitStatus.MISSING),
+    State.VALIDATOR_JAMMED: (DeviceState.HARDWARE_ERROR, "validator jammed: open the validator head and remove "
+                                                         "the note", None),
+    State.CASSETTE_JAMMED: (DeviceState.HARDWARE_ERROR, "drop cassette jammed: take out the cashbox and clear it",
+                            None),
+    State.PAUSE: (DeviceState.BUSY, "pause: a second note was pushed in while stacking; remove it", None),
+}
 # States in which the unit cannot say where a note is until someone opens it.
 _CANNOT_TELL = frozenset({State.VALIDATOR_JAMMED, State.CASSETTE_JAMMED, State.FAILURE, State.CASSETTE_OUT})
 
@@ -109,6 +121,7 @@ class CcnetValidator(PolledValidator):
     ANSWERS = "answers"
     TRANSIENT = _TRANSIENT
     IN_ESCROW = frozenset({State.ESCROW, State.HOLDING})
+    FAULTS = _FAULTS
     NOTE_TYPE = _Note
 
     def __init__(self, port: str, *, name: str = "validator", currency: str | None = None,
@@ -400,23 +413,8 @@ class CcnetValidator(PolledValidator):
             return
         elif state == State.INITIALIZE:
             pass                                 # the watchdog catches one that never ends
-        elif state == State.DEVICE_BUSY:
-            self._set_state(DeviceState.BUSY, "validator busy", _hex(state))
-        elif state == State.CASSETTE_FULL:
-            self._set_cashbox(UnitStatus.FULL)
-            self._set_state(DeviceState.USER_ERROR, "drop cassette full: empty the cashbox", _hex(state))
-        elif state == State.CASSETTE_OUT:
-            self._set_cashbox(UnitStatus.MISSING)
-            self._set_state(DeviceState.USER_ERROR, "drop cassette out of position: put the cashbox back",
-                            _hex(state))
-        elif state == State.VALIDATOR_JAMMED:
-            self._set_state(DeviceState.HARDWARE_ERROR, "validator jammed: open the validator head and remove "
-                                                        "the note", _hex(state))
-        elif state == State.CASSETTE_JAMMED:
-            self._set_state(DeviceState.HARDWARE_ERROR, "drop cassette jammed: take out the cashbox and clear it",
-                            _hex(state))
-        elif state == State.PAUSE:
-            self._report_pause(state)
+        elif state in _FAULTS:
+            self._report_fault(state)
         elif state == State.CHEATED:
             self._report_cheat(state, "validator")
         elif state == State.FAILURE:

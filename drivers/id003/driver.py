@@ -68,6 +68,17 @@ _COMPLAINTS = frozenset({Status.COMMUNICATION_ERROR, Status.INVALID_COMMAND})
 _MID_NOTE = frozenset({Status.ACCEPTING, Status.ESCROW, Status.STACKING, Status.VEND_VALID,
                        Status.STACKED, Status.REJECTING, Status.RETURNING, Status.HOLDING})
 _POWER_UP = frozenset({Status.POWER_UP, Status.POWER_UP_BILL_IN_ACCEPTOR, Status.POWER_UP_BILL_IN_STACKER})
+# Fault states: what the device is, what a technician does about it, what it says of the cashbox.
+_FAULTS = {
+    Status.STACKER_FULL: (DeviceState.USER_ERROR, "stacker full: empty the cashbox", UnitStatus.FULL),
+    Status.STACKER_OPEN: (DeviceState.USER_ERROR, "stacker open or cashbox removed: close or replace the cashbox",
+                          UnitStatus.MISSING),
+    Status.ACCEPTOR_JAM: (DeviceState.HARDWARE_ERROR, "acceptor jam: open the acceptor head and remove the note",
+                          None),
+    Status.STACKER_JAM: (DeviceState.HARDWARE_ERROR, "stacker jam: take out the cashbox and clear the stacker",
+                         None),
+    Status.PAUSE: (DeviceState.BUSY, "pause: a second note was pushed in while stacking; remove it", None),
+}
 
 
 
@@ -88,6 +99,7 @@ class Id003Validator(PolledValidator):
     ANSWERS = "replies"
     TRANSIENT = _TRANSIENT
     IN_ESCROW = _IN_ESCROW
+    FAULTS = _FAULTS
     NOTE_TYPE = _Note
 
     def __init__(self, port: str, *, name: str = "validator", currency: str | None = None,
@@ -346,21 +358,8 @@ class Id003Validator(PolledValidator):
             if not self._report_power_up(status):
                 return          # a note's credit is not durable yet: no reset over it
             self._initialize()
-        elif status == Status.STACKER_FULL:
-            self._set_cashbox(UnitStatus.FULL)
-            self._set_state(DeviceState.USER_ERROR, "stacker full: empty the cashbox", _hex(status))
-        elif status == Status.STACKER_OPEN:
-            self._set_cashbox(UnitStatus.MISSING)
-            self._set_state(DeviceState.USER_ERROR, "stacker open or cashbox removed: close or replace the cashbox",
-                            _hex(status))
-        elif status == Status.ACCEPTOR_JAM:
-            self._set_state(DeviceState.HARDWARE_ERROR, "acceptor jam: open the acceptor head and remove the note",
-                            _hex(status))
-        elif status == Status.STACKER_JAM:
-            self._set_state(DeviceState.HARDWARE_ERROR, "stacker jam: take out the cashbox and clear the stacker",
-                            _hex(status))
-        elif status == Status.PAUSE:
-            self._report_pause(status)
+        elif status in _FAULTS:
+            self._report_fault(status)
         elif status == Status.CHEATED:
             self._report_cheat(status, "acceptor")
         elif status == Status.FAILURE:

@@ -130,10 +130,15 @@ def test_failing_recorder_withholds_the_ack_until_the_credit_is_durable(unit, si
 
 
 def test_settled_event_is_never_acknowledged_without_a_recorder(unit, sim, log, make_driver, wait_until):
+    """Catches: an ACK sent before the recorder is looked at (the unit would move on with a
+    credit nobody can write down)."""
     driver = make_driver()
     driver.set_credit_recorder(None)
     insert(sim, 500, wait_until)
     log.wait_for(status_event(DeviceState.ONLINE, "no credit recorder"))
+    # Several more polls: an ACK written just before the status change has surely arrived.
+    polled = sim.frames_received
+    wait_until(lambda: sim.frames_received >= polled + 4, what="four more polls")
     state = sim.state()
     assert state["state"] == unit.settled_phase and unit.unacknowledged(state)
     assert log.of(NoteCredited) == []

@@ -158,6 +158,11 @@ class PolledValidator(BillValidator):
         """At close: leave the unit refusing notes (nobody listens for them now)."""
         raise NotImplementedError
 
+    def _initialize(self) -> None:
+        """Reset the unit, wait through its initialisation and send the settings; the poll
+        loop and the watchdog call it too."""
+        raise NotImplementedError
+
     def _before_request(self) -> None:
         """Each cycle, with the port open, before the poll."""
 
@@ -186,6 +191,7 @@ class PolledValidator(BillValidator):
         """`note` was just credited with `event` (before the application hears of it)."""
 
     def _state_name(self, code: int) -> str:
+        """The protocol's name of a state code, for messages."""
         raise NotImplementedError
 
     def _watchdog_settles(self, state: int, note: PolledNote) -> None:
@@ -570,6 +576,3 @@ class PolledValidator(BillValidator):
         if note is not None:
             self._watchdog_settles(state, note)
         self._initialize()
-
-    def _initialize(self) -> None:
-        raise NotImplementedError

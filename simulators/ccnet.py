@@ -12,10 +12,7 @@ Run standalone with `python -m simulators.ccnet --tcp 7003`.
 
 from __future__ import annotations
 
-import argparse
-import collections
 import sys
-import threading
 import time
 from typing import Mapping
 
@@ -31,7 +28,6 @@ from drivers.ccnet.frames import (
     ILLEGAL_FRAME,
     NAK,
     NAK_FRAME,
-    ProtocolError,
     State,
     bill_mask,
     bill_type_for_minor,
@@ -40,11 +36,13 @@ from drivers.ccnet.frames import (
     parse_bill_mask,
 )
 from hal.money import minor_digits
-from simulators.serial_endpoint import SerialEndpoint, serve_until_interrupted
+from simulators import polled_validator
+from simulators.polled_validator import FAULT_KINDS, STALL_ENDS, PolledValidatorSimulator
+
+__all__ = ["DEFAULT_NOTES", "FAULT_KINDS", "STALL_THEN", "CcnetSimulator", "main"]
 
 DEFAULT_NOTES = {2: 500, 3: 1000, 4: 2000, 5: 5000, 6: 10000, 7: 20000}
-FAULT_KINDS = ("drop", "corrupt", "delay", "truncate", "double")
-STALL_THEN = ("stacker", "acceptor")
+STALL_THEN = STALL_ENDS
 
 # Phases whose event must be acknowledged by the controller before the unit moves on.
 _NEEDS_ACK = frozenset({"stacked", "returned", "rejecting", "cheated"})
@@ -52,41 +50,27 @@ _NEEDS_ACK = frozenset({"stacked", "returned", "rejecting", "cheated"})
 _SETUP_PHASES = frozenset({"power_up", "initialize", "idle_disabled", "failure"})
 
 
-class CcnetSimulator:
+class CcnetSimulator(PolledValidatorSimulator):
     """One simulated validator. `step_s` is how long each mechanical step takes;
     `escrow_hold_s` how long a note waits in escrow (or after HOLD) before it goes back."""
+
+    TAG = "ccnet"
+    DECODER = FrameDecoder
+    DEFAULT_FAILURE = 0x50
 
     def __init__(self, currency: str = "EUR", notes: Mapping[int, int] | None = None, *,
                  step_s: float = 0.03, escrow_hold_s: float = 10.0, stall_s: float | None = None,
                  part_number: str = "SM-SIM-3300", serial: str = "CCSIM0000001") -> None:
-        self.currency = currency
-        self.notes = dict(DEFAULT_NOTES if notes is None else notes)
-        self.step_s = step_s
+        super().__init__(currency, DEFAULT_NOTES if notes is None else notes, step_s=step_s)
         self.escrow_hold_s = escrow_hold_s
         # How long a stalled stack hangs before the unit powers up again (stall_stacking).
         self.stall_s = 20 * step_s if stall_s is None else stall_s
         self.part_number = part_number
         self.serial = serial
         self.address = ADDRESS_VALIDATOR
-        self._lock = threading.RLock()
-        self._link = SerialEndpoint()
-        self._url = ""
-        self._faults: collections.deque[tuple[str, float]] = collections.deque()
-        self.frames_received = 0
-        self.bad_frames_received = 0
-        self.acks_received = 0
-        self.acks_lost = 0
         self.resets_received = 0
         # When the last STACKED answer left (the benchmark measures from here).
         self.last_stacked_sent_at = 0.0
-        # What the mechanism and cashbox hold survives a power cycle.
-        self._stacked: list[int | None] = []
-        self._returned: list[int | None] = []
-        self._rejected: list[int | None] = []
-        self._cassette_full = False
-        self._cassette_out = False
-        self._stall_next: str | None = None
-        self._lose_ack_next = False
         self._power_on()
 
     # -- device state -----------------------------------------------------------------
@@ -105,14 +89,12 @@ class CcnetSimulator:
         self._enabled: frozenset[int] = frozenset()
         self._escrow: frozenset[int] = frozenset()
         self._security = bytes(3)
-        self._note: int | None = None
-        self._bill_type: int | None = None
-        self._counterfeit = False
+        self._clear_note()
         self._reject_reason = 0
         self._failure_code = 0
         self._jam: str | None = None
         self._stall_then: str | None = None
-        self._frozen = False
+        self._stalled = False
         self._paused_from: str | None = None
         self._hold_until = 0.0
 
@@ -135,9 +117,9 @@ class CcnetSimulator:
         if phase == "power_up":
             return bytes((self._power_code,))
         if phase in ("idle_enabled", "idle_disabled"):
-            if self._cassette_out:
+            if self._stacker_open:
                 return bytes((State.CASSETTE_OUT,))
-            if self._cassette_full:
+            if self._stacker_full:
                 return bytes((State.CASSETTE_FULL,))
             return bytes((State.IDLING if phase == "idle_enabled" else State.UNIT_DISABLED,))
         simple = {"initialize": State.INITIALIZE, "accepting": State.ACCEPTING, "stacking": State.STACKING,
@@ -147,7 +129,7 @@ class CcnetSimulator:
             return bytes((simple[phase],))
         with_type = {"escrow": State.ESCROW, "stacked": State.STACKED, "returned": State.RETURNED}
         if phase in with_type:
-            return bytes((with_type[phase], self._bill_type or 0))
+            return bytes((with_type[phase], self._code or 0))
         if phase == "rejecting":
             return bytes((State.REJECTING, self._reject_reason))
         if phase == "failure":
@@ -156,7 +138,7 @@ class CcnetSimulator:
 
     def _tick(self) -> None:
         """Advance the mechanism by wall time: each step takes step_s."""
-        if self._jam or self._frozen or self._phase in ("power_up", "failure", "pause"):
+        if self._jam or self._stalled or self._phase in ("power_up", "failure", "pause"):
             return
         now = time.monotonic()
         elapsed = now - self._phase_since
@@ -166,7 +148,7 @@ class CcnetSimulator:
                 # The hung unit loses power and comes back with the note where `then` says.
                 code = State.POWER_UP_BILL_IN_STACKER if self._stall_then == "stacker" \
                     else State.POWER_UP_BILL_IN_VALIDATOR
-                held = (self._bill_type or 0, self._note)
+                held = (self._code or 0, self._note)
                 self._power_on(code, held)
             return
         if phase in ("escrow", "holding"):
@@ -182,7 +164,7 @@ class CcnetSimulator:
             self._power_code = State.POWER_UP
             self._power_note = None
             if after is not None and after[0] == "stacked":
-                self._bill_type, self._note = after[1], after[2]
+                self._code, self._note = after[1], after[2]
                 self._enter("stacked")
             else:
                 if after is not None:
@@ -191,13 +173,13 @@ class CcnetSimulator:
         elif phase == "accepting":
             if self._counterfeit:
                 self._enter("cheated")
-            elif self._bill_type is None:
+            elif self._code is None:
                 self._reject_reason = 0x65          # identification error: not a note it knows
                 self._enter("rejecting")
-            elif self._bill_type not in self._enabled:
+            elif self._code not in self._enabled:
                 self._reject_reason = 0x68          # inhibited denomination
                 self._enter("rejecting")
-            elif self._bill_type in self._escrow:
+            elif self._code in self._escrow:
                 self._hold_until = now + self.escrow_hold_s
                 self._enter("escrow")
             else:
@@ -223,11 +205,6 @@ class CcnetSimulator:
         self._stall_then, self._stall_next = self._stall_next, None
         self._enter("stacking")
 
-    def _clear_note(self) -> None:
-        self._note = None
-        self._bill_type = None
-        self._counterfeit = False
-
     def _bill_table(self) -> bytes:
         digits = minor_digits(self.currency)
         entries: list[BillType] = [bill_type_for_minor(t, self.currency, minor, digits)
@@ -238,7 +215,7 @@ class CcnetSimulator:
         return self._phase in _SETUP_PHASES or self._jam is not None or self._phase_is_fault()
 
     def _phase_is_fault(self) -> bool:
-        return self._phase.startswith("idle") and (self._cassette_out or self._cassette_full)
+        return self._phase.startswith("idle") and (self._stacker_open or self._stacker_full)
 
     def _handle(self, frame: Frame) -> Frame | None:
         """The unit's answer to one good controller frame (None: ccNet has no answer)."""
@@ -314,8 +291,8 @@ class CcnetSimulator:
             after = (kind, self._power_note[0], self._power_note[1])
             if kind == "stacked":
                 self._stacked.append(self._power_note[1])
-        elif self._note is not None or self._bill_type is not None:
-            held = (self._bill_type or 0, self._note)
+        elif self._note is not None or self._code is not None:
+            held = (self._code or 0, self._note)
             if phase == "stacking" and self._stall_then == "acceptor":
                 after = ("returned", *held)
             elif phase == "stacking":
@@ -331,56 +308,8 @@ class CcnetSimulator:
 
     # -- control surface (thread-safe) -----------------------------------------------------
 
-    def _can_take_note(self) -> bool:
-        return (self._phase == "idle_enabled" and not self._jam and not self._cassette_full
-                and not self._cassette_out)
-
-    def insert_note(self, minor: int) -> bool:
-        """Offer a note worth `minor` units. False when the unit would not draw it in
-        (disabled, busy, jammed, cassette full or out)."""
-        with self._lock:
-            if not self._can_take_note():
-                return False
-            self._note = minor
-            self._bill_type = next((t for t, m in self.notes.items() if m == minor), None)
-            self._enter("accepting")
-            return True
-
-    def insert_counterfeit(self) -> bool:
-        with self._lock:
-            if not self._can_take_note():
-                return False
-            self._clear_note()
-            self._counterfeit = True
-            self._enter("accepting")
-            return True
-
-    def jam(self, where: str = "acceptor") -> None:
-        """A jam in the acceptance path ("acceptor", 0x43) or in the drop cassette ("stacker", 0x44)."""
-        if where not in ("acceptor", "stacker"):
-            raise ValueError(f"jam where must be 'acceptor' or 'stacker', got {where!r}")
-        with self._lock:
-            self._jam = where
-
-    def clear_jam(self) -> None:
-        """The technician pulls the jammed note out: it is neither stacked nor returned."""
-        with self._lock:
-            if self._jam is None:
-                return
-            self._jam = None
-            if self._phase not in ("power_up", "initialize"):
-                self._clear_note()
-                self._stall_then = None
-                self._enter(self._idle_phase())
-
-    def stacker_full(self, on: bool = True) -> None:
-        with self._lock:
-            self._cassette_full = bool(on)
-
-    def stacker_open(self, on: bool = True) -> None:
-        """The drop cassette is pulled out (0x42) or put back."""
-        with self._lock:
-            self._cassette_out = bool(on)
+    def _takes_notes(self) -> bool:
+        return self._phase == "idle_enabled"
 
     def power_cycle(self, note_in: str = "none") -> None:
         """Power off and on. A note in the acceptor goes back at the controller's reset, one
@@ -390,54 +319,8 @@ class CcnetSimulator:
         if note_in not in codes:
             raise ValueError(f"note_in must be one of {sorted(codes)}, got {note_in!r}")
         with self._lock:
-            held = (self._bill_type or 0, self._note) if note_in != "none" else None
+            held = (self._code or 0, self._note) if note_in != "none" else None
             self._power_on(codes[note_in], held)
-
-    def stall_stacking(self, then: str) -> None:
-        """The next note told to stack hangs mid-stack (STACKING, no settled event) for
-        stall_s, then the unit powers up with it in the stacker (0x12: the reset stacks it
-        and reports STACKED) or back in the acceptor (0x11: the reset returns it). A reset
-        from the controller during the hang ends it the same way, without the power-up code."""
-        if then not in STALL_THEN:
-            raise ValueError(f"stall_stacking then must be one of {STALL_THEN}, got {then!r}")
-        with self._lock:
-            self._stall_next = then
-
-    def lose_host_ack_once(self) -> None:
-        """The controller's ACK of the next STACKED answer is lost on the line, so the unit
-        reports STACKED again (the note must still be credited once)."""
-        with self._lock:
-            self._lose_ack_next = True
-
-    def fault_next_reply(self, kind: str, *, count: int = 1, delay_s: float = 0.5) -> None:
-        """Spoil the next `count` replies: drop, corrupt the CRC, delay by delay_s,
-        truncate, or send twice."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"fault kind must be one of {FAULT_KINDS}, got {kind!r}")
-        with self._lock:
-            self._faults.extend([(kind, delay_s)] * count)
-
-    def stall(self, on: bool = True) -> None:
-        """Freeze the mechanism in whatever state it is in (a hung motor); a reset from the
-        controller, or a power cycle, un-freezes it."""
-        with self._lock:
-            self._frozen = bool(on)
-
-    def pause(self, on: bool = True) -> None:
-        """A second note pushed in while the first is stacking: the unit pauses until it is pulled."""
-        with self._lock:
-            if on and self._paused_from is None:
-                self._paused_from = self._phase
-                self._enter("pause")
-            elif not on and self._paused_from is not None:
-                self._enter(self._paused_from)
-                self._paused_from = None
-
-    def fail(self, code: int = 0x50) -> None:
-        """A hardware failure (0x47 and its failure code) until the controller resets."""
-        with self._lock:
-            self._failure_code = code
-            self._enter("failure")
 
     def state(self) -> dict:
         with self._lock:
@@ -447,8 +330,8 @@ class CcnetSimulator:
                 "enabled_types": sorted(self._enabled), "note": self._note,
                 "stacked": list(self._stacked), "cashbox": len(self._stacked),
                 "returned": list(self._returned), "rejected": list(self._rejected),
-                "jam": self._jam, "stacker_full": self._cassette_full, "stacker_open": self._cassette_out,
-                "stalled": self._frozen or (self._stall_then is not None and self._phase == "stacking"),
+                "jam": self._jam, "stacker_full": self._stacker_full, "stacker_open": self._stacker_open,
+                "stalled": self._stalled or (self._stall_then is not None and self._phase == "stacking"),
                 # False while an event the controller must acknowledge (STACKED...) is unacknowledged.
                 "event_acked": self._acked or self._phase not in _NEEDS_ACK,
                 "connected": self._link.connected, "acks_received": self.acks_received,
@@ -456,122 +339,21 @@ class CcnetSimulator:
                 "faults_pending": len(self._faults),
             }
 
-    # -- transport ------------------------------------------------------------------------
+    # -- line ------------------------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        return self._url
-
-    def start(self, transport: str = "tcp", *, port: int = 0) -> str:
-        """Start serving; returns the pyserial URL the controller should open."""
-        if self._link.is_open:
-            raise RuntimeError("simulator already started")
-        self._url = self._link.open(transport, port, serve=self._serve, name="ccnet-sim")
-        return self._url
-
-    def stop(self) -> None:
-        self._link.close()
-
-    def __enter__(self) -> "CcnetSimulator":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def _serve(self) -> None:
-        link = self._link
-        decoder = FrameDecoder()
-        connection = link.connections
-        while link.serving():
-            data = link.read(0.01)
-            if link.connections != connection:
-                # A new controller starts a new byte stream: half a frame from the last one is not its.
-                decoder = FrameDecoder()
-                connection = link.connections
-            with self._lock:
-                self._tick()
-            if not data:
-                link.restore_pty_settings()
-                continue
-            for item in decoder.feed(data):
-                reply: Frame | None
-                if isinstance(item, ProtocolError):
-                    self.bad_frames_received += 1
-                    # The document: a peripheral that finds a bad CRC answers NAK.
-                    reply = NAK_FRAME if isinstance(item, CrcError) else None
-                else:
-                    self.frames_received += 1
-                    with self._lock:
-                        self._tick()
-                        reply = self._handle(item)
-                if reply is not None:
-                    self._send(reply)
-
-    def _send(self, reply: Frame) -> None:
-        raw = reply.encode()
-        with self._lock:
-            kind, delay = self._faults.popleft() if self._faults else ("", 0.0)
-        if kind == "drop":
-            return
-        if kind == "corrupt":
-            raw = raw[:-1] + bytes((raw[-1] ^ 0x5A,))
-        elif kind == "truncate":
-            raw = raw[: max(1, len(raw) - 2)]
-        elif kind == "double":
-            raw = raw + raw
-        elif kind == "delay":
-            time.sleep(delay)
-        self._link.write(raw)
+    def _on_bad_frame(self, error: Exception) -> Frame | None:
+        # The document: a peripheral that finds a bad CRC answers NAK.
+        return NAK_FRAME if isinstance(error, CrcError) else None
 
 
 def _console(sim: CcnetSimulator) -> None:
-    """Type commands on stdin: insert 1000 | counterfeit | jam acceptor | clear | full on|off |
-    open on|off | power none|acceptor|stacker | stall stacker|acceptor | loseack | fault drop | state | quit."""
-    for line in sys.stdin:
-        words = line.split()
-        if not words:
-            continue
-        cmd, args = words[0], words[1:]
-        try:
-            if cmd == "insert":
-                print("taken" if sim.insert_note(int(args[0])) else "refused (disabled or busy)")
-            elif cmd == "counterfeit":
-                sim.insert_counterfeit()
-            elif cmd == "jam":
-                sim.jam(args[0] if args else "acceptor")
-            elif cmd == "clear":
-                sim.clear_jam()
-            elif cmd == "full":
-                sim.stacker_full(args[:1] != ["off"])
-            elif cmd == "open":
-                sim.stacker_open(args[:1] != ["off"])
-            elif cmd == "power":
-                sim.power_cycle(args[0] if args else "none")
-            elif cmd == "stall":
-                sim.stall_stacking(args[0] if args else "stacker")
-            elif cmd == "loseack":
-                sim.lose_host_ack_once()
-            elif cmd == "fault":
-                sim.fault_next_reply(args[0])
-            elif cmd == "quit":
-                return
-            print(sim.state())
-        except (IndexError, ValueError) as exc:
-            print(f"? {exc}")
+    polled_validator.console(sim, "refused (disabled or busy)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simulators.ccnet", description="CashCode ccNet bill validator simulator")
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--tcp", type=int, metavar="PORT", help="listen on 127.0.0.1:PORT")
-    where.add_argument("--pty", action="store_true", help="serve on a new pty pair and print the slave path")
-    parser.add_argument("--currency", default="EUR")
-    args = parser.parse_args(argv)
-    sim = CcnetSimulator(currency=args.currency)
-    url = sim.start("pty") if args.pty else sim.start("tcp", port=args.tcp)
-    print(f"ccNet simulator ({args.currency}) at {url}", flush=True)
-    serve_until_interrupted(sim.stop, lambda: _console(sim))
-    return 0
+    return polled_validator.main(argv, prog="python -m simulators.ccnet", description="CashCode ccNet bill "
+                                 "validator simulator", label="ccNet", make=lambda currency: CcnetSimulator(currency=currency),
+                                 run_console=_console)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

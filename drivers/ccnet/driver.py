@@ -1,21 +1,19 @@
 """Host side of a CashCode ccNet bill validator over any pyserial URL (9600 8N1, address 0x03).
 
-One poll thread owns the port: it POLLs every poll_interval, acknowledges each answer,
-turns states into hal events, sends the application's escrow decisions (with HOLD while the
-application decides, since the unit returns an escrowed note by itself after 10 s), and
-credits a note only at BILL STACKED (0x81): recorder first, ACK second, event third. An
-unacknowledged STACKED is repeated by the unit, so a failed recorder or a crash before the
-ACK loses nothing. It keeps no money totals; the application owns the books.
+What is ccNet's own lives here: POLL and the ACK of each answer, the states and their
+meaning, the bill table and identification, the enable/escrow masks, BILL STACKED (0x81)
+as the settled event (acknowledged only once the credit is durable: the unit repeats an
+unacknowledged STACKED, so a failed recorder or a crash before the ACK loses nothing), and
+how resolve_note() is answered (a reset makes the unit finish the note and say which). The
+poll thread, escrow decision, credit step and watchdog are drivers.polled_validator's.
 """
 
 from __future__ import annotations
 
 import logging
-import termios
-import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping
+from typing import Mapping
 
 import serial
 
@@ -39,30 +37,25 @@ from drivers.ccnet.frames import (
     reject_reason_name,
     state_name,
 )
+from drivers.polled_validator import MISSES_BEFORE_OFFLINE, PolledNote, PolledValidator, hex_code as _hex
 from hal.device import DeviceInfo
-from hal.errors import ConfigurationError, DeviceError, DeviceTimeout, PortError, ProtocolError
+from hal.errors import ConfigurationError, DeviceError, DeviceTimeout, ProtocolError
 from hal.events import (
-    CashboxChanged,
     DeviceStatusChanged,
     Event,
-    EventSink,
-    FraudDetected,
     NoteCredited,
     NoteEscrowed,
     NoteOutcomeUnknown,
     NoteRejected,
     NoteReturned,
     NoteStacked,
-    emit_safely,
 )
 from hal.money import Fiat, minor_digits
 from hal.status import DeviceState, UnitStatus
-from hal.validator import BillValidator, CreditRecorder
+
+__all__ = ["CcnetValidator", "MISSES_BEFORE_OFFLINE", "parse_bill_type"]
 
 log = logging.getLogger(__name__)
-
-# A unit that misses this many polls in a row is reported offline.
-MISSES_BEFORE_OFFLINE = 3
 
 # CashCode bill tables name a country or a currency in their three letters; the common
 # country codes are mapped to their currency when the configuration does not name one.
@@ -81,12 +74,20 @@ _SETUP_STATES = frozenset({State.POWER_UP, State.POWER_UP_BILL_IN_VALIDATOR, Sta
                            State.INITIALIZE, State.UNIT_DISABLED, State.CASSETTE_FULL, State.CASSETTE_OUT,
                            State.VALIDATOR_JAMMED, State.CASSETTE_JAMMED, State.CHEATED, State.PAUSE,
                            State.FAILURE})
+# Fault states: what the device is, what a technician does about it, what it says of the cashbox.
+_FAULTS = {
+    State.DEVICE_BUSY: (DeviceState.BUSY, "validator busy", None),
+    State.CASSETTE_FULL: (DeviceState.USER_ERROR, "drop cassette full: empty the cashbox", UnitStatus.FULL),
+    State.CASSETTE_OUT: (DeviceState.USER_ERROR, "drop cassette out of position: put the cashbox back",
+                         UnitStatus.MISSING),
+    State.VALIDATOR_JAMMED: (DeviceState.HARDWARE_ERROR, "validator jammed: open the validator head and remove "
+                                                         "the note", None),
+    State.CASSETTE_JAMMED: (DeviceState.HARDWARE_ERROR, "drop cassette jammed: take out the cashbox and clear it",
+                            None),
+    State.PAUSE: (DeviceState.BUSY, "pause: a second note was pushed in while stacking; remove it", None),
+}
 # States in which the unit cannot say where a note is until someone opens it.
 _CANNOT_TELL = frozenset({State.VALIDATOR_JAMMED, State.CASSETTE_JAMMED, State.FAILURE, State.CASSETTE_OUT})
-
-
-def _hex(code: int) -> str:
-    return f"0x{code:02X}"
 
 
 def parse_bill_type(key: object) -> int:
@@ -101,27 +102,27 @@ def parse_bill_type(key: object) -> int:
     return value
 
 
-@dataclass
-class _Note:
-    """One note's trip through the unit, from escrow to stacked or returned."""
 
-    bill_type: int
-    value: Fiat | None
-    seen_at: float
-    own_return_reason: str = ""          # the driver itself refuses it (unknown, not accepted, timeout)
-    app_decision: str = ""               # "stack" / "return" from the application
-    sent: str = ""                       # the decision the unit acknowledged
-    sent_at: float = 0.0
-    held_at: float = 0.0                 # last HOLD the unit acknowledged
-    credited: bool = False               # STACKED recorded and acknowledged
-    returned_reported: bool = False
+@dataclass
+class _Note(PolledNote):
+    """A note's trip (`code` is its bill type), with what ccNet's resolve_note() needs besides."""
+
     resolving: bool = False              # the application asked resolve_note() for it
     resolve_since: float = 0.0
     resolve_reset_sent: bool = False
 
 
-class CcnetValidator(BillValidator):
+class CcnetValidator(PolledValidator):
     """A CashCode ccNet bill validator on `port` (a pyserial URL)."""
+
+    PROTOCOL = "ccNet"
+    THREAD_TAG = "ccnet"
+    REQUESTS = "polls"
+    ANSWERS = "answers"
+    TRANSIENT = _TRANSIENT
+    IN_ESCROW = frozenset({State.ESCROW, State.HOLDING})
+    FAULTS = _FAULTS
+    NOTE_TYPE = _Note
 
     def __init__(self, port: str, *, name: str = "validator", currency: str | None = None,
                  denominations: Mapping[str, int] | None = None, address: int = ADDRESS_VALIDATOR,
@@ -130,206 +131,49 @@ class CcnetValidator(BillValidator):
                  init_timeout: float = 10.0, resolve_timeout: float = 5.0):
         if not 1 <= address <= 0x0F:
             raise ConfigurationError(f"ccNet address must be 1..15 (0x03 for a bill validator), got {address!r}")
-        self.port = port
-        self.name = name
+        super().__init__(port, name=name, currency=currency, denominations=denominations, decoder=FrameDecoder(),
+                         poll_interval=poll_interval, reply_timeout=reply_timeout, escrow_timeout=escrow_timeout,
+                         hold_every=hold_interval, stuck_timeout=stuck_timeout, init_timeout=init_timeout,
+                         resolve_timeout=resolve_timeout)
         self.address = address
         self.baudrate = baudrate
-        self.poll_interval = poll_interval
-        self.reply_timeout = reply_timeout
-        self.escrow_timeout = escrow_timeout
-        self.hold_interval = hold_interval
-        self.stuck_timeout = stuck_timeout
-        self.init_timeout = init_timeout
-        self.resolve_timeout = resolve_timeout
-        self._configured_currency = currency
-        self._override = self._parse_override(denominations, currency) if denominations is not None else None
-        self.currency = currency or ""
-        self._table: dict[int, Fiat] = {}
         self._identity_read = False
-        self._info = DeviceInfo()
-        self._state = DeviceState.OFFLINE
-        self._emitted_status: tuple[DeviceState, str] | None = None
-        self._cashbox = UnitStatus.OK
-        self._sink: EventSink | None = None
-        self._recorder: CreditRecorder | None = None
-        self._ser: serial.SerialBase | None = None
-        self._decoder = FrameDecoder()
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._want_enabled = False
-        self._accept: frozenset[int] | None = None
         self._sent_mask: frozenset[int] | None = None
-        self._note: _Note | None = None
         self._last_settled: Event | None = None     # the last stacked-or-returned answer for a stacked note
         self._resolve_requested = False
-        self._last_answer: tuple[int, int | None] | None = None
-        self._answer_since = 0.0
-        self._misses = 0
-        self._watchdog_fired_for: tuple[int, int | None, float] | None = None
-        self._fraud_reported = False
         self._rejection_reported = False
         self._unknown_reported: int | None = None
-        # Counters a technician (and the tests) can read.
-        self.bad_frames = 0
-        self.last_protocol_error: ProtocolError | None = None
 
-    @property
-    def _who(self) -> str:
-        return "ccNet validator" if self.name == "validator" else f"ccNet validator {self.name!r}"
-
-    @staticmethod
-    def _parse_override(denominations: Mapping[str, int], currency: str | None) -> dict[int, int]:
-        if not currency:
-            raise ConfigurationError("validator: 'denominations' is set but 'currency' is not; "
-                                     "name the currency the minor units are in (e.g. currency = \"EUR\")")
-        table: dict[int, int] = {}
-        for key, minor in denominations.items():
-            try:
-                bill_type = parse_bill_type(key)
-            except ConfigurationError as exc:
-                raise ConfigurationError(f"validator denominations: {exc}") from None
-            if isinstance(minor, bool) or not isinstance(minor, int) or minor <= 0:
-                raise ConfigurationError(f"validator denominations: key {key!r} must map to a positive integer "
-                                         f"of minor units (e.g. 1000 for 10.00), got {minor!r}")
-            table[bill_type] = minor
-        return table
-
-    # -- hal.BillValidator --------------------------------------------------------------------
-
-    @property
-    def state(self) -> DeviceState:
-        return self._state
-
-    def info(self) -> DeviceInfo:
-        return self._info
-
-    @property
-    def denominations(self) -> list[Fiat]:
-        return sorted(set(self._table.values()), key=lambda f: f.minor)
-
-    @property
-    def escrow_table(self) -> dict[str, Fiat]:
-        """Bill type -> value, as the driver will use it."""
-        return {_hex(bill_type): value for bill_type, value in sorted(self._table.items())}
-
-    def set_credit_recorder(self, recorder: CreditRecorder) -> None:
-        self._recorder = recorder
-
-    def enable(self, accept: Iterable[Fiat] | None = None) -> None:
-        allowed = None
-        if accept is not None:
-            values = list(accept)
-            for value in values:
-                if self.currency and value.currency != self.currency:
-                    raise ValueError(f"{self._who} takes {self.currency}, cannot accept {value}")
-            allowed = frozenset(v.minor for v in values)
-        with self._lock:
-            self._accept = allowed
-            self._want_enabled = True
-        self._wake.set()
-
-    def disable(self) -> None:
-        with self._lock:
-            self._want_enabled = False
-        self._wake.set()
-
-    def stack(self) -> None:
-        self._decide("stack")
-
-    def return_note(self) -> None:
-        self._decide("return")
-
-    def _decide(self, decision: str) -> None:
-        with self._lock:
-            note = self._note
-            if note is None or note.sent or note.own_return_reason or note.value is None or note.credited \
-                    or note.returned_reported:
-                raise DeviceError(f"{self._who} on {self.port}: no note waiting for a decision in escrow "
-                                  f"(it may have timed out after {self.escrow_timeout:g} s and been returned)")
-            note.app_decision = decision
-        self._wake.set()
+    def _parse_note_key(self, key: object) -> int:
+        return parse_bill_type(key)
 
     def resolve_note(self) -> None:
         with self._lock:
             self._resolve_requested = True
         self._wake.set()
 
+
     # -- open / close ---------------------------------------------------------------------------
 
-    def open(self, sink: EventSink) -> None:
-        if self._thread is not None:
-            raise DeviceError(f"{self._who} on {self.port} is already open")
-        self._sink = sink
-        self._stop.clear()
-        self._open_port()
-        try:
-            first = self._first_contact()
-            if first.state in _MID_NOTE:
-                self._finish_note_in_flight()
-            elif first.state in _SETUP_STATES:
-                self._read_identity()
-            if first.state in _POWER_UP:
-                self._report_power_up(first.state)
-            self._initialize()
-            # One cycle now, so that state and events are current when open() returns.
-            self._cycle()
-        except BaseException:
-            self._close_port()
-            raise
-        self._thread = threading.Thread(target=self._run, name=f"ccnet {self.name}", daemon=True)
-        self._thread.start()
+    def _start_up(self) -> None:
+        first = self._first_contact()
+        if first.state in _MID_NOTE:
+            self._finish_note_in_flight()
+        elif first.state in _SETUP_STATES:
+            self._read_identity()
+        if first.state in _POWER_UP:
+            self._report_power_up(first.state)
+        self._initialize()
 
-    def close(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=max(2.0, 3 * self.reply_timeout + self.poll_interval))
-        if self._ser is not None:
-            try:
-                # Leave the unit refusing notes: nobody is listening for them now.
-                self._command(Command.ENABLE_BILL_TYPES, enable_bill_types_data(frozenset(), frozenset()))
-            except (serial.SerialException, OSError):
-                pass
-        self._close_port()
+    def _refuse_notes(self) -> None:
+        self._command(Command.ENABLE_BILL_TYPES, enable_bill_types_data(frozenset(), frozenset()))
 
-    def _open_port(self) -> None:
-        try:
-            self._ser = serial.serial_for_url(self.port, baudrate=self.baudrate, bytesize=serial.EIGHTBITS,
-                                              parity=serial.PARITY_NONE, stopbits=serial.STOPBITS_ONE,
-                                              timeout=min(0.05, self.reply_timeout), write_timeout=1.0)
-        except (serial.SerialException, ValueError, OSError, termios.error) as exc:
-            self._ser = None
-            raise PortError(f"{self._who}: port {self.port!r} did not open ({exc}); check the URL or "
-                            f"device path, that the cable is plugged in and no other program holds the port") from exc
-        self._decoder.clear()
+    def _serial_settings(self) -> dict:
+        return {"baudrate": self.baudrate, "parity": serial.PARITY_NONE, "stopbits": serial.STOPBITS_ONE}
 
-    def _close_port(self) -> None:
-        ser, self._ser = self._ser, None
-        if ser is not None:
-            try:
-                ser.close()
-            except (serial.SerialException, OSError):
-                pass
-
-    def _first_contact(self) -> PollAnswer:
-        """The first POLL answer, or a typed error saying whether the line is silent or speaks garbage."""
-        bad_before = self.bad_frames
-        for _ in range(MISSES_BEFORE_OFFLINE):
-            answer = self._poll()
-            if answer is not None:
-                return answer
-        if self.bad_frames > bad_before:
-            raise ProtocolError(
-                f"{self._who} on {self.port} answers with bytes that are not ccNet frames "
-                f"({self.bad_frames - bad_before} bad, last: {self.last_protocol_error}); check that the device "
-                f"speaks CashCode ccNet (not ID-003 or SSP), at address {self.address}, 9600 baud 8N1")
-        raise DeviceTimeout(
-            f"{self._who}: no answer on {self.port} to {MISSES_BEFORE_OFFLINE} polls "
-            f"({self.reply_timeout:g} s each); check that the validator is powered, the cable and the port are "
-            f"right, and the device is set to ccNet")
+    def _line_hint(self) -> str:
+        return (f"check that the device speaks CashCode ccNet (not ID-003 or SSP), at address {self.address}, "
+                f"9600 baud 8N1")
 
     def _read_identity(self) -> None:
         """IDENTIFICATION and GET BILL TABLE (the unit allows them only while disabled,
@@ -447,7 +291,7 @@ class CcnetValidator(BillValidator):
                     note = self._note
                     if note is None:
                         bill_type = answer.extra if answer.extra is not None else -1
-                        self._note = _Note(bill_type=bill_type, value=self._table.get(bill_type),
+                        self._note = _Note(code=bill_type, value=self._table.get(bill_type),
                                            seen_at=time.monotonic(),
                                            own_return_reason="returned at start-up: the kiosk was not ready to decide")
                     self._decide_pending(self._note, time.monotonic())  # type: ignore[arg-type]
@@ -457,50 +301,16 @@ class CcnetValidator(BillValidator):
                     return
             self._stop.wait(min(0.05, self.poll_interval))
 
+
     # -- wire ----------------------------------------------------------------------------------
 
-    def _note_bad(self, error: ProtocolError) -> None:
-        self.bad_frames += 1
-        self.last_protocol_error = error
-        log.debug("%s: bad frame on %s: %s", self.name, self.port, error)
+    def _is_ours(self, frame: Frame) -> bool:
+        return frame.address == self.address
 
     def _write(self, frame: Frame) -> None:
         ser = self._ser
         if ser is not None:
             ser.write(frame.encode())
-
-    def _transact(self, frame: Frame, expect: Callable[[Frame], bool]) -> Frame | None:
-        """Send one frame and wait reply_timeout for the first good frame from our address
-        that `expect` accepts. None on silence or a bad reply: the caller asks again, never acts on it."""
-        ser = self._ser
-        if ser is None:
-            return None
-        # Whatever is still in the pipe is stale (a doubled or late reply): never take it
-        # as the answer to this request.
-        ser.reset_input_buffer()
-        self._decoder.clear()
-        ser.write(frame.encode())
-        deadline = time.monotonic() + self.reply_timeout
-        while True:
-            chunk = ser.read(1)
-            if chunk:
-                waiting = ser.in_waiting
-                if waiting:
-                    chunk += ser.read(waiting)
-                spoiled = False
-                for item in self._decoder.feed(chunk):
-                    if isinstance(item, ProtocolError):
-                        self._note_bad(item)
-                        spoiled = True
-                    elif item.address == self.address and expect(item):
-                        return item
-                if spoiled and not self._decoder.pending:
-                    return None
-            if time.monotonic() >= deadline:
-                for item in self._decoder.expire():
-                    if isinstance(item, ProtocolError):
-                        self._note_bad(item)
-                return None
 
     def _poll(self) -> PollAnswer | None:
         """POLL and acknowledge the answer, except STACKED: that is acknowledged only
@@ -538,76 +348,26 @@ class CcnetValidator(BillValidator):
             return reply
         return None
 
-    # -- events ----------------------------------------------------------------------------------
 
-    def _emit(self, event: Event) -> None:
-        emit_safely(self._sink, event, self.name)
+    _request = _poll
 
-    def _set_state(self, state: DeviceState, detail: str, code: str | None = None) -> None:
-        self._state = state
-        if self._emitted_status == (state, detail):
-            return
-        self._emitted_status = (state, detail)
-        self._emit(DeviceStatusChanged(device=self.name, state=state, detail=detail, code=code))
-
-    def _set_cashbox(self, status: UnitStatus) -> None:
-        if status != self._cashbox:
-            self._cashbox = status
-            self._emit(CashboxChanged(device=self.name, status=status))
+    def _on_answer(self, answer: PollAnswer) -> None:
+        self._on_state(answer)
 
     # -- poll loop --------------------------------------------------------------------------------
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._cycle()
-            except (serial.SerialException, OSError) as exc:
-                log.warning("%s: port %s failed: %s", self.name, self.port, exc)
-                self._close_port()
-                self._miss(f"port {self.port} failed ({exc})")
-            except Exception:
-                log.exception("%s: poll cycle failed; polling on", self.name)
-            self._wake.wait(self.poll_interval)
-            self._wake.clear()
-
-    def _cycle(self) -> None:
-        if self._ser is None:
-            try:
-                self._open_port()
-            except PortError as exc:
-                self._miss(str(exc))
-                return
+    def _before_request(self) -> None:
         self._take_resolve_request()
-        bad_before = self.bad_frames
-        answer = self._poll()
-        if answer is None:
-            if self.bad_frames > bad_before:
-                self._miss(f"corrupt or truncated answers from the validator on {self.port} "
-                           f"(last: {self.last_protocol_error})")
-            else:
-                self._miss(f"no answer from the validator on {self.port}")
-            return
-        self._misses = 0
-        self._on_state(answer)
 
-    def _miss(self, why: str) -> None:
-        self._misses += 1
-        if self._misses >= MISSES_BEFORE_OFFLINE:
-            self._set_state(DeviceState.OFFLINE, f"{why}: {MISSES_BEFORE_OFFLINE} or more polls in a row "
-                                                 f"without a valid answer; check the validator's power and cable")
-            note = self._note
-            if note is not None and note.resolving:
-                self._answer_unknown(note, "the validator does not answer, so it cannot say where the note is")
+    def _went_offline(self) -> None:
+        note = self._note
+        if note is not None and note.resolving:
+            self._answer_unknown(note, "the validator does not answer, so it cannot say where the note is")
 
     def _on_state(self, answer: PollAnswer) -> None:
         now = time.monotonic()
-        key = (answer.code, answer.extra)
-        if key != self._last_answer:
-            self._last_answer = key
-            self._answer_since = now
         state = answer.state
-        if state != State.CHEATED:
-            self._fraud_reported = False
+        self._track_answer((answer.code, answer.extra), state == State.CHEATED, now)
         if state != State.REJECTING:
             self._rejection_reported = False
         if state is None:
@@ -653,43 +413,16 @@ class CcnetValidator(BillValidator):
             return
         elif state == State.INITIALIZE:
             pass                                 # the watchdog catches one that never ends
-        elif state == State.DEVICE_BUSY:
-            self._set_state(DeviceState.BUSY, "validator busy", _hex(state))
-        elif state == State.CASSETTE_FULL:
-            self._set_cashbox(UnitStatus.FULL)
-            self._set_state(DeviceState.USER_ERROR, "drop cassette full: empty the cashbox", _hex(state))
-        elif state == State.CASSETTE_OUT:
-            self._set_cashbox(UnitStatus.MISSING)
-            self._set_state(DeviceState.USER_ERROR, "drop cassette out of position: put the cashbox back",
-                            _hex(state))
-        elif state == State.VALIDATOR_JAMMED:
-            self._set_state(DeviceState.HARDWARE_ERROR, "validator jammed: open the validator head and remove "
-                                                        "the note", _hex(state))
-        elif state == State.CASSETTE_JAMMED:
-            self._set_state(DeviceState.HARDWARE_ERROR, "drop cassette jammed: take out the cashbox and clear it",
-                            _hex(state))
-        elif state == State.PAUSE:
-            self._set_state(DeviceState.BUSY, "pause: a second note was pushed in while stacking; remove it",
-                            _hex(state))
+        elif state in _FAULTS:
+            self._report_fault(state)
         elif state == State.CHEATED:
-            if not self._fraud_reported:
-                self._fraud_reported = True
-                self._emit(FraudDetected(device=self.name, detail="the validator detected a cheat attempt "
-                                                                  "(note on a string or tape, or a fake)"))
-            self._set_state(DeviceState.FRAUD_ATTEMPT, "cheated: the validator detected a cheat attempt",
-                            _hex(state))
+            self._report_cheat(state, "validator")
         elif state == State.FAILURE:
             code = answer.extra if answer.extra is not None else 0
-            self._set_state(DeviceState.HARDWARE_ERROR,
-                            f"failure {_hex(code)}: {failure_name(code)}; the validator needs service",
-                            f"{_hex(state)}/{_hex(code)}")
+            self._report_failure(state, code, failure_name(code))
         self._resolve_step(state, now)
         self._watchdog(state, now)
         self._apply_enable(state)
-
-    def _online(self) -> None:
-        if self._state != DeviceState.ONLINE:
-            self._set_state(DeviceState.ONLINE, "ready")
 
     def _on_idle(self, state: State) -> None:
         self._set_cashbox(UnitStatus.OK)
@@ -721,7 +454,7 @@ class CcnetValidator(BillValidator):
         announce: NoteEscrowed | None = None
         with self._lock:
             note = self._note
-            if note is None or note.bill_type != bill_type or note.credited or note.returned_reported:
+            if note is None or note.code != bill_type or note.credited or note.returned_reported:
                 note, announce = self._new_escrow(bill_type, now)
         if announce is not None:
             # Outside the lock: the application may answer stack() from inside its sink.
@@ -730,89 +463,46 @@ class CcnetValidator(BillValidator):
         # lost: send it again (a unit already moving answers ILLEGAL COMMAND, which is harmless).
         self._decide_pending(note, now, resend=bool(note.sent))
 
-    def _new_escrow(self, bill_type: int, now: float) -> tuple[_Note, NoteEscrowed | None]:
-        value = self._table.get(bill_type)
-        note = _Note(bill_type=bill_type, value=value, seen_at=now)
-        self._note = note
-        if value is None:
-            note.own_return_reason = "unknown denomination"
-            return note, NoteEscrowed(device=self.name, value=None, code=_hex(bill_type))
-        if self._accept is not None and value.minor not in self._accept:
-            note.own_return_reason = f"{value} is not accepted now"
-            return note, None
-        return note, NoteEscrowed(device=self.name, value=value, code=_hex(bill_type))
+    def _send_hold(self) -> bool:
+        return self._command(Command.HOLD) == ACK
 
-    def _decide_pending(self, note: _Note, now: float, resend: bool = False) -> None:
-        """Send the decision for the note in escrow, or HOLD it while the application decides."""
-        if (note.sent and not resend) or note.credited or note.returned_reported:
-            return
-        with self._lock:
-            if resend:
-                decision = note.sent
-            elif note.own_return_reason:
-                decision = "return"
-            elif note.app_decision:
-                decision = note.app_decision
-            elif now - note.seen_at > self.escrow_timeout:
-                note.own_return_reason = f"no stack/return decision within {self.escrow_timeout:g} s"
-                decision = "return"
-            else:
-                decision = ""
-        if not decision:
-            # The unit gives an escrowed note back by itself after 10 s; HOLD restarts that clock.
-            if now - max(note.held_at, note.seen_at) >= self.hold_interval \
-                    and self._command(Command.HOLD) == ACK:
-                note.held_at = time.monotonic()
-            return
-        reply = self._command(Command.STACK if decision == "stack" else Command.RETURN)
-        if reply != ACK:
-            return                               # NAK, ILLEGAL or silence: the next poll says where the note is
-        # The watchdog measures from the first decision the unit acknowledged, so a unit
-        # that keeps acknowledging STACK without moving is still caught.
-        note.sent, note.sent_at = decision, note.sent_at or time.monotonic()
+    def _send_decision(self, decision: str) -> bool:
+        # NAK, ILLEGAL COMMAND (a unit already moving) or silence all read as "not taken".
+        return self._command(Command.STACK if decision == "stack" else Command.RETURN) == ACK
 
     def _on_stacked(self, bill_type: int) -> None:
         note = self._note
-        if note is not None and note.credited and note.bill_type == bill_type:
-            # The unit repeats STACKED: our ACK was lost. The credit is already durable and
-            # was reported; acknowledge again and nothing more.
-            self._ack()
-            return
-        if note is None or note.credited or note.returned_reported:
+        # The unit repeats STACKED when our ACK was lost: that is the same note, which the
+        # credit step acknowledges again without a second record or report.
+        repeat = note is not None and note.credited and note.code == bill_type
+        if not repeat and (note is None or note.credited or note.returned_reported):
             # A STACKED with no note of ours in flight: the host restarted after STACK, or the
             # unit finished a note on reset. ccNet names the bill type, so the value is known
             # once the bill table is; the recorder matches it to its journal.
-            note = _Note(bill_type=bill_type, value=None, seen_at=time.monotonic(), sent="stack")
+            note = _Note(code=bill_type, value=None, seen_at=time.monotonic(), sent="stack")
             self._note = note
         # The unit says what it stacked; that is what is credited.
-        value = self._table.get(bill_type, note.value if note.bill_type == bill_type else None)
-        note.bill_type, note.value = bill_type, value
+        value = self._table.get(bill_type, note.value if note.code == bill_type else None)
+        note.code, note.value = bill_type, value
         event = NoteCredited(device=self.name, value=value, code=_hex(bill_type))
-        recorder = self._recorder
-        if recorder is None:
-            self._set_state(self._state, "bill stacked held: no credit recorder is set, so the credit cannot be "
-                                         "made durable and is not acknowledged")
-            return
-        try:
-            recorder(event)
-        except Exception as exc:
-            # No ACK: the unit keeps repeating STACKED until the credit is durable.
-            log.error("%s: credit recorder failed, STACKED not acknowledged: %s", self.name, exc)
-            self._set_state(self._state, f"bill stacked held: the credit could not be recorded ({exc})")
-            return
-        self._ack()
-        note.credited = True
-        note.resolving = False
+        first = not note.credited
+        if self._credit(note, event, self._ack,
+                        no_recorder="bill stacked held: no credit recorder is set, so the credit cannot be made "
+                                    "durable and is not acknowledged",
+                        failed="bill stacked held: the credit could not be recorded",
+                        logged="credit recorder failed, STACKED not acknowledged") and first:
+            self._emit(NoteStacked(device=self.name, value=value))
+
+    def _on_credited(self, note: PolledNote, event: Event) -> None:
+        note.resolving = False  # type: ignore[attr-defined]
         self._last_settled = event
-        self._emit(event)
-        self._emit(NoteStacked(device=self.name, value=value))
 
     def _on_returned(self, bill_type: int) -> None:
         note = self._note
-        if note is not None and note.returned_reported and note.bill_type == bill_type:
+        if note is not None and note.returned_reported and note.code == bill_type:
             return                               # the unit repeats RETURNED: our ACK was lost
         if note is None or note.credited or note.returned_reported:
-            note = _Note(bill_type=bill_type, value=self._table.get(bill_type), seen_at=time.monotonic())
+            note = _Note(code=bill_type, value=self._table.get(bill_type), seen_at=time.monotonic())
             self._note = note
         if note.own_return_reason:
             reason = note.own_return_reason
@@ -835,7 +525,7 @@ class CcnetValidator(BillValidator):
         last = "no note was in flight"
         if note is not None:
             value = str(note.value) if note.value is not None else "unknown value"
-            last = (f"last note type {note.bill_type} ({value}), "
+            last = (f"last note type {note.code} ({value}), "
                     f"{'credited' if note.credited else 'NOT credited'}")
         if state == State.POWER_UP_BILL_IN_VALIDATOR:
             detail = f"powered up with a bill in the validator: the reset gives it back; {last}"
@@ -847,7 +537,7 @@ class CcnetValidator(BillValidator):
         self._set_state(DeviceState.STARTING, detail, _hex(state))
         if state == State.POWER_UP_BILL_IN_VALIDATOR:
             if note is None or note.credited or note.returned_reported:
-                note = _Note(bill_type=-1, value=None, seen_at=time.monotonic())
+                note = _Note(code=-1, value=None, seen_at=time.monotonic())
                 self._note = note
             self._settle_returned(note, "power-up with the bill in the validator: given back to the customer")
         if note is not None and (note.credited or note.returned_reported or note.sent != "stack"):
@@ -915,30 +605,16 @@ class CcnetValidator(BillValidator):
         if self._note is note:
             self._note = None
         self._emit(NoteOutcomeUnknown(device=self.name, value=note.value,
-                                      code=_hex(note.bill_type) if note.bill_type >= 0 else None, detail=detail))
+                                      code=_hex(note.code) if note.code >= 0 else None, detail=detail))
 
     # -- watchdog ------------------------------------------------------------------------------------
 
-    def _watchdog(self, state: State, now: float) -> None:
-        stuck_for = now - self._answer_since
-        note = self._note
-        if state in (State.ESCROW, State.HOLDING) and note is not None and note.sent:
-            stuck_for = now - note.sent_at
-        elif state not in _TRANSIENT:
-            return
-        if stuck_for <= self.stuck_timeout:
-            return
-        fired = self._last_answer or (0, None)
-        if self._watchdog_fired_for == (fired[0], fired[1], self._answer_since):
-            return
-        self._watchdog_fired_for = (fired[0], fired[1], self._answer_since)
-        self._emitted_status = None
-        self._set_state(DeviceState.HARDWARE_ERROR,
-                        f"validator stuck in {state_name(state)} for {stuck_for:.1f} s "
-                        f"(limit {self.stuck_timeout:g} s): reset sent", _hex(state))
+    def _state_name(self, code: int) -> str:
+        return state_name(code)
+
+    def _watchdog_settles(self, state: int, note: PolledNote) -> None:
         # A reset gives back a note in the head and reports STACKED for one past the point
         # of no return; a note told to stack stays tracked until the unit says which.
-        if note is not None and note.sent != "stack" and not note.credited and not note.returned_reported \
+        if note.sent != "stack" and not note.credited and not note.returned_reported \
                 and state in (State.ACCEPTING, State.ESCROW, State.HOLDING, State.RETURNING):
             self._settle_returned(note, "returned by the watchdog reset")
-        self._initialize()

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from drivers import kermit_frames
+from drivers.kermit_frames import SyncLengthDecoder, seal
 from hal.errors import ProtocolError
 
 SYNC = 0x02
@@ -22,11 +24,11 @@ MAX_FRAME = 255
 MAX_PAYLOAD = MAX_FRAME - OVERHEAD
 
 
-class FrameError(ProtocolError):
+class FrameError(kermit_frames.FrameError):
     """Bytes that do not form a ccNet frame (no sync, impossible length, truncated, garbage)."""
 
 
-class CrcError(FrameError):
+class CrcError(FrameError, kermit_frames.CrcError):
     """A frame whose CRC does not match its contents: corrupted on the line."""
 
 
@@ -117,14 +119,8 @@ BILL_TYPES = 24
 BILL_TABLE_BYTES = 5 * BILL_TYPES
 
 
-def crc16(data: bytes) -> int:
-    """ccNet's CRC: polynomial 0x8408 (x^16 + x^12 + x^5 + 1 reflected), initial value 0."""
-    crc = 0
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
-    return crc
+# ccNet's CRC: polynomial 0x8408 (x^16 + x^12 + x^5 + 1 reflected), initial value 0.
+crc16 = kermit_frames.crc16_kermit
 
 
 @dataclass(frozen=True)
@@ -174,88 +170,32 @@ def encode_frame(payload: bytes, address: int = ADDRESS_VALIDATOR) -> bytes:
         raise FrameError(f"ccNet payload must be 1..{MAX_PAYLOAD} bytes, got {len(payload)}")
     if not 0 <= address <= 0xFF:
         raise FrameError(f"ccNet address must be one byte, got {address!r}")
-    body = bytes((SYNC, address, len(payload) + OVERHEAD)) + payload
-    return body + crc16(body).to_bytes(2, "little")
+    return seal(bytes((SYNC, address, len(payload) + OVERHEAD)) + payload)
 
 
 def decode_frame(raw: bytes) -> Frame:
     """Exactly one frame from `raw`; FrameError/CrcError when it is anything else."""
     raw = bytes(raw)
-    if len(raw) < MIN_FRAME:
-        raise FrameError(f"ccNet frame too short: {len(raw)} bytes ({raw.hex(' ')}), expected at least {MIN_FRAME}")
-    if raw[0] != SYNC:
-        raise FrameError(f"ccNet frame must start with sync 0x02, got 0x{raw[0]:02X} ({raw.hex(' ')})")
-    if raw[2] != len(raw):
-        raise FrameError(f"ccNet frame length byte says {raw[2]}, frame has {len(raw)} bytes ({raw.hex(' ')})")
-    expected = crc16(raw[:-2])
-    got = int.from_bytes(raw[-2:], "little")
-    if expected != got:
-        raise CrcError(f"ccNet frame CRC mismatch: got 0x{got:04X}, computed 0x{expected:04X} ({raw.hex(' ')})")
+    kermit_frames.check_frame(raw, protocol="ccNet", sync=SYNC, length_at=2, min_frame=MIN_FRAME,
+                              frame_error=FrameError, crc_error=CrcError)
     return Frame(raw[3:-2], raw[1])
 
 
-class FrameDecoder:
-    """Turns a byte stream into frames. Never raises on input: bad stretches come out
-    as FrameError/CrcError items in stream order, so a caller can count them and ask
-    again, but never mistake them for a message."""
+class FrameDecoder(SyncLengthDecoder[Frame]):
+    """Turns a byte stream into ccNet frames; bad stretches come out as FrameError/CrcError
+    items in stream order (see drivers.kermit_frames)."""
 
-    def __init__(self) -> None:
-        self._buf = bytearray()
+    PROTOCOL = "ccNet"
+    A_FRAME = "a ccNet frame"
+    SYNC = SYNC
+    LENGTH_AT = 2
+    MIN_FRAME = MIN_FRAME
+    FRAME_ERROR = FrameError
+    decode = staticmethod(decode_frame)
 
-    @property
-    def pending(self) -> int:
-        """Bytes held while waiting for the rest of a frame."""
-        return len(self._buf)
-
-    def clear(self) -> None:
-        self._buf.clear()
-
-    def feed(self, data: bytes) -> list[Frame | ProtocolError]:
-        self._buf += data
-        return self._parse()
-
-    def expire(self) -> list[Frame | ProtocolError]:
-        """The line went quiet with a partial frame held: declare it truncated and rescan
-        what follows its sync byte, since a real frame may start inside it."""
-        out: list[Frame | ProtocolError] = []
-        while self._buf:
-            out.append(FrameError(f"ccNet frame truncated: got {len(self._buf)} bytes "
-                                  f"({bytes(self._buf[:16]).hex(' ')}), the line went quiet"))
-            del self._buf[0]
-            out.extend(self._parse())
-        return out
-
-    def _parse(self) -> list[Frame | ProtocolError]:
-        out: list[Frame | ProtocolError] = []
-        buf = self._buf
-        while buf:
-            start = buf.find(SYNC)
-            if start != 0:
-                skipped = len(buf) if start < 0 else start
-                out.append(FrameError(f"discarded {skipped} bytes that are not a ccNet frame "
-                                      f"({bytes(buf[:min(skipped, 16)]).hex(' ')}), expected sync 0x02"))
-                del buf[:skipped]
-                continue
-            if len(buf) < 3:
-                break
-            length = buf[2]
-            if length < MIN_FRAME:
-                out.append(FrameError(f"ccNet length byte {length} is impossible here (minimum {MIN_FRAME}; "
-                                      f"the wide form LNG 0 is not used); resyncing"))
-                del buf[0]
-                continue
-            if len(buf) < length:
-                break
-            try:
-                frame = decode_frame(bytes(buf[:length]))
-            except CrcError as exc:
-                # Drop only the sync byte: the real frame may begin inside this one.
-                out.append(exc)
-                del buf[0]
-                continue
-            out.append(frame)
-            del buf[:length]
-        return out
+    def _impossible_length(self, length: int) -> str:
+        return (f"ccNet length byte {length} is impossible here (minimum {MIN_FRAME}; "
+                f"the wide form LNG 0 is not used); resyncing")
 
 
 # -- messages -------------------------------------------------------------------------

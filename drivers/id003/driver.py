@@ -1,21 +1,18 @@
 """Host side of a JCM ID-003 bill validator over any pyserial URL (9600 8E1).
 
-One poll thread owns the port: it asks for status every poll_interval, turns the
-answers into hal events, sends the application's escrow decisions (HOLDing the note
-while the application thinks, since the unit returns it by itself after 10 s), and
-credits a note only at VEND VALID or at a power-up with the note in the stacker
-(recorder first, ACK second, event third). It keeps no money totals; the application
-owns the books.
+What is ID-003's own lives here: status request polling, the codes and their meaning,
+the settings sequence, inhibit and the denomination mask, HOLD timing against the unit's
+10 s escrow return, VEND VALID as the settled event (and a power-up with the note in the
+stacker), and how resolve_note() is answered. The poll thread, escrow decision, credit
+step and watchdog are drivers.polled_validator's. It keeps no money totals.
 """
 
 from __future__ import annotations
 
 import logging
-import termios
-import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping
+from typing import Mapping
 
 import serial
 
@@ -35,15 +32,12 @@ from drivers.id003.frames import (
     status_name,
     version_currency,
 )
+from drivers.polled_validator import MISSES_BEFORE_OFFLINE, PolledNote, PolledValidator, hex_code as _hex
 from hal.device import DeviceInfo
-from hal.errors import ConfigurationError, DeviceError, DeviceTimeout, PortError, ProtocolError
+from hal.errors import ConfigurationError, DeviceError, DeviceTimeout, ProtocolError
 from hal.events import (
-    emit_safely,
-    CashboxChanged,
     DeviceStatusChanged,
     Event,
-    EventSink,
-    FraudDetected,
     NoteCredited,
     NoteEscrowed,
     NoteOutcomeUnknown,
@@ -53,12 +47,11 @@ from hal.events import (
 )
 from hal.money import Fiat, minor_digits
 from hal.status import DeviceState, UnitStatus
-from hal.validator import BillValidator, CreditRecorder
+
+__all__ = ["Id003Validator", "MISSES_BEFORE_OFFLINE", "UNIT_ESCROW_RETURN_S"]
 
 log = logging.getLogger(__name__)
 
-# A device that misses this many status requests in a row is reported offline.
-MISSES_BEFORE_OFFLINE = 3
 # A real unit returns a note by itself this long after reporting ESCROW (or after the
 # last HOLD): a host that waits longer for its application must HOLD before it.
 UNIT_ESCROW_RETURN_S = 10.0
@@ -75,34 +68,39 @@ _COMPLAINTS = frozenset({Status.COMMUNICATION_ERROR, Status.INVALID_COMMAND})
 _MID_NOTE = frozenset({Status.ACCEPTING, Status.ESCROW, Status.STACKING, Status.VEND_VALID,
                        Status.STACKED, Status.REJECTING, Status.RETURNING, Status.HOLDING})
 _POWER_UP = frozenset({Status.POWER_UP, Status.POWER_UP_BILL_IN_ACCEPTOR, Status.POWER_UP_BILL_IN_STACKER})
+# Fault states: what the device is, what a technician does about it, what it says of the cashbox.
+_FAULTS = {
+    Status.STACKER_FULL: (DeviceState.USER_ERROR, "stacker full: empty the cashbox", UnitStatus.FULL),
+    Status.STACKER_OPEN: (DeviceState.USER_ERROR, "stacker open or cashbox removed: close or replace the cashbox",
+                          UnitStatus.MISSING),
+    Status.ACCEPTOR_JAM: (DeviceState.HARDWARE_ERROR, "acceptor jam: open the acceptor head and remove the note",
+                          None),
+    Status.STACKER_JAM: (DeviceState.HARDWARE_ERROR, "stacker jam: take out the cashbox and clear the stacker",
+                         None),
+    Status.PAUSE: (DeviceState.BUSY, "pause: a second note was pushed in while stacking; remove it", None),
+}
 
-
-def _hex(code: int) -> str:
-    return f"0x{code:02X}"
 
 
 @dataclass
-class _Note:
-    """One note's trip through the acceptor, from escrow to stacked or returned."""
+class _Note(PolledNote):
+    """A note's trip, with what ID-003 needs besides: STACKED is its own report after VEND VALID."""
 
-    code: int
-    value: Fiat | None
-    seen_at: float
-    own_return_reason: str = ""          # the driver itself refuses it (unknown, not accepted, timeout)
-    announced: bool = False              # NoteEscrowed with a value went to the application
-    app_decision: str = ""               # "stack" / "return" from the application
-    held_at: float = 0.0                 # the last HOLD the device acknowledged
-    sent: str = ""                       # the decision the device acknowledged
-    sent_at: float = 0.0
-    recorded: bool = False               # the recorder made the credit durable
-    credited: bool = False               # VEND VALID recorded and acknowledged
     outcome_told: bool = False           # resolve_note() answered "unknown" for it
     stacked_reported: bool = False
-    returned_reported: bool = False
 
 
-class Id003Validator(BillValidator):
+class Id003Validator(PolledValidator):
     """A JCM ID-003 acceptor on `port` (a pyserial URL)."""
+
+    PROTOCOL = "ID-003"
+    THREAD_TAG = "id003"
+    REQUESTS = "status requests"
+    ANSWERS = "replies"
+    TRANSIENT = _TRANSIENT
+    IN_ESCROW = _IN_ESCROW
+    FAULTS = _FAULTS
+    NOTE_TYPE = _Note
 
     def __init__(self, port: str, *, name: str = "validator", currency: str | None = None,
                  denominations: Mapping[str, int] | None = None, poll_interval: float = 0.2,
@@ -115,38 +113,10 @@ class Id003Validator(BillValidator):
         waits for the device to show where a stalled note went."""
         self.name = name
         self._check_timings(escrow_timeout, hold_every, resolve_timeout)
-        self.port = port
-        self.poll_interval = poll_interval
-        self.reply_timeout = reply_timeout
-        self.escrow_timeout = escrow_timeout
-        self.hold_every = hold_every
-        self.resolve_timeout = resolve_timeout
-        self.stuck_timeout = stuck_timeout
-        self.init_timeout = init_timeout
-        self._configured_currency = currency
-        self._override = self._parse_override(denominations, currency) if denominations is not None else None
-        self.currency = currency or ""
-        self._table: dict[int, Fiat] = {}
-        self._info = DeviceInfo()
-        self._state = DeviceState.OFFLINE
-        self._emitted_status: tuple[DeviceState, str] | None = None
-        self._cashbox = UnitStatus.OK
-        self._sink: EventSink | None = None
-        self._recorder: CreditRecorder | None = None
-        self._ser: serial.SerialBase | None = None
-        self._decoder = FrameDecoder()
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._want_enabled = False
-        self._accept: frozenset[int] | None = None
-        self._note: _Note | None = None
-        self._last_status: tuple[int, bytes] | None = None
-        self._status_since = 0.0
-        self._misses = 0
-        self._watchdog_fired_for: tuple[int, bytes, float] | None = None
-        self._fraud_reported = False
+        super().__init__(port, name=name, currency=currency, denominations=denominations, decoder=FrameDecoder(),
+                         poll_interval=poll_interval, reply_timeout=reply_timeout, escrow_timeout=escrow_timeout,
+                         hold_every=hold_every, stuck_timeout=stuck_timeout, init_timeout=init_timeout,
+                         resolve_timeout=resolve_timeout)
         self._device_complaint: int | None = None
         self._comm_errors = 0
         # The last note told to stack whose settled event has not come; kept across a
@@ -155,14 +125,6 @@ class Id003Validator(BillValidator):
         self._last_stack_settled = False
         self._resolve_deadline: float | None = None
         self._sent_mask: bytes | None = None
-        # Counters a technician (and the tests) can read.
-        self.bad_frames = 0
-        self.last_protocol_error: ProtocolError | None = None
-
-    @property
-    def _who(self) -> str:
-        """How messages name this unit: "ID-003 validator", plus its name when it has its own."""
-        return "ID-003 validator" if self.name == "validator" else f"ID-003 validator {self.name!r}"
 
     # -- configuration ------------------------------------------------------------
 
@@ -182,67 +144,14 @@ class Id003Validator(BillValidator):
             raise ConfigurationError(f"{where}hold_every must be a number of seconds between 0 and "
                                      f"{UNIT_ESCROW_RETURN_S:g} (the unit's own escrow return), got {hold_every!r}")
 
-    @staticmethod
-    def _parse_override(denominations: Mapping[str, int], currency: str | None) -> dict[int, int]:
-        if not currency:
-            raise ConfigurationError("validator: 'denominations' is set but 'currency' is not; "
-                                     "name the currency the minor units are in (e.g. currency = \"EUR\")")
-        table: dict[int, int] = {}
-        for key, minor in denominations.items():
-            try:
-                code = parse_escrow_code(str(key))
-            except MessageError as exc:
-                raise ConfigurationError(f"validator denominations: {exc}") from None
-            if isinstance(minor, bool) or not isinstance(minor, int) or minor <= 0:
-                raise ConfigurationError(f"validator denominations: key {key!r} must map to a positive integer "
-                                         f"of minor units (e.g. 1000 for 10.00), got {minor!r}")
-            table[code] = minor
-        return table
+
+    def _parse_note_key(self, key: object) -> int:
+        try:
+            return parse_escrow_code(str(key))
+        except MessageError as exc:
+            raise ConfigurationError(str(exc)) from None
 
     # -- hal.BillValidator ----------------------------------------------------------
-
-    @property
-    def state(self) -> DeviceState:
-        return self._state
-
-    def info(self) -> DeviceInfo:
-        return self._info
-
-    @property
-    def denominations(self) -> list[Fiat]:
-        return sorted(set(self._table.values()), key=lambda f: f.minor)
-
-    @property
-    def escrow_table(self) -> dict[str, Fiat]:
-        """Escrow code -> value, as the driver will use it."""
-        return {_hex(code): value for code, value in sorted(self._table.items())}
-
-    def set_credit_recorder(self, recorder: CreditRecorder) -> None:
-        self._recorder = recorder
-
-    def enable(self, accept: Iterable[Fiat] | None = None) -> None:
-        allowed = None
-        if accept is not None:
-            values = list(accept)
-            for value in values:
-                if self.currency and value.currency != self.currency:
-                    raise ValueError(f"{self._who} takes {self.currency}, cannot accept {value}")
-            allowed = frozenset(v.minor for v in values)
-        with self._lock:
-            self._accept = allowed
-            self._want_enabled = True
-        self._wake.set()
-
-    def disable(self) -> None:
-        with self._lock:
-            self._want_enabled = False
-        self._wake.set()
-
-    def stack(self) -> None:
-        self._decide("stack")
-
-    def return_note(self) -> None:
-        self._decide("return")
 
     def resolve_note(self) -> None:
         """Ask the device where the note last told to stack went (hal contract). The
@@ -254,90 +163,27 @@ class Id003Validator(BillValidator):
             self._resolve_deadline = time.monotonic() + self.resolve_timeout
         self._wake.set()
 
-    def _decide(self, decision: str) -> None:
-        with self._lock:
-            note = self._note
-            if note is None or note.sent or note.own_return_reason or note.value is None \
-                    or note.returned_reported or note.credited:
-                raise DeviceError(f"{self._who} on {self.port}: no note waiting for a decision in escrow "
-                                  f"(it may have timed out after {self.escrow_timeout:g} s and been returned)")
-            note.app_decision = decision
-        self._wake.set()
 
     # -- open / close -------------------------------------------------------------------
 
-    def open(self, sink: EventSink) -> None:
-        if self._thread is not None:
-            raise DeviceError(f"{self._who} on {self.port} is already open")
-        self._sink = sink
-        self._stop.clear()
-        self._open_port()
-        try:
-            first = self._first_contact()
-            self._read_identity()
-            if first.code in _MID_NOTE:
-                self._finish_note_in_flight()
-            elif first.code in _POWER_UP:
-                self._report_power_up(first.code)
-            self._initialize()
-            # One cycle now, so that state and events are current when open() returns.
-            self._cycle()
-        except BaseException:
-            self._close_port()
-            raise
-        self._thread = threading.Thread(target=self._run, name=f"id003 {self.name}", daemon=True)
-        self._thread.start()
+    def _start_up(self) -> None:
+        first = self._first_contact()
+        self._read_identity()
+        if first.code in _MID_NOTE:
+            self._finish_note_in_flight()
+        elif first.code in _POWER_UP:
+            self._report_power_up(first.code)
+        self._initialize()
 
-    def close(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=max(2.0, 3 * self.reply_timeout + self.poll_interval))
-        if self._ser is not None:
-            try:
-                # Leave the acceptor refusing notes: nobody is listening for them now.
-                self._transact(Frame(Command.SET_INHIBIT, b"\x01"),
-                               lambda f: f.code in (Command.SET_INHIBIT, Status.INVALID_COMMAND))
-            except (serial.SerialException, OSError):
-                pass
-        self._close_port()
+    def _refuse_notes(self) -> None:
+        self._transact(Frame(Command.SET_INHIBIT, b"\x01"),
+                       lambda f: f.code in (Command.SET_INHIBIT, Status.INVALID_COMMAND))
 
-    def _open_port(self) -> None:
-        try:
-            self._ser = serial.serial_for_url(self.port, baudrate=9600, bytesize=serial.EIGHTBITS,
-                                              parity=serial.PARITY_EVEN, stopbits=serial.STOPBITS_ONE,
-                                              timeout=min(0.05, self.reply_timeout), write_timeout=1.0)
-        except (serial.SerialException, ValueError, OSError, termios.error) as exc:
-            self._ser = None
-            raise PortError(f"{self._who}: port {self.port!r} did not open ({exc}); check the URL or "
-                            f"device path, that the cable is plugged in and no other program holds the port") from exc
-        self._decoder.clear()
+    def _serial_settings(self) -> dict:
+        return {"baudrate": 9600, "parity": serial.PARITY_EVEN, "stopbits": serial.STOPBITS_ONE}
 
-    def _close_port(self) -> None:
-        ser, self._ser = self._ser, None
-        if ser is not None:
-            try:
-                ser.close()
-            except (serial.SerialException, OSError):
-                pass
-
-    def _first_contact(self) -> Frame:
-        """The first status answer, or a typed error saying whether the line is silent or speaks garbage."""
-        bad_before = self.bad_frames
-        for _ in range(MISSES_BEFORE_OFFLINE):
-            reply = self._status_request()
-            if reply is not None:
-                return reply
-        if self.bad_frames > bad_before:
-            raise ProtocolError(
-                f"{self._who} on {self.port} answers with bytes that are not ID-003 frames "
-                f"({self.bad_frames - bad_before} bad, last: {self.last_protocol_error}); check that the device "
-                f"speaks JCM ID-003 (not SSP or ccNet) and that the line is 9600 baud 8E1")
-        raise DeviceTimeout(
-            f"{self._who}: no answer on {self.port} to {MISSES_BEFORE_OFFLINE} status requests "
-            f"({self.reply_timeout:g} s each); check that the validator is powered, the cable and the port are right, "
-            f"and the device is set to ID-003")
+    def _line_hint(self) -> str:
+        return "check that the device speaks JCM ID-003 (not SSP or ccNet) and that the line is 9600 baud 8E1"
 
     def _read_identity(self) -> None:
         version = self._get_text(Command.GET_VERSION)
@@ -436,49 +282,9 @@ class Id003Validator(BillValidator):
             if command == Command.SET_ENABLE and echo is not None:
                 # Echoed, or refused by a unit without the feature: either way, not again.
                 self._sent_mask = mask
-        self._last_status = None
+        self._last_answer = None
 
     # -- wire -----------------------------------------------------------------------------
-
-    def _note_bad(self, error: ProtocolError) -> None:
-        self.bad_frames += 1
-        self.last_protocol_error = error
-        log.debug("%s: bad frame on %s: %s", self.name, self.port, error)
-
-    def _transact(self, frame: Frame, expect: Callable[[Frame], bool] | None) -> Frame | None:
-        """Send one frame and wait reply_timeout for the first good frame that `expect`
-        accepts. None on silence or a bad reply: the caller re-polls, never acts on it."""
-        ser = self._ser
-        if ser is None:
-            return None
-        # Whatever is still in the pipe is stale (a doubled or late reply): never take it
-        # as the answer to this request.
-        ser.reset_input_buffer()
-        self._decoder.clear()
-        ser.write(frame.encode())
-        if expect is None:
-            return None
-        deadline = time.monotonic() + self.reply_timeout
-        while True:
-            chunk = ser.read(1)
-            if chunk:
-                waiting = ser.in_waiting
-                if waiting:
-                    chunk += ser.read(waiting)
-                spoiled = False
-                for item in self._decoder.feed(chunk):
-                    if isinstance(item, ProtocolError):
-                        self._note_bad(item)
-                        spoiled = True
-                    elif expect(item):
-                        return item
-                if spoiled and not self._decoder.pending:
-                    return None
-            if time.monotonic() >= deadline:
-                for item in self._decoder.expire():
-                    if isinstance(item, ProtocolError):
-                        self._note_bad(item)
-                return None
 
     def _status_request(self) -> Frame | None:
         reply = self._transact(Frame(Command.STATUS_REQUEST), lambda f: f.code != Status.ACK)
@@ -491,65 +297,16 @@ class Id003Validator(BillValidator):
             return None
         return reply
 
-    # -- events -----------------------------------------------------------------------------
-
-    def _emit(self, event: Event) -> None:
-        emit_safely(self._sink, event, self.name)
-
-    def _set_state(self, state: DeviceState, detail: str, code: str | None = None) -> None:
-        self._state = state
-        if self._emitted_status == (state, detail):
-            return
-        self._emitted_status = (state, detail)
-        self._emit(DeviceStatusChanged(device=self.name, state=state, detail=detail, code=code))
-
-    def _set_cashbox(self, status: UnitStatus) -> None:
-        if status != self._cashbox:
-            self._cashbox = status
-            self._emit(CashboxChanged(device=self.name, status=status))
+    _request = _status_request
 
     # -- poll loop ------------------------------------------------------------------------------
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._cycle()
-            except (serial.SerialException, OSError) as exc:
-                log.warning("%s: port %s failed: %s", self.name, self.port, exc)
-                self._close_port()
-                self._miss(f"port {self.port} failed ({exc})")
-            except Exception:
-                log.exception("%s: poll cycle failed; polling on", self.name)
-            self._wake.wait(self.poll_interval)
-            self._wake.clear()
+    def _after_silence(self) -> None:
+        self._check_resolve(None)
 
-    def _cycle(self) -> None:
-        if self._ser is None:
-            try:
-                self._open_port()
-            except PortError as exc:
-                self._miss(str(exc))
-                self._check_resolve(None)
-                return
-        bad_before = self.bad_frames
-        reply = self._status_request()
-        if reply is None:
-            if self.bad_frames > bad_before:
-                self._miss(f"corrupt or truncated replies from the validator on {self.port} "
-                           f"(last: {self.last_protocol_error})")
-            else:
-                self._miss(f"no answer from the validator on {self.port}")
-            self._check_resolve(None)
-            return
-        self._misses = 0
+    def _on_answer(self, reply: Frame) -> None:
         self._on_status(reply)
         self._check_resolve(reply)
-
-    def _miss(self, why: str) -> None:
-        self._misses += 1
-        if self._misses >= MISSES_BEFORE_OFFLINE:
-            self._set_state(DeviceState.OFFLINE, f"{why}: {MISSES_BEFORE_OFFLINE} or more status requests in a "
-                                                 f"row without a valid answer; check the validator's power and cable")
 
     def _on_status(self, frame: Frame) -> None:
         status = Status(frame.code)
@@ -561,12 +318,7 @@ class Id003Validator(BillValidator):
             return
         self._device_complaint = None
         self._comm_errors = 0
-        key = (frame.code, frame.data)
-        if key != self._last_status:
-            self._last_status = key
-            self._status_since = now
-        if status != Status.CHEATED:
-            self._fraud_reported = False
+        self._track_answer((frame.code, frame.data), status == Status.CHEATED, now)
 
         if status in (Status.ENABLE, Status.DISABLE):
             self._on_idle(status)
@@ -606,34 +358,12 @@ class Id003Validator(BillValidator):
             if not self._report_power_up(status):
                 return          # a note's credit is not durable yet: no reset over it
             self._initialize()
-        elif status == Status.STACKER_FULL:
-            self._set_cashbox(UnitStatus.FULL)
-            self._set_state(DeviceState.USER_ERROR, "stacker full: empty the cashbox", _hex(status))
-        elif status == Status.STACKER_OPEN:
-            self._set_cashbox(UnitStatus.MISSING)
-            self._set_state(DeviceState.USER_ERROR, "stacker open or cashbox removed: close or replace the cashbox",
-                            _hex(status))
-        elif status == Status.ACCEPTOR_JAM:
-            self._set_state(DeviceState.HARDWARE_ERROR, "acceptor jam: open the acceptor head and remove the note",
-                            _hex(status))
-        elif status == Status.STACKER_JAM:
-            self._set_state(DeviceState.HARDWARE_ERROR, "stacker jam: take out the cashbox and clear the stacker",
-                            _hex(status))
-        elif status == Status.PAUSE:
-            self._set_state(DeviceState.BUSY, "pause: a second note was pushed in while stacking; remove it",
-                            _hex(status))
+        elif status in _FAULTS:
+            self._report_fault(status)
         elif status == Status.CHEATED:
-            if not self._fraud_reported:
-                self._fraud_reported = True
-                self._emit(FraudDetected(device=self.name, detail="the acceptor detected a cheat attempt "
-                                                                  "(note on a string or tape, or a fake)"))
-            self._set_state(DeviceState.FRAUD_ATTEMPT, "cheated: the acceptor detected a cheat attempt",
-                            _hex(status))
+            self._report_cheat(status, "acceptor")
         elif status == Status.FAILURE:
-            code = frame.data[0]
-            self._set_state(DeviceState.HARDWARE_ERROR,
-                            f"failure {_hex(code)}: {failure_name(code)}; the validator needs service",
-                            f"{_hex(status)}/{_hex(code)}")
+            self._report_failure(status, frame.data[0], failure_name(frame.data[0]))
         # INITIALIZE needs nothing here: the watchdog catches one that never ends.
         self._watchdog(status, now)
         self._apply_inhibit(status)
@@ -653,10 +383,6 @@ class Id003Validator(BillValidator):
             self._device_complaint = status
             self._emit(DeviceStatusChanged(device=self.name, state=self._state, code=_hex(status),
                                            detail=f"validator reported {status_name(status)}; resending"))
-
-    def _online(self) -> None:
-        if self._state != DeviceState.ONLINE:
-            self._set_state(DeviceState.ONLINE, "ready")
 
     def _on_idle(self, status: Status) -> None:
         # A nearly-full cashbox stays "high" until it is taken out (MISSING) and put back.
@@ -728,58 +454,35 @@ class Id003Validator(BillValidator):
         if announce is not None:
             # Outside the lock: the application may answer stack() from inside its sink.
             self._emit(announce)
-        with self._lock:
-            if note.returned_reported or note.credited:
-                return
-            if note.own_return_reason:
-                decision = "return"
-            elif note.app_decision:
-                decision = note.app_decision
-            elif now - note.seen_at > self.escrow_timeout:
-                note.own_return_reason = f"no stack/return decision within {self.escrow_timeout:g} s"
-                decision = "return"
-            elif self.hold_every is not None and now - (note.held_at or note.seen_at) >= self.hold_every:
-                decision = "hold"
-            else:
-                return
-        if decision == "hold":
-            ack = self._transact(Frame(Command.HOLD), lambda f: f.code in (Status.ACK, Status.INVALID_COMMAND))
-            if ack is not None and ack.code == Status.ACK:
-                note.held_at = time.monotonic()
-            return
+        self._decide_pending(note, now)
+
+    def _send_hold(self) -> bool:
+        ack = self._transact(Frame(Command.HOLD), lambda f: f.code in (Status.ACK, Status.INVALID_COMMAND))
+        return ack is not None and ack.code == Status.ACK
+
+    def _send_decision(self, decision: str) -> bool:
         command = Command.STACK_1 if decision == "stack" else Command.RETURN
         ack = self._transact(Frame(command), lambda f: f.code in (Status.ACK, Status.INVALID_COMMAND))
-        if ack is None or ack.code != Status.ACK:
-            return
-        # The watchdog measures from the first decision the device acknowledged, so a
-        # device that keeps acknowledging STACK without moving is still caught.
-        note.sent, note.sent_at = decision, note.sent_at or time.monotonic()
+        return ack is not None and ack.code == Status.ACK
+
+    def _decision_taken(self, note: PolledNote, decision: str) -> None:
         if decision == "stack":
-            self._unsettled = note
+            self._unsettled = note  # type: ignore[assignment]
             self._last_stack_settled = False
         elif not note.returned_reported:
+            # The application hears of the return as soon as the unit takes RETURN.
             note.returned_reported = True
             self._emit(NoteReturned(device=self.name, value=note.value,
                                     reason=note.own_return_reason or "returned on request"))
 
-    def _new_escrow(self, code: int, now: float) -> tuple[_Note, NoteEscrowed | None]:
-        value = self._table.get(code)
-        note = _Note(code=code, value=value, seen_at=now)
-        self._note = note
-        if value is None:
-            note.own_return_reason = "unknown denomination"
-            return note, NoteEscrowed(device=self.name, value=None, code=_hex(code))
-        if self._accept is not None and value.minor not in self._accept:
-            note.own_return_reason = f"{value} is not accepted now"
-            return note, None
-        note.announced = True
-        return note, NoteEscrowed(device=self.name, value=value, code=_hex(code))
-
-    def _settled(self, note: _Note) -> None:
+    def _settled(self, note: PolledNote) -> None:
         """`note` reached its end (credited or returned): resolve_note() has nothing to ask."""
         if self._unsettled is note:
             self._unsettled = None
             self._last_stack_settled = True
+
+    def _on_credited(self, note: PolledNote, event: Event) -> None:
+        self._settled(note)
 
     def _on_vend_valid(self) -> None:
         note = self._note
@@ -791,27 +494,13 @@ class Id003Validator(BillValidator):
             self._note = note
         code = _hex(note.code) if note.code >= 0 else ""
         event = NoteCredited(device=self.name, value=note.value, code=code)  # type: ignore[arg-type]
-        recorder = self._recorder
-        if recorder is None:
-            self._set_state(self._state, "vend valid held: no credit recorder is set, so the credit cannot be "
-                                         "made durable and is not acknowledged")
-            return
-        if not note.recorded:
-            # A VEND VALID repeated because our ACK was lost is the same note: it was
-            # recorded once already, and is acknowledged again without a second record.
-            try:
-                recorder(event)
-            except Exception as exc:
-                # No ACK: the acceptor keeps repeating VEND VALID until the credit is durable.
-                log.error("%s: credit recorder failed, VEND VALID not acknowledged: %s", self.name, exc)
-                self._set_state(self._state, f"vend valid held: the credit could not be recorded ({exc})")
-                return
-            note.recorded = True
-        self._transact(Frame(Command.ACK), None)
-        if not note.credited:
-            note.credited = True
-            self._settled(note)
-            self._emit(event)
+        # A VEND VALID repeated because our ACK was lost is the same note: recorded once,
+        # acknowledged again (the credit step keeps to that).
+        self._credit(note, event, lambda: self._transact(Frame(Command.ACK), None),
+                     no_recorder="vend valid held: no credit recorder is set, so the credit cannot be made "
+                                 "durable and is not acknowledged",
+                     failed="vend valid held: the credit could not be recorded",
+                     logged="credit recorder failed, VEND VALID not acknowledged")
 
     def _on_rejecting(self, reason: int) -> None:
         note = self._note
@@ -876,23 +565,12 @@ class Id003Validator(BillValidator):
     def _credit_from_stacker(self, note: _Note) -> bool:
         event = NoteCredited(device=self.name, value=note.value,
                              code=_hex(note.code) if note.code >= 0 else "")  # type: ignore[arg-type]
-        recorder = self._recorder
-        if recorder is None:
-            self._set_state(self._state, "bill in the stacker after a power-up not settled: no credit recorder "
-                                         "is set, so the credit cannot be made durable")
-            return False
-        if not note.recorded:
-            try:
-                recorder(event)
-            except Exception as exc:
-                log.error("%s: credit recorder failed for the bill in the stacker; not resetting: %s", self.name, exc)
-                self._set_state(self._state, f"bill in the stacker held: the credit could not be recorded ({exc})")
-                return False
-            note.recorded = True
-        note.credited = True
-        self._settled(note)
-        self._emit(event)
-        return True
+        # No ACK: a power-up code is not an event the unit waits on; the reset that follows stacks it.
+        return self._credit(note, event, None,
+                            no_recorder="bill in the stacker after a power-up not settled: no credit recorder "
+                                        "is set, so the credit cannot be made durable",
+                            failed="bill in the stacker held: the credit could not be recorded",
+                            logged="credit recorder failed for the bill in the stacker; not resetting")
 
     # -- resolve_note -------------------------------------------------------------------------
 
@@ -980,34 +658,10 @@ class Id003Validator(BillValidator):
 
     # -- watchdog ----------------------------------------------------------------------------
 
-    def _watchdog(self, status: Status, now: float) -> None:
-        stuck_for = now - self._status_since
-        note = self._note
-        if status in _IN_ESCROW:
-            # Waiting for the application (and HOLDing) is not being stuck; a decision
-            # the device acknowledged and never carried out is.
-            if note is None or not note.sent:
-                return
-            stuck_for = now - note.sent_at
-        elif status not in _TRANSIENT:
-            return
-        if stuck_for <= self.stuck_timeout:
-            return
-        fired = (self._last_status or (0, b""))
-        if self._watchdog_fired_for == (fired[0], fired[1], self._status_since):
-            return
-        self._watchdog_fired_for = (fired[0], fired[1], self._status_since)
-        self._emitted_status = None
-        self._set_state(DeviceState.HARDWARE_ERROR,
-                        f"validator stuck in {status_name(status)} for {stuck_for:.1f} s "
-                        f"(limit {self.stuck_timeout:g} s): reset sent", _hex(status))
-        self._report_lost_note(status)
-        self._initialize()
+    def _state_name(self, code: int) -> str:
+        return status_name(code)
 
-    def _report_lost_note(self, status: Status) -> None:
-        note = self._note
-        if note is None:
-            return
+    def _watchdog_settles(self, status: int, note: PolledNote) -> None:
         if status in (Status.ACCEPTING, Status.ESCROW, Status.HOLDING, Status.RETURNING) \
                 and not note.returned_reported and not note.credited:
             note.returned_reported = True

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Iterable
 
+from drivers import kermit_frames
+from drivers.kermit_frames import SyncLengthDecoder, crc16_kermit, seal  # noqa: F401  (crc16_kermit: this codec's CRC)
 from hal.errors import ProtocolError
 
 SYNC = 0xFC
@@ -17,11 +19,11 @@ MIN_FRAME = 5
 MAX_FRAME = 255
 
 
-class FrameError(ProtocolError):
+class FrameError(kermit_frames.FrameError):
     """Bytes that do not form an ID-003 frame (no sync, impossible length, truncated, garbage)."""
 
 
-class CrcError(FrameError):
+class CrcError(FrameError, kermit_frames.CrcError):
     """A frame whose CRC does not match its contents: corrupted on the line."""
 
 
@@ -149,16 +151,6 @@ def failure_name(code: int) -> str:
     return FAILURE_CODES.get(code, f"unknown failure code 0x{code:02X}")
 
 
-def crc16_kermit(data: bytes) -> int:
-    """CRC-16/KERMIT: poly 0x1021 reflected (0x8408), init 0, no final xor."""
-    crc = 0
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
-    return crc
-
-
 @dataclass(frozen=True)
 class Frame:
     """One ID-003 message: a command or status code and its data bytes."""
@@ -186,88 +178,28 @@ def encode_frame(code: int, data: bytes = b"") -> bytes:
     length = MIN_FRAME + len(data)
     if length > MAX_FRAME:
         raise FrameError(f"ID-003 frame data is at most {MAX_FRAME - MIN_FRAME} bytes, got {len(data)}")
-    body = bytes((SYNC, length, code)) + bytes(data)
-    return body + crc16_kermit(body).to_bytes(2, "little")
+    return seal(bytes((SYNC, length, code)) + bytes(data))
 
 
 def decode_frame(raw: bytes) -> Frame:
     """Exactly one frame from `raw`; FrameError/CrcError when it is anything else."""
     raw = bytes(raw)
-    if len(raw) < MIN_FRAME:
-        raise FrameError(f"ID-003 frame too short: {len(raw)} bytes ({raw.hex(' ')}), expected at least {MIN_FRAME}")
-    if raw[0] != SYNC:
-        raise FrameError(f"ID-003 frame must start with sync 0xFC, got 0x{raw[0]:02X} ({raw.hex(' ')})")
-    if raw[1] != len(raw):
-        raise FrameError(f"ID-003 frame length byte says {raw[1]}, frame has {len(raw)} bytes ({raw.hex(' ')})")
-    expected = crc16_kermit(raw[:-2])
-    got = int.from_bytes(raw[-2:], "little")
-    if expected != got:
-        raise CrcError(f"ID-003 frame CRC mismatch: got 0x{got:04X}, computed 0x{expected:04X} ({raw.hex(' ')})")
+    kermit_frames.check_frame(raw, protocol="ID-003", sync=SYNC, length_at=1, min_frame=MIN_FRAME,
+                              frame_error=FrameError, crc_error=CrcError)
     return Frame(raw[2], raw[3:-2])
 
 
-class FrameDecoder:
-    """Turns a byte stream into frames. Never raises on input: bad stretches come
-    out as FrameError/CrcError items in stream order, so a caller can count them and
-    re-poll, but never mistake them for a message."""
+class FrameDecoder(SyncLengthDecoder[Frame]):
+    """Turns a byte stream into ID-003 frames; bad stretches come out as FrameError/CrcError
+    items in stream order (see drivers.kermit_frames)."""
 
-    def __init__(self) -> None:
-        self._buf = bytearray()
-
-    @property
-    def pending(self) -> int:
-        """Bytes held while waiting for the rest of a frame."""
-        return len(self._buf)
-
-    def clear(self) -> None:
-        self._buf.clear()
-
-    def feed(self, data: bytes) -> list[Frame | ProtocolError]:
-        self._buf += data
-        return self._parse()
-
-    def expire(self) -> list[Frame | ProtocolError]:
-        """The line went quiet with a partial frame held: declare it truncated and
-        rescan what follows its sync byte, since a real frame may start inside it."""
-        out: list[Frame | ProtocolError] = []
-        while self._buf:
-            out.append(FrameError(f"ID-003 frame truncated: got {len(self._buf)} bytes "
-                                  f"({bytes(self._buf[:16]).hex(' ')}), the line went quiet"))
-            del self._buf[0]
-            out.extend(self._parse())
-        return out
-
-    def _parse(self) -> list[Frame | ProtocolError]:
-        out: list[Frame | ProtocolError] = []
-        buf = self._buf
-        while buf:
-            start = buf.find(SYNC)
-            if start != 0:
-                skipped = len(buf) if start < 0 else start
-                out.append(FrameError(f"discarded {skipped} bytes that are not an ID-003 frame "
-                                      f"({bytes(buf[:min(skipped, 16)]).hex(' ')}), expected sync 0xFC"))
-                del buf[:skipped]
-                continue
-            if len(buf) < 2:
-                break
-            length = buf[1]
-            if length < MIN_FRAME:
-                out.append(FrameError(f"ID-003 length byte {length} is impossible (minimum {MIN_FRAME}); resyncing"))
-                del buf[0]
-                continue
-            if len(buf) < length:
-                break
-            raw = bytes(buf[:length])
-            try:
-                frame = decode_frame(raw)
-            except CrcError as exc:
-                # Drop only the sync byte: the real frame may begin inside this one.
-                out.append(exc)
-                del buf[0]
-                continue
-            out.append(frame)
-            del buf[:length]
-        return out
+    PROTOCOL = "ID-003"
+    A_FRAME = "an ID-003 frame"
+    SYNC = SYNC
+    LENGTH_AT = 1
+    MIN_FRAME = MIN_FRAME
+    FRAME_ERROR = FrameError
+    decode = staticmethod(decode_frame)
 
 
 # -- messages -----------------------------------------------------------------

@@ -4,14 +4,13 @@ lost-ACK faults, resolve_note()."""
 
 from __future__ import annotations
 
-import socket
 import threading
 
 import pytest
 
 from drivers.ccnet.driver import CcnetValidator
 from drivers.ccnet.frames import ACK, NAK, Command, Frame, FrameDecoder
-from hal.errors import ConfigurationError, DeviceTimeout, PortError, ProtocolError
+from hal.errors import ConfigurationError
 from hal.events import (
     CashboxChanged,
     DeviceStatusChanged,
@@ -26,12 +25,9 @@ from hal.events import (
 from hal.money import Fiat
 from hal.status import DeviceState, UnitStatus
 from simulators.ccnet import CcnetSimulator
+from tests.drivers.polled_validator_harness import status_event
 
 EUR = "EUR"
-
-
-def status_event(state: DeviceState, text: str = ""):
-    return lambda e: isinstance(e, DeviceStatusChanged) and e.state == state and text in e.detail
 
 
 def insert(sim: CcnetSimulator, minor: int, wait_until) -> None:
@@ -71,15 +67,6 @@ def test_note_is_credited_only_at_bill_stacked_and_before_the_unit_gets_its_ack(
     assert sim.state()["stacked"] == [1000]
 
 
-def test_nothing_is_credited_while_the_note_waits_in_escrow(sim, log, make_driver, credits, wait_until):
-    log.on_event = lambda e: None          # the application never answers
-    make_driver(escrow_timeout=30)
-    insert(sim, 2000, wait_until)
-    log.wait_for(lambda e: isinstance(e, NoteEscrowed))
-    wait_until(lambda: sim.state()["state"] in ("escrow", "holding"), what="note held in escrow")
-    assert credits == [] and log.of(NoteCredited) == []
-
-
 @pytest.mark.parametrize("sim_options", [{"escrow_hold_s": 0.6}], indirect=True)
 def test_hold_keeps_the_note_in_escrow_while_the_application_takes_longer_than_the_unit_waits(
         sim, log, make_driver, credits, wait_until):
@@ -97,47 +84,6 @@ def test_hold_keeps_the_note_in_escrow_while_the_application_takes_longer_than_t
     log.wait_for(lambda e: isinstance(e, NoteCredited))
     assert [c.value for c in credits] == [Fiat(1000, EUR)]
     assert sim.state()["stacked"] == [1000] and sim.state()["returned"] == []
-
-
-def test_failing_recorder_withholds_the_ack_until_the_credit_is_durable(sim, log, make_driver, wait_until):
-    driver = make_driver()
-    calls = []
-
-    def flaky_recorder(event):
-        calls.append(event)
-        if len(calls) < 3:
-            raise OSError("journal disk full")
-
-    driver.set_credit_recorder(flaky_recorder)
-    insert(sim, 500, wait_until)
-    log.wait_for(lambda e: isinstance(e, NoteCredited))
-    assert len(calls) == 3 and all(c.value == Fiat(500, EUR) for c in calls)
-    log.wait_for(lambda e: isinstance(e, NoteStacked))
-    assert len(log.of(NoteCredited)) == 1
-    assert sim.state()["stacked"] == [500]
-
-
-def test_bill_stacked_is_never_acknowledged_without_a_recorder(sim, log, make_driver, wait_until):
-    driver = make_driver()
-    driver.set_credit_recorder(None)
-    insert(sim, 500, wait_until)
-    log.wait_for(status_event(DeviceState.ONLINE, "no credit recorder"))
-    assert sim.state()["state"] == "stacked" and sim.state()["event_acked"] is False
-    assert log.of(NoteCredited) == []
-
-
-def test_a_lost_host_ack_makes_the_unit_repeat_stacked_and_the_note_is_credited_once(
-        sim, log, make_driver, credits, wait_until):
-    """Catches: a driver that credits every STACKED answer it sees (the note would count twice)."""
-    make_driver()
-    sim.lose_host_ack_once()
-    insert(sim, 2000, wait_until)
-    log.wait_for(lambda e: isinstance(e, NoteCredited))
-    wait_until(lambda: sim.state()["state"] == "idle_enabled", what="unit back to idle")
-    assert sim.state()["acks_lost"] == 1
-    assert [c.value for c in credits] == [Fiat(2000, EUR)]
-    assert len(log.of(NoteCredited)) == 1
-    assert sim.state()["stacked"] == [2000]
 
 
 def test_returned_note_is_reported_and_never_credited(sim, log, make_driver, credits, wait_until):
@@ -396,51 +342,6 @@ def test_unit_that_goes_silent_is_reported_offline_and_back_online(sim, log, mak
 
 
 # -- opening ---------------------------------------------------------------------------------
-
-def test_port_that_does_not_open_is_a_port_error_naming_it():
-    driver = CcnetValidator("/dev/ttyNOPE-ccnet", reply_timeout=0.05)
-    with pytest.raises(PortError, match="ttyNOPE-ccnet"):
-        driver.open(lambda e: None)
-
-
-@pytest.mark.parametrize("garbage, error", [(False, DeviceTimeout), (True, ProtocolError)])
-def test_silent_or_garbage_peer_is_a_typed_error(garbage, error):
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(1)
-    server.settimeout(2)
-    stop = threading.Event()
-
-    def serve():
-        try:
-            conn, _ = server.accept()
-        except OSError:
-            return
-        with conn:
-            conn.settimeout(0.05)
-            while not stop.is_set():
-                try:
-                    data = conn.recv(64)
-                except socket.timeout:
-                    continue
-                except OSError:
-                    return
-                if not data:
-                    return
-                if garbage:
-                    conn.sendall(b"\xfc\x05\x11\x27\x56 not ccnet \x02\x03\x09")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    driver = CcnetValidator(f"socket://127.0.0.1:{server.getsockname()[1]}", reply_timeout=0.1)
-    try:
-        with pytest.raises(error, match="ccNet"):
-            driver.open(lambda e: None)
-    finally:
-        stop.set()
-        thread.join(timeout=2)
-        server.close()
-
 
 @pytest.mark.parametrize("options, words", [
     ({"denominations": {"3": 1000}}, "currency"),

@@ -1,119 +1,35 @@
-"""Fixtures for ID-003 driver tests: a simulator on a real pty (or TCP), a driver
-opened against it, and an event log that tests wait on with deadlines."""
+"""Fixtures for ID-003 driver tests: the shared polled-validator harness (simulator on a real
+pty, driver opened against it, event log with deadlines) bound to the ID-003 driver and simulator."""
 
 from __future__ import annotations
-
-import threading
-import time
-from typing import Callable
 
 import pytest
 
 from drivers.id003.driver import Id003Validator
-from hal.events import Event, NoteEscrowed
 from simulators.id003 import Id003Simulator
-
-WAIT_S = 5.0
-
-
-class EventLog:
-    """Thread-safe list of what the driver emitted, with condition waits (no sleeps)."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self._cond = threading.Condition()
-        self.on_event: Callable[[Event], None] | None = None
-
-    def __call__(self, event: Event) -> None:
-        with self._cond:
-            self.events.append(event)
-            self._cond.notify_all()
-        if self.on_event is not None:
-            self.on_event(event)
-
-    def of(self, kind: type) -> list:
-        with self._cond:
-            return [e for e in self.events if isinstance(e, kind)]
-
-    def wait_for(self, predicate: Callable[[Event], bool], timeout: float = WAIT_S) -> Event:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for event in self.events:
-                    if predicate(event):
-                        return event
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"no matching event within {timeout} s; got {self.events!r}")
-                self._cond.wait(remaining)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = WAIT_S, what: str = "condition") -> None:
-    """Poll a condition with a deadline (the simulator has no event to wait on)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        threading.Event().wait(0.005)
-
-
-@pytest.fixture(name="wait_until")
-def wait_until_fixture():
-    return wait_until
-
-
-@pytest.fixture(name="EventLog")
-def event_log_class():
-    return EventLog
-
-
-@pytest.fixture(params=["pty"])
-def transport(request) -> str:
-    return request.param
+from tests.drivers.polled_validator_harness import (  # noqa: F401  (fixtures pytest finds here)
+    credits,
+    event_log_class,
+    log,
+    make_driver,
+    sim,
+    sim_options,
+    transport,
+    wait_until_fixture,
+)
 
 
 @pytest.fixture
-def sim(transport):
-    simulator = Id003Simulator(step_s=0.02)
-    simulator.start(transport)
-    yield simulator
-    simulator.stop()
+def driver_class():
+    return Id003Validator
 
 
 @pytest.fixture
-def log() -> EventLog:
-    return EventLog()
+def simulator_class():
+    return Id003Simulator
 
 
 @pytest.fixture
-def credits() -> list:
-    return []
-
-
-@pytest.fixture
-def make_driver(sim, log, credits):
-    """Build and open a driver against `sim`; closed at teardown. Escrowed notes are
-    stacked unless the test sets log.on_event."""
-    opened: list[Id003Validator] = []
-
-    def build(*, open_it: bool = True, enable: bool = True, **kwargs) -> Id003Validator:
-        kwargs.setdefault("poll_interval", 0.02)
-        kwargs.setdefault("reply_timeout", 0.15)
-        driver = Id003Validator(sim.url, **kwargs)
-        driver.set_credit_recorder(credits.append)
-        if log.on_event is None:
-            def stack_everything(event: Event) -> None:
-                if isinstance(event, NoteEscrowed) and event.value is not None:
-                    driver.stack()
-            log.on_event = stack_everything
-        opened.append(driver)
-        if open_it:
-            driver.open(log)
-            if enable:
-                driver.enable()
-                wait_until(lambda: not sim.state()["inhibited"], what="acceptor enabled")
-        return driver
-
-    yield build
-    for driver in opened:
-        driver.close()
+def unit_enabled():
+    """The acceptor takes notes once inhibit is off."""
+    return lambda state: not state["inhibited"]

@@ -364,23 +364,6 @@ def test_note_held_by_a_previous_host_is_returned_at_open(sim, log, make_driver,
 
 # -- a lost ACK to VEND VALID ----------------------------------------------------------------------
 
-def test_repeated_vend_valid_after_a_lost_ack_is_acknowledged_again_and_credited_once(
-        sim, log, make_driver, wait_until):
-    """Mutations caught: calling the recorder again for the repeat (the driver must
-    not lean on the journal's idempotence alone), or emitting a second NoteCredited."""
-    driver = make_driver()
-    recorded = []
-    driver.set_credit_recorder(recorded.append)
-    sim.lose_host_ack_once()
-    assert sim.insert_note(1000)
-    log.wait_for(lambda e: isinstance(e, NoteStacked))
-    wait_until(lambda: sim.state()["state"] == "idle")
-    state = sim.state()
-    assert state["acks_lost"] == 1 and state["acks_received"] == 1 and state["vend_valid_reports"] >= 2
-    assert [e.value for e in recorded] == [Fiat(1000, EUR)]
-    assert len(log.of(NoteCredited)) == 1 and state["stacked"] == [1000]
-
-
 def test_a_note_after_one_the_unit_returned_by_itself_is_announced_afresh(sim, log, make_driver, credits, wait_until):
     """Same denomination twice: the second note is a new escrow, never mistaken for
     the first one that went back."""

@@ -1,12 +1,13 @@
-"""A minimal kiosk process for the crash test: Id003Validator against a simulator URL,
-with the kiosk's real journal (atm.journal.Journal: escrow decision before STACK,
-record_credit as the CreditRecorder), and a SIGKILL between the credit and its ACK.
-Not a test module itself.
+"""A minimal kiosk process for the polled-validator crash test: the protocol's driver against
+a simulator URL, with the kiosk's real journal (atm.journal.Journal: escrow decision before
+STACK, record_credit as the CreditRecorder), able to SIGKILL itself inside the recorder
+before the journal write, or right after it (before the driver's ACK). Not a test module.
 
-usage: crash_child.py URL JOURNAL TX_ID MODE
+usage: polled_crash_child.py PROTOCOL URL JOURNAL TX_ID MODE
+  PROTOCOL: id003 | ccnet
   MODE: normal | kill-before-record | kill-after-record
   kill-after-record dies at the journal's own crash point (ATM_CRASH_AT=credit_recorded),
-  right after the credit is durable and before the driver can acknowledge VEND VALID.
+  right after the credit is durable and before the driver can acknowledge the settled event.
 """
 
 from __future__ import annotations
@@ -17,16 +18,19 @@ import sys
 
 from atm.fault_injection import CrashPoints
 from atm.journal import Journal
+from drivers.ccnet.driver import CcnetValidator
 from drivers.id003.driver import Id003Validator
 from hal.events import NoteEscrowed
 
+DRIVERS = {"id003": Id003Validator, "ccnet": CcnetValidator}
+
 
 def main() -> int:
-    url, journal_path, tx_id, mode = sys.argv[1:5]
+    protocol, url, journal_path, tx_id, mode = sys.argv[1:6]
     journal = Journal(journal_path, CrashPoints("credit_recorded" if mode == "kill-after-record" else ""))
     if journal.open_transaction_id() is None:
-        journal.open_buy(tx_id, "bc1qcrashtestaddress0000000000000000000000", "EUR")
-    driver = Id003Validator(url, poll_interval=0.02, reply_timeout=0.15)
+        journal.open_buy(tx_id, "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080", "EUR")
+    driver = DRIVERS[protocol](url, poll_interval=0.02, reply_timeout=0.15)
 
     def sink(event):
         if isinstance(event, NoteEscrowed) and event.value is not None:

@@ -17,12 +17,12 @@
   function fixedFee(d) {
     return d.fixed_fee && /[1-9]/.test(String(d.fixed_fee)) ? d.fixed_fee : null;
   }
-  function feeTerms(d, ui) {       // "Fee: 5 % of the amount", a line of its own
+  function feeTerms(d, ui) {       // the fee terms as a line of their own (screen.fee_terms)
     const fixed = fixedFee(d);
     return fixed ? ui.t("screen.fee_terms_fixed", { percent: d.fee_percent, fixed })
       : ui.t("screen.fee_terms", { percent: d.fee_percent });
   }
-  function feeRule(d, ui) {        // "5 % of the amount", after the word "Fee"
+  function feeRule(d, ui) {        // the same terms after the label screen.fee_named gives them
     const fixed = fixedFee(d);
     return fixed ? ui.t("screen.fee_rule_fixed", { percent: d.fee_percent, fixed })
       : ui.t("screen.fee_rule", { percent: d.fee_percent });

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from pathlib import Path
 from datetime import datetime, timezone
@@ -34,6 +33,7 @@ from hal.errors import DeviceError
 from atm.cas.interface import CasError, CasService, KioskSettings
 from atm.config import Config
 from atm.journal import Journal, JournalWriteError
+from atm.operator_alerts import OperatorAlerts
 from atm.settlement import QuoteRefused, Settlement
 from atm.flows import BuyFlow, FlowContext, TransactionFlow
 from atm.flows.note_watch import NoteOverdue, NoteWatch
@@ -145,7 +145,7 @@ class Kiosk:
         self._cashbox = UnitStatus.OK
         self._door_open = False
         self._active = self._load_active()
-        self._alerts: deque[str] = deque(maxlen=50)
+        self._alerts = OperatorAlerts(journal, self._spawn)
         self.pricing = Pricing(cas, config.currency, self.settings)
         self.flow: TransactionFlow | None = None    # the transaction at the kiosk now, if any
         self._login_error: dict[str, Any] | None = None
@@ -1125,33 +1125,12 @@ class Kiosk:
         return last is None or last["kind"] != "deactivated"
 
     def alert(self, kind: str, text: str, severity: str = "warning") -> None:
-        """The one way to tell the operator: journaled durably, shown in the service menu,
-        and handed to the CAS link for upload when it offers one."""
-        stamped = f"{time.strftime('%H:%M:%S')} {text}"
-        self._alerts.append(stamped)
-        log.warning("alert %s (%s): %s", kind, severity, text)
-        if self._journal_error is None:
-            try:
-                self.journal.record_fact("alert", self.tx_id, alert=kind, text=text, severity=severity)
-            except JournalWriteError as exc:
-                self._journal_error = self._journal_error or str(exc)
-        coro = self._upload_alert(kind, {"text": text, "tx_id": self.tx_id}, severity)
-        try:
-            self._spawn(coro, "alert-upload")
-        except RuntimeError:                    # no running loop (shutting down): journaled anyway
-            coro.close()
-
-    async def _upload_alert(self, kind: str, detail: dict[str, Any], severity: str) -> None:
-        """Hand one alert to the CAS link's durable queue. A failure here is logged and
-        never raised as another alert: that alert's upload would fail the same way, for ever."""
-        try:
-            if (upload := getattr(self.cas, "report_alert", None)) is not None:
-                await upload(kind, detail, severity)
-            elif (upload := getattr(self.cas, "report_event", None)) is not None:
-                await upload("alert", {"kind": kind, "severity": severity, **detail})
-        except Exception as exc:
-            log.error("alert %s could not be queued for the CAS: %s (it is in the journal)", kind,
-                      type(exc).__name__)
+        """The one way to tell the operator (atm.operator_alerts). A journal write that fails
+        here is remembered, so the kiosk starts no new transaction; the alert still goes to the CAS."""
+        failed = self._alerts.send(self.cas, kind, text, severity, self.tx_id,
+                                   journal_works=self._journal_error is None)
+        if failed is not None:
+            self._journal_error = self._journal_error or failed
 
     def device_health(self) -> dict[str, _Health]:
         return dict(self._health)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from pathlib import Path
 from datetime import datetime, timezone
@@ -34,10 +33,12 @@ from hal.errors import DeviceError
 from atm.cas.interface import CasError, CasService, KioskSettings
 from atm.config import Config
 from atm.journal import Journal, JournalWriteError
+from atm.operator_alerts import OperatorAlerts
 from atm.settlement import QuoteRefused, Settlement
 from atm.flows import BuyFlow, FlowContext, TransactionFlow
 from atm.flows.note_watch import NoteOverdue, NoteWatch
-from atm.flows.cash_out import CashOutFlow, DeviceSilent, ask_device_last_operation, books_value
+from atm.flows.cash_out import CashOutFlow, books_value
+from atm.cash_out_recovery import CashOutRecovery
 from atm.flows.redeem import RedeemFlow
 from atm.flows.sell import SellFlow, offered_amounts, sell_settings
 from atm.redeem_codes import RedeemCodes, load_or_create_secret
@@ -144,7 +145,7 @@ class Kiosk:
         self._cashbox = UnitStatus.OK
         self._door_open = False
         self._active = self._load_active()
-        self._alerts: deque[str] = deque(maxlen=50)
+        self._alerts = OperatorAlerts(journal, self._spawn)
         self.pricing = Pricing(cas, config.currency, self.settings)
         self.flow: TransactionFlow | None = None    # the transaction at the kiosk now, if any
         self._login_error: dict[str, Any] | None = None
@@ -925,86 +926,7 @@ class Kiosk:
             self.flow.abandon()
 
     async def _recover_cash_out(self) -> None:
-        """Every dispense intent with no answer is asked about, never repeated; sales that
-        were showing their address when the kiosk stopped go to the operator; codes claimed
-        by a dispense that never went out are free again."""
-        journal, dispenser = self.journal, self.devices.dispenser
-        for intent in journal.open_dispenses():
-            try:
-                self._reconcile_dispense(intent, await ask_device_last_operation(dispenser)
-                                         if dispenser is not None else None)
-            except DeviceSilent as exc:
-                # asked again by the background loop; no cash-out starts meanwhile
-                self.alert("dispense_open", f"dispense {intent['request_id']} has no answer and the dispenser "
-                           f"cannot be asked now ({exc}); asking again later", "critical")
-                return
-        for claimed in journal.claimed_codes():
-            journal.settle_redeem(claimed["tx_id"])
-        for tx in journal.transactions(("open", "dispensing")):
-            if tx["type"] != "sell":
-                continue
-            deposit = journal.deposit(tx["id"]) or {}
-            owed = journal.owed(tx["id"])
-            if tx["status"] == "open" and deposit.get("state") in (None, "quoted"):
-                journal.finish(tx["id"], "canceled")         # no address was shown: nothing can be paid
-            elif journal.redeem_code(tx["id"]) is None and (owed.minor > 0 or deposit.get("state") != "proven"):
-                journal.park(tx["id"], f"sale {tx['id']}: the kiosk stopped before the customer got a redeem code; "
-                             f"address {deposit.get('address')}, {owed} owed by the journal: pay by hand once the "
-                             "payment is proven")
-                self.alert("sell_interrupted", f"sale {tx['id']} interrupted: parked for the operator", "critical")
-            elif owed.minor == 0 and deposit.get("state") == "proven":
-                unknown = any(d["outcome"] == "unknown" for d in journal.dispenses_for(tx["id"]))
-                if unknown:
-                    journal.park(tx["id"], f"sale {tx['id']}: a dispense has an unknown outcome")
-                else:
-                    journal.finish(tx["id"], "completed")
-            else:
-                journal.set_status(tx["id"], "owed", "sell_recovered")
-
-    def _reconcile_dispense(self, intent: dict[str, Any], op: Any) -> None:
-        """Book an intent with no answer from what the device itself remembers (LCDM-4000
-        LAST STATUS), following the host rules of the LCDM fact sheet: a dispense that differs
-        from the last booked answer is this one; anything else is an unknown outcome for the
-        operator, who counts and books it (`atm cassettes resolve`)."""
-        journal, dispenser = self.journal, self.devices.dispenser
-        plan = {k: int(v) for k, v in intent["plan"].items() if v}
-        books = journal.cassette_books()
-        model = getattr(dispenser, "model", None)
-        # LAST STATUS covers one command: only a plan the driver sent as one command is decided by it
-        one_command = model is not None and sum(plan.values()) <= model.max_per_command and all(
-            n <= model.max_per_cassette for n in plan.values())
-        booked: tuple[dict[str, int], dict[str, int], str] | None = None
-        if op is not None and one_command:
-            exited = {k: v for k, v in op.exited.items() if v}
-            rejected = {k: v for k, v in op.rejected.items() if v}
-            # "none" (nothing since power-on) decides nothing: a unit that lost power may have
-            # forgotten notes that left (the fact sheet's host rules book that as unknown)
-            if op.command == "dispense" and (exited, rejected) != self._last_booked_outcome() \
-                    and all(exited.get(k, 0) <= plan.get(k, 0) for k in exited):
-                complete = all(exited.get(k, 0) >= n for k, n in plan.items())
-                booked = (exited, rejected, "complete" if complete else "partial")
-        if booked is not None:
-            exited, rejected, outcome = booked
-            journal.dispense_outcome(intent["request_id"], "success" if outcome == "complete" else "hardwareError",
-                                     exited, rejected, books_value(books, exited, self.config.currency),
-                                     outcome=outcome, source="recovery")
-            self.alert("dispense_recovered", f"dispense {intent['request_id']} booked from the dispenser's own "
-                       f"record after a restart: {exited or 'nothing'} exited", "warning")
-        else:
-            journal.dispense_outcome(intent["request_id"], "timeOut", {}, {}, Fiat.zero(self.config.currency),
-                                     outcome="unknown", uncertain=plan,
-                                     uncertain_value=books_value(books, plan, self.config.currency),
-                                     source="recovery")
-            self.alert("dispense_unknown", f"dispense {intent['request_id']} was under way when the kiosk "
-                       "stopped and the dispenser cannot tell what left: reconcile", "critical")
-
-    def _last_booked_outcome(self) -> tuple[dict[str, int], dict[str, int]] | None:
-        """The device's last answer the journal booked: the baseline LAST STATUS must differ from."""
-        rows = [d for d in self.journal.dispenses_for_all() if d["outcome"] not in (None, "unknown")
-                and d["source"] in ("device", "recovery")]
-        if not rows:
-            return None
-        return ({k: v for k, v in rows[-1]["exited"].items() if v}, {k: v for k, v in rows[-1]["rejected"].items() if v})
+        await CashOutRecovery(self.journal, self.devices.dispenser, self.config.currency, self.alert).run()
 
     def leave_buy(self, event: Any) -> None:
         # with a broken journal nothing is written: the restart's recovery closes the transaction
@@ -1203,33 +1125,12 @@ class Kiosk:
         return last is None or last["kind"] != "deactivated"
 
     def alert(self, kind: str, text: str, severity: str = "warning") -> None:
-        """The one way to tell the operator: journaled durably, shown in the service menu,
-        and handed to the CAS link for upload when it offers one."""
-        stamped = f"{time.strftime('%H:%M:%S')} {text}"
-        self._alerts.append(stamped)
-        log.warning("alert %s (%s): %s", kind, severity, text)
-        if self._journal_error is None:
-            try:
-                self.journal.record_fact("alert", self.tx_id, alert=kind, text=text, severity=severity)
-            except JournalWriteError as exc:
-                self._journal_error = self._journal_error or str(exc)
-        coro = self._upload_alert(kind, {"text": text, "tx_id": self.tx_id}, severity)
-        try:
-            self._spawn(coro, "alert-upload")
-        except RuntimeError:                    # no running loop (shutting down): journaled anyway
-            coro.close()
-
-    async def _upload_alert(self, kind: str, detail: dict[str, Any], severity: str) -> None:
-        """Hand one alert to the CAS link's durable queue. A failure here is logged and
-        never raised as another alert: that alert's upload would fail the same way, for ever."""
-        try:
-            if (upload := getattr(self.cas, "report_alert", None)) is not None:
-                await upload(kind, detail, severity)
-            elif (upload := getattr(self.cas, "report_event", None)) is not None:
-                await upload("alert", {"kind": kind, "severity": severity, **detail})
-        except Exception as exc:
-            log.error("alert %s could not be queued for the CAS: %s (it is in the journal)", kind,
-                      type(exc).__name__)
+        """The one way to tell the operator (atm.operator_alerts). A journal write that fails
+        here is remembered, so the kiosk starts no new transaction; the alert still goes to the CAS."""
+        failed = self._alerts.send(self.cas, kind, text, severity, self.tx_id,
+                                   journal_works=self._journal_error is None)
+        if failed is not None:
+            self._journal_error = self._journal_error or failed
 
     def device_health(self) -> dict[str, _Health]:
         return dict(self._health)

@@ -14,6 +14,7 @@ import logging
 import termios
 import threading
 import time
+from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Iterable, Mapping
 
@@ -130,14 +131,17 @@ class PolledValidator(BillValidator):
 
     # -- what a protocol supplies ------------------------------------------------------------
 
+    @abstractmethod
     def _parse_note_key(self, key: object) -> int:
         """A configured denomination key as the protocol's note code; ConfigurationError if not one."""
         raise NotImplementedError
 
+    @abstractmethod
     def _serial_settings(self) -> dict:
         """pyserial settings of the line (baudrate, parity, stop bits)."""
         raise NotImplementedError
 
+    @abstractmethod
     def _line_hint(self) -> str:
         """What to check when the line answers with bytes of another protocol."""
         raise NotImplementedError
@@ -146,18 +150,22 @@ class PolledValidator(BillValidator):
         """Whether a good frame is meant for this host (a bus protocol filters by address)."""
         return True
 
+    @abstractmethod
     def _request(self):
         """One poll of the loop: the parsed answer, or None on silence or a bad reply."""
         raise NotImplementedError
 
+    @abstractmethod
     def _start_up(self) -> None:
         """From first contact to an initialised unit, settling any note left mid-way."""
         raise NotImplementedError
 
+    @abstractmethod
     def _refuse_notes(self) -> None:
         """At close: leave the unit refusing notes (nobody listens for them now)."""
         raise NotImplementedError
 
+    @abstractmethod
     def _initialize(self) -> None:
         """Reset the unit, wait through its initialisation and send the settings; the poll
         loop and the watchdog call it too."""
@@ -166,6 +174,7 @@ class PolledValidator(BillValidator):
     def _before_request(self) -> None:
         """Each cycle, with the port open, before the poll."""
 
+    @abstractmethod
     def _on_answer(self, answer) -> None:
         """Act on one good answer of the poll loop."""
         raise NotImplementedError
@@ -176,10 +185,12 @@ class PolledValidator(BillValidator):
     def _went_offline(self) -> None:
         """The unit was just counted offline (again)."""
 
+    @abstractmethod
     def _send_hold(self) -> bool:
         """Send HOLD for the note in escrow; True when the device acknowledged it."""
         raise NotImplementedError
 
+    @abstractmethod
     def _send_decision(self, decision: str) -> bool:
         """Send STACK or RETURN; True when the device acknowledged it."""
         raise NotImplementedError
@@ -190,6 +201,7 @@ class PolledValidator(BillValidator):
     def _on_credited(self, note: PolledNote, event: Event) -> None:
         """`note` was just credited with `event` (before the application hears of it)."""
 
+    @abstractmethod
     def _state_name(self, code: int) -> str:
         """The protocol's name of a state code, for messages."""
         raise NotImplementedError

@@ -14,6 +14,7 @@ import collections
 import sys
 import threading
 import time
+from abc import ABC, abstractmethod
 from typing import Callable, ClassVar, Mapping
 
 from simulators.serial_endpoint import SerialEndpoint, serve_until_interrupted
@@ -22,7 +23,7 @@ FAULT_KINDS = ("drop", "corrupt", "delay", "truncate", "double")
 STALL_ENDS = ("stacker", "acceptor")
 
 
-class PolledValidatorSimulator:
+class PolledValidatorSimulator(ABC):
     """One simulated unit. `step_s` is how long each mechanical step takes."""
 
     # The thread name of the serving loop, and the codec's stream decoder.
@@ -54,10 +55,12 @@ class PolledValidatorSimulator:
 
     # -- what a protocol supplies -----------------------------------------------------------
 
+    @abstractmethod
     def _tick(self) -> None:
         """Advance the mechanism by wall time."""
         raise NotImplementedError
 
+    @abstractmethod
     def _handle(self, frame):
         """The unit's answer to one good host frame (None: the protocol has no answer)."""
         raise NotImplementedError
@@ -70,10 +73,12 @@ class PolledValidatorSimulator:
         """Whether a fault spoils this good host frame on its way in (counted as bad)."""
         return False
 
+    @abstractmethod
     def _takes_notes(self) -> bool:
         """Whether the unit is idle and enabled, before jams and the cashbox are looked at."""
         raise NotImplementedError
 
+    @abstractmethod
     def _enter(self, phase: str) -> None:
         raise NotImplementedError
 

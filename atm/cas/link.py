@@ -239,8 +239,7 @@ class CasLink:
     @on_command.setter
     def on_command(self, hook: Callable[[str, dict], Awaitable[None]] | None) -> None:
         self._on_command = hook
-        if hasattr(self._client, "on_command"):
-            self._client.on_command = hook
+        self._wire(self._client)
 
     @property
     def on_settings(self) -> Callable[[KioskSettings], None] | None:
@@ -249,8 +248,7 @@ class CasLink:
     @on_settings.setter
     def on_settings(self, hook: Callable[[KioskSettings], None] | None) -> None:
         self._on_settings = hook
-        if hasattr(self._client, "on_settings"):
-            self._client.on_settings = hook
+        self._wire(self._client)
 
     async def start(self) -> None:
         await self._start(self._client)
@@ -273,6 +271,7 @@ class CasLink:
             await stop()
 
     def _wire(self, client: Any) -> None:
+        """Hand the kiosk's hooks to `client` (the one in use, or the next one)."""
         if hasattr(client, "on_command"):
             client.on_command = self._on_command
         if hasattr(client, "on_settings"):

@@ -29,7 +29,14 @@ class TextsError(ValueError):
 
 
 def available_languages() -> list[str]:
-    return sorted(p.stem for p in LOCALE_DIR.glob("*.toml"))
+    return list(_language_files())
+
+
+@lru_cache(maxsize=1)
+def _language_files() -> tuple[str, ...]:
+    # Read once: every text and every amount on every screen asks, and the files ship
+    # with the code (a new language comes with an update and a restart).
+    return tuple(sorted(p.stem for p in LOCALE_DIR.glob("*.toml")))
 
 
 @lru_cache(maxsize=None)

@@ -8,19 +8,26 @@ everywhere else; nothing here decides about a customer's money.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import os
+import uuid
 from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from hal import Fiat
+from hal import Fiat, Light
+from hal.dispenser import CashDispenser
 from hal.money import minor_digits
 from hal.errors import DeviceError
 from hal.printer import Receipt, TextLine
 from hal.scanner import CodeScanner
-from atm import texts
+from atm import receipts, texts
+from atm.cas.interface import CasError
+from atm.cas.pairing import PAIRING_PREFIX
+from atm.journal import JournalError
 from atm.ui.facade import PreviewRefused
 
 if TYPE_CHECKING:
@@ -183,7 +190,6 @@ class ServiceMenu:
 
     def _alert_facts(self) -> list[dict[str, Any]]:
         """Every alert in the journal, newest first (the journal keeps them all)."""
-        import json
         out = []
         try:
             facts = list(self.kiosk.journal.facts("alert"))
@@ -233,7 +239,6 @@ class ServiceMenu:
                 "collections": self.collections()}
 
     def collections(self) -> list[dict[str, Any]]:
-        import json
         k = self.kiosk
         currency = k.config.currency
         counted = {}
@@ -326,8 +331,6 @@ class ServiceMenu:
             return
 
         def plain(obj: Any) -> Any:
-            import dataclasses
-            import json
             return json.loads(json.dumps(dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj,
                                          default=str))
 
@@ -359,7 +362,6 @@ class ServiceMenu:
         by = None
         for fact in k.journal.facts():
             if fact["kind"] in ("activated", "deactivated"):
-                import json
                 data = json.loads(fact["data"]) if isinstance(fact["data"], str) else fact["data"]
                 by = data.get("by") if fact["kind"] == "deactivated" else None
         settings = k.settings()
@@ -446,7 +448,6 @@ class ServiceMenu:
         k._spawn(k._print(receipt), "print-collection")
 
     def _collection_receipt(self, counts: dict[int, int], period_start: float | None, counted: int) -> Receipt:
-        from atm import receipts
         k = self.kiosk
         config = k.config
         now = datetime.now(timezone.utc)
@@ -469,7 +470,6 @@ class ServiceMenu:
             raise ServiceActionError("the printer did not print: see the Alerts page for its error")
 
     async def _test_lights(self, _m: Mapping[str, Any]) -> None:
-        from hal import Light
         indicators = self.kiosk.devices.indicators
         if indicators is None:
             raise ServiceActionError("this kiosk has no indicator lights configured")
@@ -529,7 +529,6 @@ class ServiceMenu:
     def scanned(self, text: str) -> None:
         """A code read while the service menu is open: shown, never acted on, except an
         operator's pairing code the technician asked to pair with."""
-        from atm.cas.pairing import PAIRING_PREFIX
         if self.pairing_mode and text.startswith(PAIRING_PREFIX) and not self.pairing_busy:
             self.pairing_mode = False
             self.pairing_busy = True
@@ -556,7 +555,6 @@ class ServiceMenu:
         (atm.cas.link.CasLink.pair_and_switch): the CAS pin is checked inside the TLS
         handshake before the token leaves; nothing switches while a transaction or a
         dispense is open; a pairing that fails leaves the old link running."""
-        from atm.cas.interface import CasError
         k = self.kiosk
         switch = getattr(k.cas, "pair_and_switch", None)
         try:
@@ -703,7 +701,6 @@ class ServiceMenu:
         """Book what a dispense of unknown outcome really paid out, as the technician counted
         it, through the journal call `atm cassettes resolve` uses: only an unknown outcome is
         booked, once; what the sale still owes becomes collectable with its redeem code."""
-        from atm.journal import JournalError
         k = self.kiosk
         request_id = m.get("request_id")
         if not isinstance(request_id, str) or not request_id:
@@ -751,8 +748,6 @@ class ServiceMenu:
         Journaled as a dispense intent of its own before the command, so that the notes it
         moves are booked out of the cassette and into the reject bin by the answer, and a
         crash in between is reconciled like any dispense (asked, never repeated)."""
-        from hal.dispenser import CashDispenser
-        import uuid
         cassette = self._cassette(m)
         dispenser = self.kiosk.devices.dispenser
         if type(dispenser).test_dispense is CashDispenser.test_dispense:

@@ -114,3 +114,13 @@ class Harness:
         await self.wait_for(lambda: self.screen == "scan_address")
         assert self.scanner.present(address)
         await self.wait_for(lambda: self.screen == "insert_cash")
+
+
+async def open_service_menu(world: Any, idle_timeout: float = 30.0) -> None:
+    """A technician's way in on any kiosk test world (Harness, SellKiosk): the service
+    switch inside the door, then the PIN, until the menu is on screen."""
+    await world.wait_for(lambda: world.screen == "idle", timeout=idle_timeout)
+    world.kiosk.devices.sensors.pin("service_switch").drive_high()
+    await world.wait_for(lambda: world.screen == "maintenance_login")
+    assert (await world.act("service_login", pin=PIN))["ok"]
+    await world.wait_for(lambda: world.screen == "maintenance")

@@ -11,7 +11,7 @@ import shutil
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from kiosk_harness import PIN, Harness
+from kiosk_harness import Harness, open_service_menu
 
 from atm.cas.link import STAGING_DIR, CasLink, finish_interrupted_switch
 from atm.cas.pairing import PairingOffer, encode_pairing_code
@@ -49,13 +49,6 @@ async def kiosk_on_a(tmp_path: Path, *, b_pairs: bool = True, same_operator: boo
         await op_b.stop()
         await op_a.stop()
 
-
-async def log_in(h: Harness) -> None:
-    await h.wait_for(lambda: h.screen == "idle", timeout=30)
-    h.sensors.pin("service_switch").drive_high()
-    await h.wait_for(lambda: h.screen == "maintenance_login")
-    assert (await h.act("service_login", pin=PIN))["ok"]
-    await h.wait_for(lambda: h.screen == "maintenance")
 
 
 async def log_out(h: Harness) -> None:
@@ -103,7 +96,7 @@ async def test_after_pairing_with_b_in_the_menu_the_next_buy_goes_to_b_and_a_hea
         first = await buy(h, 2000)
         await h.wait_for(lambda: first in op_a.cas.transactions, timeout=30)
         await op_a.cas.go_down()                     # what the kiosk queues from now stays for A
-        await log_in(h)
+        await open_service_menu(h)
         assert (await scan_pairing_code(h, op_b.pairing_code))["ok"] is True
         seen_by_a = len(op_a.cas.request_log)
         pairing = h.data["pairing"]
@@ -142,7 +135,7 @@ async def test_the_new_operator_must_sign_the_settings_before_the_kiosk_sells(tm
         op_a.publish(fee_percent="3")                # A's kiosk holds version 3
         await h.wait_for(lambda: getattr(h.kiosk.settings(), "version", None) == 3, timeout=30)
         op_b.cas.bundles[:] = [op_b.sign_bundle(version=1, key=op_a.operator_key)]
-        await log_in(h)
+        await open_service_menu(h)
         assert (await scan_pairing_code(h, op_b.pairing_code))["ok"] is True
         await h.wait_for(lambda: any(r["what"] == "bundle" for r in link.status()["refusals"]), timeout=30)
         assert h.kiosk.settings() is None
@@ -177,7 +170,7 @@ async def test_pairing_is_refused_while_a_send_is_still_open_and_the_send_stays_
         await h.wait_for(lambda: h.screen == "receipt", timeout=30)
         await h.act("done")
         assert h.journal.transaction(tx_id)["status"] == "sending"
-        await log_in(h)
+        await open_service_menu(h)
         reply = await h.act("service_action", do="pair_scan")
         assert reply["ok"] is False and "transaction or a dispense is still open" in reply["error"]
         assert h.data["pairing"]["waiting_for_code"] is False
@@ -204,7 +197,7 @@ async def test_a_failed_pairing_leaves_the_kiosk_selling_through_a(tmp_path):
         wrong_pin = encode_pairing_code(PairingOffer(cas_url=op_b.cas.url, cas_pin="0" * 64, token="t" * 32,
                                                      operator_key=public_key_text(op_b.operator_key),
                                                      kiosk_id="kiosk-1"))
-        await log_in(h)
+        await open_service_menu(h)
         result = await scan_pairing_code(h, wrong_pin)
         assert result["ok"] is False and "pin" in result["text"] and "token was not sent" in result["text"]
         await op_b.cas.go_down()
@@ -236,7 +229,7 @@ async def test_a_new_link_that_will_not_start_gives_the_old_one_back(tmp_path):
         return CasClient.from_state(state_dir, **options)
 
     async with kiosk_on_a(tmp_path, build=build) as (h, link, op_a, op_b):
-        await log_in(h)
+        await open_service_menu(h)
         result = await scan_pairing_code(h, op_b.pairing_code)
         assert result["ok"] is False and "could not be started" in result["text"] and op_a.cas.url in result["text"]
         assert link.in_use()["cas_url"] == op_a.cas.url and load_pairing(link.pairing_dir).cas_url == op_a.cas.url
@@ -258,7 +251,7 @@ async def test_when_neither_link_will_start_the_kiosk_sells_nothing_and_can_be_p
         return CasClient.from_state(state_dir, **options)
 
     async with kiosk_on_a(tmp_path, build=build) as (h, link, op_a, op_b):
-        await log_in(h)
+        await open_service_menu(h)
         result = await scan_pairing_code(h, op_b.pairing_code)
         assert result["ok"] is False and "pair" in result["text"] and "could not be restored" in result["text"]
         assert h.kiosk.settings() is None and link.in_use() is None
@@ -282,7 +275,7 @@ async def test_the_same_operator_on_a_new_cas_keeps_its_settings_and_queued_uplo
     async with kiosk_on_a(tmp_path, same_operator=True) as (h, link, op_a, op_b):
         await h.wait_for(lambda: h.kiosk.settings() is not None, timeout=30)
         await op_a.cas.go_down()
-        await log_in(h)                               # its alert is queued, A is away
+        await open_service_menu(h)                               # its alert is queued, A is away
         assert (await scan_pairing_code(h, op_b.pairing_code))["ok"] is True
         assert h.data["pairing"]["paired_with"]["same_operator"] is True
         assert h.kiosk.settings() is not None and h.kiosk.settings().version == 1

@@ -7,15 +7,8 @@ from __future__ import annotations
 import json
 
 from hal import Fiat
-from kiosk_harness import PIN, Harness
+from kiosk_harness import Harness, open_service_menu
 
-
-async def _log_in(h: Harness) -> None:
-    await h.wait_for(lambda: h.screen == "idle")
-    h.sensors.pin("service_switch").drive_high()
-    await h.wait_for(lambda: h.screen == "maintenance_login")
-    assert (await h.act("service_login", pin=PIN))["ok"]
-    await h.wait_for(lambda: h.screen == "maintenance")
 
 
 async def _buy(h: Harness, *notes: int) -> None:
@@ -33,7 +26,7 @@ async def _buy(h: Harness, *notes: int) -> None:
 async def test_a_collection_journals_the_counted_amount_and_the_difference_and_prints_them(tmp_path):
     async with Harness(tmp_path) as h:
         await _buy(h, 2000, 1000)
-        await _log_in(h)
+        await open_service_menu(h)
         assert h.data["cash"]["total"] == "30.00 EUR"
         reply = await h.act("service_action", do="collect_cash", counted_minor="2500")
         assert reply["ok"], reply
@@ -53,7 +46,7 @@ async def test_a_german_kiosk_shows_and_prints_the_service_menus_amounts_in_germ
     turning amounts into text itself (str(Fiat)) showed "1,234.50 EUR" on a German kiosk."""
     async with Harness(tmp_path, language="de", max_buy=Fiat(200_000, "EUR")) as h:
         await _buy(h, *[20_000] * 6, 5_000)
-        await _log_in(h)
+        await open_service_menu(h)
         assert h.data["cash"]["total"] == "1.250,00 EUR"
         assert [n["value"] for n in h.data["cash"]["notes"]] == ["50,00 EUR", "200,00 EUR"]
         reply = await h.act("service_action", do="collect_cash", counted_minor="123450")
@@ -70,7 +63,7 @@ async def test_a_german_kiosk_shows_and_prints_the_service_menus_amounts_in_germ
 async def test_a_collection_without_a_counted_amount_is_refused_and_changes_nothing(tmp_path):
     async with Harness(tmp_path) as h:
         await _buy(h, 2000)
-        await _log_in(h)
+        await open_service_menu(h)
         for bad in (None, "", "12a", -5, 1.5, True, "9" * 40):
             reply = await h.act("service_action", do="collect_cash", counted_minor=bad)
             assert reply["ok"] is False and "counted" in reply["error"], bad
@@ -80,7 +73,7 @@ async def test_a_collection_without_a_counted_amount_is_refused_and_changes_noth
 
 async def test_a_technician_may_deactivate_and_reactivate_but_not_undo_the_operators_deactivation(tmp_path):
     async with Harness(tmp_path) as h:
-        await _log_in(h)
+        await open_service_menu(h)
         assert (await h.act("service_action", do="deactivate"))["ok"]
         assert h.data["activation"] == {**h.data["activation"], "active": False, "deactivated_by": "technician",
                                         "needs_signature": False}
@@ -103,7 +96,7 @@ async def test_a_flood_of_wrong_pins_does_not_push_a_fraud_alert_out_of_the_menu
         h.kiosk.alert("fraud", "validator: fraud attempt: string on the note", "critical")
         for _ in range(120):
             h.kiosk.alert("wrong_pin", "service menu: wrong PIN", "warning")
-        await _log_in(h)
+        await open_service_menu(h)
         groups = h.data["alert_groups"]
         assert groups[0]["kind"] == "fraud" and groups[0]["severity"] == "critical" and groups[0]["count"] == 1
         wrong = next(g for g in groups if g["kind"] == "wrong_pin")
@@ -115,7 +108,7 @@ async def test_the_log_goes_to_a_usb_stick_folder_and_a_bad_path_is_refused(tmp_
     stick = tmp_path / "usb"
     stick.mkdir()
     async with Harness(tmp_path) as h:
-        await _log_in(h)
+        await open_service_menu(h)
         assert (await h.act("service_action", do="export_logs", path=str(stick)))["ok"]
         exported = list(stick.glob("atm-*.log"))
         assert len(exported) == 1 and "service menu" in exported[0].read_text()
@@ -127,7 +120,7 @@ async def test_the_log_goes_to_a_usb_stick_folder_and_a_bad_path_is_refused(tmp_
 
 async def test_a_code_scanned_in_the_service_menu_is_shown_and_buys_nothing(tmp_path):
     async with Harness(tmp_path) as h:
-        await _log_in(h)
+        await open_service_menu(h)
         assert (await h.act("service_action", do="scan_test"))["ok"]
         assert h.scanner.present("bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080")
         await h.wait_for(lambda: h.data["tests"]["last_scan"] == "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080")
@@ -136,7 +129,7 @@ async def test_a_code_scanned_in_the_service_menu_is_shown_and_buys_nothing(tmp_
 
 async def test_the_status_page_names_each_device_and_the_server_link(tmp_path):
     async with Harness(tmp_path) as h:
-        await _log_in(h)
+        await open_service_menu(h)
         rows = {d["kind"]: d for d in h.data["devices"]}
         assert set(rows) >= {"validator", "scanner", "printer"}
         assert all({"model", "firmware", "serial", "state", "last_error"} <= set(r) for r in rows.values())
@@ -161,7 +154,7 @@ async def test_a_technician_pairs_the_running_kiosk_by_scanning_the_operators_co
     link = _linked_standin(tmp_path)
     async with SimulatedOperator(tmp_path / "operator", pair_kiosk=False, kiosk_id="kiosk-1") as op:
         async with Harness(tmp_path, cas_state_dir=tmp_path / "cas", cas=link) as h:
-            await _log_in(h)
+            await open_service_menu(h)
             assert (await h.act("service_action", do="pair_scan"))["ok"]
             assert h.data["pairing"]["waiting_for_code"] is True
             assert h.scanner.present(op.pairing_code)
@@ -177,7 +170,7 @@ async def test_a_technician_pairs_the_running_kiosk_by_scanning_the_operators_co
 async def test_a_broken_pairing_code_is_reported_on_the_menu_and_pairs_nothing(tmp_path):
     from atm.cas.state import NotPaired, load_pairing
     async with Harness(tmp_path, cas_state_dir=tmp_path / "cas", cas=_linked_standin(tmp_path)) as h:
-        await _log_in(h)
+        await open_service_menu(h)
         assert (await h.act("service_action", do="pair_scan"))["ok"]
         assert h.scanner.present("atmpair:1:not-base64!")
         await h.wait_for(lambda: h.data["last_result"]["ok"] is False)
@@ -206,7 +199,7 @@ async def test_the_cassettes_page_shows_what_the_dispenser_reports_read_off_the_
     h.kiosk.devices.dispenser = dispenser
     h.kiosk._health["dispenser"] = h.kiosk._health["validator"].__class__()
     async with h:
-        await _log_in(h)
+        await open_service_menu(h)
         await h.wait_for(lambda: (h.data.get("cassettes") or {}).get("cassettes"))
         shown = h.data["cassettes"]
         assert [c["id"] for c in shown["cassettes"]] == ["upper", "lower"]

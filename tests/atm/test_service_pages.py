@@ -8,16 +8,9 @@ from __future__ import annotations
 import json
 
 from drivers.gpio.driver import GpioSensors, make_pin_factory
-from kiosk_harness import PIN, REGTEST_ADDRESS, Harness
+from kiosk_harness import REGTEST_ADDRESS, Harness, open_service_menu
 from sell_world import SellKiosk
 
-
-async def _log_in(h) -> None:
-    await h.wait_for(lambda: h.screen == "idle")
-    h.kiosk.devices.sensors.pin("service_switch").drive_high()
-    await h.wait_for(lambda: h.screen == "maintenance_login")
-    assert (await h.act("service_login", pin=PIN))["ok"]
-    await h.wait_for(lambda: h.screen == "maintenance")
 
 
 def _sell_kiosk(tmp_path) -> SellKiosk:
@@ -32,7 +25,7 @@ def _facts(journal, kind: str) -> list[dict]:
 
 async def test_a_refill_from_the_cassettes_page_restarts_the_books_of_that_cassette(tmp_path):
     async with _sell_kiosk(tmp_path) as w:
-        await _log_in(w)
+        await open_service_menu(w)
         first = w.dispenser.cassette_ids[0]
         reply = await w.act("service_action", do="refill_cassette", cassette=first, count="250")
         assert reply["ok"], reply
@@ -45,7 +38,7 @@ async def test_a_refill_from_the_cassettes_page_restarts_the_books_of_that_casse
 
 async def test_bad_refill_and_reject_bin_entries_are_refused_and_change_nothing(tmp_path):
     async with _sell_kiosk(tmp_path) as w:
-        await _log_in(w)
+        await open_service_menu(w)
         first = w.dispenser.cassette_ids[0]
         loads = w.journal.cassette_loads()
         for bad in (None, "", "12a", -1, 1.5, True, 10_001, "9" * 40):
@@ -63,7 +56,7 @@ async def test_bad_refill_and_reject_bin_entries_are_refused_and_change_nothing(
 async def test_a_refill_is_refused_while_a_transaction_is_open(tmp_path):
     """Mutation caught: dropping the open-transaction guard of the refill."""
     async with _sell_kiosk(tmp_path) as w:
-        await _log_in(w)
+        await open_service_menu(w)
         first = w.dispenser.cassette_ids[0]
         w.journal.open_buy("tx-open", REGTEST_ADDRESS, "EUR")
         loads = w.journal.cassette_loads()
@@ -76,7 +69,7 @@ async def test_a_test_dispense_books_its_note_from_the_cassette_into_the_reject_
     """Mutation caught: journaling the intent after the command (the answer then finds no
     intent and the note is not booked), or not booking the answer."""
     async with _sell_kiosk(tmp_path) as w:
-        await _log_in(w)
+        await open_service_menu(w)
         first = w.dispenser.cassette_ids[0]
         reply = await w.act("service_action", do="test_dispense", cassette=first)
         assert reply["ok"], reply
@@ -99,7 +92,7 @@ async def test_a_test_dispense_books_its_note_from_the_cassette_into_the_reject_
 
 async def test_a_reject_bin_count_that_differs_from_the_books_goes_to_reconciliation(tmp_path):
     async with _sell_kiosk(tmp_path) as w:
-        await _log_in(w)
+        await open_service_menu(w)
         reply = await w.act("service_action", do="count_reject_bin", counted=3)
         assert reply["ok"], reply
         assert [r["summary"] for r in w.journal.reconciliation_items()] == [
@@ -110,7 +103,7 @@ async def test_the_note_test_returns_the_note_shows_its_value_and_credits_nothin
     """Mutation caught: stacking the test note instead of returning it (the cashbox and
     the journal's notes then hold it)."""
     async with Harness(tmp_path) as h:
-        await _log_in(h)
+        await open_service_menu(h)
         assert (await h.act("service_action", do="note_test"))["ok"]
         assert h.validator.state_info()["enabled"] is True
         assert h.validator.insert_note(2000)
@@ -128,7 +121,7 @@ async def test_the_note_test_returns_the_note_shows_its_value_and_credits_nothin
 
 async def test_leaving_the_menu_ends_the_note_test(tmp_path):
     async with Harness(tmp_path) as h:
-        await _log_in(h)
+        await open_service_menu(h)
         assert (await h.act("service_action", do="note_test"))["ok"]
         assert (await h.act("service_action", do="exit"))["ok"]
         await h.wait_for(lambda: h.kiosk.service_menu.note_test is False)
@@ -141,7 +134,7 @@ async def test_a_test_dispense_is_journaled_before_the_dispenser_is_told(tmp_pat
     from the books; here the journal file is read at the moment the command goes out."""
     import sqlite3
     async with _sell_kiosk(tmp_path) as w:
-        await _log_in(w)
+        await open_service_menu(w)
         first = w.dispenser.cassette_ids[0]
         seen: list[int] = []
         real = w.dispenser.test_dispense
@@ -165,7 +158,7 @@ async def test_a_test_dispense_the_device_refuses_is_booked_unknown_for_the_reje
     start again) or booking it as nothing moved (the reject-bin count would hide a note)."""
     from hal.errors import DeviceError
     async with _sell_kiosk(tmp_path) as w:
-        await _log_in(w)
+        await open_service_menu(w)
         first = w.dispenser.cassette_ids[0]
 
         def broken(request_id: str, cassette: str) -> None:
@@ -184,7 +177,7 @@ async def test_a_dispenser_without_a_test_dispense_is_refused_before_anything_is
     from simulators.standin import StandinDispenser
     async with Harness(tmp_path) as h:
         h.kiosk.devices.dispenser = StandinDispenser()
-        await _log_in(h)
+        await open_service_menu(h)
         reply = await h.act("service_action", do="test_dispense", cassette="upper")
         assert reply["ok"] is False and "has no test dispense" in reply["error"]
         assert h.journal.dispenses_for_all() == [] and _facts(h.journal, "service_test_dispense") == []
@@ -193,7 +186,7 @@ async def test_a_dispenser_without_a_test_dispense_is_refused_before_anything_is
 async def test_a_test_dispense_is_refused_while_a_transaction_is_open(tmp_path):
     """Mutation caught: dropping the open-transaction guard of the test dispense."""
     async with _sell_kiosk(tmp_path) as w:
-        await _log_in(w)
+        await open_service_menu(w)
         w.journal.open_buy("tx-open", REGTEST_ADDRESS, "EUR")
         reply = await w.act("service_action", do="test_dispense", cassette=w.dispenser.cassette_ids[0])
         assert reply["ok"] is False and "still open" in reply["error"]

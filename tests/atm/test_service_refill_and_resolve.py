@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from drivers.gpio.driver import GpioSensors, make_pin_factory
 from hal import Fiat, Sats
-from kiosk_harness import PIN
+from kiosk_harness import open_service_menu
 from sell_world import SellKiosk
 
 CODE = "CODE-1"
@@ -20,13 +20,6 @@ CODE = "CODE-1"
 def eur(minor: int) -> Fiat:
     return Fiat(minor, "EUR")
 
-
-async def _log_in(w) -> None:
-    await w.wait_for(lambda: w.screen == "idle")
-    w.kiosk.devices.sensors.pin("service_switch").drive_high()
-    await w.wait_for(lambda: w.screen == "maintenance_login")
-    assert (await w.act("service_login", pin=PIN))["ok"]
-    await w.wait_for(lambda: w.screen == "maintenance")
 
 
 def _kiosk(tmp_path) -> SellKiosk:
@@ -62,7 +55,7 @@ def _unknown_sale(w, tx: str = "sell-1") -> tuple[str, str, str]:
 
 async def test_a_refill_books_the_note_value_and_low_level_typed_on_the_page(tmp_path):
     async with _kiosk(tmp_path) as w:
-        await _log_in(w)
+        await open_service_menu(w)
         ten = w.dispenser.cassette_ids[0]
         offered = w.data["cassettes"]["refill"]
         # the dispenser's and the books' notes, and the validator's (5 to 200 EUR on the stand-in)
@@ -86,7 +79,7 @@ async def test_a_refill_books_the_note_value_and_low_level_typed_on_the_page(tmp
 async def test_a_note_value_the_dispenser_is_not_configured_for_is_booked_shown_and_alerted(tmp_path):
     """Mutation caught: dropping the mismatch alert, or the mismatch row of the page."""
     async with _kiosk(tmp_path) as w:
-        await _log_in(w)
+        await open_service_menu(w)
         ten = w.dispenser.cassette_ids[0]
         reply = await w.act("service_action", do="refill_cassette", cassette=ten, count="40", denomination="2000",
                             near_empty="5")
@@ -100,7 +93,7 @@ async def test_a_note_value_the_dispenser_is_not_configured_for_is_booked_shown_
 
 async def test_bad_note_values_and_low_levels_are_refused_and_book_nothing(tmp_path):
     async with _kiosk(tmp_path) as w:
-        await _log_in(w)
+        await open_service_menu(w)
         ten = w.dispenser.cassette_ids[0]
         loads = w.journal.cassette_loads()
         for bad in ("20", "0", "abc", -5, True, 1.5, "9" * 13, 10**13, [], {"x": 1}):
@@ -119,7 +112,7 @@ async def test_an_unknown_dispense_is_listed_and_its_count_reopens_the_code_for_
     w = _kiosk(tmp_path)
     tx, ten, fifty = _unknown_sale(w)
     async with w:
-        await _log_in(w)
+        await open_service_menu(w)
         [item] = w.data["cassettes"]["unknown_dispenses"]
         assert (item["request_id"], item["tx_id"], item["test"], item["value"]) == ("r1", tx, False, "60.00 EUR")
         assert item["asked"] == [{"cassette": c, "notes": 1, "value": v}
@@ -146,7 +139,7 @@ async def test_a_second_count_of_the_same_dispense_is_refused_and_cannot_reopen_
     w = _kiosk(tmp_path)
     tx, ten, fifty = _unknown_sale(w)
     async with w:
-        await _log_in(w)
+        await open_service_menu(w)
         assert (await w.act("service_action", do="resolve_dispense", request_id="r1",
                             exited={fifty: "1", ten: "0"}))["ok"]
         # the customer collects the rest with the code
@@ -171,7 +164,7 @@ async def test_counts_outside_the_dispense_are_refused_and_book_nothing(tmp_path
     w = _kiosk(tmp_path)
     tx, ten, fifty = _unknown_sale(w)
     async with w:
-        await _log_in(w)
+        await open_service_menu(w)
         twenty = w.dispenser.cassette_ids[1]
         for fields, said in (
                 ({"exited": {fifty: "1"}}, f"from cassette {ten}"),                # a cassette left out
@@ -195,7 +188,7 @@ async def test_a_test_dispense_of_unknown_outcome_is_counted_with_no_sale_to_set
     w.journal.dispense_outcome("svc-test-cut", "hardwareError", {}, {}, eur(0), outcome="unknown",
                                uncertain={ten: 1}, uncertain_value=eur(1000))
     async with w:
-        await _log_in(w)
+        await open_service_menu(w)
         [item] = w.data["cassettes"]["unknown_dispenses"]
         assert item["test"] is True and item["request_id"] == "svc-test-cut"
         reply = await w.act("service_action", do="resolve_dispense", request_id="svc-test-cut",

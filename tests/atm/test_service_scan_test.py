@@ -8,15 +8,8 @@ import pytest
 
 from atm.config import Timeouts
 from atm.ui.facade import PreviewRefused
-from kiosk_harness import PIN, REGTEST_ADDRESS, Harness
+from kiosk_harness import REGTEST_ADDRESS, Harness, open_service_menu
 
-
-async def _log_in(h: Harness) -> None:
-    await h.wait_for(lambda: h.screen == "idle")
-    h.sensors.pin("service_switch").drive_high()
-    await h.wait_for(lambda: h.screen == "maintenance_login")
-    assert (await h.act("service_login", pin=PIN))["ok"]
-    await h.wait_for(lambda: h.screen == "maintenance")
 
 
 async def _refused(h: Harness) -> PreviewRefused:
@@ -28,7 +21,7 @@ async def _refused(h: Harness) -> PreviewRefused:
 async def test_a_scanner_without_a_camera_runs_the_scan_test_and_says_it_has_no_picture(tmp_path):
     async with Harness(tmp_path) as h:
         assert (await _refused(h)).status == 404           # idle: the customer's screen gets no frame
-        await _log_in(h)
+        await open_service_menu(h)
         assert h.data["tests"]["scan_test"] == {"running": False, "preview": False}
         assert (await _refused(h)).status == 409           # menu open, scan test not running
         assert (await h.act("service_action", do="scan_test"))["ok"]
@@ -50,7 +43,7 @@ async def test_leaving_the_menu_any_way_stops_a_running_scan_test(tmp_path, way_
     timeouts = Timeouts(scan=30, cash=30, confirm=30, sending=30, receipt=30,
                         maintenance=1 if way_out == "menu_timer" else 30, recheck=30)
     async with Harness(tmp_path, timeouts=timeouts) as h:
-        await _log_in(h)
+        await open_service_menu(h)
         assert (await h.act("service_action", do="scan_test"))["ok"]
         assert h.data["tests"]["scan_test"]["running"] is True
         if way_out == "exit_button":
@@ -68,7 +61,7 @@ async def test_the_menu_timer_ends_a_running_note_test_so_the_idle_kiosk_takes_n
     with no purchase open."""
     timeouts = Timeouts(scan=30, cash=30, confirm=30, sending=30, receipt=30, maintenance=1, recheck=30)
     async with Harness(tmp_path, timeouts=timeouts) as h:
-        await _log_in(h)
+        await open_service_menu(h)
         assert (await h.act("service_action", do="note_test"))["ok"]
         assert h.validator.state_info()["enabled"] is True
         await h.wait_for(lambda: h.screen == "idle")
